@@ -1,0 +1,109 @@
+"""The portal's app factory: `create_app()` builds a configured Flask app in small steps."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from flask import Flask, g
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.clock import SystemClock
+from app.config import Settings
+from app.extensions import csrf, db, limiter, login_manager, migrate
+from app.web.access import load_user
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app from the environment; `test_config` overrides any setting (tests only)."""
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("INSTANCE_PATH") or os.path.join(PROJECT_ROOT, "instance"),
+        template_folder=os.path.join(PROJECT_ROOT, "templates"),
+        static_folder=os.path.join(PROJECT_ROOT, "static"),
+    )
+    configure_settings(app, test_config)
+    configure_logging(app)
+    configure_extensions(app)
+    configure_web(app)
+    configure_blueprints(app)
+    configure_cli(app)
+    return app
+
+
+def configure_settings(app: Flask, test_config: dict[str, Any] | None) -> None:
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(Settings.from_env(os.environ, app.instance_path).as_flask_config(app.instance_path))
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.extensions["clock"] = app.config.get("CLOCK") or SystemClock()
+    if app.config["PROXY_HOPS"]:
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            record.request_id = g.get("request_id", "-")
+        except RuntimeError:  # outside a request
+            record.request_id = "-"
+        return True
+
+
+def configure_logging(app: Flask) -> None:
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if not getattr(h, "_portal", False)]:
+        root.removeHandler(handler)
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler._portal = True  # type: ignore[attr-defined]
+        handler.addFilter(_RequestIdFilter())
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(app.config["LOG_LEVEL"])
+
+
+def configure_extensions(app: Flask) -> None:
+    from app import models  # noqa: F401  (register the models on the metadata)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(PROJECT_ROOT, "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.session_protection = "basic"
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.user_loader(load_user)
+
+
+def configure_web(app: Flask) -> None:
+    from app.web import errors, formatting, security, tenancy
+
+    security.init_app(app)
+    tenancy.init_app(app)
+    errors.init_app(app)
+    formatting.init_app(app)
+
+
+def configure_blueprints(app: Flask) -> None:
+    from app.blueprints.admin import bp as admin_bp
+    from app.blueprints.auth import bp as auth_bp
+    from app.blueprints.catalogue import bp as catalogue_bp
+    from app.blueprints.support import bp as support_bp
+
+    app.register_blueprint(catalogue_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(admin_bp, url_prefix="/admin")
+    app.register_blueprint(support_bp, url_prefix="/support")
+
+
+def configure_cli(app: Flask) -> None:
+    from app.cli import register
+
+    register(app)

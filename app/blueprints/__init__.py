@@ -1,0 +1,1 @@
+"""One blueprint per area of the product; each is a package with `bp`, `routes` and `forms`."""

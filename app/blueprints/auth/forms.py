@@ -1,0 +1,28 @@
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length
+
+from app.domain.accounts import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)],
+                       render_kw={"autocomplete": "username", "autofocus": True})
+    password = PasswordField("Password", validators=[InputRequired(), Length(max=PASSWORD_MAX_LENGTH)],
+                             render_kw={"autocomplete": "current-password"})
+
+
+class RegisterForm(FlaskForm):
+    name = StringField("Your name", validators=[DataRequired(), Length(max=200)],
+                       render_kw={"autocomplete": "name", "autofocus": True})
+    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
+                       render_kw={"autocomplete": "email"})
+    password = PasswordField(
+        "Password",
+        validators=[InputRequired(), Length(min=PASSWORD_MIN_LENGTH, max=PASSWORD_MAX_LENGTH)],
+        description=f"At least {PASSWORD_MIN_LENGTH} characters. Spaces and any characters are welcome.",
+        render_kw={"autocomplete": "new-password"},
+    )
+    confirm = PasswordField("Repeat the password",
+                            validators=[InputRequired(), EqualTo("password", "The passwords differ.")],
+                            render_kw={"autocomplete": "new-password"})

@@ -1,0 +1,120 @@
+"""Configuration from the environment, with safe defaults for a single machine.
+
+Every setting is read once, in `Config.from_env`. The README's configuration table lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+ENVIRONMENTS = ("development", "production", "testing")
+
+
+class ConfigError(RuntimeError):
+    """The portal refuses to start with this configuration."""
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def normalize_database_url(url: str) -> str:
+    """Use the psycopg 3 driver for PostgreSQL URLs written the usual way."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def instance_secret_key(instance_path: str) -> str:
+    """Read the secret key kept in the instance folder, creating it (mode 0600) on first run."""
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed view of the environment; turned into Flask config keys by `as_flask_config`."""
+
+    env: str
+    secret_key: str | None
+    database_url: str
+    redis_url: str | None
+    default_tenant: str
+    dns_base_domain: str
+    login_limit_account: str
+    login_limit_address: str
+    proxy_hops: int
+    log_level: str
+    max_content_length: int
+
+    @classmethod
+    def from_env(cls, environ: os._Environ[str] | dict[str, str], instance_path: str) -> Settings:
+        env = environ.get("PORTAL_ENV", "development").strip().lower()
+        if env not in ENVIRONMENTS:
+            raise ConfigError(f"PORTAL_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}.")
+        default_db = "sqlite:///" + os.path.join(instance_path, "portal.sqlite3")
+        return cls(
+            env=env,
+            secret_key=environ.get("SECRET_KEY") or None,
+            database_url=normalize_database_url(environ.get("DATABASE_URL") or default_db),
+            redis_url=environ.get("REDIS_URL") or None,
+            default_tenant=environ.get("DEFAULT_TENANT", "default"),
+            dns_base_domain=environ.get("DNS_BASE_DOMAIN", "cloud.example.test"),
+            login_limit_account=environ.get("LOGIN_LIMIT_ACCOUNT", "5 per minute;20 per hour"),
+            login_limit_address=environ.get("LOGIN_LIMIT_ADDRESS", "20 per minute;200 per hour"),
+            proxy_hops=int(environ.get("PROXY_HOPS", "0")),
+            log_level=environ.get("LOG_LEVEL", "INFO").upper(),
+            max_content_length=int(environ.get("MAX_CONTENT_LENGTH", str(1024 * 1024))),
+        )
+
+    def as_flask_config(self, instance_path: str) -> dict[str, object]:
+        production = self.env == "production"
+        if production and not self.secret_key:
+            raise ConfigError("SECRET_KEY must be set when PORTAL_ENV=production.")
+        if production and self.database_url.startswith("sqlite"):
+            raise ConfigError("DATABASE_URL must point at PostgreSQL when PORTAL_ENV=production.")
+        return {
+            "PORTAL_ENV": self.env,
+            "SECRET_KEY": self.secret_key or instance_secret_key(instance_path),
+            "SQLALCHEMY_DATABASE_URI": self.database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": engine_options(self.database_url),
+            "REDIS_URL": self.redis_url,
+            "RATELIMIT_STORAGE_URI": self.redis_url or "memory://",
+            "RATELIMIT_HEADERS_ENABLED": False,
+            "LOGIN_LIMIT_ACCOUNT": self.login_limit_account,
+            "LOGIN_LIMIT_ADDRESS": self.login_limit_address,
+            "DEFAULT_TENANT": self.default_tenant,
+            "DNS_BASE_DOMAIN": self.dns_base_domain,
+            "PROXY_HOPS": self.proxy_hops,
+            "LOG_LEVEL": self.log_level,
+            "MAX_CONTENT_LENGTH": self.max_content_length,
+            "MAX_FORM_PARTS": 200,
+            "MAX_FORM_MEMORY_SIZE": 512 * 1024,
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "SESSION_COOKIE_SECURE": production,
+            "SESSION_COOKIE_NAME": "__Host-session" if production else "session",
+            "PREFERRED_URL_SCHEME": "https" if production else "http",
+            "WTF_CSRF_TIME_LIMIT": None,
+            "WTF_CSRF_SSL_STRICT": production,
+            "ARGON2_PARAMETERS": {},
+            "SEND_FILE_MAX_AGE_DEFAULT": 3600,
+        }
+
+
+def engine_options(url: str) -> dict[str, object]:
+    """Pool settings that suit each database."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 15, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}

@@ -1,0 +1,20 @@
+"""All models, importable from one place (Alembic and the shell need them registered)."""
+
+from app.models.catalogue import Plan, Product, ServiceType
+from app.models.subscription import Subscription, SubscriptionEvent, SubscriptionItem
+from app.models.tenant import Tenant, TenantHost
+from app.models.user import CustomerProfile, User, UserSession
+
+__all__ = [
+    "CustomerProfile",
+    "Plan",
+    "Product",
+    "ServiceType",
+    "Subscription",
+    "SubscriptionEvent",
+    "SubscriptionItem",
+    "Tenant",
+    "TenantHost",
+    "User",
+    "UserSession",
+]

@@ -1,0 +1,110 @@
+"""Subscriptions, the items they provision and the history of every change."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.domain.catalogue import Interval, Provider
+from app.domain.subscriptions import ItemStatus, SubscriptionStatus
+from app.extensions import db
+from app.models.base import Timestamps, UTCDateTime, enum_type
+from app.models.catalogue import Plan
+from app.models.user import User
+
+
+class Subscription(Timestamps, db.Model):
+    """A customer's subscription to a plan, with the price fixed when it was ordered."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_subscriptions_tenant_user_status", "tenant_id", "user_id", "status"),
+        Index("ix_subscriptions_status_effective_at", "status", "effective_at"),
+        Index("ix_subscriptions_tenant_plan", "tenant_id", "plan_id"),
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
+        CheckConstraint("price_minor >= 0", name="price_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    status: Mapped[SubscriptionStatus] = mapped_column(enum_type(SubscriptionStatus, "subscription_status"))
+    quantity: Mapped[int] = mapped_column(default=1)
+    price_minor: Mapped[int] = mapped_column()
+    currency: Mapped[str] = mapped_column(String(3))
+    interval: Mapped[Interval] = mapped_column(enum_type(Interval, "subscription_interval"))
+    requested_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    auto_renew: Mapped[bool] = mapped_column(default=True)
+    auto_backorder: Mapped[bool] = mapped_column(default=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(64))
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    current_period_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    current_period_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    effective_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(default=1)
+
+    user: Mapped[User] = relationship()
+    plan: Mapped[Plan] = relationship()
+    items: Mapped[list[SubscriptionItem]] = relationship(
+        back_populates="subscription", order_by="SubscriptionItem.id"
+    )
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class SubscriptionItem(Timestamps, db.Model):
+    """One provisioned (or to-be-provisioned) server or service of a subscription."""
+
+    __tablename__ = "subscription_items"
+    __table_args__ = (
+        Index("ix_subscription_items_provider_server", "provider", "server_id"),
+        Index("ix_subscription_items_tenant_status", "tenant_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[ItemStatus] = mapped_column(enum_type(ItemStatus, "item_status"), default=ItemStatus.PENDING)
+    service_kind: Mapped[str] = mapped_column(String(63), default="server")
+    provider: Mapped[Provider] = mapped_column(enum_type(Provider, "item_provider"))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    server_id: Mapped[str | None] = mapped_column(String(64))
+    hostname: Mapped[str | None] = mapped_column(String(63))
+    fqdn: Mapped[str | None] = mapped_column(String(253))
+    ipv4: Mapped[str | None] = mapped_column(String(45))
+    ipv6: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    subscription: Mapped[Subscription] = relationship(back_populates="items")
+
+
+class SubscriptionEvent(db.Model):
+    """Append-only history: who changed what, when, from which state to which, and why."""
+
+    __tablename__ = "subscription_events"
+    __table_args__ = (Index("ix_subscription_events_subscription_created", "subscription_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("subscription_items.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(40))
+    from_status: Mapped[str | None] = mapped_column(String(40))
+    to_status: Mapped[str | None] = mapped_column(String(40))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    impersonator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])
+    impersonator: Mapped[User | None] = relationship(foreign_keys=[impersonator_id])

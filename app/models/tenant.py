@@ -1,0 +1,35 @@
+"""Tenants: one operator brand each, reached by its hostnames."""
+
+from __future__ import annotations
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.base import Timestamps
+
+
+class Tenant(Timestamps, db.Model):
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    retention_days: Mapped[int] = mapped_column(default=7)
+
+    hosts: Mapped[list[TenantHost]] = relationship(
+        back_populates="tenant", cascade="all, delete-orphan", order_by="TenantHost.hostname"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Tenant {self.slug}>"
+
+
+class TenantHost(db.Model):
+    __tablename__ = "tenant_hosts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    hostname: Mapped[str] = mapped_column(String(253), unique=True)
+
+    tenant: Mapped[Tenant] = relationship(back_populates="hosts")

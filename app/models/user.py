@@ -1,0 +1,87 @@
+"""Users of a tenant, their server-side login sessions and their customer profiles."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.domain.accounts import Role
+from app.extensions import db
+from app.models.base import Timestamps, UTCDateTime, enum_type
+from app.models.tenant import Tenant
+
+
+class User(Timestamps, db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "email"),
+        Index("ix_users_tenant_role_name", "tenant_id", "role", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(254))
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(enum_type(Role, "role"), default=Role.CUSTOMER)
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+    tenant: Mapped[Tenant] = relationship()
+    profile: Mapped[CustomerProfile | None] = relationship(back_populates="user", uselist=False)
+
+    # Flask-Login protocol. The id Flask-Login keeps in the cookie is the server-side session token,
+    # so logging out, disabling the account or changing the password can end a session for good.
+    session_token = None  # set per request; not a column
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str | None:
+        return self.session_token
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.role}>"
+
+
+class UserSession(db.Model):
+    """One login of one user on one browser; revoked at logout."""
+
+    __tablename__ = "user_sessions"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    remote_addr: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+
+    user: Mapped[User] = relationship()
+
+
+class CustomerProfile(Timestamps, db.Model):
+    """The billing identity a customer must complete before ordering."""
+
+    __tablename__ = "customer_profiles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200), default="")
+    billing_email: Mapped[str] = mapped_column(String(254), default="")
+    company: Mapped[str] = mapped_column(String(200), default="")
+    address: Mapped[str] = mapped_column(String(300), default="")
+    postal_code: Mapped[str] = mapped_column(String(20), default="")
+    city: Mapped[str] = mapped_column(String(120), default="")
+    country: Mapped[str] = mapped_column(String(2), default="")
+
+    user: Mapped[User] = relationship(back_populates="profile")
+
+    @property
+    def is_complete(self) -> bool:
+        return all((self.full_name, self.billing_email, self.address, self.city, self.country))

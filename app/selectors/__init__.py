@@ -1,0 +1,1 @@
+"""Reads. Every selector takes the tenant (or the viewer), so scoping cannot be forgotten."""

@@ -1,0 +1,183 @@
+"""Demo data: two tenants with staff, a customer and a small catalogue. Safe to run any number of times.
+
+Rows are looked up by their natural keys and created only when missing; what exists is left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from app.domain.accounts import Role
+from app.domain.catalogue import CatalogueState, ChangeRule, Interval, Provider
+from app.extensions import db
+from app.models import Plan, Product, ServiceType, Tenant, TenantHost, User
+from app.services.passwords import hash_password
+
+DEMO_PASSWORDS = {
+    Role.CUSTOMER: "demo-customer-pass",
+    Role.TENANT_ADMIN: "demo-admin-pass",
+    Role.SUPPORT: "demo-support-pass",
+}
+
+HETZNER_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Hetzner Cloud server",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["serverType", "location", "image"],
+    "properties": {
+        "serverType": {"title": "Server type", "type": "string",
+                       "enum": ["cx22", "cx32", "cx42", "cpx21", "cax11"]},
+        "location": {"title": "Location", "type": "string",
+                     "enum": ["fsn1", "nbg1", "hel1", "ash", "hil", "sin"]},
+        "image": {"title": "Image", "type": "string", "enum": ["ubuntu-24.04", "debian-12", "rocky-9"]},
+    },
+}
+
+DIGITALOCEAN_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "DigitalOcean droplet",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["serverType", "region", "image"],
+    "properties": {
+        "serverType": {"title": "Droplet size", "type": "string",
+                       "enum": ["s-1vcpu-1gb", "s-1vcpu-2gb", "s-2vcpu-4gb", "s-4vcpu-8gb"]},
+        "region": {"title": "Region", "type": "string",
+                   "enum": ["fra1", "ams3", "lon1", "nyc3", "sfo3", "sgp1"]},
+        "image": {"title": "Image", "type": "string", "enum": ["ubuntu-24-04-x64", "debian-12-x64"]},
+    },
+}
+
+CLOUD_INIT = """#cloud-config
+hostname: {{ hostname }}
+fqdn: {{ fqdn }}
+package_update: true
+packages: [fail2ban, unattended-upgrades]
+"""
+
+
+@dataclass
+class DemoSummary:
+    created: list[str] = field(default_factory=list)
+
+    def note(self, what: str) -> None:
+        self.created.append(what)
+
+
+def load_demo_data() -> DemoSummary:
+    """Create whatever part of the demo data is missing, and commit."""
+    summary = DemoSummary()
+    nimbus = _tenant(summary, "default", "Nimbus Cloud", ["localhost", "127.0.0.1"])
+    stratus = _tenant(summary, "stratus", "Stratus Hosting", ["stratus.localhost"])
+    for tenant in (nimbus, stratus):
+        _staff_and_customer(summary, tenant)
+    _nimbus_catalogue(summary, nimbus)
+    _stratus_catalogue(summary, stratus)
+    db.session.commit()
+    return summary
+
+
+def _get_or_add(summary: DemoSummary, model: type, label: str, lookup: dict[str, Any], **values: Any) -> Any:
+    row = db.session.scalar(select(model).filter_by(**lookup))
+    if row is None:
+        row = model(**lookup, **values)
+        db.session.add(row)
+        db.session.flush()
+        summary.note(label)
+    return row
+
+
+def _tenant(summary: DemoSummary, slug: str, name: str, hostnames: list[str]) -> Tenant:
+    tenant = _get_or_add(summary, Tenant, f"tenant {slug}", {"slug": slug}, name=name)
+    for hostname in hostnames:
+        _get_or_add(summary, TenantHost, f"host {hostname}", {"hostname": hostname}, tenant_id=tenant.id)
+    return tenant
+
+
+def _staff_and_customer(summary: DemoSummary, tenant: Tenant) -> None:
+    people = [
+        (Role.CUSTOMER, "customer@example.com", "Casey Customer"),
+        (Role.TENANT_ADMIN, "admin@example.com", "Alex Admin"),
+        (Role.SUPPORT, "support@example.com", "Sam Support"),
+    ]
+    for role, email, name in people:
+        _get_or_add(summary, User, f"{tenant.slug} {role} {email}", {"tenant_id": tenant.id, "email": email},
+                    name=name, role=role, password_hash=hash_password(DEMO_PASSWORDS[role]))
+
+
+def _service_type(summary: DemoSummary, tenant: Tenant, slug: str, name: str, provider: Provider,
+                  schema: dict[str, Any]) -> ServiceType:
+    return _get_or_add(summary, ServiceType, f"{tenant.slug} service type {slug}",
+                       {"tenant_id": tenant.id, "slug": slug}, name=name, provider=provider,
+                       config_schema=schema, cloud_init_template=CLOUD_INIT)
+
+
+def _product(summary: DemoSummary, tenant: Tenant, slug: str, name: str, description: str,
+             state: CatalogueState = CatalogueState.PUBLISHED) -> Product:
+    return _get_or_add(summary, Product, f"{tenant.slug} product {slug}",
+                       {"tenant_id": tenant.id, "slug": slug, "version": 1},
+                       name=name, description=description, state=state)
+
+
+def _plan(summary: DemoSummary, product: Product, service_type: ServiceType, slug: str, **values: Any) -> Plan:
+    values.setdefault("state", CatalogueState.PUBLISHED)
+    values.setdefault("currency", "EUR")
+    return _get_or_add(summary, Plan, f"{product.slug} plan {slug}", {"product_id": product.id, "slug": slug},
+                       tenant_id=product.tenant_id, service_type_id=service_type.id, **values)
+
+
+def _nimbus_catalogue(summary: DemoSummary, tenant: Tenant) -> None:
+    hetzner = _service_type(summary, tenant, "hetzner-server", "Cloud server (Hetzner)", Provider.HETZNER,
+                            HETZNER_SCHEMA)
+    droplet = _service_type(summary, tenant, "do-droplet", "Droplet (DigitalOcean)", Provider.DIGITALOCEAN,
+                            DIGITALOCEAN_SCHEMA)
+    servers = _product(summary, tenant, "cloud-servers", "Cloud Servers",
+                       "Dedicated-vCPU-class virtual servers in Germany, Finland, the US and Singapore.")
+    hetzner_defaults = {"serverType": "cx22", "location": "nbg1", "image": "ubuntu-24.04"}
+    _plan(summary, servers, hetzner, "trial", name="Trial", price_minor=0, interval=Interval.MONTH,
+          sort_order=0, config_defaults=hetzner_defaults, cancellation_rule=ChangeRule.IMMEDIATE,
+          description="A small server to try things out, in Nuremberg.",
+          features=["2 vCPU, 4 GB RAM, 40 GB SSD", "Nuremberg only", "Community support"])
+    _plan(summary, servers, hetzner, "standard-monthly", name="Standard", price_minor=990,
+          interval=Interval.MONTH, sort_order=1, allow_customer_location_selection=True,
+          config_defaults=hetzner_defaults, description="Pick your location and server type.",
+          features=["Choose among 6 locations", "Daily backups", "Email support"])
+    _plan(summary, servers, hetzner, "standard-yearly", name="Standard, yearly", price_minor=9900,
+          interval=Interval.YEAR, sort_order=2, allow_customer_location_selection=True,
+          config_defaults=hetzner_defaults, description="Two months free against monthly billing.",
+          features=["Choose among 6 locations", "Daily backups", "Email support", "2 months free"])
+    _plan(summary, servers, hetzner, "team-monthly", name="Team", price_minor=2490, interval=Interval.MONTH,
+          sort_order=3, quantity_allowed=True, max_quantity=20, allow_customer_location_selection=True,
+          config_defaults={**hetzner_defaults, "serverType": "cx32"},
+          description="Several identical servers, priced per server.",
+          features=["Up to 20 servers", "Choose among 6 locations", "Priority support"])
+    _plan(summary, servers, hetzner, "legacy", name="Legacy", price_minor=590, interval=Interval.MONTH,
+          sort_order=9, state=CatalogueState.DEPRECATED, config_defaults=hetzner_defaults,
+          features=["Kept for existing customers"])
+    droplets = _product(summary, tenant, "droplets", "Droplets",
+                        "Simple virtual machines on DigitalOcean in Europe, America and Asia.")
+    droplet_defaults = {"serverType": "s-1vcpu-1gb", "region": "fra1", "image": "ubuntu-24-04-x64"}
+    _plan(summary, droplets, droplet, "basic-monthly", name="Basic droplet", price_minor=600,
+          interval=Interval.MONTH, sort_order=1, allow_customer_location_selection=True,
+          config_defaults=droplet_defaults, features=["1 vCPU, 1 GB RAM", "Choose among 6 regions"])
+    _plan(summary, droplets, droplet, "basic-yearly", name="Basic droplet, yearly", price_minor=6000,
+          interval=Interval.YEAR, sort_order=2, allow_customer_location_selection=True,
+          config_defaults=droplet_defaults, features=["1 vCPU, 1 GB RAM", "Choose among 6 regions",
+                                                      "2 months free"])
+    _plan(summary, droplets, droplet, "performance-draft", name="Performance (coming soon)",
+          price_minor=2400, interval=Interval.MONTH, sort_order=5, state=CatalogueState.DRAFT,
+          config_defaults={**droplet_defaults, "serverType": "s-4vcpu-8gb"}, features=["4 vCPU, 8 GB RAM"])
+
+
+def _stratus_catalogue(summary: DemoSummary, tenant: Tenant) -> None:
+    hetzner = _service_type(summary, tenant, "vps", "VPS (Hetzner)", Provider.HETZNER, HETZNER_SCHEMA)
+    vps = _product(summary, tenant, "stratus-vps", "Stratus VPS", "Virtual private servers in Helsinki.")
+    defaults = {"serverType": "cx22", "location": "hel1", "image": "debian-12"}
+    _plan(summary, vps, hetzner, "vps-s", name="VPS S", price_minor=450, interval=Interval.MONTH,
+          config_defaults=defaults, features=["Helsinki", "Debian 12"])
+    _plan(summary, vps, hetzner, "vps-m", name="VPS M", price_minor=890, interval=Interval.MONTH,
+          sort_order=1, config_defaults={**defaults, "serverType": "cx32"}, features=["Helsinki", "Debian 12"])

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the blueprints: tenancy, access checks, htmx helpers, headers, errors."""

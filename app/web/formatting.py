@@ -1,0 +1,39 @@
+"""Jinja filters: money in minor units, dates, labels."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Flask
+
+from app.domain.catalogue import Interval
+from app.domain.pricing import Money
+
+
+def money(amount: int, currency: str) -> str:
+    return Money(amount, currency).format()
+
+
+def per_interval(interval: Interval | str) -> str:
+    return {"month": "per month", "year": "per year"}[str(interval)]
+
+
+def date(value: datetime | None) -> str:
+    return value.strftime("%-d %b %Y") if value else "—"
+
+
+def datetime_utc(value: datetime | None) -> str:
+    return value.strftime("%-d %b %Y, %H:%M UTC") if value else "—"
+
+
+def humanize(value: object) -> str:
+    """`pending_cancel` -> `Pending cancel`."""
+    return str(value).replace("_", " ").capitalize()
+
+
+def init_app(app: Flask) -> None:
+    app.add_template_filter(money)
+    app.add_template_filter(per_interval)
+    app.add_template_filter(date)
+    app.add_template_filter(datetime_utc)
+    app.add_template_filter(humanize)

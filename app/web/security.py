@@ -1,0 +1,58 @@
+"""Request ids and the security headers every response carries."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from flask import Flask, Response, g, request
+from flask_login import current_user
+
+from app.web import htmx
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+    )
+)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def assign_request_id() -> None:
+    """Keep a well-formed id from the proxy in front of us, else make one."""
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
+
+
+def add_headers(response: Response) -> Response:
+    headers = response.headers
+    headers["X-Request-ID"] = g.get("request_id", "-")
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Referrer-Policy"] = "same-origin"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), payment=()"
+    if request.is_secure:
+        headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+    if request.endpoint != "static":
+        htmx.add_vary(response)
+        if current_user.is_authenticated:
+            # Back and htmx history restore must not show account data after logout.
+            headers["Cache-Control"] = "no-store"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(assign_request_id)
+    app.after_request(add_headers)
