@@ -56,9 +56,7 @@ class _RequestIdFilter(logging.Filter):
 
 def configure_logging(app: Flask) -> None:
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if not getattr(h, "_portal", False)]:
-        root.removeHandler(handler)
-    if not root.handlers:
+    if not any(getattr(h, "_portal", False) for h in root.handlers):
         handler = logging.StreamHandler()
         handler._portal = True  # type: ignore[attr-defined]
         handler.addFilter(_RequestIdFilter())

@@ -32,11 +32,9 @@ def up_command(host: str, port: int, demo: bool) -> None:
     from flask import current_app
     from werkzeug.serving import run_simple
 
-    from app import configure_logging
     from app.services.demo import load_demo_data
 
     upgrade()
-    configure_logging(current_app)  # Alembic's logging config replaced ours while migrating
     if demo:
         summary = load_demo_data()
         click.echo(f"Demo data: {len(summary.created)} rows created." if summary.created

@@ -56,7 +56,7 @@ class Subscription(Timestamps, db.Model):
         back_populates="subscription", order_by="SubscriptionItem.id"
     )
 
-    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+    __mapper_args__ = {"version_id_col": version}
 
 
 class SubscriptionItem(Timestamps, db.Model):

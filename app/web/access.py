@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import ParamSpec, TypeVar
-
-from datetime import timedelta
 
 from flask import abort, current_app, g, redirect, request, url_for
 from flask_login import current_user

@@ -59,8 +59,16 @@ DATES_THAT_ALLOW: dict[Action, dict[str, datetime]] = {
 }
 
 
-def plan(status: SubscriptionStatus, action: Action, **dates: object) -> Transition:
-    return plan_transition(status, action, now=NOW, **(DATES_THAT_ALLOW.get(action, {}) | dates))
+def plan(status: SubscriptionStatus, action: Action) -> Transition:
+    dates = DATES_THAT_ALLOW.get(action, {})
+    return plan_transition(
+        status,
+        action,
+        now=NOW,
+        period_end=dates.get("period_end"),
+        effective_at=dates.get("effective_at"),
+        grace_ends_at=dates.get("grace_ends_at"),
+    )
 
 
 @pytest.mark.parametrize(("status", "action"), list(ALLOWED))

@@ -5,17 +5,23 @@ from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Leng
 from app.domain.accounts import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 
 
+def strip(value: str | None) -> str | None:
+    """Blanks around names and emails are typing noise (never applied to passwords)."""
+    return value.strip() if isinstance(value, str) else value
+
+
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=254)],
+    email = EmailField("Email", filters=[strip], validators=[DataRequired(), Length(max=254)],
                        render_kw={"autocomplete": "username", "autofocus": True})
     password = PasswordField("Password", validators=[InputRequired(), Length(max=PASSWORD_MAX_LENGTH)],
                              render_kw={"autocomplete": "current-password"})
 
 
 class RegisterForm(FlaskForm):
-    name = StringField("Your name", validators=[DataRequired(), Length(max=200)],
+    name = StringField("Your name", filters=[strip], validators=[DataRequired(), Length(max=200)],
                        render_kw={"autocomplete": "name", "autofocus": True})
-    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
+    email = EmailField("Email", filters=[strip],
+                       validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
                        render_kw={"autocomplete": "email"})
     password = PasswordField(
         "Password",

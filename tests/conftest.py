@@ -1,0 +1,147 @@
+"""Fixtures: one app per test session, each test inside a transaction that is rolled back.
+
+Set TEST_DATABASE_URL (e.g. postgresql://127.0.0.1/test) to run the same suite on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app
+from app.clock import FrozenClock, SystemClock
+from app.config import engine_options, normalize_database_url
+from app.extensions import db, limiter
+from tests import factories
+from tests.helpers import AuthActions
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+FAST_ARGON2 = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
+
+
+def config_for_tests(database_url: str, instance_path: str) -> dict[str, object]:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
+        "ARGON2_PARAMETERS": FAST_ARGON2,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "DEFAULT_TENANT": "default",
+    }
+
+
+class IsolatedClient(FlaskClient):
+    """Each request runs in a fresh context, as in production: its own app context, `g` and DB session.
+
+    Without this, a request reuses the app context the test pushed and shares `g` with every other
+    request of the test (Flask reuses an active app context of the same app).
+    """
+
+    def open(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def, override]
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if TEST_DATABASE_URL:
+        return normalize_database_url(TEST_DATABASE_URL)
+    return f"sqlite:///{tmp_path_factory.mktemp('db')}/test.sqlite3"
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    instance = str(tmp_path_factory.mktemp("instance"))
+    os.environ["INSTANCE_PATH"] = instance
+    app = create_app(config_for_tests(database_url, instance))
+    app.test_client_class = IsolatedClient
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _transaction(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Run each test in a transaction that is rolled back; services' commits become savepoints."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    app: Flask = request.getfixturevalue("app")
+    with app.app_context():
+        engines = db._app_engines[app]
+        engine = engines[None]
+        connection = engine.connect()
+        outer = connection.begin()
+        engines[None] = connection  # type: ignore[assignment]
+        db.session.remove()
+        db.session.session_factory.kw["join_transaction_mode"] = "create_savepoint"
+        limiter.reset()
+        try:
+            yield
+        finally:
+            db.session.remove()
+            engines[None] = engine
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def clock(app: Flask) -> Iterator[FrozenClock]:
+    frozen = FrozenClock(datetime(2026, 3, 15, 10, 0, tzinfo=UTC))
+    app.extensions["clock"] = frozen
+    yield frozen
+    app.extensions["clock"] = SystemClock()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):  # type: ignore[no-untyped-def]
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def tenant(app: Flask):  # type: ignore[no-untyped-def]
+    return factories.tenant(slug="default", name="Nimbus Test", hosts=["localhost"])
+
+
+@pytest.fixture
+def other_tenant(app: Flask):  # type: ignore[no-untyped-def]
+    return factories.tenant(slug="other", name="Other Hosting", hosts=["other.test"])
+
+
+@pytest.fixture
+def customer(tenant):  # type: ignore[no-untyped-def]
+    return factories.user(tenant, email="casey@example.com", name="Casey Customer")
+
+
+@pytest.fixture
+def admin(tenant):  # type: ignore[no-untyped-def]
+    from app.domain.accounts import Role
+
+    return factories.user(tenant, email="alex@example.com", name="Alex Admin", role=Role.TENANT_ADMIN)
+
+
+@pytest.fixture
+def support(tenant):  # type: ignore[no-untyped-def]
+    from app.domain.accounts import Role
+
+    return factories.user(tenant, email="sam@example.com", name="Sam Support", role=Role.SUPPORT)
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)

@@ -1,0 +1,70 @@
+"""Factories: the smallest valid rows, with overrides. Each commits (a savepoint inside the test)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from app.domain.accounts import Role
+from app.domain.catalogue import CatalogueState, Interval, Provider
+from app.extensions import db
+from app.models import Plan, Product, ServiceType, Tenant, TenantHost, User
+from app.services.passwords import hash_password
+
+PASSWORD = "correct horse battery staple"
+_seq = itertools.count(1)
+
+
+def _save(row: Any) -> Any:
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def tenant(slug: str | None = None, name: str = "Tenant", hosts: list[str] | None = None) -> Tenant:
+    slug = slug or f"tenant-{next(_seq)}"
+    row = Tenant(slug=slug, name=name, hosts=[TenantHost(hostname=h) for h in hosts or []])
+    return _save(row)
+
+
+def user(tenant: Tenant, *, email: str | None = None, name: str = "Test User", role: Role = Role.CUSTOMER,
+         password: str = PASSWORD, is_active: bool = True) -> User:
+    email = email or f"user{next(_seq)}@example.com"
+    return _save(User(tenant_id=tenant.id, email=email, name=name, role=role, is_active=is_active,
+                      password_hash=hash_password(password)))
+
+
+HETZNER_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["serverType", "location"],
+    "properties": {
+        "serverType": {"type": "string", "enum": ["cx22", "cx32"]},
+        "location": {"type": "string", "enum": ["fsn1", "nbg1", "hel1"]},
+        "image": {"type": "string", "enum": ["ubuntu-24.04", "debian-12"]},
+    },
+}
+
+
+def service_type(tenant: Tenant, **values: Any) -> ServiceType:
+    n = next(_seq)
+    values = {"slug": f"st-{n}", "name": f"Servers {n}", "provider": Provider.HETZNER,
+              "config_schema": HETZNER_SCHEMA, **values}
+    return _save(ServiceType(tenant_id=tenant.id, **values))
+
+
+def product(tenant: Tenant, **values: Any) -> Product:
+    n = next(_seq)
+    values = {"slug": f"product-{n}", "name": f"Product {n}", "state": CatalogueState.PUBLISHED, **values}
+    return _save(Product(tenant_id=tenant.id, **values))
+
+
+def plan(tenant: Tenant, *, product_: Product | None = None, service_type_: ServiceType | None = None,
+         **values: Any) -> Plan:
+    n = next(_seq)
+    product_ = product_ or product(tenant)
+    service_type_ = service_type_ or service_type(tenant)
+    values = {"slug": f"plan-{n}", "name": f"Plan {n}", "price_minor": 990, "currency": "EUR",
+              "interval": Interval.MONTH, "state": CatalogueState.PUBLISHED,
+              "config_defaults": {"serverType": "cx22", "location": "nbg1"}, **values}
+    return _save(Plan(tenant_id=tenant.id, product_id=product_.id, service_type_id=service_type_.id, **values))

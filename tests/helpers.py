@@ -1,0 +1,39 @@
+"""Small helpers for web tests: CSRF tokens, form posts, logging in."""
+
+from __future__ import annotations
+
+import re
+
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from tests.factories import PASSWORD
+
+_TOKEN = re.compile(r'"X-CSRFToken": "([^"]+)"')
+
+
+def csrf_token(client: FlaskClient, path: str = "/", **kwargs: object) -> str:
+    """The token the page at `path` gives this client's session (as htmx would send it)."""
+    page = client.get(path, **kwargs).get_data(as_text=True)
+    match = _TOKEN.search(page)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def post_form(client: FlaskClient, path: str, data: dict[str, object] | None = None, **kwargs: object
+              ) -> TestResponse:
+    """POST like a browser would: with the session's CSRF token."""
+    base = {k: v for k, v in kwargs.items() if k == "base_url"}
+    payload = {"csrf_token": csrf_token(client, **base), **(data or {})}
+    return client.post(path, data=payload, **kwargs)
+
+
+class AuthActions:
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def login(self, email: str, password: str = PASSWORD, **kwargs: object) -> TestResponse:
+        return post_form(self.client, "/login", {"email": email, "password": password}, **kwargs)
+
+    def logout(self, **kwargs: object) -> TestResponse:
+        return post_form(self.client, "/logout", **kwargs)

@@ -1,0 +1,50 @@
+"""The demo data command: complete, and safe to run twice."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from app.domain.accounts import Role
+from app.domain.catalogue import Provider
+from app.extensions import db
+from app.models import Plan, ServiceType, Tenant, User
+from app.services.demo import DEMO_PASSWORDS
+from tests.helpers import post_form
+
+
+def count(model) -> int:  # type: ignore[no-untyped-def]
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_demo_data_loads_once(runner):
+    first = runner.invoke(args=["demo-data"])
+    assert first.exit_code == 0 and "rows created" in first.output
+    counts = [count(m) for m in (Tenant, User, Plan, ServiceType)]
+    second = runner.invoke(args=["demo-data"])
+    assert second.exit_code == 0 and "already loaded" in second.output
+    assert [count(m) for m in (Tenant, User, Plan, ServiceType)] == counts
+
+
+def test_demo_data_has_what_the_readme_promises(runner, app):
+    runner.invoke(args=["demo-data"])
+    tenants = db.session.scalars(select(Tenant).order_by(Tenant.id)).all()
+    assert [t.slug for t in tenants] == ["default", "stratus"]
+    for tenant in tenants:
+        roles = db.session.scalars(select(User.role).where(User.tenant_id == tenant.id)).all()
+        assert sorted(roles) == sorted(Role)
+    providers = set(db.session.scalars(select(ServiceType.provider)).all())
+    assert {Provider.HETZNER, Provider.DIGITALOCEAN} <= providers
+    plans = db.session.scalars(select(Plan).where(Plan.tenant_id == tenants[0].id)).all()
+    assert any(p.is_free for p in plans) and any(not p.is_free for p in plans)
+    assert {p.interval for p in plans} == {"month", "year"}
+    for service_type in db.session.scalars(select(ServiceType)):
+        assert service_type.config_schema["properties"]["serverType"]["enum"]
+
+
+def test_demo_accounts_log_in_with_the_readme_passwords(runner, app, client):
+    runner.invoke(args=["demo-data"])
+    for role, home in ((Role.CUSTOMER, "/"), (Role.TENANT_ADMIN, "/admin/"), (Role.SUPPORT, "/support/")):
+        email = {Role.CUSTOMER: "customer", Role.TENANT_ADMIN: "admin", Role.SUPPORT: "support"}[role]
+        response = post_form(client, "/login", {"email": f"{email}@example.com", "password": DEMO_PASSWORDS[role]})
+        assert response.headers["Location"] == home
+        post_form(client, "/logout")
