@@ -190,6 +190,23 @@ def _is_csp_message(text: str) -> bool:
     return "Content Security Policy" in text or "Refused to" in text
 
 
+@dataclass(frozen=True)
+class ConsoleError:
+    page_url: str
+    text: str
+    source_url: str
+
+    def expected(self, statuses: tuple[int, ...]) -> bool:
+        """The error page's own document answered with one of `statuses` (and nothing else failed)."""
+        return self.source_url == self.page_url and any(
+            self.text.startswith(f"Failed to load resource: the server responded with a status of {status} ")
+            for status in statuses
+        )
+
+    def __str__(self) -> str:
+        return f"{self.page_url}: {self.text} ({self.source_url})"
+
+
 @dataclass
 class BrowserWatch:
     """What went wrong in a browser context, over all its pages and navigations.
@@ -204,7 +221,7 @@ class BrowserWatch:
     allowed_host: str = LOOPBACK
     console_csp: list[str] = field(default_factory=list)
     reported_csp: list[dict[str, Any]] = field(default_factory=list)
-    console_errors: list[str] = field(default_factory=list)
+    console_errors: list[ConsoleError] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     offsite_requests: list[str] = field(default_factory=list)
 
@@ -235,8 +252,8 @@ class BrowserWatch:
         where = message.page.url if message.page else "?"
         if _is_csp_message(text):
             self.console_csp.append(f"{where}: {text}")
-        if message.type == "error":
-            self.console_errors.append(f"{where}: {text}")
+        elif message.type == "error":
+            self.console_errors.append(ConsoleError(where, text, message.location.get("url", "")))
 
     def _on_web_error(self, error: WebError) -> None:
         where = error.page.url if error.page else "?"
@@ -261,12 +278,16 @@ class BrowserWatch:
         ]
         return reported + self.console_csp
 
-    def problems(self) -> list[str]:
-        """Everything a clean page must not have: CSP violations, console errors, uncaught errors."""
+    def problems(self, expected_statuses: tuple[int, ...] = ()) -> list[str]:
+        """Everything a clean page must not have: CSP violations, console errors, uncaught errors.
+
+        `expected_statuses`: Chromium logs "Failed to load resource: ... status of 404" for an error
+        page's own document too; that one line is expected when the test asked for the error page.
+        """
         self.flush()
         return (
             [f"CSP: {v}" for v in self.csp_violations()]
-            + [f"console error: {e}" for e in self.console_errors if not _is_csp_message(e)]
+            + [f"console error: {e}" for e in self.console_errors if not e.expected(expected_statuses)]
             + [f"page error: {e}" for e in self.page_errors]
             + [f"off-machine request: {u}" for u in self.offsite_requests]
         )
