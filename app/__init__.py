@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app import tasks
 from app.clock import SystemClock
 from app.config import Settings
 from app.extensions import csrf, db, limiter, login_manager, migrate
@@ -78,6 +79,7 @@ def configure_extensions(app: Flask) -> None:
     login_manager.login_message = "Please log in to continue."
     login_manager.login_message_category = "info"
     login_manager.user_loader(load_user)
+    tasks.init_app(app)
 
 
 def configure_web(app: Flask) -> None:
@@ -90,6 +92,7 @@ def configure_web(app: Flask) -> None:
 
 
 def configure_blueprints(app: Flask) -> None:
+    from app.blueprints.account import bp as account_bp
     from app.blueprints.admin import bp as admin_bp
     from app.blueprints.auth import bp as auth_bp
     from app.blueprints.catalogue import bp as catalogue_bp
@@ -99,6 +102,7 @@ def configure_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(support_bp, url_prefix="/support")
+    app.register_blueprint(account_bp, url_prefix="/account")
 
 
 def configure_cli(app: Flask) -> None:

@@ -12,6 +12,7 @@ from flask_migrate import upgrade
 def register(app: Flask) -> None:
     app.cli.add_command(demo_data_command)
     app.cli.add_command(up_command)
+    app.cli.add_command(worker_command)
 
 
 @click.command("demo-data")
@@ -28,7 +29,7 @@ def demo_data_command() -> None:
 @click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "5000")), show_default="5000 or $PORT")
 @click.option("--demo/--no-demo", default=True, show_default=True, help="Load the demo data if missing.")
 def up_command(host: str, port: int, demo: bool) -> None:
-    """Migrate the database, load the demo data, and serve the portal on one machine."""
+    """Migrate the database, load the demo data, start the background worker and serve the portal."""
     from flask import current_app
     from werkzeug.serving import run_simple
 
@@ -39,5 +40,20 @@ def up_command(host: str, port: int, demo: bool) -> None:
         summary = load_demo_data()
         click.echo(f"Demo data: {len(summary.created)} rows created." if summary.created
                    else "Demo data already loaded.")
+    from app.tasks.worker import start_beside_web_server
+
+    worker = start_beside_web_server(workers=2)
     click.secho(f"\n  Cloud portal running at http://{host}:{port}/  (Ctrl+C to stop)\n", fg="green", bold=True)
-    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
+    try:
+        run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
+    finally:
+        worker.stop()
+
+
+@click.command("worker")
+@click.option("--workers", default=4, show_default=True, help="Worker threads.")
+def worker_command(workers: int) -> None:
+    """Run the background worker: provisioning, cancellations that take effect, backorders."""
+    from app.tasks.worker import run
+
+    run(workers)

@@ -18,10 +18,13 @@ from app import create_app
 from app.clock import FrozenClock, SystemClock
 from app.config import engine_options, normalize_database_url
 from app.extensions import db, limiter
+from app.providers.sandbox import reset_sandboxes
+from app.tasks import huey
 from tests import factories
 from tests.helpers import AuthActions
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+huey.immediate = True  # tasks run inline, in the test's transaction; tests/services/test_worker.py runs a real consumer
 FAST_ARGON2 = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
 
 
@@ -86,6 +89,7 @@ def _transaction(request: pytest.FixtureRequest) -> Iterator[None]:
         db.session.remove()
         db.session.session_factory.kw["join_transaction_mode"] = "create_savepoint"
         limiter.reset()
+        reset_sandboxes()
         try:
             yield
         finally:

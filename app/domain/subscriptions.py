@@ -65,6 +65,7 @@ class Action(StrEnum):
     RENEW = "renew"
     PROVISIONED = "provisioned"
     ACTIVATE = "activate"
+    BACKORDER = "backorder"
 
     @property
     def by_customer(self) -> bool:
@@ -77,7 +78,7 @@ _A = Action
 
 _STATUS_LABELS: Final = MappingProxyType(
     {
-        _S.PENDING_FULFILLMENT: "Pending activation",
+        _S.PENDING_FULFILLMENT: "Setting up",
         _S.PENDING_BACKORDER: "On backorder",
         _S.ACTIVE: "Active",
         _S.PENDING_CANCEL: "Pending cancellation",
@@ -102,6 +103,7 @@ TRANSITIONS: Final[tuple[tuple[SubscriptionStatus, Action, SubscriptionStatus], 
     (_S.PENDING_BACKORDER, _A.CANCEL, _S.CANCELED),
     (_S.PENDING_FULFILLMENT, _A.ACTIVATE, _S.ACTIVE),
     (_S.PENDING_FULFILLMENT, _A.CANCEL, _S.CANCELED),
+    (_S.PENDING_FULFILLMENT, _A.BACKORDER, _S.PENDING_BACKORDER),  # capacity gone, autoBackorder set
 )
 """Every (from, action, to) the lifecycle allows; nothing leaves `canceled`."""
 
@@ -255,6 +257,7 @@ _PLANNERS: Final[Mapping[Action, Callable[[_Facts], Transition]]] = MappingProxy
         _A.RENEW: _plan_renew,
         _A.PROVISIONED: _plan_activate,
         _A.ACTIVATE: _plan_activate,
+        _A.BACKORDER: lambda f: f.to(_S.PENDING_BACKORDER),
     }
 )
 
@@ -269,6 +272,7 @@ _PAST_TENSE: Final = MappingProxyType(
         _A.RENEW: "renewed",
         _A.PROVISIONED: "marked as provisioned",
         _A.ACTIVATE: "activated",
+        _A.BACKORDER: "put on backorder",
     }
 )
 
@@ -332,7 +336,7 @@ _I = ItemStatus
 ITEM_TRANSITIONS: Final[Mapping[ItemStatus, frozenset[ItemStatus]]] = MappingProxyType(
     {
         _I.PENDING: frozenset({_I.PROVISIONING, _I.FAILED}),
-        _I.PROVISIONING: frozenset({_I.ACTIVE, _I.FAILED}),
+        _I.PROVISIONING: frozenset({_I.ACTIVE, _I.FAILED, _I.PENDING}),  # pending: back to a backorder
         _I.ACTIVE: frozenset({_I.DECOMMISSIONING}),
         _I.FAILED: frozenset({_I.PROVISIONING}),  # retry
         _I.DECOMMISSIONING: frozenset({_I.DECOMMISSIONED}),
@@ -347,3 +351,9 @@ def item_transition(current: ItemStatus, target: ItemStatus) -> ItemStatus:
     if target not in ITEM_TRANSITIONS[current]:
         raise TransitionError(f"This server is {current.value} and cannot become {target.value}.")
     return target
+
+
+class BackorderStatus(StrEnum):
+    WAITING = "waiting"
+    FULFILLED = "fulfilled"
+    CANCELED = "canceled"

@@ -1,11 +1,14 @@
 """All models, importable from one place (Alembic and the shell need them registered)."""
 
+from app.models.billing import Charge
 from app.models.catalogue import Plan, Product, ServiceType
-from app.models.subscription import Subscription, SubscriptionEvent, SubscriptionItem
+from app.models.subscription import Backorder, Subscription, SubscriptionEvent, SubscriptionItem
 from app.models.tenant import Tenant, TenantHost
 from app.models.user import CustomerProfile, User, UserSession
 
 __all__ = [
+    "Backorder",
+    "Charge",
     "CustomerProfile",
     "Plan",
     "Product",

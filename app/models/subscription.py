@@ -9,7 +9,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, U
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.domain.catalogue import Interval, Provider
-from app.domain.subscriptions import ItemStatus, SubscriptionStatus
+from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models.base import Timestamps, UTCDateTime, enum_type
 from app.models.catalogue import Plan
@@ -108,3 +108,27 @@ class SubscriptionEvent(db.Model):
 
     actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])
     impersonator: Mapped[User | None] = relationship(foreign_keys=[impersonator_id])
+
+
+class Backorder(db.Model):
+    """A subscription waiting for capacity of one server type in one location; served first come, first served."""
+
+    __tablename__ = "backorders"
+    __table_args__ = (
+        Index("ix_backorders_queue", "provider", "server_type", "location", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"), unique=True)
+    provider: Mapped[Provider] = mapped_column(enum_type(Provider, "backorder_provider"))
+    server_type: Mapped[str] = mapped_column(String(63))
+    location: Mapped[str] = mapped_column(String(63))
+    status: Mapped[BackorderStatus] = mapped_column(
+        enum_type(BackorderStatus, "backorder_status"), default=BackorderStatus.WAITING
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    subscription: Mapped[Subscription] = relationship()

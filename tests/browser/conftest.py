@@ -11,6 +11,7 @@ Tests must not request the `app` fixture (that would start a second, unrelated a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 from flask import Flask
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Route, WebError
+from playwright.sync_api import Error as PlaywrightError
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from tests.conftest import config_for_tests
@@ -217,7 +219,7 @@ class BrowserWatch:
     one to Python at once through an exposed binding, so none is lost when the page navigates away.
     """
 
-    context: BrowserContext
+    context: BrowserContext = field(repr=False)
     allowed_host: str = LOOPBACK
     console_csp: list[str] = field(default_factory=list)
     reported_csp: list[dict[str, Any]] = field(default_factory=list)
@@ -262,7 +264,7 @@ class BrowserWatch:
     def flush(self) -> None:
         """Let pending events (console messages, binding calls) reach Python: one round trip per page."""
         for page in self.context.pages:
-            if not page.is_closed():
+            with contextlib.suppress(PlaywrightError):  # closed, navigating, or on Chromium's error page
                 page.evaluate("() => (window.__cspViolations || []).length")
 
     def in_page_csp(self, page: Page) -> list[dict[str, Any]]:

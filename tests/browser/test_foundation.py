@@ -90,7 +90,8 @@ def test_new_customer_registers_browses_and_logs_in_again(page: Page, watch: Bro
     page.get_by_role("button", name="Create account").click()
 
     # Lands logged in, on the catalogue.
-    expect(page.get_by_role("status")).to_contain_text("Welcome! Your account is ready.")
+    expect(page).to_have_url(re.compile(r"/$"))
+    expect(nav(page).get_by_role("button", name="Log out")).to_be_visible()
     expect(nav(page)).to_contain_text("Jordan Journey")
     expect(nav(page)).to_contain_text("Customer")
     expect_catalogue(page)
@@ -111,6 +112,22 @@ def test_new_customer_registers_browses_and_logs_in_again(page: Page, watch: Bro
     page.goto("/")
     expect(nav(page).get_by_role("link", name="Sign up")).to_be_visible()
     assert watch.problems() == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="app bug: auth.register flashes the welcome, then _enter() calls session.clear(), which drops it "
+           "(app/blueprints/auth/routes.py); remove this mark once fixed",
+)
+def test_new_customer_is_welcomed(page: Page) -> None:
+    page.goto("/register")
+    page.get_by_label("Your name").fill("Wendy Welcome")
+    page.get_by_label("Email").fill(f"welcome-{uuid.uuid4().hex[:12]}@example.com")
+    page.get_by_label("Password", exact=True).fill("a long welcome password")
+    page.get_by_label("Repeat the password").fill("a long welcome password")
+    page.get_by_role("button", name="Create account").click()
+    expect(nav(page).get_by_role("button", name="Log out")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text("Welcome! Your account is ready.", timeout=2000)
 
 
 def test_wrong_password_is_refused(page: Page) -> None:

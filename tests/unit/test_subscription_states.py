@@ -45,6 +45,7 @@ ALLOWED: dict[tuple[SubscriptionStatus, Action], SubscriptionStatus] = {
     (S.PENDING_BACKORDER, A.CANCEL): S.CANCELED,
     (S.PENDING_FULFILLMENT, A.ACTIVATE): S.ACTIVE,
     (S.PENDING_FULFILLMENT, A.CANCEL): S.CANCELED,
+    (S.PENDING_FULFILLMENT, A.BACKORDER): S.PENDING_BACKORDER,  # provisioning found no capacity
 }
 FORBIDDEN = [pair for pair in itertools.product(S, A) if pair not in ALLOWED]
 
@@ -254,6 +255,7 @@ ITEM_ALLOWED = {
     (I.PENDING, I.FAILED),
     (I.PROVISIONING, I.ACTIVE),
     (I.PROVISIONING, I.FAILED),
+    (I.PROVISIONING, I.PENDING),  # capacity gone: back to the backorder queue
     (I.FAILED, I.PROVISIONING),
     (I.ACTIVE, I.DECOMMISSIONING),
     (I.DECOMMISSIONING, I.DECOMMISSIONED),

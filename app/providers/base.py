@@ -1,0 +1,130 @@
+"""The protocol every cloud adapter implements, the values it returns and the errors it raises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from app.domain.availability import Availability, Offer
+
+
+class PowerState(StrEnum):
+    RUNNING = "running"
+    OFF = "off"
+    STARTING = "starting"
+    STOPPING = "stopping"
+    REBOOTING = "rebooting"
+    PROVISIONING = "provisioning"
+    UNKNOWN = "unknown"
+
+
+class ActionStatus(StrEnum):
+    RUNNING = "running"
+    SUCCESS = "success"
+    ERROR = "error"
+
+
+class ErrorKind(StrEnum):
+    UNAVAILABLE = "unavailable"  # sold out for now: retry later or backorder
+    INVALID = "invalid"  # the request can never succeed as sent
+    RATE_LIMITED = "rate_limited"
+    TRANSIENT = "transient"  # 5xx, timeouts, resets: retry with backoff
+    AUTH = "auth"  # bad or revoked credentials, quota: fail fast
+    NOT_FOUND = "not_found"
+    BUSY = "busy"  # another action runs on this server
+    CONFLICT = "conflict"  # e.g. the name exists already
+
+
+RETRYABLE = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.TRANSIENT, ErrorKind.BUSY})
+
+
+class ProviderError(Exception):
+    """A cloud said no. `message` is fit for the customer; `retry_after` in seconds when the cloud says."""
+
+    def __init__(self, kind: ErrorKind, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE
+
+
+@dataclass(frozen=True)
+class ActionInfo:
+    id: str
+    command: str
+    status: ActionStatus
+    progress: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """What to create. `name` is deterministic and `labels` tie the server to its subscription item."""
+
+    name: str
+    server_type: str
+    location: str
+    image: str
+    user_data: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    server_id: str
+    name: str
+    power: PowerState
+    server_type: str
+    location: str
+    ipv4: str | None = None
+    ipv6: str | None = None
+    private_ip: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    created_at: datetime | None = None
+    action: ActionInfo | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.power in (PowerState.RUNNING, PowerState.OFF)
+
+
+class CloudProvider(Protocol):
+    """One cloud account. Implementations: the sandbox (in-process), Hetzner (hcloud), DigitalOcean."""
+
+    name: str
+
+    def offers(self) -> list[Offer]:
+        """Every server type in every location, with price and availability now."""
+        ...
+
+    def check_availability(self, server_type: str, location: str) -> Availability:
+        """Can this type be placed there now; alternatives when not."""
+        ...
+
+    def create_server(self, spec: ServerSpec) -> ServerInfo:
+        """Create the server, or adopt the one that already carries `spec.name` and labels (idempotent)."""
+        ...
+
+    def find_server(self, spec: ServerSpec) -> ServerInfo | None:
+        """The server made for `spec` (by name and labels), if any."""
+        ...
+
+    def server_info(self, server_id: str) -> ServerInfo:
+        """Live state; raises ProviderError(NOT_FOUND) when the server is gone."""
+        ...
+
+    def power_on(self, server_id: str) -> ActionInfo: ...
+
+    def power_off(self, server_id: str) -> ActionInfo: ...
+
+    def reboot(self, server_id: str) -> ActionInfo: ...
+
+    def delete_server(self, server_id: str) -> None:
+        """Delete; a server that is already gone is not an error."""
+        ...

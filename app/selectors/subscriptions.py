@@ -1,0 +1,61 @@
+"""Subscriptions as their customer sees them; every read takes the tenant and the customer."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from app.extensions import db
+from app.models import Backorder, Plan, Subscription, SubscriptionEvent, SubscriptionItem, Tenant, User
+
+
+def customer_subscriptions(tenant: Tenant, customer: User) -> list[Subscription]:
+    """The customer's subscriptions, newest first, with plan, product and items: a fixed number of queries."""
+    return list(db.session.scalars(
+        select(Subscription)
+        .where(Subscription.tenant_id == tenant.id, Subscription.user_id == customer.id)
+        .options(selectinload(Subscription.plan).selectinload(Plan.product),
+                 selectinload(Subscription.items))
+        .order_by(Subscription.created_at.desc(), Subscription.id.desc())
+    ))
+
+
+def customer_subscription(tenant: Tenant, customer: User, subscription_id: int) -> Subscription | None:
+    """One of the customer's subscriptions with plan, product, service type and items; None if not theirs."""
+    return db.session.scalar(
+        select(Subscription)
+        .where(Subscription.id == subscription_id, Subscription.tenant_id == tenant.id,
+               Subscription.user_id == customer.id)
+        .options(selectinload(Subscription.plan).selectinload(Plan.product),
+                 selectinload(Subscription.plan).selectinload(Plan.service_type),
+                 selectinload(Subscription.items))
+    )
+
+
+def customer_item(tenant: Tenant, customer: User, subscription_id: int, item_id: int) -> SubscriptionItem | None:
+    """One item of one of the customer's subscriptions, with its subscription; None if not theirs."""
+    return db.session.scalar(
+        select(SubscriptionItem)
+        .join(SubscriptionItem.subscription)
+        .where(SubscriptionItem.id == item_id, SubscriptionItem.subscription_id == subscription_id,
+               Subscription.tenant_id == tenant.id, Subscription.user_id == customer.id)
+        .options(selectinload(SubscriptionItem.subscription))
+    )
+
+
+def history(subscription: Subscription, limit: int = 100) -> list[SubscriptionEvent]:
+    """The subscription's events, newest first, with who acted."""
+    return list(db.session.scalars(
+        select(SubscriptionEvent)
+        .where(SubscriptionEvent.subscription_id == subscription.id,
+               SubscriptionEvent.tenant_id == subscription.tenant_id)
+        .options(selectinload(SubscriptionEvent.actor), selectinload(SubscriptionEvent.impersonator))
+        .order_by(SubscriptionEvent.created_at.desc(), SubscriptionEvent.id.desc()).limit(limit)
+    ))
+
+
+def waiting_backorder(subscription: Subscription) -> Backorder | None:
+    from app.domain.subscriptions import BackorderStatus
+
+    return db.session.scalar(select(Backorder).where(Backorder.subscription_id == subscription.id,
+                                                     Backorder.status == BackorderStatus.WAITING))

@@ -1,0 +1,27 @@
+"""The subscription history: every change is recorded here, with who did it and why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.clock import now
+from app.extensions import db
+from app.models import Subscription, SubscriptionEvent, SubscriptionItem
+from app.services.actors import Actor
+
+
+def record(subscription: Subscription, kind: str, *, actor: Actor | None = None, from_status: str | None = None,
+           to_status: str | None = None, item: SubscriptionItem | None = None, reason: str = "",
+           **data: Any) -> SubscriptionEvent:
+    """Add an event to the session; the caller's commit writes it together with the change it describes.
+
+    `actor` is None for the portal's own jobs (provisioning, expiry, backorders).
+    """
+    event = SubscriptionEvent(
+        tenant_id=subscription.tenant_id, subscription_id=subscription.id, item_id=item.id if item else None,
+        kind=kind, from_status=from_status, to_status=to_status,
+        actor_id=actor.user_id if actor else None, impersonator_id=actor.impersonator_id if actor else None,
+        reason=reason, data=data, created_at=now(),
+    )
+    db.session.add(event)
+    return event

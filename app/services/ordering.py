@@ -1,0 +1,193 @@
+"""Ordering: from a plan, a config and a quantity to a subscription whose servers are being provisioned."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from app.clock import now
+from app.domain.availability import Availability
+from app.domain.catalogue import CatalogueState, Provider
+from app.domain.configuration import config_errors, geography_key, merge_config
+from app.domain.pricing import PlanPrice, PricingError, Quote, quote
+from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionStatus
+from app.extensions import db
+from app.models import Backorder, Plan, Subscription, SubscriptionItem, Tenant, User
+from app.providers.base import ProviderError
+from app.providers.registry import provider_for
+from app.services import events
+from app.services.actors import Actor
+from app.services.errors import InvalidInput, NotFound, ServiceError
+
+log = logging.getLogger(__name__)
+
+
+class ProfileIncomplete(ServiceError):
+    """Ordering needs a complete billing profile first."""
+
+
+class ConfigInvalid(InvalidInput):
+    """The requested config breaks the service type's schema; `errors` maps field -> message."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("Please correct the highlighted choices.")
+        self.errors = errors
+
+
+class Unavailable(ServiceError):
+    """The cloud cannot place this config now; `availability.alternatives` lists what it can."""
+
+    status_code = 409
+
+    def __init__(self, availability: Availability) -> None:
+        super().__init__(availability.message or "This configuration is not available right now.")
+        self.availability = availability
+
+
+@dataclass(frozen=True)
+class OrderDraft:
+    """A validated order, priced: what the preview shows and what the order charges."""
+
+    plan: Plan
+    config: dict[str, Any]
+    quantity: int
+    quote: Quote
+
+
+def orderable_plan(tenant: Tenant, plan_id: int) -> Plan:
+    """The tenant's plan, if it can be ordered now. Unknown or foreign ids: NotFound."""
+    plan = db.session.scalar(
+        select(Plan).join(Plan.product)
+        .options(selectinload(Plan.service_type), selectinload(Plan.product))
+        .where(Plan.id == plan_id, Plan.tenant_id == tenant.id)
+    )
+    if plan is None:
+        raise NotFound("There is no such plan.")
+    if plan.state is not CatalogueState.PUBLISHED or plan.product.state is not CatalogueState.PUBLISHED:
+        raise InvalidInput("This plan is no longer available for new orders. Please choose another plan.")
+    return plan
+
+
+def price(plan: Plan, quantity: int) -> Quote:
+    """The quote for `quantity` of `plan`, now. The preview and the order both use this one function."""
+    plan_price = PlanPrice(plan.price_minor, plan.currency, plan.interval, plan.quantity_allowed, plan.max_quantity)
+    try:
+        return quote(plan_price, quantity=quantity, now=now())
+    except PricingError as error:
+        raise InvalidInput(str(error), field="quantity") from None
+
+
+def draft_order(plan: Plan, requested: dict[str, Any], quantity: int) -> OrderDraft:
+    """Merge and validate the config, and price the order. Raises ConfigInvalid or InvalidInput."""
+    schema = plan.service_type.config_schema
+    config = merge_config(schema, plan.config_defaults, requested, plan.allow_customer_location_selection)
+    if errors := config_errors(schema, config):
+        raise ConfigInvalid(errors)
+    return OrderDraft(plan, config, quantity, price(plan, quantity))
+
+
+def check_availability(tenant: Tenant, draft: OrderDraft) -> Availability:
+    """Ask the plan's cloud whether the config can be placed now (plain SaaS plans always can)."""
+    service_type = draft.plan.service_type
+    if service_type.provider is Provider.NONE:
+        return Availability(True)
+    where = draft.config.get(geography_key(service_type.config_schema) or "location", "")
+    try:
+        return provider_for(tenant.id, service_type.provider).check_availability(draft.config["serverType"], where)
+    except ProviderError as error:
+        raise ServiceError(f"We could not reach the cloud to check availability: {error.message}") from None
+
+
+def place_order(*, tenant: Tenant, actor: Actor, plan_id: int, requested_config: dict[str, Any], quantity: int,
+                auto_backorder: bool, idempotency_key: str) -> Subscription:
+    """Order `plan_id` for the acting customer; the same `idempotency_key` always gives the same subscription.
+
+    Available: the subscription is created `pending_fulfillment` with its items and provisioning is queued;
+    billing starts when the servers are delivered. Unavailable: raises Unavailable with alternatives, or,
+    with `auto_backorder`, creates the subscription `pending_backorder` with a backorder in the queue.
+    """
+    customer = actor.user
+    if existing := _by_idempotency_key(tenant, idempotency_key):
+        return _same_customer(existing, customer)
+    _require_complete_profile(customer)
+    draft = draft_order(orderable_plan(tenant, plan_id), requested_config, quantity)
+    availability = check_availability(tenant, draft)
+    if not availability.available and (availability.permanent or not auto_backorder):
+        raise Unavailable(availability)
+    subscription = _create(tenant, actor, draft, auto_backorder, idempotency_key, backorder=not availability.available)
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same form, submitted twice at once: the other request won
+        db.session.rollback()
+        existing = _by_idempotency_key(tenant, idempotency_key)
+        if existing is None:
+            raise
+        return _same_customer(existing, customer)
+    log.info("order placed", extra={"subscription_id": subscription.id, "status": subscription.status})
+    if subscription.status is SubscriptionStatus.PENDING_FULFILLMENT:
+        _queue_provisioning(subscription)
+    return subscription
+
+
+def _create(tenant: Tenant, actor: Actor, draft: OrderDraft, auto_backorder: bool, key: str, *,
+            backorder: bool) -> Subscription:
+    plan = draft.plan
+    status = SubscriptionStatus.PENDING_BACKORDER if backorder else SubscriptionStatus.PENDING_FULFILLMENT
+    subscription = Subscription(
+        tenant_id=tenant.id, user_id=actor.user_id, plan_id=plan.id, status=status, quantity=draft.quantity,
+        price_minor=draft.quote.recurring.amount, currency=plan.currency, interval=plan.interval,
+        requested_config=draft.config, auto_backorder=auto_backorder, idempotency_key=key,
+    )
+    db.session.add(subscription)
+    db.session.flush()
+    if plan.service_type.provider is not Provider.NONE:
+        for _ in range(draft.quantity):
+            db.session.add(SubscriptionItem(
+                tenant_id=tenant.id, subscription_id=subscription.id, status=ItemStatus.PENDING,
+                service_kind=plan.service_type.service_kind, provider=plan.service_type.provider,
+                config=draft.config,
+            ))
+    if backorder:
+        db.session.add(_backorder(tenant, subscription, draft))
+    events.record(subscription, "ordered", actor=actor, to_status=status, plan=plan.name,
+                  price=draft.quote.recurring.amount, currency=plan.currency, quantity=draft.quantity)
+    return subscription
+
+
+def _backorder(tenant: Tenant, subscription: Subscription, draft: OrderDraft) -> Backorder:
+    schema = draft.plan.service_type.config_schema
+    return Backorder(tenant_id=tenant.id, subscription_id=subscription.id,
+                     provider=draft.plan.service_type.provider, server_type=draft.config["serverType"],
+                     location=draft.config.get(geography_key(schema) or "location", ""),
+                     status=BackorderStatus.WAITING, created_at=now())
+
+
+def _by_idempotency_key(tenant: Tenant, key: str) -> Subscription | None:
+    return db.session.scalar(
+        select(Subscription).where(Subscription.tenant_id == tenant.id, Subscription.idempotency_key == key)
+    )
+
+
+def _same_customer(subscription: Subscription, customer: User) -> Subscription:
+    if subscription.user_id != customer.id:
+        raise InvalidInput("This order form has already been used. Please start a new order.")
+    return subscription
+
+
+def _require_complete_profile(customer: User) -> None:
+    if customer.profile is None or not customer.profile.is_complete:
+        raise ProfileIncomplete("Please complete your billing profile before ordering.")
+
+
+def _queue_provisioning(subscription: Subscription) -> None:
+    from app.tasks.jobs import provision_item
+
+    for item in subscription.items:
+        provision_item(item.id)
+
+

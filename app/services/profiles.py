@@ -1,0 +1,73 @@
+"""The customer's billing profile, which ordering requires."""
+
+from __future__ import annotations
+
+import logging
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import String
+from sqlalchemy.exc import IntegrityError
+
+from app.domain.accounts import Role
+from app.domain.countries import is_country
+from app.domain.profiles import LABELS, REQUIRED
+from app.extensions import db
+from app.models import CustomerProfile, User
+from app.selectors.profiles import profile_for
+from app.services.errors import Conflict, Forbidden, InvalidInput
+
+log = logging.getLogger(__name__)
+
+
+def save_profile(*, user: User, full_name: str, billing_email: str, company: str, address: str,
+                 postal_code: str, city: str, country: str) -> CustomerProfile:
+    """Create or update the billing profile of the customer `user`; returns it, committed.
+
+    Values are stripped and checked whole before anything changes: a required field left blank, a
+    value longer than its column, an unknown country code or a malformed email raises InvalidInput
+    naming the field. Staff have no profile (Forbidden).
+    """
+    if user.role != Role.CUSTOMER:
+        raise Forbidden("Only customers have a billing profile.")
+    values = {"full_name": full_name, "billing_email": billing_email, "company": company, "address": address,
+              "postal_code": postal_code, "city": city, "country": country}
+    values = {name: (value or "").strip() for name, value in values.items()}
+    values["country"] = values["country"].upper()
+    _check(values)
+    profile = profile_for(user)
+    created = profile is None
+    if profile is None:
+        profile = CustomerProfile(user_id=user.id)
+        db.session.add(profile)
+    for name, value in values.items():
+        setattr(profile, name, value)
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same customer created a profile a moment ago, in another request
+        db.session.rollback()
+        raise Conflict("Your profile was just saved elsewhere. Reload the page and try again.") from None
+    log.info("profile saved", extra={"tenant_id": user.tenant_id, "user_id": user.id, "new_profile": created})
+    return profile
+
+
+def _check(values: dict[str, str]) -> None:
+    for name in REQUIRED:
+        if not values[name]:
+            message = "Choose a country." if name == "country" else f"Enter your {LABELS[name].lower()}."
+            raise InvalidInput(message, field=name)
+    for name, value in values.items():
+        if len(value) > (limit := _max_length(name)):
+            raise InvalidInput(f"Use at most {limit} characters.", field=name)
+    if not is_country(values["country"]):
+        raise InvalidInput("Choose a country from the list.", field="country")
+    try:
+        validate_email(values["billing_email"], check_deliverability=False)
+    except EmailNotValidError:
+        raise InvalidInput("Enter a valid email address.", field="billing_email") from None
+
+
+def _max_length(name: str) -> int:
+    """The length of the column, so the rule cannot drift from the schema."""
+    column_type = CustomerProfile.__table__.c[name].type
+    assert isinstance(column_type, String) and column_type.length
+    return column_type.length

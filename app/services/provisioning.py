@@ -1,0 +1,247 @@
+"""Provisioning: bring each subscription item's server up, once, and start billing when all are delivered.
+
+`advance(item_id, attempt)` is idempotent and is called again and again by the background worker until it
+answers None. It never creates a second server: the name and labels are deterministic and the adapters
+adopt a server that already carries them (a create that timed out but succeeded is found, not repeated).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from app.clock import now
+from app.domain.billing import ChargeKind
+from app.domain.configuration import geography_key
+from app.domain.pricing import period_end
+from app.domain.retry import MAX_ATTEMPTS, backoff_delay
+from app.domain.subscriptions import (
+    Action,
+    BackorderStatus,
+    ItemStatus,
+    SubscriptionStatus,
+    TransitionError,
+    item_transition,
+    plan_transition,
+)
+from app.extensions import db
+from app.models import Backorder, Charge, Plan, Subscription, SubscriptionItem, Tenant
+from app.providers.base import ErrorKind, ProviderError, ServerInfo, ServerSpec
+from app.providers.registry import provider_for
+from app.services import events
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 2.0
+PROVISION_TIMEOUT = timedelta(minutes=20)
+LABEL_PREFIX = "portal"
+
+
+@dataclass(frozen=True)
+class Next:
+    """Call `advance` again after `delay` seconds with `attempt` (errors count, polls do not)."""
+
+    delay: float
+    attempt: int
+
+
+def server_spec(item: SubscriptionItem, tenant: Tenant) -> ServerSpec:
+    """The deterministic name and labels that tie a server to its item, whoever creates it and how often."""
+    schema = item.subscription.plan.service_type.config_schema
+    config = item.config
+    return ServerSpec(
+        name=hostname(item, tenant),
+        server_type=config["serverType"],
+        location=config.get(geography_key(schema) or "location", ""),
+        image=config.get("image", "ubuntu-24.04"),
+        user_data=item.subscription.plan.service_type.cloud_init_template,
+        labels={f"{LABEL_PREFIX}-tenant": tenant.slug, f"{LABEL_PREFIX}-item": str(item.id),
+                f"{LABEL_PREFIX}-subscription": str(item.subscription_id)},
+    )
+
+
+def hostname(item: SubscriptionItem, tenant: Tenant) -> str:
+    return f"{tenant.slug}-s{item.subscription_id}-i{item.id}"[:63]
+
+
+def advance(item_id: int, attempt: int = 1, *, dns_base_domain: str) -> Next | None:
+    """Move one item one step towards active. Returns when to call again, or None when settled."""
+    item = _load(item_id)
+    if item is None or _settled(item):
+        return None
+    tenant = db.session.get(Tenant, item.tenant_id)
+    assert tenant is not None
+    try:
+        if item.server_id is None:
+            return _create(item, tenant, dns_base_domain, attempt)
+        return _poll(item, tenant, attempt)
+    except ProviderError as error:
+        return _on_error(item, error, attempt)
+
+
+def _load(item_id: int) -> SubscriptionItem | None:
+    return db.session.scalar(
+        select(SubscriptionItem).where(SubscriptionItem.id == item_id)
+        .options(selectinload(SubscriptionItem.subscription).selectinload(Subscription.plan)
+                 .selectinload(Plan.service_type))
+    )
+
+
+def _settled(item: SubscriptionItem) -> bool:
+    status = item.subscription.status
+    if status is SubscriptionStatus.CANCELED or item.status not in (ItemStatus.PENDING, ItemStatus.PROVISIONING):
+        return True
+    return status is SubscriptionStatus.PENDING_BACKORDER and _waiting_backorder(item.subscription) is not None
+
+
+def _waiting_backorder(subscription: Subscription) -> Backorder | None:
+    return db.session.scalar(select(Backorder).where(Backorder.subscription_id == subscription.id,
+                                                     Backorder.status == BackorderStatus.WAITING))
+
+
+def _create(item: SubscriptionItem, tenant: Tenant, dns_base_domain: str, attempt: int) -> Next | None:
+    if item.status is ItemStatus.PENDING:
+        _move(item, ItemStatus.PROVISIONING, "provisioning_started")
+        db.session.commit()
+    spec = server_spec(item, tenant)
+    info = provider_for(tenant.id, item.provider).create_server(spec)
+    item.server_id = info.server_id
+    item.hostname = spec.name
+    item.fqdn = f"{spec.name}.{dns_base_domain}"
+    _copy_addresses(item, info)
+    events.record(item.subscription, "server_created", item=item, server_id=info.server_id,
+                  server_type=spec.server_type, location=spec.location)
+    db.session.commit()
+    return _finish(item) if info.ready else Next(POLL_SECONDS, attempt)
+
+
+def _poll(item: SubscriptionItem, tenant: Tenant, attempt: int) -> Next | None:
+    info = provider_for(tenant.id, item.provider).server_info(item.server_id or "")
+    _copy_addresses(item, info)
+    if info.ready:
+        return _finish(item)
+    if now() - item.created_at > PROVISION_TIMEOUT:
+        return _fail(item, "The server did not come up in time. Our staff have been told.")
+    db.session.commit()
+    return Next(POLL_SECONDS, attempt)
+
+
+def _copy_addresses(item: SubscriptionItem, info: ServerInfo) -> None:
+    item.ipv4 = info.ipv4
+    item.ipv6 = info.ipv6
+
+
+def _finish(item: SubscriptionItem) -> None:
+    _move(item, ItemStatus.ACTIVE, "server_ready")
+    subscription = item.subscription
+    if all(other.status is ItemStatus.ACTIVE for other in subscription.items):
+        start_billing(subscription)
+    db.session.commit()
+    return None
+
+
+def start_billing(subscription: Subscription) -> None:
+    """The service is delivered: the subscription becomes active and its first period is charged, once."""
+    action = Action.PROVISIONED if subscription.status is SubscriptionStatus.PENDING_BACKORDER else Action.ACTIVATE
+    try:
+        transition = plan_transition(subscription.status, action, now=now())
+    except TransitionError:
+        return  # already active (another worker finished the last item first)
+    start = now()
+    subscription.status = transition.to_status
+    subscription.activated_at = start
+    subscription.current_period_start = start
+    subscription.current_period_end = period_end(start, subscription.interval)
+    events.record(subscription, "activated", from_status=transition.from_status, to_status=transition.to_status)
+    db.session.add(Charge(
+        tenant_id=subscription.tenant_id, subscription_id=subscription.id, kind=ChargeKind.FIRST_PERIOD,
+        description=f"{subscription.plan.name}, first {subscription.interval.value}",
+        amount_minor=subscription.price_minor, currency=subscription.currency, period_start=start,
+        period_end=subscription.current_period_end, created_at=start,
+    ))
+
+
+def _on_error(item: SubscriptionItem, error: ProviderError, attempt: int) -> Next | None:
+    db.session.rollback()
+    item = _load(item.id) or item
+    log.warning("provisioning item %s: %s (attempt %s)", item.id, error, attempt)
+    if error.kind is ErrorKind.UNAVAILABLE:
+        return _sold_out(item, error)
+    if error.retryable and attempt < MAX_ATTEMPTS:
+        events.record(item.subscription, "provisioning_retry", item=item, attempt=attempt, error=error.message)
+        db.session.commit()
+        return Next(backoff_delay(attempt, retry_after=error.retry_after), attempt + 1)
+    if error.retryable:
+        return _fail(item, "The cloud kept failing; we stopped trying. Our staff have been told.")
+    return _fail(item, f"The cloud refused to create the server: {error.message}")
+
+
+def _sold_out(item: SubscriptionItem, error: ProviderError) -> None:
+    subscription = item.subscription
+    if subscription.status is SubscriptionStatus.PENDING_BACKORDER:
+        return _back_in_queue(item, error)
+    if not subscription.auto_backorder or subscription.status is not SubscriptionStatus.PENDING_FULFILLMENT:
+        return _fail(item, "This configuration sold out before your server could be created. "
+                           "Cancel this order and choose an alternative, or order again with backorder.")
+    transition = plan_transition(subscription.status, Action.BACKORDER, now=now())
+    subscription.status = transition.to_status
+    if item.status is ItemStatus.PROVISIONING and item.server_id is None:
+        item.status = item_transition(item.status, ItemStatus.PENDING)
+    spec_location = item.config.get(geography_key(subscription.plan.service_type.config_schema) or "location", "")
+    db.session.add(Backorder(tenant_id=subscription.tenant_id, subscription_id=subscription.id,
+                             provider=item.provider, server_type=item.config["serverType"],
+                             location=spec_location, status=BackorderStatus.WAITING, created_at=now()))
+    events.record(subscription, "backordered", from_status=transition.from_status, to_status=transition.to_status,
+                  reason=error.message)
+    try:
+        db.session.commit()
+    except IntegrityError:  # already in the queue
+        db.session.rollback()
+    return None
+
+
+def _back_in_queue(item: SubscriptionItem, error: ProviderError) -> None:
+    """Capacity went again before this backorder's server was made: it waits again, keeping its place."""
+    backorder = db.session.scalar(select(Backorder).where(Backorder.subscription_id == item.subscription_id))
+    if backorder is not None:
+        backorder.status = BackorderStatus.WAITING
+        backorder.closed_at = None
+    if item.status is ItemStatus.PROVISIONING and item.server_id is None:
+        item.status = item_transition(item.status, ItemStatus.PENDING)
+    events.record(item.subscription, "backorder_requeued", item=item, reason=error.message)
+    db.session.commit()
+    return None
+
+
+def _fail(item: SubscriptionItem, message: str) -> None:
+    item.error_message = message
+    _move(item, ItemStatus.FAILED, "provisioning_failed", reason=message)
+    db.session.commit()
+    return None
+
+
+def _move(item: SubscriptionItem, target: ItemStatus, kind: str, reason: str = "") -> None:
+    source = item.status
+    item.status = item_transition(source, target)
+    events.record(item.subscription, kind, item=item, from_status=source, to_status=target, reason=reason)
+
+
+STUCK_AFTER = timedelta(minutes=2)
+
+
+def unsettled_items(limit: int = 200) -> list[int]:
+    """Items left pending or provisioning with no progress for a while (a worker died): to be advanced again."""
+    rows = db.session.scalars(
+        select(SubscriptionItem.id)
+        .join(SubscriptionItem.subscription)
+        .where(SubscriptionItem.status.in_((ItemStatus.PENDING, ItemStatus.PROVISIONING)),
+               SubscriptionItem.updated_at < now() - STUCK_AFTER,
+               Subscription.status == SubscriptionStatus.PENDING_FULFILLMENT)
+        .order_by(SubscriptionItem.id).limit(limit)
+    )
+    return list(rows)

@@ -1,0 +1,46 @@
+"""Background work with Huey: a SQLite-backed queue on one machine, Redis-backed with REDIS_URL.
+
+The queue is chosen from the environment when this module is imported (the worker and the web processes
+must agree on it). Tests switch it to immediate mode. Task bodies run inside the app bound by `init_app`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import Flask
+from huey import Huey, RedisHuey, SqliteHuey
+
+_app: Flask | None = None
+
+
+def _make_huey() -> Huey:
+    if redis_url := os.environ.get("REDIS_URL"):
+        return RedisHuey("portal", url=redis_url, utc=True)
+    instance = os.environ.get("INSTANCE_PATH") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "instance")
+    os.makedirs(instance, exist_ok=True)
+    return SqliteHuey("portal", filename=os.path.join(instance, "queue.sqlite3"), utc=True, timeout=15)
+
+
+huey = _make_huey()
+
+
+def init_app(app: Flask) -> None:
+    """Bind the app whose context task bodies run in (the web process's, or the worker's own)."""
+    global _app
+    _app = app
+    app.extensions["huey"] = huey
+
+
+@contextmanager
+def app_context() -> Iterator[Flask]:
+    if _app is None:
+        from app import create_app
+
+        init_app(create_app())
+    assert _app is not None
+    with _app.app_context():
+        yield _app

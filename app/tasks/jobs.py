@@ -1,0 +1,37 @@
+"""The portal's background jobs. Each is thin: open the app context, call a service, maybe reschedule."""
+
+from __future__ import annotations
+
+import logging
+
+from huey import crontab
+
+from app.tasks import app_context, huey
+
+log = logging.getLogger(__name__)
+
+
+@huey.task()
+def provision_item(item_id: int, attempt: int = 1) -> None:
+    """Advance one item's provisioning; reschedules itself until the item is settled."""
+    from app.services import provisioning
+
+    with app_context() as app:
+        step = provisioning.advance(item_id, attempt, dns_base_domain=app.config["DNS_BASE_DOMAIN"])
+    if step is not None:
+        provision_item.schedule((item_id, step.attempt), delay=step.delay)
+
+
+@huey.periodic_task(crontab(minute="*"))
+def every_minute() -> None:
+    """Time-driven lifecycle: cancellations that take effect, backorders that can be served, stuck items."""
+    from app.services import backorders, provisioning, subscriptions
+
+    with app_context():
+        expired = subscriptions.expire_due_cancellations()
+        served = backorders.serve_backorders()
+        stuck = provisioning.unsettled_items()
+    for item_id in [*served, *stuck]:
+        provision_item(item_id)
+    if expired or served:
+        log.info("periodic: %s cancellations took effect, %s backordered items queued", expired, len(served))
