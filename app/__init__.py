@@ -96,10 +96,14 @@ def configure_blueprints(app: Flask) -> None:
     from app.blueprints.admin import bp as admin_bp
     from app.blueprints.auth import bp as auth_bp
     from app.blueprints.catalogue import bp as catalogue_bp
+    from app.blueprints.orders import bp as orders_bp
+    from app.blueprints.subscriptions import bp as subscriptions_bp
     from app.blueprints.support import bp as support_bp
 
     app.register_blueprint(catalogue_bp)
     app.register_blueprint(auth_bp)
+    app.register_blueprint(orders_bp)
+    app.register_blueprint(subscriptions_bp, url_prefix="/subscriptions")
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(support_bp, url_prefix="/support")
     app.register_blueprint(account_bp, url_prefix="/account")

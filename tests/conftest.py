@@ -90,6 +90,7 @@ def _transaction(request: pytest.FixtureRequest) -> Iterator[None]:
         db.session.session_factory.kw["join_transaction_mode"] = "create_savepoint"
         limiter.reset()
         reset_sandboxes()
+        huey.storage.flush_schedule()
         try:
             yield
         finally:

@@ -37,3 +37,22 @@ class AuthActions:
 
     def logout(self, **kwargs: object) -> TestResponse:
         return post_form(self.client, "/logout", **kwargs)
+
+
+def run_scheduled_tasks(rounds: int = 10) -> int:
+    """Run the tasks immediate-mode Huey put aside for later, as a consumer would once they are due.
+
+    Tasks that schedule follow-ups are run again, up to `rounds` times. Returns how many ran.
+    """
+    from app.tasks import huey
+
+    ran = 0
+    for _ in range(rounds):
+        due = huey.scheduled()
+        if not due:
+            break
+        huey.storage.flush_schedule()
+        for task in due:
+            huey.execute(task, timestamp=task.eta)
+            ran += 1
+    return ran

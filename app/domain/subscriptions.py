@@ -357,3 +357,27 @@ class BackorderStatus(StrEnum):
     WAITING = "waiting"
     FULFILLED = "fulfilled"
     CANCELED = "canceled"
+
+
+@dataclass(frozen=True, slots=True)
+class Milestone:
+    """The next date that matters to the customer, with what happens then."""
+
+    label: str
+    at: datetime | None
+
+
+def next_milestone(status: SubscriptionStatus, *, period_end: datetime | None, effective_at: datetime | None,
+                   canceled_at: datetime | None, auto_renew: bool = True) -> Milestone:
+    """Next charge for a running subscription, the end date for one that is ending, and so on."""
+    if status is _S.ACTIVE:
+        return Milestone("Renews" if auto_renew else "Ends", period_end)
+    if status is _S.PENDING_CANCEL:
+        return Milestone("Ends", effective_at)
+    if status is _S.SUSPENDED:
+        return Milestone("Canceled unless paid by", effective_at)
+    if status is _S.CANCELED:
+        return Milestone("Ended", canceled_at)
+    if status is _S.PENDING_BACKORDER:
+        return Milestone("Billing starts when capacity is free and your server is ready", None)
+    return Milestone("Billing starts when your server is ready", None)

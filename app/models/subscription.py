@@ -9,7 +9,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, U
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.domain.catalogue import Interval, Provider
-from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionStatus
+from app.domain.subscriptions import BackorderStatus, ItemStatus, Milestone, SubscriptionStatus, next_milestone
 from app.extensions import db
 from app.models.base import Timestamps, UTCDateTime, enum_type
 from app.models.catalogue import Plan
@@ -58,6 +58,16 @@ class Subscription(Timestamps, db.Model):
 
     __mapper_args__ = {"version_id_col": version}
 
+    @property
+    def milestone(self) -> Milestone:
+        return next_milestone(self.status, period_end=self.current_period_end, effective_at=self.effective_at,
+                              canceled_at=self.canceled_at, auto_renew=self.auto_renew)
+
+    @property
+    def in_progress(self) -> bool:
+        """Something is still happening that the customer's page should follow."""
+        return self.status is SubscriptionStatus.PENDING_FULFILLMENT
+
 
 class SubscriptionItem(Timestamps, db.Model):
     """One provisioned (or to-be-provisioned) server or service of a subscription."""
@@ -85,6 +95,10 @@ class SubscriptionItem(Timestamps, db.Model):
     error_message: Mapped[str | None] = mapped_column(Text)
 
     subscription: Mapped[Subscription] = relationship(back_populates="items")
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in (ItemStatus.PENDING, ItemStatus.PROVISIONING)
 
 
 class SubscriptionEvent(db.Model):

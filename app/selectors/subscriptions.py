@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from app.domain.subscriptions import BackorderStatus
 from app.extensions import db
 from app.models import Backorder, Plan, Subscription, SubscriptionEvent, SubscriptionItem, Tenant, User
 
@@ -55,7 +56,17 @@ def history(subscription: Subscription, limit: int = 100) -> list[SubscriptionEv
 
 
 def waiting_backorder(subscription: Subscription) -> Backorder | None:
-    from app.domain.subscriptions import BackorderStatus
-
     return db.session.scalar(select(Backorder).where(Backorder.subscription_id == subscription.id,
                                                      Backorder.status == BackorderStatus.WAITING))
+
+
+def backorder_position(backorder: Backorder) -> int:
+    """Place in its queue (tenant, cloud, server type, location): 1 for the first."""
+    ahead = db.session.scalar(
+        select(func.count()).select_from(Backorder).where(
+            Backorder.tenant_id == backorder.tenant_id, Backorder.provider == backorder.provider,
+            Backorder.server_type == backorder.server_type, Backorder.location == backorder.location,
+            Backorder.status == BackorderStatus.WAITING, Backorder.created_at < backorder.created_at,
+        )
+    )
+    return (ahead or 0) + 1

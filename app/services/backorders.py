@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from itertools import groupby
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.clock import now
 from app.domain.subscriptions import BackorderStatus, ItemStatus
@@ -16,18 +16,6 @@ from app.providers.registry import provider_for
 from app.services import events
 
 log = logging.getLogger(__name__)
-
-
-def position(backorder: Backorder) -> int:
-    """1 for the first in its queue."""
-    ahead = db.session.scalar(
-        select(func.count()).select_from(Backorder).where(
-            Backorder.tenant_id == backorder.tenant_id, Backorder.provider == backorder.provider,
-            Backorder.server_type == backorder.server_type, Backorder.location == backorder.location,
-            Backorder.status == BackorderStatus.WAITING, Backorder.created_at < backorder.created_at,
-        )
-    )
-    return (ahead or 0) + 1
 
 
 def serve_backorders(limit: int = 200) -> list[int]:

@@ -120,6 +120,8 @@ def place_order(*, tenant: Tenant, actor: Actor, plan_id: int, requested_config:
     if not availability.available and (availability.permanent or not auto_backorder):
         raise Unavailable(availability)
     subscription = _create(tenant, actor, draft, auto_backorder, idempotency_key, backorder=not availability.available)
+    if subscription.status is SubscriptionStatus.PENDING_FULFILLMENT:
+        _queue_provisioning(subscription)
     try:
         db.session.commit()
     except IntegrityError:  # the same form, submitted twice at once: the other request won
@@ -128,9 +130,7 @@ def place_order(*, tenant: Tenant, actor: Actor, plan_id: int, requested_config:
         if existing is None:
             raise
         return _same_customer(existing, customer)
-    log.info("order placed", extra={"subscription_id": subscription.id, "status": subscription.status})
-    if subscription.status is SubscriptionStatus.PENDING_FULFILLMENT:
-        _queue_provisioning(subscription)
+    log.info("order placed", extra={"subscription_id": subscription.id})
     return subscription
 
 
@@ -185,9 +185,12 @@ def _require_complete_profile(customer: User) -> None:
 
 
 def _queue_provisioning(subscription: Subscription) -> None:
+    from app.tasks import enqueue_after_commit
     from app.tasks.jobs import provision_item
 
-    for item in subscription.items:
-        provision_item(item.id)
+    db.session.flush()
+    for item_id in db.session.scalars(select(SubscriptionItem.id).where(
+            SubscriptionItem.subscription_id == subscription.id)):
+        enqueue_after_commit(provision_item, item_id)
 
 

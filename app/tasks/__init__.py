@@ -7,11 +7,13 @@ must agree on it). Tests switch it to immediate mode. Task bodies run inside the
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from flask import Flask
 from huey import Huey, RedisHuey, SqliteHuey
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 _app: Flask | None = None
 
@@ -44,3 +46,29 @@ def app_context() -> Iterator[Flask]:
     assert _app is not None
     with _app.app_context():
         yield _app
+
+
+def enqueue_after_commit(task: Callable[..., object], *args: object) -> None:
+    """Queue `task(*args)` once the current transaction commits; dropped if it rolls back.
+
+    Work is never queued for rows a worker could not see yet, or that never come to exist.
+    """
+    from app.extensions import db
+
+    db.session.info.setdefault(_PENDING, []).append((task, args))
+
+
+_PENDING = "tasks_after_commit"
+
+
+def _after_commit(session: Session) -> None:
+    for task, args in session.info.pop(_PENDING, []):
+        task(*args)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+event.listen(Session, "after_commit", _after_commit)
+event.listen(Session, "after_soft_rollback", lambda session, previous: _after_rollback(session))

@@ -13,6 +13,7 @@ from flask_login import current_user
 from app.domain.accounts import Role
 from app.models import User
 from app.selectors.accounts import user_for_session
+from app.services.actors import Actor
 from app.web import htmx
 
 P = ParamSpec("P")
@@ -26,6 +27,11 @@ def load_user(token: str) -> User | None:
         return None
     lifetime = timedelta(hours=current_app.config.get("SESSION_LIFETIME_HOURS", 12))
     return user_for_session(token, tenant=tenant, lifetime=lifetime)
+
+
+def current_actor() -> Actor:
+    """The logged-in user as a service sees them (with the support user behind them, when impersonating)."""
+    return Actor(user=current_user._get_current_object(), impersonator=g.get("impersonator"))
 
 
 def _to_login() -> object:

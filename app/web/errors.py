@@ -18,6 +18,8 @@ MESSAGES = {
     403: ("Not allowed", "Your account does not have access to this page."),
     404: ("Not found", "There is nothing here. It may have moved, or the link may be wrong."),
     405: ("Not allowed", "This address does not accept that kind of request."),
+    409: ("Changed in the meantime", "Someone changed this in the meantime. Please reload the page."),
+    410: ("No longer available", "This is no longer available."),
     413: ("Too large", "What you sent is larger than this portal accepts."),
     429: ("Too many attempts", "Too many attempts in a short time. Please wait a minute and try again."),
     500: ("Something went wrong", "We could not finish your request. It has been logged; please try again."),

@@ -7,6 +7,7 @@ from datetime import datetime
 from flask import Flask
 
 from app.domain.catalogue import Interval
+from app.domain.geography import location_label
 from app.domain.pricing import Money
 
 
@@ -32,6 +33,7 @@ def humanize(value: object) -> str:
 
 
 def init_app(app: Flask) -> None:
+    app.add_template_filter(location_label, "location")
     app.add_template_filter(money)
     app.add_template_filter(per_interval)
     app.add_template_filter(date)

@@ -26,7 +26,7 @@ import pytest
 from flask import Flask
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Route, WebError
 from playwright.sync_api import Error as PlaywrightError
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from tests.conftest import config_for_tests
 
@@ -105,6 +105,15 @@ class LiveServer:
         return self.url + path
 
 
+class _QuietRequestHandler(WSGIRequestHandler):
+    """Log only the requests that went wrong (4xx, 5xx): every asset's 200 would bury them."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if str(code).isdigit() and int(code) < 400:
+            return
+        super().log_request(code, size)
+
+
 def _migrate_and_load_demo_data(app: Flask) -> None:
     from flask_migrate import upgrade
 
@@ -141,7 +150,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         app = create_app(config_for_tests(database_url, str(instance)))
     _migrate_and_load_demo_data(app)
 
-    server: BaseWSGIServer = make_server(LOOPBACK, 0, app, threaded=True)
+    server: BaseWSGIServer = make_server(LOOPBACK, 0, app, threaded=True, request_handler=_QuietRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     try:

@@ -1,0 +1,43 @@
+"""The order form: fixed fields plus one select per config choice the service type's schema offers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, IntegerField, SelectField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired, NumberRange
+
+from app.domain.configuration import ConfigField
+from app.domain.geography import GEOGRAPHY_LABELLED, location_label
+
+
+class OrderForm(FlaskForm):
+    quantity = IntegerField("Quantity", default=1, validators=[InputRequired(), NumberRange(min=1, max=1000)])
+    auto_backorder = BooleanField("If it is sold out, put my order on the backorder list instead")
+    idempotency_key = HiddenField()
+
+    config_names: tuple[str, ...] = ()
+
+    def config_fields(self) -> list[Any]:
+        return [self[name] for name in self.config_names]
+
+    def requested_config(self) -> dict[str, str]:
+        return {name: self[name].data for name in self.config_names}
+
+
+def order_form(fields: list[ConfigField], **kwargs: Any) -> OrderForm:
+    """An OrderForm with a select for each of `fields`, locations shown by name."""
+
+    class Form(OrderForm):
+        config_names = tuple(field.name for field in fields)
+
+    for field in fields:
+        labels = location_label if field.name in GEOGRAPHY_LABELLED else str
+        choices = [SelectChoice(value, labels(value)) for value in field.choices]
+        # The service validates choices against the schema and explains errors beside the field.
+        setattr(Form, field.name, SelectField(field.title, choices=choices, default=field.default,
+                                              validate_choice=False))
+    return Form(**kwargs)
+

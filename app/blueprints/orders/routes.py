@@ -1,0 +1,128 @@
+"""Ordering a plan: the form, the live price and availability, and the order itself."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Response, abort, flash, g, redirect, render_template, request, url_for
+
+from app.blueprints.orders import bp
+from app.blueprints.orders.forms import OrderForm, order_form
+from app.domain.catalogue import Provider
+from app.domain.configuration import customer_fields, geography_key
+from app.models import Plan
+from app.services import ordering
+from app.services.errors import InvalidInput, NotFound, ServiceError
+from app.web.access import current_actor, customer_required
+
+
+def _plan(plan_id: int) -> Plan:
+    try:
+        return ordering.orderable_plan(g.tenant, plan_id)
+    except NotFound:
+        abort(404)
+    except InvalidInput as error:
+        abort(410, error.message)
+
+
+def _form(plan: Plan, **kwargs: object) -> OrderForm:
+    """The plan's order form; `formdata` defaults to the POSTed form, as with any FlaskForm."""
+    schema = plan.service_type.config_schema
+    fields = customer_fields(schema, plan.config_defaults, plan.allow_customer_location_selection)
+    form = order_form(fields, **kwargs)
+    if not form.idempotency_key.data:
+        form.idempotency_key.data = uuid.uuid4().hex
+    return form
+
+
+def _page(plan: Plan, form: OrderForm, status: int = 200, unavailable: ordering.Unavailable | None = None
+          ) -> tuple[str, int]:
+    return render_template("orders/new.html", plan=plan, form=form, unavailable=unavailable,
+                           quote=_quote_or_none(plan, form),
+                           geo_key=geography_key(plan.service_type.config_schema)), status
+
+
+def _quote_or_none(plan: Plan, form: OrderForm) -> object:
+    try:
+        return ordering.price(plan, form.quantity.data or 1)
+    except InvalidInput:
+        return None
+
+
+@bp.get("/order/<int:plan_id>")
+@customer_required
+def new(plan_id: int) -> tuple[str, int]:
+    plan = _plan(plan_id)
+    return _page(plan, _form(plan, formdata=request.args or None))
+
+
+@bp.post("/order/<int:plan_id>")
+@customer_required
+def create(plan_id: int) -> Response | tuple[str, int]:
+    plan = _plan(plan_id)
+    form = _form(plan)
+    if not form.validate():
+        return _page(plan, form, 400)
+    try:
+        subscription = ordering.place_order(
+            tenant=g.tenant, actor=current_actor(), plan_id=plan.id, requested_config=form.requested_config(),
+            quantity=form.quantity.data, auto_backorder=form.auto_backorder.data,
+            idempotency_key=form.idempotency_key.data,
+        )
+    except ordering.ProfileIncomplete as error:
+        flash(error.message, "info")
+        back = url_for("orders.new", plan_id=plan.id, quantity=form.quantity.data, **form.requested_config())
+        return redirect(url_for("account.profile", next=back), 303)
+    except ordering.ConfigInvalid as error:
+        _attach(form, error.errors)
+        return _page(plan, form, 400)
+    except ordering.Unavailable as error:
+        return _page(plan, form, 409, unavailable=error)
+    except ServiceError as error:
+        _attach(form, {error.field or "": error.message})
+        return _page(plan, form, error.status_code)
+    flash(_ordered_message(subscription.status), "success")
+    return redirect(url_for("subscriptions.detail", subscription_id=subscription.id), 303)
+
+
+def _attach(form: OrderForm, errors: dict[str, str]) -> None:
+    for name, message in errors.items():
+        if name in form:
+            form[name].errors = [*form[name].errors, message]
+        else:
+            form.form_errors.append(message)
+
+
+def _ordered_message(status: str) -> str:
+    if status == "pending_backorder":
+        return "Your order is on the backorder list. We will set it up as soon as capacity is free."
+    return "Thank you! Your order is placed and your server is being set up."
+
+
+@bp.get("/order/<int:plan_id>/preview")
+@customer_required
+def preview(plan_id: int) -> str:
+    """The price for the options chosen so far (an htmx fragment)."""
+    plan = _plan(plan_id)
+    quantity = request.args.get("quantity", 1, type=int)
+    try:
+        quote, error = ordering.price(plan, quantity if quantity is not None else 1), None
+    except InvalidInput as problem:
+        quote, error = None, problem.message
+    return render_template("orders/_preview.html", plan=plan, quote=quote, error=error)
+
+
+@bp.get("/order/<int:plan_id>/availability")
+@customer_required
+def availability(plan_id: int) -> str:
+    """Whether the chosen server type can be placed in the chosen location now (an htmx fragment)."""
+    plan = _plan(plan_id)
+    if plan.service_type.provider is Provider.NONE:
+        return ""
+    form = _form(plan, formdata=request.args)
+    try:
+        draft = ordering.draft_order(plan, form.requested_config(), 1)
+        result, error = ordering.check_availability(g.tenant, draft), None
+    except ServiceError as problem:
+        result, error = None, problem.message
+    return render_template("orders/_availability.html", plan=plan, result=result, error=error)

@@ -1,0 +1,147 @@
+"""The customer's dashboard: subscriptions, their servers, cancel and resume, server controls."""
+
+from __future__ import annotations
+
+from flask import Response, abort, flash, g, redirect, render_template, url_for
+from flask_login import current_user
+
+from app.blueprints.subscriptions import bp
+from app.blueprints.subscriptions.forms import CancelForm, VersionForm
+from app.models import Subscription
+from app.selectors import subscriptions as selectors
+from app.services import servers, subscriptions
+from app.services.errors import NotFound, ServiceError
+from app.services.servers import PowerCommand
+from app.web import htmx
+from app.web.access import current_actor, customer_required
+
+
+def _own(subscription_id: int) -> Subscription:
+    subscription = selectors.customer_subscription(g.tenant, current_user, subscription_id)
+    if subscription is None:
+        abort(404)
+    return subscription
+
+
+@bp.get("/")
+@customer_required
+def index() -> str:
+    return render_template("subscriptions/index.html",
+                           subscriptions=selectors.customer_subscriptions(g.tenant, current_user))
+
+
+@bp.get("/<int:subscription_id>")
+@customer_required
+def detail(subscription_id: int) -> str:
+    subscription = _own(subscription_id)
+    return render_template("subscriptions/detail.html", events=selectors.history(subscription),
+                           **_summary_context(subscription))
+
+
+@bp.get("/<int:subscription_id>/summary")
+@customer_required
+def summary(subscription_id: int) -> str:
+    return render_template("subscriptions/_summary.html", **_summary_context(_own(subscription_id)))
+
+
+def _summary_context(subscription: Subscription) -> dict[str, object]:
+    backorder = selectors.waiting_backorder(subscription)
+    return {"subscription": subscription, "backorder": backorder,
+            "backorder_position": selectors.backorder_position(backorder) if backorder else None,
+            "version_form": VersionForm(version=subscription.version)}
+
+
+@bp.get("/<int:subscription_id>/items/<int:item_id>")
+@customer_required
+def item(subscription_id: int, item_id: int) -> str:
+    found = selectors.customer_item(g.tenant, current_user, subscription_id, item_id)
+    if found is None:
+        abort(404)
+    return render_template("subscriptions/_item.html", subscription=found.subscription, item=found)
+
+
+@bp.get("/<int:subscription_id>/items/<int:item_id>/server-info")
+@customer_required
+def server_info(subscription_id: int, item_id: int) -> str:
+    return _server_fragment(subscription_id, item_id)
+
+
+def _server_fragment(subscription_id: int, item_id: int, message: str | None = None, status: int = 200
+                     ) -> tuple[str, int] | str:
+    try:
+        info, error = servers.live_info(tenant=g.tenant, viewer=current_user, subscription_id=subscription_id,
+                                        item_id=item_id), None
+    except NotFound:
+        abort(404)
+    except ServiceError as problem:
+        info, error = None, problem.message
+    found = selectors.customer_item(g.tenant, current_user, subscription_id, item_id)
+    page = render_template("subscriptions/_server.html", subscription=found.subscription, item=found, info=info,
+                           error=error, message=message)
+    return page, status
+
+
+@bp.post("/<int:subscription_id>/items/<int:item_id>/actions/<command>")
+@customer_required
+def power(subscription_id: int, item_id: int, command: str) -> Response | tuple[str, int] | str:
+    try:
+        chosen = PowerCommand(command)
+    except ValueError:
+        abort(404)
+    try:
+        servers.power(tenant=g.tenant, actor=current_actor(), subscription_id=subscription_id, item_id=item_id,
+                      command=chosen)
+    except NotFound:
+        abort(404)
+    except ServiceError as error:
+        if not htmx.wants_fragment():
+            flash(error.message, "error")
+            return redirect(url_for(".detail", subscription_id=subscription_id), 303)
+        # htmx swaps 409 and 422 (see htmx-config in base.html) so the message shows in place.
+        status = 409 if error.status_code == 409 else 422
+        return _server_fragment(subscription_id, item_id, message=error.message, status=status)
+    if not htmx.wants_fragment():
+        return redirect(url_for(".detail", subscription_id=subscription_id), 303)
+    return _server_fragment(subscription_id, item_id)
+
+
+@bp.route("/<int:subscription_id>/cancel", methods=["GET", "POST"])
+@customer_required
+def cancel(subscription_id: int) -> Response | tuple[str, int]:
+    subscription = _own(subscription_id)
+    form = CancelForm(version=subscription.version)
+    if not form.validate_on_submit():
+        return render_template("subscriptions/cancel.html", subscription=subscription, form=form), (
+            400 if form.errors else 200)
+    try:
+        changed = subscriptions.cancel(tenant=g.tenant, actor=current_actor(), subscription_id=subscription_id,
+                                       version=form.version.data, reason=form.reason.data or "")
+    except NotFound:
+        abort(404)
+    except ServiceError as error:
+        flash(error.message, "error")
+    else:
+        flash("Your subscription is canceled." if changed.status == "canceled"
+              else "Your cancellation is scheduled. You can resume until it takes effect.", "success")
+    return redirect(url_for(".detail", subscription_id=subscription_id), 303)
+
+
+@bp.post("/<int:subscription_id>/resume")
+@customer_required
+def resume(subscription_id: int) -> Response:
+    form = VersionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        subscriptions.resume(tenant=g.tenant, actor=current_actor(), subscription_id=subscription_id,
+                             version=form.version.data)
+    except NotFound:
+        abort(404)
+    except ServiceError as error:
+        flash(error.message, "error")
+    else:
+        flash("Welcome back! Your subscription continues.", "success")
+    target = url_for(".detail", subscription_id=subscription_id)
+    return htmx.redirect(target) if htmx.wants_fragment() else redirect(target, 303)
+
+
