@@ -57,6 +57,7 @@ class Settings:
     proxy_hops: int
     log_level: str
     max_content_length: int
+    sandbox_boot_seconds: float
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str], instance_path: str) -> Settings:
@@ -76,6 +77,7 @@ class Settings:
             proxy_hops=int(environ.get("PROXY_HOPS", "0")),
             log_level=environ.get("LOG_LEVEL", "INFO").upper(),
             max_content_length=int(environ.get("MAX_CONTENT_LENGTH", str(1024 * 1024))),
+            sandbox_boot_seconds=float(environ.get("SANDBOX_BOOT_SECONDS", "8")),
         )
 
     def as_flask_config(self, instance_path: str) -> dict[str, object]:
@@ -110,6 +112,9 @@ class Settings:
             "WTF_CSRF_SSL_STRICT": production,
             "ARGON2_PARAMETERS": {},
             "SEND_FILE_MAX_AGE_DEFAULT": 3600,
+            "SANDBOX_BOOT_SECONDS": self.sandbox_boot_seconds,
+            "SANDBOX_ACTION_SECONDS": self.sandbox_boot_seconds * 3 / 8,
+            "SESSION_LIFETIME_HOURS": 12,
         }
 
 

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import contextvars
 import os
+import tempfile
+
+# Before the app is imported: the queue and anything else kept in the instance folder stay out of the project.
+os.environ.setdefault("INSTANCE_PATH", tempfile.mkdtemp(prefix="portal-tests-"))
 from collections.abc import Iterator
 from datetime import UTC, datetime
 

@@ -395,7 +395,8 @@ _sandboxes: dict[tuple[int, str], SandboxCloud] = {}
 _sandboxes_lock = threading.Lock()
 
 
-def sandbox_for(tenant_id: int, provider: str, clock: Clock) -> SandboxCloud:
+def sandbox_for(tenant_id: int, provider: str, clock: Clock, *, boot_seconds: float = 8.0,
+                action_seconds: float = 3.0) -> SandboxCloud:
     """The tenant's sandbox for `provider` ("hetzner" or "digitalocean"), created on first use.
 
     A new sandbox gets the provider's demo catalog with `DEMO_SOLD_OUT` applied. The clock of the first
@@ -407,7 +408,8 @@ def sandbox_for(tenant_id: int, provider: str, clock: Clock) -> SandboxCloud:
     with _sandboxes_lock:
         sandbox = _sandboxes.get(key)
         if sandbox is None:
-            sandbox = _sandboxes[key] = SandboxCloud(key[1], CATALOGS[key[1]], clock=clock)
+            sandbox = _sandboxes[key] = SandboxCloud(key[1], CATALOGS[key[1]], clock=clock, boot_seconds=boot_seconds,
+                                                     action_seconds=action_seconds)
             sandbox.set_capacity(*DEMO_SOLD_OUT[key[1]], 0)
         return sandbox
 

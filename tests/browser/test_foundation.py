@@ -117,11 +117,6 @@ def test_new_customer_registers_browses_and_logs_in_again(page: Page, watch: Bro
     assert watch.problems() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app bug: auth.register flashes the welcome, then _enter() calls session.clear(), which drops it "
-           "(app/blueprints/auth/routes.py); remove this mark once fixed",
-)
 def test_new_customer_is_welcomed(page: Page) -> None:
     page.goto("/register")
     page.get_by_label("Your name").fill("Wendy Welcome")

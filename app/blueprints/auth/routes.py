@@ -24,9 +24,11 @@ def _failed(response: Response) -> bool:
     return response.status_code == 401
 
 
-def _enter(user: User) -> Response:
+def _enter(user: User, welcome: str | None = None) -> Response:
     session.clear()  # a fresh session at every login: nothing from before survives
     login_user(user)
+    if welcome:
+        flash(welcome, "success")
     target = safe_next(request.args.get("next")) or url_for(home_for(user.role))
     return redirect(target, 303)
 
@@ -65,8 +67,7 @@ def register() -> Response | tuple[str, int]:
         getattr(form, error.field or "email").errors.append(error.message)
         return render_template("auth/register.html", form=form), 400
     accounts.start_session(user=user, remote_addr=request.remote_addr, user_agent=request.user_agent.string)
-    flash("Welcome! Your account is ready.", "success")
-    return _enter(user)
+    return _enter(user, welcome="Welcome! Your account is ready.")
 
 
 @bp.post("/logout")

@@ -1,0 +1,90 @@
+"""Fixtures for the service tests: a complete profile, an orderable plan, the acting customer, the sandbox."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from app.clock import now
+from app.extensions import db
+from app.models import CustomerProfile, Plan, Subscription, SubscriptionItem, Tenant, User
+from app.providers.sandbox import SandboxCloud, sandbox_for
+from app.services import ordering
+from app.services.actors import Actor
+from tests import factories
+from tests.helpers import run_scheduled_tasks
+
+BOOT_SECONDS = 8.0  # SandboxCloud's default boot time
+_keys = itertools.count(1)
+
+
+def complete_profile(user: User) -> CustomerProfile:
+    """A billing profile with every field ordering needs."""
+    profile = CustomerProfile(user_id=user.id, full_name=user.name, billing_email=user.email,
+                              address="Bahnhofstrasse 1", postal_code="8001", city="Zürich", country="CH")
+    db.session.add(profile)
+    db.session.commit()
+    return profile
+
+
+def new_key() -> str:
+    return f"order-{next(_keys)}"
+
+
+def place(tenant: Tenant, user: User, plan: Plan, *, config: dict[str, Any] | None = None, quantity: int = 1,
+          auto_backorder: bool = False, key: str | None = None) -> Subscription:
+    """Order `plan` as `user` (the immediate-mode task then creates the servers)."""
+    return ordering.place_order(tenant=tenant, actor=Actor(user), plan_id=plan.id,
+                                requested_config=config or {}, quantity=quantity,
+                                auto_backorder=auto_backorder, idempotency_key=key or new_key())
+
+
+def boot(clock) -> None:  # type: ignore[no-untyped-def]
+    """Let the sandbox finish booting and run the provisioning polls a worker would run."""
+    clock.advance(seconds=BOOT_SECONDS + 1)
+    run_scheduled_tasks()
+    db.session.expire_all()
+
+
+def count(model: type, *where: Any) -> int:
+    return db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def items_of(subscription: Subscription) -> list[SubscriptionItem]:
+    return list(db.session.scalars(select(SubscriptionItem).where(
+        SubscriptionItem.subscription_id == subscription.id).order_by(SubscriptionItem.id)))
+
+
+@pytest.fixture
+def profile(customer: User) -> CustomerProfile:
+    return complete_profile(customer)
+
+
+@pytest.fixture
+def actor(customer: User) -> Actor:
+    return Actor(customer)
+
+
+@pytest.fixture
+def plan(tenant: Tenant) -> Plan:
+    """A published monthly Hetzner plan (cx22 in nbg1 by default), 9.90 EUR."""
+    return factories.plan(tenant)
+
+
+@pytest.fixture
+def sandbox(tenant: Tenant, clock) -> SandboxCloud:  # type: ignore[no-untyped-def]
+    return sandbox_for(tenant.id, "hetzner", now)
+
+
+@pytest.fixture
+def active_subscription(tenant: Tenant, customer: User, profile: CustomerProfile, plan: Plan, sandbox: SandboxCloud,
+                        clock) -> Subscription:  # type: ignore[no-untyped-def]
+    """An ordered, provisioned and billed subscription of `plan` with one running server."""
+    subscription = place(tenant, customer, plan)
+    boot(clock)
+    db.session.refresh(subscription)
+    assert subscription.status.value == "active"
+    return subscription
