@@ -24,8 +24,10 @@ from app.config import engine_options, normalize_database_url
 from app.extensions import db, limiter
 from app.providers.sandbox import reset_sandboxes
 from app.tasks import huey
-from tests import factories
+from tests import factories, netguard
 from tests.helpers import AuthActions
+
+netguard.install()  # no request of the suite leaves 127.0.0.1 (tests/unit/test_netguard.py)
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 huey.immediate = True  # tasks run inline, in the test's transaction; tests/services/test_worker.py runs a real consumer

@@ -1,0 +1,37 @@
+"""Local stand-ins for the clouds' HTTP APIs: the demo and the tests drive the real SDKs against these.
+
+Each fake is a small WSGI app with the cloud's paths, JSON shapes, errors and timing, plus a `/_control`
+interface to change capacity and inject faults. `serve()` runs one on 127.0.0.1 in a background thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+
+@dataclass
+class FakeServer:
+    """A fake API served on loopback; `url` is its root, e.g. http://127.0.0.1:40123."""
+
+    server: BaseWSGIServer
+    thread: threading.Thread = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def shutdown(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+        self.server.server_close()
+
+
+def serve(app: object, port: int = 0) -> FakeServer:
+    """Serve `app` on 127.0.0.1:`port` (0 picks a free port) in a daemon thread."""
+    server = make_server("127.0.0.1", port, app, threaded=True)  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.serve_forever, name=f"fake-api-{server.server_port}", daemon=True)
+    thread.start()
+    return FakeServer(server, thread)
