@@ -12,6 +12,13 @@ from pathlib import Path
 
 ENVIRONMENTS = ("development", "production", "testing")
 
+# Secrets and sandbox endpoints: unset unless given.
+CLOUD_SETTINGS = ("CREDENTIALS_KEY", "HETZNER_TOKEN", "DIGITALOCEAN_TOKEN", "SANDBOX_HETZNER_URL",
+                  "SANDBOX_DIGITALOCEAN_URL")
+# The real APIs, used with a tenant's own token.
+CLOUD_ENDPOINTS = {"HETZNER_API_URL": "https://api.hetzner.cloud/v1",
+                   "DIGITALOCEAN_API_URL": "https://api.digitalocean.com/v2/"}
+
 
 class ConfigError(RuntimeError):
     """The portal refuses to start with this configuration."""
@@ -58,6 +65,7 @@ class Settings:
     log_level: str
     max_content_length: int
     sandbox_boot_seconds: float
+    clouds: dict[str, str | None]
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str], instance_path: str) -> Settings:
@@ -78,6 +86,8 @@ class Settings:
             log_level=environ.get("LOG_LEVEL", "INFO").upper(),
             max_content_length=int(environ.get("MAX_CONTENT_LENGTH", str(1024 * 1024))),
             sandbox_boot_seconds=float(environ.get("SANDBOX_BOOT_SECONDS", "8")),
+            clouds={key: environ.get(key) or None for key in CLOUD_SETTINGS} | {
+                key: environ.get(key) or default for key, default in CLOUD_ENDPOINTS.items()},
         )
 
     def as_flask_config(self, instance_path: str) -> dict[str, object]:
@@ -115,6 +125,7 @@ class Settings:
             "SANDBOX_BOOT_SECONDS": self.sandbox_boot_seconds,
             "SANDBOX_ACTION_SECONDS": self.sandbox_boot_seconds * 3 / 8,
             "SESSION_LIFETIME_HOURS": 12,
+            **self.clouds,
         }
 
 

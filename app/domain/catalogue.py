@@ -10,6 +10,10 @@ class Provider(StrEnum):
     DIGITALOCEAN = "digitalocean"
     NONE = "none"
 
+    @property
+    def label(self) -> str:
+        return {"hetzner": "Hetzner Cloud", "digitalocean": "DigitalOcean", "none": "No provider"}[self.value]
+
 
 class CatalogueState(StrEnum):
     """Lifecycle of products and plans: draft -> published -> deprecated -> retired."""

@@ -2,6 +2,7 @@
 
 from app.models.billing import Charge
 from app.models.catalogue import Plan, Product, ServiceType
+from app.models.credentials import CloudCredential
 from app.models.subscription import Backorder, Subscription, SubscriptionEvent, SubscriptionItem
 from app.models.tenant import Tenant, TenantHost
 from app.models.user import CustomerProfile, User, UserSession
@@ -9,6 +10,7 @@ from app.models.user import CustomerProfile, User, UserSession
 __all__ = [
     "Backorder",
     "Charge",
+    "CloudCredential",
     "CustomerProfile",
     "Plan",
     "Product",

@@ -1,0 +1,89 @@
+"""Cloud API tokens per tenant: set by the tenant admin (or, for the default tenant, the environment),
+stored encrypted with Fernet, and only ever used for the tenant they belong to.
+
+The key is CREDENTIALS_KEY when set, else one derived from SECRET_KEY; changing it makes stored tokens
+unreadable, so they must then be entered again.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import current_app
+from sqlalchemy import delete, select
+
+from app.clock import now
+from app.domain.accounts import Role
+from app.domain.catalogue import Provider
+from app.extensions import db
+from app.models import CloudCredential, Tenant
+from app.selectors.credentials import CLOUDS, ENV_TOKENS
+from app.services.actors import Actor
+from app.services.errors import Forbidden, InvalidInput
+
+log = logging.getLogger(__name__)
+
+
+
+def _fernet() -> Fernet:
+    key = current_app.config.get("CREDENTIALS_KEY")
+    if key:
+        return Fernet(key)
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"portal cloud credentials").derive(
+        current_app.config["SECRET_KEY"].encode())
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def token_for(tenant: Tenant, provider: Provider) -> str | None:
+    """The tenant's own token for `provider`; the environment's only for the default tenant; else None."""
+    row = db.session.scalar(select(CloudCredential).where(CloudCredential.tenant_id == tenant.id,
+                                                          CloudCredential.provider == provider))
+    if row is not None:
+        try:
+            return _fernet().decrypt(row.token_ciphertext.encode()).decode()
+        except InvalidToken:
+            log.error("the %s token of tenant %s cannot be decrypted (key changed?)", provider, tenant.slug)
+            return None
+    if tenant.slug == current_app.config["DEFAULT_TENANT"]:
+        return current_app.config.get(ENV_TOKENS.get(provider, "")) or None
+    return None
+
+
+def set_token(*, tenant: Tenant, actor: Actor, provider: Provider, token: str) -> CloudCredential:
+    """Store (or replace) the tenant's token for `provider`, encrypted. Tenant admins only."""
+    _require_admin(tenant, actor)
+    token = token.strip()
+    if provider not in CLOUDS:
+        raise InvalidInput("Choose Hetzner or DigitalOcean.", field="provider")
+    if not 16 <= len(token) <= 200 or any(ch.isspace() for ch in token):
+        raise InvalidInput("This does not look like an API token.", field="token")
+    row = db.session.scalar(select(CloudCredential).where(CloudCredential.tenant_id == tenant.id,
+                                                          CloudCredential.provider == provider))
+    if row is None:
+        row = CloudCredential(tenant_id=tenant.id, provider=provider)
+        db.session.add(row)
+    row.token_ciphertext = _fernet().encrypt(token.encode()).decode()
+    row.token_hint = token[-4:]
+    row.updated_at = now()
+    row.updated_by_id = actor.user_id
+    db.session.commit()
+    log.info("tenant %s: %s token set by user %s", tenant.slug, provider, actor.user_id)
+    return row
+
+
+def clear_token(*, tenant: Tenant, actor: Actor, provider: Provider) -> None:
+    """Forget the tenant's token: its servers are then managed in the sandbox cloud."""
+    _require_admin(tenant, actor)
+    db.session.execute(delete(CloudCredential).where(CloudCredential.tenant_id == tenant.id,
+                                                     CloudCredential.provider == provider))
+    db.session.commit()
+    log.info("tenant %s: %s token removed by user %s", tenant.slug, provider, actor.user_id)
+
+
+def _require_admin(tenant: Tenant, actor: Actor) -> None:
+    if actor.user.role is not Role.TENANT_ADMIN or actor.user.tenant_id != tenant.id or actor.impersonator:
+        raise Forbidden("Only the tenant's admins can change cloud credentials.")
