@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from app.domain.subscriptions import BackorderStatus
@@ -66,7 +66,9 @@ def backorder_position(backorder: Backorder) -> int:
         select(func.count()).select_from(Backorder).where(
             Backorder.tenant_id == backorder.tenant_id, Backorder.provider == backorder.provider,
             Backorder.server_type == backorder.server_type, Backorder.location == backorder.location,
-            Backorder.status == BackorderStatus.WAITING, Backorder.created_at < backorder.created_at,
+            Backorder.status == BackorderStatus.WAITING,
+            or_(Backorder.created_at < backorder.created_at,
+                and_(Backorder.created_at == backorder.created_at, Backorder.id < backorder.id)),
         )
     )
     return (ahead or 0) + 1

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import contains_eager, joinedload
 
 from app.clock import now
-from app.domain.availability import Availability
+from app.domain.availability import Alternative, AlternativeKind, Availability
 from app.domain.catalogue import CatalogueState, Provider
-from app.domain.configuration import config_errors, geography_key, merge_config
+from app.domain.configuration import config_errors, customer_fields, geography_key, merge_config
 from app.domain.pricing import PlanPrice, PricingError, Quote, quote
 from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionStatus
 from app.extensions import db
@@ -63,7 +63,7 @@ def orderable_plan(tenant: Tenant, plan_id: int) -> Plan:
     """The tenant's plan, if it can be ordered now. Unknown or foreign ids: NotFound."""
     plan = db.session.scalar(
         select(Plan).join(Plan.product)
-        .options(selectinload(Plan.service_type), selectinload(Plan.product))
+        .options(contains_eager(Plan.product), joinedload(Plan.service_type))
         .where(Plan.id == plan_id, Plan.tenant_id == tenant.id)
     )
     if plan is None:
@@ -98,9 +98,22 @@ def check_availability(tenant: Tenant, draft: OrderDraft) -> Availability:
         return Availability(True)
     where = draft.config.get(geography_key(service_type.config_schema) or "location", "")
     try:
-        return provider_for(tenant.id, service_type.provider).check_availability(draft.config["serverType"], where)
+        found = provider_for(tenant.id, service_type.provider).check_availability(draft.config["serverType"], where)
     except ProviderError as error:
         raise ServiceError(f"We could not reach the cloud to check availability: {error.message}") from None
+    return replace(found, alternatives=tuple(_orderable_alternatives(draft.plan, found.alternatives)))
+
+
+def _orderable_alternatives(plan: Plan, alternatives: tuple[Alternative, ...]) -> list[Alternative]:
+    """Only what this plan lets the customer pick: its schema's choices, other locations only if selectable."""
+    schema = plan.service_type.config_schema
+    choices = {field.name: set(field.choices) for field in
+               customer_fields(schema, plan.config_defaults, plan.allow_customer_location_selection)}
+    geo = geography_key(schema) or "location"
+    return [alt for alt in alternatives
+            if alt.server_type in choices.get("serverType", ())
+            and (alt.location in choices.get(geo, ()) if geo in choices
+                 else alt.kind is AlternativeKind.OTHER_SERVER_TYPE)]
 
 
 def place_order(*, tenant: Tenant, actor: Actor, plan_id: int, requested_config: dict[str, Any], quantity: int,

@@ -104,9 +104,13 @@ def _ordered_message(status: str) -> str:
 def preview(plan_id: int) -> str:
     """The price for the options chosen so far (an htmx fragment)."""
     plan = _plan(plan_id)
-    quantity = request.args.get("quantity", 1, type=int)
     try:
-        quote, error = ordering.price(plan, quantity if quantity is not None else 1), None
+        quantity = int(request.args.get("quantity", "1").strip())
+    except ValueError:
+        return render_template("orders/_preview.html", plan=plan, quote=None,
+                               error="The quantity must be a whole number.")
+    try:
+        quote, error = ordering.price(plan, quantity), None
     except InvalidInput as problem:
         quote, error = None, problem.message
     return render_template("orders/_preview.html", plan=plan, quote=quote, error=error)
