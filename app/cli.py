@@ -13,6 +13,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(demo_data_command)
     app.cli.add_command(up_command)
     app.cli.add_command(worker_command)
+    app.cli.add_command(fake_clouds_command)
 
 
 @click.command("demo-data")
@@ -40,14 +41,22 @@ def up_command(host: str, port: int, demo: bool) -> None:
         summary = load_demo_data()
         click.echo(f"Demo data: {len(summary.created)} rows created." if summary.created
                    else "Demo data already loaded.")
+    from app.providers.fakes import start_sandbox_clouds
     from app.tasks.worker import start_beside_web_server
 
+    clouds = []
+    if not (current_app.config.get("SANDBOX_HETZNER_URL") or current_app.config.get("SANDBOX_DIGITALOCEAN_URL")):
+        clouds = start_sandbox_clouds(current_app.config)
+        click.echo(f"Sandbox clouds: Hetzner API at {current_app.config['SANDBOX_HETZNER_URL']}, "
+                   f"DigitalOcean API at {current_app.config['SANDBOX_DIGITALOCEAN_URL']}")
     worker = start_beside_web_server(workers=2)
     click.secho(f"\n  Cloud portal running at http://{host}:{port}/  (Ctrl+C to stop)\n", fg="green", bold=True)
     try:
         run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
     finally:
         worker.stop()
+        for cloud in clouds:
+            cloud.shutdown()
 
 
 @click.command("worker")
@@ -57,3 +66,30 @@ def worker_command(workers: int) -> None:
     from app.tasks.worker import run
 
     run(workers)
+
+
+@click.command("fake-clouds")
+@click.option("--hetzner-port", default=8701, show_default=True)
+@click.option("--digitalocean-port", default=8702, show_default=True)
+def fake_clouds_command(hetzner_port: int, digitalocean_port: int) -> None:
+    """Serve the sandbox clouds' fake APIs on 127.0.0.1, for web and worker processes started separately.
+
+    Point them at it with SANDBOX_HETZNER_URL=http://127.0.0.1:8701/v1 and
+    SANDBOX_DIGITALOCEAN_URL=http://127.0.0.1:8702/v2/.
+    """
+    import threading
+
+    from flask import current_app
+
+    from app.providers.fakes import start_sandbox_clouds
+
+    clouds = start_sandbox_clouds(dict(current_app.config), hetzner_port=hetzner_port,
+                                  digitalocean_port=digitalocean_port)
+    click.echo(f"Hetzner API: {clouds[0].url}/v1   DigitalOcean API: {clouds[1].url}/v2/   (Ctrl+C to stop)")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for cloud in clouds:
+            cloud.shutdown()

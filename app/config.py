@@ -30,6 +30,19 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _minutes(value: str | None, *, default: int) -> int:
+    """A whole number of minutes from 1 to 24 hours (how long a support user may impersonate a customer)."""
+    if value is None or value.strip() == "":
+        return default
+    try:
+        minutes = int(value)
+    except ValueError:
+        raise ConfigError(f"IMPERSONATION_MINUTES must be a whole number of minutes, not {value!r}.") from None
+    if not 1 <= minutes <= 24 * 60:
+        raise ConfigError("IMPERSONATION_MINUTES must be between 1 and 1440.")
+    return minutes
+
+
 def normalize_database_url(url: str) -> str:
     """Use the psycopg 3 driver for PostgreSQL URLs written the usual way."""
     for prefix in ("postgres://", "postgresql://"):
@@ -66,6 +79,7 @@ class Settings:
     max_content_length: int
     sandbox_boot_seconds: float
     clouds: dict[str, str | None]
+    impersonation_minutes: int = 60
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str], instance_path: str) -> Settings:
@@ -88,6 +102,7 @@ class Settings:
             sandbox_boot_seconds=float(environ.get("SANDBOX_BOOT_SECONDS", "8")),
             clouds={key: environ.get(key) or None for key in CLOUD_SETTINGS} | {
                 key: environ.get(key) or default for key, default in CLOUD_ENDPOINTS.items()},
+            impersonation_minutes=_minutes(environ.get("IMPERSONATION_MINUTES"), default=60),
         )
 
     def as_flask_config(self, instance_path: str) -> dict[str, object]:
@@ -125,6 +140,9 @@ class Settings:
             "SANDBOX_BOOT_SECONDS": self.sandbox_boot_seconds,
             "SANDBOX_ACTION_SECONDS": self.sandbox_boot_seconds * 3 / 8,
             "SESSION_LIFETIME_HOURS": 12,
+            "CLOUD_TIMEOUT": 15.0,
+            "SANDBOX_IN_PROCESS": False,
+            "IMPERSONATION_MINUTES": self.impersonation_minutes,
             **self.clouds,
         }
 

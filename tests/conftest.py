@@ -43,6 +43,7 @@ def config_for_tests(database_url: str, instance_path: str) -> dict[str, object]
         "ARGON2_PARAMETERS": FAST_ARGON2,
         "RATELIMIT_STORAGE_URI": "memory://",
         "DEFAULT_TENANT": "default",
+        "SANDBOX_IN_PROCESS": True,  # the fast in-process cloud; tests/integration drive the fake APIs
     }
 
 

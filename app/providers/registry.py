@@ -1,4 +1,13 @@
-"""Which cloud adapter serves a tenant's service type."""
+"""Which cloud adapter serves a tenant's service type.
+
+- A tenant with its own token (or the default tenant with one in the environment) gets the real adapter
+  on the real API: Hetzner through hcloud, DigitalOcean through python-digitalocean.
+- A tenant without one gets the same adapter pointed at the sandbox cloud: the local fake APIs that
+  `flask up` (or `flask fake-clouds`) serves on 127.0.0.1 (SANDBOX_HETZNER_URL / SANDBOX_DIGITALOCEAN_URL),
+  with a token naming the tenant.
+- Only when no sandbox URL is configured and SANDBOX_IN_PROCESS is set (the fast tests) the in-process
+  SandboxCloud stands in.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +15,40 @@ from flask import current_app
 
 from app.clock import now
 from app.domain.catalogue import Provider
-from app.providers.base import CloudProvider
+from app.extensions import db
+from app.models import Tenant
+from app.providers.base import CloudProvider, ErrorKind, ProviderError
+from app.providers.digitalocean import DigitalOceanCloud
+from app.providers.hetzner import HetznerCloud
 from app.providers.sandbox import sandbox_for
+
+ADAPTERS = {Provider.HETZNER: HetznerCloud, Provider.DIGITALOCEAN: DigitalOceanCloud}
+ENDPOINTS = {Provider.HETZNER: "HETZNER_API_URL", Provider.DIGITALOCEAN: "DIGITALOCEAN_API_URL"}
+SANDBOX_ENDPOINTS = {Provider.HETZNER: "SANDBOX_HETZNER_URL", Provider.DIGITALOCEAN: "SANDBOX_DIGITALOCEAN_URL"}
 
 
 def provider_for(tenant_id: int, provider: Provider) -> CloudProvider:
-    """The cloud for `provider` in `tenant_id`'s account. With no credentials, the sandbox cloud."""
-    if provider is Provider.NONE:
+    """The cloud account that serves `provider` for this tenant, and no other tenant's."""
+    from app.services.credentials import token_for
+
+    if provider not in ADAPTERS:
         raise ValueError("a service type without a provider has no cloud")
     config = current_app.config
-    return sandbox_for(tenant_id, provider.value, now, boot_seconds=config["SANDBOX_BOOT_SECONDS"],
-                       action_seconds=config["SANDBOX_ACTION_SECONDS"])
+    tenant = db.session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise ValueError(f"no tenant {tenant_id}")
+    if token := token_for(tenant, provider):
+        return ADAPTERS[provider](token, endpoint=config[ENDPOINTS[provider]], timeout=config["CLOUD_TIMEOUT"])
+    if sandbox_url := config.get(SANDBOX_ENDPOINTS[provider]):
+        return ADAPTERS[provider](f"sandbox-{tenant.slug}", endpoint=sandbox_url, timeout=config["CLOUD_TIMEOUT"])
+    if config.get("SANDBOX_IN_PROCESS"):
+        return sandbox_for(tenant_id, provider.value, now, boot_seconds=config["SANDBOX_BOOT_SECONDS"],
+                           action_seconds=config["SANDBOX_ACTION_SECONDS"])
+    raise ProviderError(ErrorKind.AUTH, f"No {provider.label} account is set up for this portal yet. "
+                                        "Please contact the operator.")
+
+
+def check_token(provider: Provider, token: str) -> None:
+    """Raise ProviderError unless the real API accepts `token` (one read of its offers)."""
+    config = current_app.config
+    ADAPTERS[provider](token, endpoint=config[ENDPOINTS[provider]], timeout=config["CLOUD_TIMEOUT"]).offers()

@@ -23,7 +23,8 @@ from app.extensions import db
 from app.models import CloudCredential, Tenant
 from app.selectors.credentials import CLOUDS, ENV_TOKENS
 from app.services.actors import Actor
-from app.services.errors import Forbidden, InvalidInput
+from app.providers.base import ErrorKind, ProviderError
+from app.services.errors import Forbidden, InvalidInput, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def set_token(*, tenant: Tenant, actor: Actor, provider: Provider, token: str) -
         raise InvalidInput("Choose Hetzner or DigitalOcean.", field="provider")
     if not 16 <= len(token) <= 200 or any(ch.isspace() for ch in token):
         raise InvalidInput("This does not look like an API token.", field="token")
+    _check_with_the_cloud(provider, token)
     row = db.session.scalar(select(CloudCredential).where(CloudCredential.tenant_id == tenant.id,
                                                           CloudCredential.provider == provider))
     if row is None:
@@ -82,6 +84,19 @@ def clear_token(*, tenant: Tenant, actor: Actor, provider: Provider) -> None:
                                                      CloudCredential.provider == provider))
     db.session.commit()
     log.info("tenant %s: %s token removed by user %s", tenant.slug, provider, actor.user_id)
+
+
+def _check_with_the_cloud(provider: Provider, token: str) -> None:
+    """A token the cloud refuses is not stored (revoked, mistyped, or without read access)."""
+    from app.providers.registry import check_token
+
+    try:
+        check_token(provider, token)
+    except ProviderError as error:
+        if error.kind is ErrorKind.AUTH:
+            raise InvalidInput(f"{provider.label} refused this token: {error.message}", field="token") from None
+        raise ServiceError(f"{provider.label} could not be reached to check the token. Try again in a minute."
+                           ) from None
 
 
 def _require_admin(tenant: Tenant, actor: Actor) -> None:

@@ -8,12 +8,33 @@ from sqlalchemy import select
 from app.domain.catalogue import Provider
 from app.extensions import db
 from app.models import CloudCredential
+from app.providers.fakes import serve
+from app.providers.fakes.digitalocean_api import DigitalOceanFake
+from app.providers.fakes.hetzner_api import HetznerFake
 from app.services import credentials
 from app.services.actors import Actor
 from app.services.errors import Forbidden
 from tests.helpers import post_form
 
 TOKEN = "hz-0123456789abcdefghijklmnopqrstuvwxyzABCD"
+
+
+@pytest.fixture(scope="module")
+def clouds():
+    """Both clouds' APIs, played by the local fakes, accepting only TOKEN."""
+    hetzner, digitalocean = HetznerFake(token=TOKEN), DigitalOceanFake(token=TOKEN)
+    servers = serve(hetzner), serve(digitalocean)
+    yield {Provider.HETZNER: (hetzner, servers[0].url + "/v1"),
+           Provider.DIGITALOCEAN: (digitalocean, servers[1].url + "/v2/")}
+    for server in servers:
+        server.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def real_api_is_a_fake(app, clouds, monkeypatch):
+    """Where the portal would call the real APIs to check a token, the fakes answer."""
+    monkeypatch.setitem(app.config, "HETZNER_API_URL", clouds[Provider.HETZNER][1])
+    monkeypatch.setitem(app.config, "DIGITALOCEAN_API_URL", clouds[Provider.DIGITALOCEAN][1])
 
 
 def test_the_admin_sets_a_token_that_is_stored_encrypted(client, tenant, admin, auth):
@@ -52,6 +73,23 @@ def test_bad_tokens_are_refused_with_a_message(client, admin, auth, token):
     response = post_form(client, "/admin/clouds/digitalocean", {"digitalocean-token": token})
     assert response.status_code == 400
     assert "API token" in response.get_data(as_text=True)
+    assert db.session.scalar(select(CloudCredential)) is None
+
+
+def test_a_token_the_cloud_refuses_is_not_stored(client, admin, auth):
+    auth.login(admin.email)
+    response = post_form(client, "/admin/clouds/hetzner", {"hetzner-token": "hz-revoked-0123456789abcdef"})
+    assert response.status_code == 400
+    assert "Hetzner Cloud refused this token" in response.get_data(as_text=True)
+    assert db.session.scalar(select(CloudCredential)) is None
+
+
+def test_a_cloud_that_does_not_answer_stores_nothing(client, admin, auth, clouds):
+    clouds[Provider.DIGITALOCEAN][0].fail_next("sizes", 503, times=1)
+    auth.login(admin.email)
+    response = post_form(client, "/admin/clouds/digitalocean", {"digitalocean-token": TOKEN})
+    assert response.status_code == 400
+    assert "could not be reached" in response.get_data(as_text=True)
     assert db.session.scalar(select(CloudCredential)) is None
 
 

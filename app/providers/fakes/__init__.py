@@ -35,3 +35,18 @@ def serve(app: object, port: int = 0) -> FakeServer:
     thread = threading.Thread(target=server.serve_forever, name=f"fake-api-{server.server_port}", daemon=True)
     thread.start()
     return FakeServer(server, thread)
+
+
+def start_sandbox_clouds(config: dict[str, object], *, hetzner_port: int = 0, digitalocean_port: int = 0
+                         ) -> list[FakeServer]:
+    """Serve both fake APIs (demo state: one combination sold out each) and point the sandbox URLs at them."""
+    from app.providers.fakes.digitalocean_api import DigitalOceanFake
+    from app.providers.fakes.hetzner_api import HetznerFake
+
+    boot = float(config.get("SANDBOX_BOOT_SECONDS", 8.0))  # type: ignore[arg-type]
+    timings = {"boot_seconds": boot, "action_seconds": boot * 3 / 8}
+    hetzner = serve(HetznerFake(demo=True, **timings), hetzner_port)
+    digitalocean = serve(DigitalOceanFake(demo=True, **timings), digitalocean_port)
+    config["SANDBOX_HETZNER_URL"] = hetzner.url + "/v1"
+    config["SANDBOX_DIGITALOCEAN_URL"] = digitalocean.url + "/v2/"
+    return [hetzner, digitalocean]

@@ -14,9 +14,6 @@ Only injected slow answers and lost answers really sleep.
 
 Controls, as methods and as JSON endpoints under /_control (no token needed):
 
-=================================================  ===============================================
-method                                             HTTP
-=================================================  ===============================================
 set_capacity(type, location, count | None)         POST /_control/capacity {server_type, location, count}
 fail_next(operation, status, code, message, ...)   POST /_control/faults {kind: "error", operation, status, ...}
 slow_next(operation, seconds, times=1)             POST /_control/faults {kind: "slow", operation, seconds}
@@ -27,15 +24,17 @@ set_price(type, location, monthly_net)             POST /_control/prices {server
 set_deprecated(type, location, deprecated)         POST /_control/deprecation {server_type, location, deprecated}
 set_server_limit(limit | None)                     POST /_control/server_limit {limit}
 set_token(token | None)                            POST /_control/token {token}
+set_rate_limit(per_hour)                           POST /_control/rate_limit {per_hour}
 advance(seconds)                                   POST /_control/advance {seconds}
 state() / calls                                    GET /_control/state, GET /_control/calls
 reset()                                            POST /_control/reset
-=================================================  ===============================================
 
 Operations that faults attach to: create (POST /servers), get (GET /servers/{id}), list (GET /servers),
 action (POST /servers/{id}/actions/...), delete, types (/server_types), locations, poll (every GET of an
 action). A lost answer performs the operation, then answers only after `delay` seconds (longer than the
-client's timeout) or, with `delay=None`, drops the connection without answering.
+client's timeout) or, with `delay=None`, drops the connection without answering. `calls` records every API
+request with the status it answered (a slow one once it answers); a request still sleeping when `reset()`
+runs is answered 503 and not recorded, so one test's stragglers never reach the next.
 """
 
 from __future__ import annotations
@@ -194,7 +193,8 @@ class HetznerFake:
         self._initial_token = token
         self._demo = demo
         self._catalog = {(o.server_type, o.location): o for o in catalog}
-        self._rate_limit = rate_limit
+        self._initial_rate_limit = rate_limit
+        self._generation = 0
         self._lock = threading.RLock()
         self._routes = Map([Rule(path, methods=[method], endpoint=name) for method, path, name in _ROUTES])
         self.reset()
@@ -204,7 +204,9 @@ class HetznerFake:
     def reset(self) -> None:
         """Back to the state right after construction: no servers, calls, faults or price changes."""
         with self._lock:
+            self._generation += 1  # requests still sleeping on an injected delay are answered 503, unrecorded
             self._token = self._initial_token
+            self._rate_limit = self._initial_rate_limit
             self._offset = timedelta()
             self._servers: dict[int, _Server] = {}
             self._actions: dict[int, _Action] = {}
@@ -282,6 +284,14 @@ class HetznerFake:
         with self._lock:
             self._token = token
 
+    def set_rate_limit(self, per_hour: int) -> None:
+        """Requests allowed per hour (Hetzner: 3600); the bucket starts full."""
+        if per_hour < 1:
+            raise ValueError("the rate limit must be at least 1 per hour")
+        with self._lock:
+            self._rate_limit = per_hour
+            self._bucket = (float(per_hour), self._now())
+
     def advance(self, seconds: float) -> None:
         """Move the fake's time forward (on top of its clock)."""
         with self._lock:
@@ -327,10 +337,13 @@ class HetznerFake:
 
     def _api(self, request: Request, endpoint: str, args: Json) -> Response:
         operation = _OPERATION_OF[endpoint]
-        fault = self._pop_fault(operation)
+        with self._lock:
+            fault, generation = self._pop_fault(operation), self._generation
         if fault.before:
             time.sleep(fault.before)
         with self._lock:
+            if generation != self._generation:
+                return _error(503, "unavailable", "the fake was reset while this request waited")
             now = self._now()
             remaining, reset_at = self._take_token(now)
             try:
@@ -647,6 +660,7 @@ _CONTROLS: dict[str, Callable[..., Any]] = {
                                                                   bool(body.get("deprecated", True))),
     "control_server_limit": lambda fake, body: fake.set_server_limit(body["limit"]),
     "control_token": lambda fake, body: fake.set_token(body["token"]),
+    "control_rate_limit": lambda fake, body: fake.set_rate_limit(int(body["per_hour"])),
     "control_advance": lambda fake, body: fake.advance(float(body["seconds"])),
 }
 
@@ -677,6 +691,7 @@ _ROUTES = [
     ("POST", "/_control/deprecation", "control_deprecation"),
     ("POST", "/_control/server_limit", "control_server_limit"),
     ("POST", "/_control/token", "control_token"),
+    ("POST", "/_control/rate_limit", "control_rate_limit"),
     ("POST", "/_control/advance", "control_advance"),
 ]
 _OPERATION_OF = {
