@@ -83,10 +83,11 @@ def configure_extensions(app: Flask) -> None:
 
 
 def configure_web(app: Flask) -> None:
-    from app.web import errors, formatting, security, tenancy
+    from app.web import errors, formatting, impersonation, security, tenancy
 
     security.init_app(app)
     tenancy.init_app(app)
+    impersonation.init_app(app)  # after tenancy: it needs the tenant
     errors.init_app(app)
     formatting.init_app(app)
 

@@ -337,8 +337,8 @@ ITEM_TRANSITIONS: Final[Mapping[ItemStatus, frozenset[ItemStatus]]] = MappingPro
     {
         _I.PENDING: frozenset({_I.PROVISIONING, _I.FAILED}),
         _I.PROVISIONING: frozenset({_I.ACTIVE, _I.FAILED, _I.PENDING}),  # pending: back to a backorder
-        _I.ACTIVE: frozenset({_I.DECOMMISSIONING}),
-        _I.FAILED: frozenset({_I.PROVISIONING}),  # retry
+        _I.ACTIVE: frozenset({_I.DECOMMISSIONING, _I.FAILED}),  # failed: the server vanished at the cloud
+        _I.FAILED: frozenset({_I.PROVISIONING, _I.DECOMMISSIONING}),  # retry, or clean up
         _I.DECOMMISSIONING: frozenset({_I.DECOMMISSIONED}),
         _I.DECOMMISSIONED: frozenset(),
     }

@@ -3,6 +3,7 @@
 from app.models.billing import Charge
 from app.models.catalogue import Plan, Product, ServiceType
 from app.models.credentials import CloudCredential
+from app.models.impersonation import EndReason, Impersonation, ImpersonationAction
 from app.models.subscription import Backorder, Subscription, SubscriptionEvent, SubscriptionItem
 from app.models.tenant import Tenant, TenantHost
 from app.models.user import CustomerProfile, User, UserSession
@@ -12,6 +13,9 @@ __all__ = [
     "Charge",
     "CloudCredential",
     "CustomerProfile",
+    "EndReason",
+    "Impersonation",
+    "ImpersonationAction",
     "Plan",
     "Product",
     "ServiceType",

@@ -17,7 +17,9 @@ class User(Timestamps, db.Model):
     __tablename__ = "users"
     __table_args__ = (
         UniqueConstraint("tenant_id", "email"),
-        Index("ix_users_tenant_role_name", "tenant_id", "role", "name"),
+        # Staff search (app/selectors/customers.py): walks one tenant's customers in name order, and holds the
+        # email too, so a contains-search filters on the index alone and reads only the rows it shows.
+        Index("ix_users_tenant_role_name_id_email", "tenant_id", "role", "name", "id", "email"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -61,6 +63,11 @@ class UserSession(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     remote_addr: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(255))
+    # Set when support opened this session to act as the user (see app/services/impersonation.py).
+    # CASCADE: an impersonation session never outlives its audit record as a plain login of the customer.
+    impersonation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("impersonations.id", ondelete="CASCADE"), index=True
+    )
 
     user: Mapped[User] = relationship()
 

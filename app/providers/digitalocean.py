@@ -203,6 +203,13 @@ class DigitalOceanCloud:
             return None
         return _server_info(min(matches, key=lambda d: (str(d.get("created_at") or ""), int(d["id"]))))
 
+    def managed_servers(self, label: str, value: str) -> list[ServerInfo]:
+        """Droplets carrying the label's tag."""
+        manager = self._sdk(_Manager)
+        with self._calling(manager):
+            droplets = manager.get_all_droplets(tag_name=label_tags({label: value})[0])
+        return [_server_info(vars(droplet)) for droplet in droplets]
+
     def server_info(self, server_id: str) -> ServerInfo:
         """Live state; NOT_FOUND when the droplet is gone. Shows a power action this process started while
         it runs (one more request, only then)."""

@@ -58,7 +58,7 @@ _KIND_OF_CODE: dict[str, ErrorKind] = {
     "invalid_input": ErrorKind.INVALID, "json_error": ErrorKind.INVALID, "protected": ErrorKind.INVALID,
     "uniqueness_error": ErrorKind.CONFLICT,
     "resource_unavailable": ErrorKind.UNAVAILABLE, "placement_error": ErrorKind.UNAVAILABLE,
-    "unavailable": ErrorKind.UNAVAILABLE,
+    "unavailable": ErrorKind.TRANSIENT,  # 503 "service currently not available"; sold out is resource_unavailable
     "locked": ErrorKind.BUSY,
     "not_found": ErrorKind.NOT_FOUND,
     "rate_limit_exceeded": ErrorKind.RATE_LIMITED,
@@ -157,6 +157,12 @@ class HetznerCloud:
         """Live state with the running action, if any; NOT_FOUND when the server is gone."""
         with self._translated():
             return self._info(self._client.servers.get_by_id(_id(server_id)))
+
+    def managed_servers(self, label: str, value: str) -> list[ServerInfo]:
+        """Servers carrying the label, without their running actions (one listing, not one call per server)."""
+        with self._translated():
+            return [_server_info(server, []) for server in
+                    self._client.servers.get_all(label_selector=f"{label}={value}")]
 
     def power_on(self, server_id: str) -> ActionInfo:
         return self._act(server_id, self._client.servers.power_on)

@@ -199,6 +199,11 @@ class SandboxCloud:
             now = self._now()
             return [server.info(now) for server in self._servers.values()]
 
+    def managed_servers(self, label: str, value: str) -> list[ServerInfo]:
+        with self._lock:
+            now = self._begin("find", "managed_servers", label, value)
+            return [server.info(now) for server in self._servers.values() if server.spec.labels.get(label) == value]
+
     def server_count(self) -> int:
         with self._lock:
             return len(self._servers)

@@ -21,9 +21,9 @@ from app.domain.accounts import Role
 from app.domain.catalogue import Provider
 from app.extensions import db
 from app.models import CloudCredential, Tenant
+from app.providers.base import ErrorKind, ProviderError
 from app.selectors.credentials import CLOUDS, ENV_TOKENS
 from app.services.actors import Actor
-from app.providers.base import ErrorKind, ProviderError
 from app.services.errors import Forbidden, InvalidInput, ServiceError
 
 log = logging.getLogger(__name__)

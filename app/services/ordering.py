@@ -18,7 +18,7 @@ from app.domain.pricing import PlanPrice, PricingError, Quote, quote
 from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import Backorder, Plan, Subscription, SubscriptionItem, Tenant, User
-from app.providers.base import ProviderError
+from app.providers.base import ErrorKind, ProviderError
 from app.providers.registry import provider_for
 from app.services import events
 from app.services.actors import Actor
@@ -100,7 +100,12 @@ def check_availability(tenant: Tenant, draft: OrderDraft) -> Availability:
     try:
         found = provider_for(tenant.id, service_type.provider).check_availability(draft.config["serverType"], where)
     except ProviderError as error:
-        raise ServiceError(f"We could not reach the cloud to check availability: {error.message}") from None
+        if error.kind is ErrorKind.AUTH:
+            log.error("tenant %s: %s refused the portal's credentials: %s", tenant.slug, service_type.provider, error)
+            raise ServiceError("Ordering is not possible right now: the cloud account needs attention. "
+                               "Our staff have been told.") from None
+        raise ServiceError("We could not reach the cloud to check availability. Please try again in a minute."
+                           ) from None
     return replace(found, alternatives=tuple(_orderable_alternatives(draft.plan, found.alternatives)))
 
 

@@ -17,6 +17,8 @@ from sqlalchemy.orm import selectinload
 
 from app.clock import now
 from app.domain.billing import ChargeKind
+from app.domain.catalogue import Provider
+from app.domain.cloud_init import UserDataError, render_user_data
 from app.domain.configuration import geography_key
 from app.domain.pricing import period_end
 from app.domain.retry import MAX_ATTEMPTS, backoff_delay
@@ -40,6 +42,10 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0
 PROVISION_TIMEOUT = timedelta(minutes=20)
 LABEL_PREFIX = "portal"
+TENANT_LABEL = f"{LABEL_PREFIX}-tenant"
+ITEM_LABEL = f"{LABEL_PREFIX}-item"
+# For service types whose schema leaves the image out.
+DEFAULT_IMAGES = {Provider.HETZNER: "ubuntu-24.04", Provider.DIGITALOCEAN: "ubuntu-24-04-x64"}
 
 
 @dataclass(frozen=True)
@@ -50,19 +56,29 @@ class Next:
     attempt: int
 
 
-def server_spec(item: SubscriptionItem, tenant: Tenant) -> ServerSpec:
-    """The deterministic name and labels that tie a server to its item, whoever creates it and how often."""
-    schema = item.subscription.plan.service_type.config_schema
+def server_spec(item: SubscriptionItem, tenant: Tenant, dns_base_domain: str) -> ServerSpec:
+    """The deterministic name and labels that tie a server to its item, whoever creates it and how often.
+
+    Raises UserDataError when the service type's cloud-init template cannot be rendered within the limit.
+    """
+    service_type = item.subscription.plan.service_type
     config = item.config
+    name = hostname(item, tenant)
     return ServerSpec(
-        name=hostname(item, tenant),
+        name=name,
         server_type=config["serverType"],
-        location=config.get(geography_key(schema) or "location", ""),
-        image=config.get("image", "ubuntu-24.04"),
-        user_data=item.subscription.plan.service_type.cloud_init_template,
-        labels={f"{LABEL_PREFIX}-tenant": tenant.slug, f"{LABEL_PREFIX}-item": str(item.id),
-                f"{LABEL_PREFIX}-subscription": str(item.subscription_id)},
+        location=config.get(geography_key(service_type.config_schema) or "location", ""),
+        image=config.get("image") or DEFAULT_IMAGES.get(item.provider, ""),
+        user_data=render_user_data(service_type.cloud_init_template, hostname=name,
+                                   fqdn=f"{name}.{dns_base_domain}", item_id=item.id,
+                                   subscription_id=item.subscription_id, tenant=tenant.slug),
+        labels=server_labels(tenant, item),
     )
+
+
+def server_labels(tenant: Tenant, item: SubscriptionItem) -> dict[str, str]:
+    return {TENANT_LABEL: tenant.slug, ITEM_LABEL: str(item.id),
+            f"{LABEL_PREFIX}-subscription": str(item.subscription_id)}
 
 
 def hostname(item: SubscriptionItem, tenant: Tenant) -> str:
@@ -108,7 +124,11 @@ def _create(item: SubscriptionItem, tenant: Tenant, dns_base_domain: str, attemp
     if item.status is ItemStatus.PENDING:
         _move(item, ItemStatus.PROVISIONING, "provisioning_started")
         db.session.commit()
-    spec = server_spec(item, tenant)
+    try:
+        spec = server_spec(item, tenant, dns_base_domain)
+    except UserDataError as error:
+        return _fail(item, "This server cannot be set up because of a configuration problem on our side. "
+                           "Our staff have been told.", staff_note=error.args[0])
     info = provider_for(tenant.id, item.provider).create_server(spec)
     item.server_id = info.server_id
     item.hostname = spec.name
@@ -125,7 +145,7 @@ def _poll(item: SubscriptionItem, tenant: Tenant, attempt: int) -> Next | None:
     _copy_addresses(item, info)
     if info.ready:
         return _finish(item)
-    if now() - item.created_at > PROVISION_TIMEOUT:
+    if now() - (info.created_at or item.created_at) > PROVISION_TIMEOUT:  # from the server's creation, not the order
         return _fail(item, "The server did not come up in time. Our staff have been told.")
     db.session.commit()
     return Next(POLL_SECONDS, attempt)
@@ -218,17 +238,17 @@ def _back_in_queue(item: SubscriptionItem, error: ProviderError) -> None:
     return None
 
 
-def _fail(item: SubscriptionItem, message: str) -> None:
+def _fail(item: SubscriptionItem, message: str, staff_note: str = "") -> None:
     item.error_message = message
-    _move(item, ItemStatus.FAILED, "provisioning_failed", reason=message)
+    _move(item, ItemStatus.FAILED, "provisioning_failed", reason=message, staff_note=staff_note)
     db.session.commit()
     return None
 
 
-def _move(item: SubscriptionItem, target: ItemStatus, kind: str, reason: str = "") -> None:
+def _move(item: SubscriptionItem, target: ItemStatus, kind: str, reason: str = "", **data: object) -> None:
     source = item.status
     item.status = item_transition(source, target)
-    events.record(item.subscription, kind, item=item, from_status=source, to_status=target, reason=reason)
+    events.record(item.subscription, kind, item=item, from_status=source, to_status=target, reason=reason, **data)
 
 
 STUCK_AFTER = timedelta(minutes=2)

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from huey import Huey, RedisHuey, SqliteHuey
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -39,13 +39,14 @@ def init_app(app: Flask) -> None:
 
 @contextmanager
 def app_context() -> Iterator[Flask]:
-    if _app is None:
+    """A fresh app context (its own DB session) of the app running now, else of the bound app."""
+    app = current_app._get_current_object() if has_app_context() else _app  # type: ignore[attr-defined]
+    if app is None:
         from app import create_app
 
-        init_app(create_app())
-    assert _app is not None
-    with _app.app_context():
-        yield _app
+        init_app(app := create_app())
+    with app.app_context():
+        yield app
 
 
 def enqueue_after_commit(task: Callable[..., object], *args: object) -> None:

@@ -35,3 +35,17 @@ def every_minute() -> None:
         provision_item(item_id)
     if expired or served:
         log.info("periodic: %s cancellations took effect, %s backordered items queued", expired, len(served))
+
+
+@huey.periodic_task(crontab(minute="*/10"))
+def reconcile_clouds() -> None:
+    """Adopt servers the portal lost track of, delete orphans, and flag servers deleted at the cloud."""
+    from app.providers.base import ProviderError
+    from app.services import reconcile
+
+    with app_context():
+        for tenant_id, provider in reconcile.clouds_in_use():
+            try:
+                reconcile.reconcile(tenant_id, provider)
+            except ProviderError as error:  # one cloud being down must not stop the others
+                log.warning("reconcile tenant %s on %s failed: %s", tenant_id, provider, error)

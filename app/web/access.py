@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
 from typing import ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
-from flask import abort, current_app, g, redirect, request, url_for
+from flask import abort, current_app, flash, g, redirect, request, url_for
 from flask_login import current_user
 
 from app.domain.accounts import Role
@@ -15,6 +17,9 @@ from app.models import User
 from app.selectors.accounts import user_for_session
 from app.services.actors import Actor
 from app.web import htmx
+from app.web.redirects import safe_next
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -78,3 +83,55 @@ def home_for(role: Role) -> str:
         Role.TENANT_ADMIN: "admin.index",
         Role.SUPPORT: "support.index",
     }[role]
+
+
+# --- impersonation --------------------------------------------------------------------------------------------
+# app/web/impersonation.py sets g.impersonation (the record) and g.impersonator (the support user) on every
+# request of a session in which support acts as a customer.
+
+IMPERSONATION_REFUSAL = ("Not while impersonating: {what} can only be changed by the customer, logged in as "
+                         "themselves. Nothing was changed.")
+
+
+def not_while_impersonating(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Refuse the view, whatever the method, while support impersonates the customer; nothing runs.
+
+    For what only the account owner may do: password, email, payment methods, deleting the account.
+    `what` completes the message ("the password and email", "payment methods"). A page answers 403 with
+    the message; an htmx request gets it as a flash message and is sent back where it came from.
+    """
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        @wraps(view)
+        def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
+            if g.get("impersonator") is not None:
+                message = IMPERSONATION_REFUSAL.format(what=what)
+                log.warning("refused while impersonating: %s %s", request.method, request.path)
+                if htmx.wants_fragment():
+                    flash(message, "error")
+                    return htmx.redirect(_referring_path() or "/")  # type: ignore[return-value]
+                abort(403, message)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def impersonating_required(view: Callable[P, R]) -> Callable[P, R]:
+    """Only while support impersonates a customer (Stop, the banner); else 404."""
+
+    @wraps(view)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
+        if g.get("impersonation") is None:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _referring_path() -> str | None:
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc and referrer.netloc != request.host:
+        return None
+    return safe_next(referrer.path + (f"?{referrer.query}" if referrer.query else ""))

@@ -256,6 +256,8 @@ ITEM_ALLOWED = {
     (I.PROVISIONING, I.ACTIVE),
     (I.PROVISIONING, I.FAILED),
     (I.PROVISIONING, I.PENDING),  # capacity gone: back to the backorder queue
+    (I.ACTIVE, I.FAILED),  # the server vanished at the cloud
+    (I.FAILED, I.DECOMMISSIONING),
     (I.FAILED, I.PROVISIONING),
     (I.ACTIVE, I.DECOMMISSIONING),
     (I.DECOMMISSIONING, I.DECOMMISSIONED),

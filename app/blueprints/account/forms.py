@@ -1,7 +1,8 @@
 from flask_wtf import FlaskForm
-from wtforms import EmailField, SelectChoice, SelectField, StringField
-from wtforms.validators import DataRequired, Email, Length, Optional
+from wtforms import EmailField, PasswordField, SelectChoice, SelectField, StringField
+from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, Optional
 
+from app.domain.accounts import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from app.domain.countries import COUNTRIES
 from app.domain.profiles import LABELS
 
@@ -36,3 +37,26 @@ class ProfileForm(FlaskForm):
     def values(self) -> dict[str, str]:
         """The profile's fields as plain strings, ready for the service."""
         return {name: self[name].data or "" for name in LABELS}
+
+
+class PasswordForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[InputRequired(), Length(max=PASSWORD_MAX_LENGTH)],
+                                     render_kw={"autocomplete": "current-password"})
+    new_password = PasswordField(
+        "New password",
+        validators=[InputRequired(), Length(min=PASSWORD_MIN_LENGTH, max=PASSWORD_MAX_LENGTH,
+                                            message=f"Use {PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters.")],
+        description=f"At least {PASSWORD_MIN_LENGTH} characters. Your other sessions are logged out.",
+        render_kw={"autocomplete": "new-password"},
+    )
+    confirm = PasswordField("Repeat the new password",
+                            validators=[InputRequired(), EqualTo("new_password", "The passwords differ.")],
+                            render_kw={"autocomplete": "new-password"})
+
+
+class EmailForm(FlaskForm):
+    email = EmailField("New email", filters=[strip],
+                       validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
+                       render_kw={"autocomplete": "email"})
+    password = PasswordField("Your password", validators=[InputRequired(), Length(max=PASSWORD_MAX_LENGTH)],
+                             description="To confirm it is you.", render_kw={"autocomplete": "current-password"})

@@ -1,19 +1,22 @@
-"""The customer's own account: the billing profile that ordering requires."""
+"""The customer's own account: the billing profile that ordering requires, the password and the login email."""
 
 from __future__ import annotations
 
-from flask import Response, flash, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask import Response, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user
 
 from app.blueprints.account import bp
-from app.blueprints.account.forms import ProfileForm
+from app.blueprints.account.forms import EmailForm, PasswordForm, ProfileForm
 from app.domain.profiles import LABELS
+from app.extensions import limiter
 from app.models import CustomerProfile, User
 from app.selectors.profiles import profile_for
-from app.services import profiles
-from app.services.errors import Conflict, InvalidInput
-from app.web.access import customer_required
+from app.services import accounts, profiles
+from app.services.errors import Conflict, InvalidInput, ServiceError
+from app.web.access import current_actor, customer_required, not_while_impersonating
 from app.web.redirects import safe_next
+
+OWNER_ONLY = "the password and the login email"
 
 
 def _initial(user: User, profile: CustomerProfile | None) -> dict[str, str]:
@@ -46,3 +49,73 @@ def profile() -> Response | tuple[str, int]:
 
 def _page(form: ProfileForm, next_url: str | None) -> str:
     return render_template("account/profile.html", form=form, next_url=next_url)
+
+
+# --- password and email ------------------------------------------------------------------------------------
+
+def _user_key() -> str:
+    """Wrong current passwords are throttled per account, whatever the address."""
+    return f"account-security:{getattr(current_user, 'id', '-')}"
+
+
+def _refused(response: Response) -> bool:
+    return response.status_code == 400
+
+
+def _security_page(password_form: PasswordForm | None = None, email_form: EmailForm | None = None,
+                   status: int = 200) -> tuple[str, int]:
+    page = render_template("account/security.html", password_form=password_form or PasswordForm(prefix="password"),
+                           email_form=email_form or EmailForm(prefix="email"))
+    return page, status
+
+
+def _refusal(form: PasswordForm | EmailForm, error: ServiceError) -> None:
+    if error.field and error.field in form:
+        form[error.field].errors = [*form[error.field].errors, error.message]
+    else:
+        form.form_errors.append(error.message)
+
+
+@bp.get("/security")
+@customer_required
+@not_while_impersonating(OWNER_ONLY)
+def security() -> tuple[str, int]:
+    return _security_page()
+
+
+@bp.post("/security/password")
+@limiter.limit("10 per hour", key_func=_user_key, deduct_when=_refused)
+@customer_required
+@not_while_impersonating(OWNER_ONLY)
+def change_password() -> Response | tuple[str, int]:
+    form = PasswordForm(prefix="password")
+    if not form.validate_on_submit():
+        return _security_page(password_form=form, status=400)
+    try:
+        user = accounts.change_password(actor=current_actor(), current_password=form.current_password.data,
+                                        new_password=form.new_password.data, remote_addr=request.remote_addr,
+                                        user_agent=request.user_agent.string)
+    except ServiceError as error:
+        _refusal(form, error)
+        return _security_page(password_form=form, status=error.status_code)
+    session.clear()  # the renewed session gets a fresh cookie, as at login
+    login_user(user)
+    flash("Your password is changed. Any other sessions of yours are logged out.", "success")
+    return redirect(url_for(".security"), 303)
+
+
+@bp.post("/security/email")
+@limiter.limit("10 per hour", key_func=_user_key, deduct_when=_refused)
+@customer_required
+@not_while_impersonating(OWNER_ONLY)
+def change_email() -> Response | tuple[str, int]:
+    form = EmailForm(prefix="email")
+    if not form.validate_on_submit():
+        return _security_page(email_form=form, status=400)
+    try:
+        accounts.change_email(actor=current_actor(), password=form.password.data, new_email=form.email.data)
+    except ServiceError as error:
+        _refusal(form, error)
+        return _security_page(email_form=form, status=error.status_code)
+    flash("Your login email is changed. Use it the next time you log in.", "success")
+    return redirect(url_for(".security"), 303)

@@ -9,6 +9,7 @@ from app.blueprints.admin.forms import CloudTokenForm
 from app.domain.catalogue import Provider
 from app.selectors.catalogue import catalogue_overview
 from app.selectors.credentials import cloud_settings
+from app.selectors.operations import items_needing_attention
 from app.services import credentials
 from app.services.errors import ServiceError
 from app.web.access import current_actor, tenant_admin_required
@@ -64,3 +65,10 @@ def clear_cloud_token(provider: str) -> Response:
     credentials.clear_token(tenant=g.tenant, actor=current_actor(), provider=chosen)
     flash(f"The {chosen.label} token is removed.", "info")
     return redirect(url_for(".clouds"), 303)
+
+
+@bp.get("/servers")
+@tenant_admin_required
+def servers() -> str:
+    """Servers that need staff: provisioning gave up, or the server vanished at the cloud."""
+    return render_template("admin/servers.html", items=items_needing_attention(g.tenant))

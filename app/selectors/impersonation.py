@@ -1,0 +1,87 @@
+"""Impersonations as the portal reads them: the one running in a session, a customer's, the tenant's audit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, selectinload
+
+from app.extensions import db
+from app.models import Impersonation, ImpersonationAction, Tenant, User, UserSession
+
+
+def running_in_session(tenant: Tenant, *, session_token: str) -> Impersonation | None:
+    """The open impersonation of `tenant` that the open session `session_token` belongs to, with both users.
+
+    The deadline is not checked here: the caller decides what an overdue one means.
+    """
+    return db.session.scalar(
+        select(Impersonation)
+        .join(UserSession, UserSession.impersonation_id == Impersonation.id)
+        .where(UserSession.token == session_token, UserSession.revoked_at.is_(None),
+               Impersonation.tenant_id == tenant.id, Impersonation.ended_at.is_(None))
+        .options(joinedload(Impersonation.support_user), joinedload(Impersonation.customer))
+    )
+
+
+def of_customer(tenant: Tenant, customer: User, limit: int = 10) -> list[Impersonation]:
+    """The latest impersonations of `customer`, newest first, with the support user."""
+    return list(db.session.scalars(
+        select(Impersonation)
+        .where(Impersonation.tenant_id == tenant.id, Impersonation.customer_id == customer.id)
+        .options(joinedload(Impersonation.support_user))
+        .order_by(Impersonation.started_at.desc(), Impersonation.id.desc()).limit(limit)
+    ))
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    impersonation: Impersonation
+    changes: int  # state-changing requests
+    views: int  # pages viewed
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    rows: list[AuditRow]
+    page: int
+    per_page: int
+    has_next: bool
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+
+def audit_page(tenant: Tenant, *, page: int = 1, per_page: int = 25) -> AuditPage:
+    """The tenant's impersonations, newest first, with both users and their action counts: two queries."""
+    page = max(page, 1)
+    records = list(db.session.scalars(
+        select(Impersonation).where(Impersonation.tenant_id == tenant.id)
+        .options(joinedload(Impersonation.support_user), joinedload(Impersonation.customer))
+        .order_by(Impersonation.started_at.desc(), Impersonation.id.desc())
+        .offset((page - 1) * per_page).limit(per_page + 1)
+    ))
+    shown = records[:per_page]
+    counts: dict[tuple[int, bool], int] = {}
+    if shown:
+        is_view = ImpersonationAction.method == "GET"
+        for impersonation_id, view, count in db.session.execute(
+            select(ImpersonationAction.impersonation_id, is_view, func.count())
+            .where(ImpersonationAction.impersonation_id.in_([r.id for r in shown]))
+            .group_by(ImpersonationAction.impersonation_id, is_view)
+        ):
+            counts[(impersonation_id, bool(view))] = count
+    rows = [AuditRow(r, counts.get((r.id, False), 0), counts.get((r.id, True), 0)) for r in shown]
+    return AuditPage(rows, page, per_page, len(records) > per_page)
+
+
+def audit_record(tenant: Tenant, impersonation_id: int) -> Impersonation | None:
+    """One impersonation of `tenant` with both users and every action, in order; None if not the tenant's."""
+    return db.session.scalar(
+        select(Impersonation)
+        .where(Impersonation.id == impersonation_id, Impersonation.tenant_id == tenant.id)
+        .options(joinedload(Impersonation.support_user), joinedload(Impersonation.customer),
+                 selectinload(Impersonation.actions))
+    )
