@@ -8,12 +8,16 @@ from itertools import groupby
 from sqlalchemy import select
 
 from app.clock import now
-from app.domain.subscriptions import BackorderStatus, ItemStatus
+from app.domain.availability import Alternative
+from app.domain.configuration import geography_key
+from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionStatus
 from app.extensions import db
-from app.models import Backorder, SubscriptionItem
+from app.models import Backorder, Subscription, SubscriptionItem, Tenant
 from app.providers.base import ProviderError
 from app.providers.registry import provider_for
 from app.services import events
+from app.services.actors import Actor
+from app.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +68,60 @@ def _release(backorder: Backorder) -> list[int]:
     ).all()
     events.record(backorder.subscription, "backorder_released", reason="Capacity is available again.")
     return list(items)
+
+
+def alternatives_for(tenant: Tenant, subscription: Subscription) -> list[Alternative]:
+    """What the waiting subscription could switch to now (only choices its plan offers)."""
+    from app.services import ordering
+
+    try:
+        draft = ordering.draft_order(subscription.plan, subscription.requested_config, subscription.quantity)
+        return list(ordering.check_availability(tenant, draft).alternatives)
+    except ServiceError:
+        return []
+
+
+def switch_to_alternative(*, tenant: Tenant, actor: Actor, subscription_id: int, version: int, server_type: str,
+                          location: str) -> Subscription:
+    """Leave the backorder queue for a configuration that is available now; provisioning starts at once."""
+    from app.services import ordering
+    from app.tasks import enqueue_after_commit
+    from app.tasks.jobs import provision_item
+
+    subscription = _lock_waiting(tenant, actor, subscription_id, version)
+    geo = geography_key(subscription.plan.service_type.config_schema) or "location"
+    requested = {**subscription.requested_config, "serverType": server_type, geo: location}
+    if (server_type, location) not in {(a.server_type, a.location) for a in alternatives_for(tenant, subscription)}:
+        db.session.rollback()
+        raise InvalidInput("That choice is not available any more. Please pick another one.")
+    draft = ordering.draft_order(subscription.plan, requested, subscription.quantity)
+    subscription.requested_config = draft.config
+    items = db.session.scalars(select(SubscriptionItem).where(SubscriptionItem.subscription_id == subscription.id,
+                                                              SubscriptionItem.status == ItemStatus.PENDING)).all()
+    for item in items:
+        item.config = draft.config
+        enqueue_after_commit(provision_item, item.id)
+    backorder = db.session.scalar(select(Backorder).where(Backorder.subscription_id == subscription.id,
+                                                          Backorder.status == BackorderStatus.WAITING))
+    if backorder is not None:
+        backorder.status, backorder.closed_at = BackorderStatus.CANCELED, now()
+    events.record(subscription, "backorder_switched", actor=actor, server_type=server_type, location=location,
+                  reason=f"Switched to {server_type} in {location}.")
+    db.session.commit()
+    return subscription
+
+
+def _lock_waiting(tenant: Tenant, actor: Actor, subscription_id: int, version: int) -> Subscription:
+    subscription = db.session.scalar(
+        select(Subscription).where(Subscription.id == subscription_id, Subscription.tenant_id == tenant.id,
+                                   Subscription.user_id == actor.user_id).with_for_update()
+    )
+    if subscription is None:
+        raise NotFound("There is no such subscription.")
+    if subscription.version != version:
+        db.session.rollback()
+        raise Conflict("This subscription changed in the meantime. Please reload the page and try again.")
+    if subscription.status is not SubscriptionStatus.PENDING_BACKORDER:
+        db.session.rollback()
+        raise InvalidInput("Only a subscription waiting on a backorder can switch.")
+    return subscription

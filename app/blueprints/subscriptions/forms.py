@@ -12,3 +12,10 @@ class VersionForm(FlaskForm):
 class CancelForm(VersionForm):
     reason = TextAreaField("Why are you leaving? (optional)", validators=[Optional(), Length(max=500)],
                            render_kw={"rows": 3})
+
+
+class SwitchForm(VersionForm):
+    """Leave the backorder queue for an available alternative."""
+
+    server_type = HiddenField(validators=[InputRequired(), Length(max=63)])
+    location = HiddenField(validators=[InputRequired(), Length(max=63)])

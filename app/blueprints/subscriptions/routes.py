@@ -6,10 +6,10 @@ from flask import Response, abort, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 
 from app.blueprints.subscriptions import bp
-from app.blueprints.subscriptions.forms import CancelForm, VersionForm
+from app.blueprints.subscriptions.forms import CancelForm, SwitchForm, VersionForm
 from app.models import Subscription
 from app.selectors import subscriptions as selectors
-from app.services import servers, subscriptions
+from app.services import backorders, servers, subscriptions
 from app.services.errors import NotFound, ServiceError
 from app.services.servers import PowerCommand
 from app.web import htmx
@@ -48,6 +48,7 @@ def _summary_context(subscription: Subscription) -> dict[str, object]:
     backorder = selectors.waiting_backorder(subscription)
     return {"subscription": subscription, "backorder": backorder,
             "backorder_position": selectors.backorder_position(backorder) if backorder else None,
+            "alternatives": backorders.alternatives_for(g.tenant, subscription) if backorder else [],
             "version_form": VersionForm(version=subscription.version)}
 
 
@@ -123,6 +124,25 @@ def cancel(subscription_id: int) -> Response | tuple[str, int]:
     else:
         flash("Your subscription is canceled." if changed.status == "canceled"
               else "Your cancellation is scheduled. You can resume until it takes effect.", "success")
+    return redirect(url_for(".detail", subscription_id=subscription_id), 303)
+
+
+@bp.post("/<int:subscription_id>/backorder/switch")
+@customer_required
+def switch(subscription_id: int) -> Response:
+    form = SwitchForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        backorders.switch_to_alternative(tenant=g.tenant, actor=current_actor(), subscription_id=subscription_id,
+                                         version=form.version.data, server_type=form.server_type.data,
+                                         location=form.location.data)
+    except NotFound:
+        abort(404)
+    except ServiceError as error:
+        flash(error.message, "error")
+    else:
+        flash("Switched. Your server is being set up now.", "success")
     return redirect(url_for(".detail", subscription_id=subscription_id), 303)
 
 
