@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, func, select, update
 
 from app.clock import now
 from app.domain.accounts import Role
@@ -146,27 +146,36 @@ def close_if_session_gone(*, tenant: Tenant, impersonation_id: int) -> Impersona
     return record
 
 
-def close_overdue(*, tenant: Tenant) -> int:
-    """Close every open impersonation of `tenant` past its deadline ("expired", ended at the deadline).
+def close_finished(*, tenant: Tenant) -> int:
+    """Close every open impersonation of `tenant` that is over although nobody asked since; returns how many.
 
-    The next request of such a session would do it too; this keeps the audit trail right for browsers that
-    never came back. Set-based; returns how many were closed.
+    Past its deadline: "expired", ended at the deadline (its session is revoked now). Its session ended
+    from elsewhere (the customer disabled, their sessions ended): "session_ended", ended when the session
+    did. The next request of such a browser would close it too; this keeps the audit trail right for the
+    browsers that never come back. Set-based: a few statements whatever the number of records.
     """
     moment = now()
-    overdue = select(Impersonation.id).where(Impersonation.tenant_id == tenant.id, Impersonation.ended_at.is_(None),
-                                             Impersonation.ends_at <= moment)
-    ids = list(db.session.scalars(overdue))
-    if not ids:
-        return 0
-    _revoke(UserSession.impersonation_id.in_(ids))
-    closed = db.session.execute(
-        update(Impersonation).where(Impersonation.id.in_(ids), Impersonation.ended_at.is_(None))
+    is_open = (Impersonation.tenant_id == tenant.id, Impersonation.ended_at.is_(None))
+    overdue = select(Impersonation.id).where(*is_open, Impersonation.ends_at <= moment).scalar_subquery()
+    _revoke(UserSession.impersonation_id.in_(overdue))
+    expired = db.session.execute(
+        update(Impersonation).where(*is_open, Impersonation.ends_at <= moment)
         .values(ended_at=Impersonation.ends_at, end_reason=EndReason.EXPIRED)
         .execution_options(synchronize_session=False)
     ).rowcount
+    live = exists().where(UserSession.impersonation_id == Impersonation.id, UserSession.revoked_at.is_(None))
+    session_end = (select(func.max(UserSession.revoked_at)).where(UserSession.impersonation_id == Impersonation.id)
+                   .scalar_subquery())
+    gone = db.session.execute(
+        update(Impersonation).where(*is_open, ~live)
+        .values(ended_at=func.coalesce(session_end, moment), end_reason=EndReason.SESSION_ENDED)
+        .execution_options(synchronize_session=False)
+    ).rowcount
     db.session.commit()
-    log.info("closed %s overdue impersonations", closed, extra={"tenant": tenant.slug})
-    return closed
+    if expired or gone:
+        log.info("closed %s expired and %s session-ended impersonations", expired, gone,
+                 extra={"tenant": tenant.slug})
+    return expired + gone
 
 
 def record_action(*, impersonation_id: int, method: str, path: str, endpoint: str | None, status_code: int

@@ -6,12 +6,12 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager, joinedload
 
 from app.clock import now
-from app.domain.availability import Alternative, AlternativeKind, Availability
+from app.domain.availability import Alternative, AlternativeKind, Availability, Offer, availability
 from app.domain.catalogue import CatalogueState, Provider
 from app.domain.configuration import config_errors, customer_fields, geography_key, merge_config
 from app.domain.pricing import PlanPrice, PricingError, Quote, quote
@@ -97,8 +97,12 @@ def check_availability(tenant: Tenant, draft: OrderDraft) -> Availability:
     if service_type.provider is Provider.NONE:
         return Availability(True)
     where = draft.config.get(geography_key(service_type.config_schema) or "location", "")
+    server_type = draft.config["serverType"]
     try:
-        found = provider_for(tenant.id, service_type.provider).check_availability(draft.config["serverType"], where)
+        cloud = provider_for(tenant.id, service_type.provider)
+        found = cloud.check_availability(server_type, where)
+        if found.available and _queue_length(tenant, service_type.provider, server_type, where):
+            found = _behind_the_queue(cloud.offers(), server_type, where)
     except ProviderError as error:
         if error.kind is ErrorKind.AUTH:
             log.error("tenant %s: %s refused the portal's credentials: %s", tenant.slug, service_type.provider, error)
@@ -107,6 +111,21 @@ def check_availability(tenant: Tenant, draft: OrderDraft) -> Availability:
         raise ServiceError("We could not reach the cloud to check availability. Please try again in a minute."
                            ) from None
     return replace(found, alternatives=tuple(_orderable_alternatives(draft.plan, found.alternatives)))
+
+
+def _queue_length(tenant: Tenant, provider: Provider, server_type: str, location: str) -> int:
+    return db.session.scalar(select(func.count()).select_from(Backorder).where(
+        Backorder.tenant_id == tenant.id, Backorder.provider == provider, Backorder.server_type == server_type,
+        Backorder.location == location, Backorder.status == BackorderStatus.WAITING)) or 0
+
+
+def _behind_the_queue(offers: list[Offer], server_type: str, location: str) -> Availability:
+    """Capacity that came back goes to the backorders first: a new order does not overtake them."""
+    held = [replace(o, available=False) if (o.server_type, o.location) == (server_type, location) else o
+            for o in offers]
+    return replace(availability(held, server_type, location),
+                   message=f"Customers who ordered earlier are waiting for {server_type} in {location}; "
+                           "it goes to them first.")
 
 
 def _orderable_alternatives(plan: Plan, alternatives: tuple[Alternative, ...]) -> list[Alternative]:
@@ -137,10 +156,11 @@ def place_order(*, tenant: Tenant, actor: Actor, plan_id: int, requested_config:
     availability = check_availability(tenant, draft)
     if not availability.available and (availability.permanent or not auto_backorder):
         raise Unavailable(availability)
-    subscription = _create(tenant, actor, draft, auto_backorder, idempotency_key, backorder=not availability.available)
-    if subscription.status is SubscriptionStatus.PENDING_FULFILLMENT:
-        _queue_provisioning(subscription)
     try:
+        subscription = _create(tenant, actor, draft, auto_backorder, idempotency_key,
+                               backorder=not availability.available)
+        if subscription.status is SubscriptionStatus.PENDING_FULFILLMENT:
+            _queue_provisioning(subscription)
         db.session.commit()
     except IntegrityError:  # the same form, submitted twice at once: the other request won
         db.session.rollback()

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -261,7 +261,10 @@ def unsettled_items(limit: int = 200) -> list[int]:
         .join(SubscriptionItem.subscription)
         .where(SubscriptionItem.status.in_((ItemStatus.PENDING, ItemStatus.PROVISIONING)),
                SubscriptionItem.updated_at < now() - STUCK_AFTER,
-               Subscription.status == SubscriptionStatus.PENDING_FULFILLMENT)
+               or_(Subscription.status == SubscriptionStatus.PENDING_FULFILLMENT,
+                   and_(Subscription.status == SubscriptionStatus.PENDING_BACKORDER,
+                        ~exists().where(Backorder.subscription_id == Subscription.id,
+                                        Backorder.status == BackorderStatus.WAITING))))
         .order_by(SubscriptionItem.id).limit(limit)
     )
     return list(rows)

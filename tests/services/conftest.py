@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from flask import current_app
+from huey.storage import MemoryStorage
 from sqlalchemy import func, select
 
 from app.clock import now
 from app.extensions import db
 from app.models import CustomerProfile, Plan, Subscription, SubscriptionItem, Tenant, User
 from app.providers.sandbox import SandboxCloud, sandbox_for
-from app.services import ordering
+from app.services import ordering, provisioning
 from app.services.actors import Actor
+from app.tasks import huey
 from tests import factories
 from tests.helpers import run_scheduled_tasks
 
@@ -42,11 +47,55 @@ def place(tenant: Tenant, user: User, plan: Plan, *, config: dict[str, Any] | No
                                 auto_backorder=auto_backorder, idempotency_key=key or new_key())
 
 
+@contextmanager
+def worker_down() -> Iterator[MemoryStorage]:
+    """Huey not in immediate mode: tasks are queued (in a private in-memory queue) and nobody runs them.
+
+    Afterwards Huey is back in immediate mode with the storage it had, so tasks put aside before are kept.
+    """
+    immediate_storage = huey.storage
+    huey.immediate = False
+    huey.storage = MemoryStorage(huey.name)  # never the shared SQLite queue other processes may read
+    try:
+        yield huey.storage
+    finally:
+        huey.immediate = True
+        huey.storage = immediate_storage
+
+
+def place_queued(tenant: Tenant, user: User, plan: Plan, **options: Any) -> Subscription:
+    """Order while no worker runs: the subscription and its pending items exist, provisioning is only queued."""
+    with worker_down() as queue:
+        subscription = place(tenant, user, plan, **options)
+        assert queue.queue_size() == len(subscription.items)
+    return subscription
+
+
+def step(item_id: int, attempt: int = 1) -> provisioning.Next | None:
+    """One provisioning step, as the worker's task makes it."""
+    result = provisioning.advance(item_id, attempt, dns_base_domain=current_app.config["DNS_BASE_DOMAIN"])
+    db.session.expire_all()
+    return result
+
+
+def as_worker(job: Callable[..., Any], *args: Any) -> Any:
+    """Run a task (or anything that opens its own app context and session) as a separate worker would.
+
+    The test's own session is committed first. Tests share one connection, so a task's session nests its
+    savepoints inside whatever savepoint the test's session has open; a later rollback of the test's
+    session (services roll back when they refuse) would undo the task's work, which cannot happen with
+    the separate connections of production.
+    """
+    db.session.commit()
+    result = job(*args)
+    db.session.expire_all()
+    return result
+
+
 def boot(clock) -> None:  # type: ignore[no-untyped-def]
     """Let the sandbox finish booting and run the provisioning polls a worker would run."""
     clock.advance(seconds=BOOT_SECONDS + 1)
-    run_scheduled_tasks()
-    db.session.expire_all()
+    as_worker(run_scheduled_tasks)
 
 
 def count(model: type, *where: Any) -> int:

@@ -14,7 +14,7 @@ from app.services.actors import Actor
 from app.services.errors import InvalidInput, NotFound
 from app.services.ordering import ConfigInvalid, ProfileIncomplete, Unavailable
 from tests import factories
-from tests.services.conftest import complete_profile, count, items_of, place
+from tests.services.conftest import boot, complete_profile, count, items_of, place
 
 SCHEMA_WITH_FAR_LOCATIONS = {
     "type": "object",
@@ -265,8 +265,6 @@ def test_the_same_order_twice_gives_one_subscription_and_one_server(tenant, cust
 
 
 def test_a_retry_after_delivery_returns_the_delivered_subscription(tenant, customer, profile, plan, sandbox, clock):
-    from tests.services.conftest import boot
-
     first = place(tenant, customer, plan, key="form-1")
     boot(clock)
     again = place(tenant, customer, plan, key="form-1")
@@ -315,10 +313,23 @@ def test_a_sold_out_combination_is_refused_with_alternatives(tenant, customer, p
     availability = refused.value.availability
     assert refused.value.status_code == 409
     assert not availability.available and not availability.permanent
-    assert "sold out" in refused.value.message
-    alternatives = {(a.server_type, a.location) for a in availability.alternatives}
-    assert {("cx22", "fsn1"), ("cx22", "hel1")} <= alternatives
-    assert all(alternative != ("cx22", "nbg1") for alternative in alternatives)
+    assert refused.value.message == "cx22 is sold out in nbg1 for now."
+    # The plan does not let the customer choose a location: only bigger types of its schema, same place.
+    assert [(a.kind.value, a.server_type, a.location) for a in availability.alternatives] == [
+        ("other_server_type", "cx32", "nbg1")]
+    nothing_created(sandbox)
+
+
+def test_alternatives_offer_other_locations_when_the_customer_may_choose_one(tenant, customer, profile, sandbox):
+    plan = factories.plan(tenant, allow_customer_location_selection=True)
+    sandbox.set_capacity("cx22", "nbg1", 0)
+    with pytest.raises(Unavailable) as refused:
+        place(tenant, customer, plan)
+    alternatives = [(a.server_type, a.location) for a in refused.value.availability.alternatives]
+    assert set(alternatives) == {("cx22", "fsn1"), ("cx22", "hel1"), ("cx32", "nbg1")}
+    # Only what the plan's schema offers: never cx42 / cpx21 / cax11, never the sold-out combination.
+    assert all(server_type in ("cx22", "cx32") for server_type, _ in alternatives)
+    assert ("cx22", "nbg1") not in alternatives
     nothing_created(sandbox)
 
 
