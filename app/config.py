@@ -79,7 +79,7 @@ class Settings:
     max_content_length: int
     sandbox_boot_seconds: float
     clouds: dict[str, str | None]
-    impersonation_minutes: int = 60
+    impersonation_minutes: int
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str], instance_path: str) -> Settings:

@@ -25,12 +25,13 @@ def provision_item(item_id: int, attempt: int = 1) -> None:
 @huey.periodic_task(crontab(minute="*"))
 def every_minute() -> None:
     """Time-driven lifecycle: cancellations that take effect, backorders that can be served, stuck items."""
-    from app.services import backorders, provisioning, subscriptions
+    from app.services import backorders, impersonation, provisioning, subscriptions
 
     with app_context():
         expired = subscriptions.expire_due_cancellations()
         served = backorders.serve_backorders()
         stuck = provisioning.unsettled_items()
+        impersonation.close_all_finished()
     for item_id in [*served, *stuck]:
         provision_item(item_id)
     if expired or served:

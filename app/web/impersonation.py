@@ -41,6 +41,7 @@ SESSION_KEY = "impersonation_id"
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BANNER_TEMPLATE = "_partials/_impersonation_banner.html"
 BANNER_ENDPOINT = "support.impersonation_banner"
+STOP_ENDPOINT = "support.stop_impersonating"
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def audit_and_banner(response: Response) -> Response:
     record: Impersonation | None = g.get("impersonation")
     if record is None:
         return response
-    if request.method in STATE_CHANGING or _is_page_view(response):
+    if request.method in STATE_CHANGING or _is_page_view():
         _record(record, response)
     if _is_fragment_swap(response):
         banner = render_template(BANNER_TEMPLATE, impersonation=Banner.of(record, now()), oob=True)
@@ -142,12 +143,17 @@ def _expired(record: Impersonation) -> Response:
     return _navigate(url_for("support.customer", customer_id=customer_id))
 
 
-def _session_gone(marker: object) -> None:
+def _session_gone(marker: object) -> Response | None:
     """The impersonating session no longer works (ended elsewhere): close the record, carry on anonymous."""
-    session.pop(SESSION_KEY, None)
     if isinstance(marker, int):
         service.close_if_session_gone(tenant=g.tenant, impersonation_id=marker)
+    if request.endpoint == STOP_ENDPOINT:
+        # The second Stop of a double click carries the old cookie. Answer without touching the session (no
+        # Set-Cookie), so the browser keeps the support session the first Stop gave it.
+        return redirect(url_for("support.index"), 303)
+    session.pop(SESSION_KEY, None)
     flash("The impersonation has ended. Log in again to continue.", "info")
+    return None
 
 
 def _log_out_inconsistent() -> Response:
@@ -161,9 +167,9 @@ def _log_out_inconsistent() -> Response:
 
 # --- audit and banner ------------------------------------------------------------------------------------------
 
-def _is_page_view(response: Response) -> bool:
-    return (request.method == "GET" and response.status_code == 200 and not htmx.wants_fragment()
-            and response.mimetype == "text/html")
+def _is_page_view() -> bool:
+    """A page the support user opened, refused ones included (fragments and the banner's refresh are not)."""
+    return request.method == "GET" and not htmx.wants_fragment() and request.endpoint != BANNER_ENDPOINT
 
 
 def _is_fragment_swap(response: Response) -> bool:
@@ -176,10 +182,15 @@ def _is_fragment_swap(response: Response) -> bool:
 
 
 def _record(record: Impersonation, response: Response) -> None:
-    try:
-        service.record_action(impersonation_id=record.id, method=request.method, path=request.full_path.rstrip("?"),
-                              endpoint=request.endpoint, status_code=response.status_code)
-    except SQLAlchemyError:  # the response stands; the failure is loud in the log
-        db.session.rollback()
-        log.exception("could not record an action of impersonation %s: %s %s", record.id, request.method,
-                      request.path)
+    action = {"impersonation_id": record.id, "method": request.method, "path": request.full_path.rstrip("?"),
+              "endpoint": request.endpoint, "status_code": response.status_code}
+    for attempt in (1, 2):
+        try:
+            service.record_action(**action)
+            return
+        except SQLAlchemyError:
+            # A request that failed may leave its transaction aborted: start clean, then try once more.
+            db.session.rollback()
+            if attempt == 2:  # the response stands; the failure is loud in the log
+                log.exception("could not record an action of impersonation %s: %s %s", action["impersonation_id"],
+                              request.method, request.path)

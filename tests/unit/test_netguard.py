@@ -18,7 +18,7 @@ class RecordingSocket:
 
 
 @pytest.mark.parametrize("address", [("127.0.0.1", 80), ("::1", 80, 0, 0), ("localhost", 5432),
-                                     ("stratus.localhost", 5000), ("127.3.2.1", 1), "/tmp/pg.sock"])
+                                     ("stratus.localhost", 5000), ("127.3.2.1", 1), "/run/pg.sock"])
 def test_loopback_is_allowed(address):
     check_address(address)
 

@@ -13,7 +13,7 @@ from app.web.access import tenant_admin_required
 @bp.get("/audit")
 @tenant_admin_required
 def audit() -> str:
-    impersonation.close_overdue(tenant=g.tenant)  # browsers that never came back: closed at their deadline
+    impersonation.close_finished(tenant=g.tenant)  # those whose browser never came back
     page = request.args.get("page", 1, type=int) or 1
     return render_template("admin/audit.html", results=selectors.audit_page(g.tenant, page=page))
 
