@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from app.domain.availability import Availability, Offer
+from app.domain.cloud_init import MAX_USER_DATA_BYTES
 
 
 class PowerState(StrEnum):
@@ -73,6 +74,14 @@ class ServerSpec:
     image: str
     user_data: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+
+
+def check_user_data(spec: ServerSpec) -> None:
+    """Refuse, before any request, user_data larger than the portal-wide limit (Hetzner's 32 KiB)."""
+    size = len(spec.user_data.encode())
+    if size > MAX_USER_DATA_BYTES:
+        raise ProviderError(ErrorKind.INVALID, f"The cloud-init user data is {size} bytes; clouds accept at most "
+                                               f"{MAX_USER_DATA_BYTES // 1024} KiB.")
 
 
 @dataclass(frozen=True)

@@ -55,10 +55,10 @@ from app.providers.base import (
     ProviderError,
     ServerInfo,
     ServerSpec,
+    check_user_data,
 )
 
 DEFAULT_ENDPOINT = "https://api.digitalocean.com/v2/"
-MAX_USER_DATA_BYTES = 32 * 1024  # the portal-wide limit (Hetzner's); DigitalOcean allows 64 KiB
 NETWORK_ZONES = {"fra": "eu", "ams": "eu", "lon": "eu", "nyc": "us", "sfo": "us", "tor": "us", "atl": "us",
                  "sgp": "ap", "blr": "ap", "syd": "ap"}
 NOT_FOUND_MESSAGE = "DigitalOcean answered 404 Not Found; check the API endpoint."
@@ -172,8 +172,7 @@ class DigitalOceanCloud:
 
     def create_server(self, spec: ServerSpec) -> ServerInfo:
         """Adopt the droplet made for `spec` if there is one, else create it (see the module docstring)."""
-        if len(spec.user_data.encode()) > MAX_USER_DATA_BYTES:
-            raise ProviderError(ErrorKind.INVALID, "The cloud-init user data is larger than 32 KiB.")
+        check_user_data(spec)
         existing = self.find_server(spec)
         if existing is not None:
             return existing

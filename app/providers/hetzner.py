@@ -46,8 +46,9 @@ from app.providers.base import (
     ProviderError,
     ServerInfo,
     ServerSpec,
+    check_user_data,
 )
-from app.providers.sandbox import BUSY_MESSAGE, MAX_USER_DATA_BYTES
+from app.providers.sandbox import BUSY_MESSAGE
 
 DEFAULT_ENDPOINT = "https://api.hetzner.cloud/v1"
 DEFAULT_RETRIES = 2
@@ -127,8 +128,7 @@ class HetznerCloud:
 
     def create_server(self, spec: ServerSpec) -> ServerInfo:
         """Create the server, or adopt the one already carrying `spec.name` and labels (idempotent)."""
-        if len(spec.user_data.encode()) > MAX_USER_DATA_BYTES:
-            raise ProviderError(ErrorKind.INVALID, "The cloud-init user data is larger than Hetzner's 32 KiB.")
+        check_user_data(spec)
         existing = self._made_for(spec)
         if existing is not None:
             return existing

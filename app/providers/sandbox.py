@@ -33,13 +33,13 @@ from app.providers.base import (
     ProviderError,
     ServerInfo,
     ServerSpec,
+    check_user_data,
 )
 
 Clock = Callable[[], datetime]
 
 OPERATIONS = frozenset({"create", "find", "info", "power", "delete", "offers"})
 BUSY_MESSAGE = "Another action is running on this server; try again in a moment."
-MAX_USER_DATA_BYTES = 32 * 1024  # Hetzner's limit, the smaller of the two clouds'
 
 _DEFAULT_MESSAGES = {
     ErrorKind.UNAVAILABLE: "The server type is sold out in this location for now.",
@@ -307,8 +307,7 @@ class SandboxCloud:
     def _place(self, spec: ServerSpec, now: datetime) -> _Server:
         if not spec.name:
             raise ProviderError(ErrorKind.INVALID, "A server needs a name.")
-        if len(spec.user_data.encode()) > MAX_USER_DATA_BYTES:
-            raise ProviderError(ErrorKind.INVALID, "The cloud-init user data is larger than 32 KiB.")
+        check_user_data(spec)
         verdict = availability(self._offers(), spec.server_type, spec.location)
         if not verdict.available:
             raise ProviderError(ErrorKind.INVALID if verdict.permanent else ErrorKind.UNAVAILABLE, verdict.message)

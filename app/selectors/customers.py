@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
@@ -11,10 +12,14 @@ from app.domain.accounts import Role
 from app.extensions import db
 from app.models import Subscription, SubscriptionEvent, Tenant, User
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
-class Page:
-    rows: list[User]
+class Page(Generic[T]):
+    """One page of rows, and whether there are more (found by reading one row more than the page)."""
+
+    rows: list[T]
     page: int
     per_page: int
     has_next: bool

@@ -9,6 +9,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from app.extensions import db
 from app.models import Impersonation, ImpersonationAction, Tenant, User, UserSession
+from app.selectors.customers import Page
 
 
 def running_in_session(tenant: Tenant, *, session_token: str) -> Impersonation | None:
@@ -42,19 +43,7 @@ class AuditRow:
     views: int  # pages viewed
 
 
-@dataclass(frozen=True)
-class AuditPage:
-    rows: list[AuditRow]
-    page: int
-    per_page: int
-    has_next: bool
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-
-def audit_page(tenant: Tenant, *, page: int = 1, per_page: int = 25) -> AuditPage:
+def audit_page(tenant: Tenant, *, page: int = 1, per_page: int = 25) -> Page[AuditRow]:
     """The tenant's impersonations, newest first, with both users and their action counts: two queries."""
     page = max(page, 1)
     records = list(db.session.scalars(
@@ -74,7 +63,7 @@ def audit_page(tenant: Tenant, *, page: int = 1, per_page: int = 25) -> AuditPag
         ):
             counts[(impersonation_id, bool(view))] = count
     rows = [AuditRow(r, counts.get((r.id, False), 0), counts.get((r.id, True), 0)) for r in shown]
-    return AuditPage(rows, page, per_page, len(records) > per_page)
+    return Page(rows, page, per_page, len(records) > per_page)
 
 
 def audit_record(tenant: Tenant, impersonation_id: int) -> Impersonation | None:
