@@ -7,6 +7,11 @@ Set CHROMIUM_PATH to use another Chromium binary (a path that does not exist cou
 The server is independent of the per-test rollback fixtures in tests/conftest.py: its own app on its own
 SQLite file, built by the real migrations and the demo data, shared by all browser tests of a session.
 Tests must not request the `app` fixture (that would start a second, unrelated app and its rollback).
+
+Background work runs as with `flask up`: while the tests of this folder run, a real Huey consumer (worker
+threads in this process, on its own SQLite queue in the tmp dir) executes the live server's tasks in the
+live server's app, so an order is provisioned and followed up. Before and after them, the rest of the
+suite keeps tests/conftest.py's immediate mode (see `live_worker`).
 """
 
 from __future__ import annotations
@@ -15,20 +20,25 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
+from huey.consumer import Consumer
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Route, WebError
 from playwright.sync_api import Error as PlaywrightError
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from tests.conftest import config_for_tests
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 HERE = Path(__file__).resolve().parent
 LOOPBACK = "127.0.0.1"
@@ -114,6 +124,27 @@ class _QuietRequestHandler(WSGIRequestHandler):
         super().log_request(code, size)
 
 
+def _closing(app: WSGIApplication) -> WSGIApplication:
+    """`app`, whose response iterables are closed even when the browser drops the connection mid-response.
+
+    Werkzeug's development server does not close the iterable then (a page that navigates away while a
+    static file is still being sent): the file would be closed only by the garbage collector, with a
+    ResourceWarning that this project's `filterwarnings = error` turns into a random test's failure. A
+    generator's `finally` runs when the server lets go of it, however the response ended.
+    """
+
+    def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterator[bytes]:
+        iterable = app(environ, start_response)
+        try:
+            yield from iterable
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                close()
+
+    return wsgi
+
+
 def _migrate_and_load_demo_data(app: Flask) -> None:
     from flask_migrate import upgrade
 
@@ -150,7 +181,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         app = create_app(config_for_tests(database_url, str(instance)))
     _migrate_and_load_demo_data(app)
 
-    server: BaseWSGIServer = make_server(LOOPBACK, 0, app, threaded=True, request_handler=_QuietRequestHandler)
+    server: BaseWSGIServer = make_server(LOOPBACK, 0, _closing(app), threaded=True, request_handler=_QuietRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     try:
@@ -173,6 +204,51 @@ def base_url(live_server: LiveServer) -> str:
     PytestRemovedIn10Warning, an error under this project's `filterwarnings = error`.
     """
     return live_server.url
+
+
+@pytest.fixture(scope="package", autouse=True)
+def live_worker(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consumer]:
+    """A real Huey consumer for the live server, for the tests of this folder (package scope, not session).
+
+    tests/conftest.py puts the shared `huey` in immediate mode: tasks run inline and the ones scheduled
+    for later (provisioning's follow-up polls) are put aside for good. Here the queue becomes a real one,
+    on its own SQLite file, consumed by worker threads, and task bodies run in the live server's app.
+    Package scope: the live server lives for the session, but the rest of the suite must get immediate
+    mode and its own app binding back as soon as the browser tests are done.
+    """
+    from huey.storage import SqliteStorage
+
+    from app import tasks
+    from app.providers.sandbox import reset_sandboxes
+    from app.tasks import huey
+    from app.tasks.worker import consumer
+
+    saved = (huey.immediate, huey.immediate_use_memory, huey.storage, huey._timeout_handler, tasks._app)
+    reset_sandboxes()  # fresh demo clouds (DEMO_SOLD_OUT applied), whatever earlier tests did to them
+    # Without immediate_use_memory the setter keeps the storage it finds (it would otherwise open the
+    # default queue file in the instance folder), and switching back keeps the one restored below.
+    huey.immediate_use_memory = False
+    huey.immediate = False
+    huey.storage = SqliteStorage(huey.name, filename=str(tmp_path_factory.mktemp("live-queue") / "queue.sqlite3"),
+                                 timeout=15)
+    tasks.init_app(live_server.app)
+    worker = consumer(2)
+    worker.shutdown_timeout = 15  # stop() waits for running tasks, not forever
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    worker.start()
+    for signum, handler in handlers.items():  # Consumer.start() installs its own; give them back
+        signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+    try:
+        yield worker
+    finally:
+        worker.stop(graceful=True)
+        huey.storage.close()
+        immediate, use_memory, storage, timeout_handler, app = saved
+        huey.immediate = immediate
+        huey.storage = storage
+        huey.immediate_use_memory = use_memory
+        huey._timeout_handler = timeout_handler
+        tasks._app = app
 
 
 # --- watching the browser: CSP violations, console errors, requests off the machine ----------------------
