@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 from flask import g, request
 from flask_limiter import Limiter
 from flask_login import LoginManager
@@ -49,10 +51,16 @@ def _sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+# SQLite lets a transaction that read first fail at once ("database is locked") when it then writes after
+# another connection committed. Work that means to write (non-GET requests, background tasks) therefore
+# takes the write lock when it begins, and waits for it (busy_timeout) instead of failing.
+sqlite_write_intent: ContextVar[bool] = ContextVar("sqlite_write_intent", default=False)
+
+
 @event.listens_for(Engine, "begin")
 def _sqlite_begin(connection) -> None:  # type: ignore[no-untyped-def]
     if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if sqlite_write_intent.get() else "BEGIN")
 
 
 def tenant_scope_key() -> str:

@@ -40,13 +40,19 @@ def init_app(app: Flask) -> None:
 @contextmanager
 def app_context() -> Iterator[Flask]:
     """A fresh app context (its own DB session) of the app running now, else of the bound app."""
+    from app.extensions import sqlite_write_intent
+
     app = current_app._get_current_object() if has_app_context() else _app  # type: ignore[attr-defined]
     if app is None:
         from app import create_app
 
         init_app(app := create_app())
-    with app.app_context():
-        yield app
+    intent = sqlite_write_intent.set(True)  # tasks write: take SQLite's write lock when they begin
+    try:
+        with app.app_context():
+            yield app
+    finally:
+        sqlite_write_intent.reset(intent)
 
 
 def enqueue_after_commit(task: Callable[..., object], *args: object) -> None:

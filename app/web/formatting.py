@@ -8,6 +8,7 @@ from flask import Flask
 
 from app.domain.catalogue import Interval
 from app.domain.geography import location_label
+from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.domain.pricing import Money
 
 
@@ -32,7 +33,18 @@ def humanize(value: object) -> str:
     return str(value).replace("_", " ").capitalize()
 
 
+def status_label(value: object) -> str:
+    """A subscription or item status as the customer sees it elsewhere (`pending_fulfillment` -> Setting up)."""
+    for enum in (SubscriptionStatus, ItemStatus):
+        try:
+            return enum(str(value)).label
+        except ValueError:
+            continue
+    return humanize(value)
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_filter(status_label)
     app.add_template_filter(location_label, "location")
     app.add_template_filter(money)
     app.add_template_filter(per_interval)

@@ -8,6 +8,7 @@ import secrets
 from flask import Flask, Response, g, request
 from flask_login import current_user
 
+from app.extensions import sqlite_write_intent
 from app.web import htmx
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -26,6 +27,11 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def declare_write_intent() -> None:
+    """Requests that change things begin their database transactions ready to write (see extensions)."""
+    sqlite_write_intent.set(request.method not in ("GET", "HEAD", "OPTIONS"))
 
 
 def assign_request_id() -> None:
@@ -55,4 +61,5 @@ def add_headers(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     app.before_request(assign_request_id)
+    app.before_request(declare_write_intent)
     app.after_request(add_headers)

@@ -223,8 +223,8 @@ def test_the_detail_page_shows_the_servers_and_the_history_with_who_acted(client
     assert item.hostname in page and f"<code>{item.fqdn}</code>" in page
     assert f"<code>{item.ipv4}</code>" in page and f"<code>{item.ipv6}</code>" in page
     assert item.fqdn.endswith(".cloud.example.test")
-    assert "Ordered: Pending fulfillment" in page and "by Casey Customer" in page
-    assert "Activated: Pending fulfillment → Active" in page and "by the portal" in page
+    assert "Ordered: Setting up" in page and "by Casey Customer" in page
+    assert "Activated: Setting up → Active" in page and "by the portal" in page
     assert "by support Sam Support for Casey Customer" in page and "Checked the DNS" in page
     assert "Cancel subscription" in page
 
