@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,12 +174,16 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     """The portal on its own SQLite file (real migrations + demo data), served on 127.0.0.1:<free port>."""
     from app import create_app
     from app.extensions import db
+    from app.providers.fakes import start_sandbox_clouds
 
     instance = tmp_path_factory.mktemp("live-instance")
     database_url = f"sqlite:///{instance}/live.sqlite3"
     with pytest.MonkeyPatch.context() as patch:  # create_app reads INSTANCE_PATH from the environment
         patch.setenv("INSTANCE_PATH", str(instance))
-        app = create_app(config_for_tests(database_url, str(instance)))
+        # As `flask up` runs it: the sandbox clouds are the fake Hetzner and DigitalOcean APIs over HTTP,
+        # driven by the real SDKs (servers boot in 8 s, as in the demo).
+        app = create_app({**config_for_tests(database_url, str(instance)), "SANDBOX_IN_PROCESS": False})
+    clouds = start_sandbox_clouds(app.config)
     _migrate_and_load_demo_data(app)
 
     server: BaseWSGIServer = make_server(LOOPBACK, 0, _closing(app), threaded=True, request_handler=_QuietRequestHandler)
@@ -190,6 +195,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+        for cloud in clouds:
+            cloud.shutdown()
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
@@ -402,3 +409,24 @@ def page(context: BrowserContext, watch: BrowserWatch) -> Page:
 def csp_violations(watch: BrowserWatch) -> Callable[[], list[str]]:
     """`assert csp_violations() == []`: every CSP violation in the test's pages so far."""
     return watch.csp_violations
+
+
+@pytest.fixture
+def ready_customer(live_server: LiveServer) -> tuple[str, str]:
+    """A fresh customer with a complete billing profile, so orders go straight to the cloud."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Tenant
+    from app.services.accounts import register_customer
+    from app.services.profiles import save_profile
+
+    email, password = f"soldout-{uuid.uuid4().hex[:12]}@example.com", "a sold-out password"
+    with live_server.app.app_context():
+        tenant = db.session.scalar(select(Tenant).where(Tenant.slug == "default"))
+        assert tenant is not None
+        user = register_customer(tenant=tenant, name="Sol Doubt", email=email, password=password)
+        save_profile(user=user, full_name="Sol Doubt", billing_email=email, company="", address="Main St 1",
+                     postal_code="10115", city="Berlin", country="DE")
+        db.session.remove()
+    return email, password

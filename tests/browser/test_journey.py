@@ -11,11 +11,10 @@ import re
 import uuid
 from typing import TYPE_CHECKING
 
-import pytest
 from playwright.sync_api import Locator, Page, expect
 
 if TYPE_CHECKING:
-    from tests.browser.conftest import BrowserWatch, LiveServer
+    from tests.browser.conftest import BrowserWatch
 
 PROVISIONING_TIMEOUT = 30_000  # ms: the sandbox boots in ~8 s, the card polls every 2 s, the summary every 3 s
 POWER_TIMEOUT = 10_000  # ms: a power action takes ~3 s, the live info polls every 1 s
@@ -170,27 +169,6 @@ def test_customer_orders_runs_and_cancels_a_server(page: Page, watch: BrowserWat
     expect(row.locator(".badge")).to_have_text("Active")
     expect(row).to_contain_text("1 of 1 ready")
     assert watch.problems() == []
-
-
-@pytest.fixture
-def ready_customer(live_server: LiveServer) -> tuple[str, str]:
-    """A fresh customer with a complete billing profile, so orders go straight to the cloud."""
-    from sqlalchemy import select
-
-    from app.extensions import db
-    from app.models import Tenant
-    from app.services.accounts import register_customer
-    from app.services.profiles import save_profile
-
-    email, password = f"soldout-{uuid.uuid4().hex[:12]}@example.com", "a sold-out password"
-    with live_server.app.app_context():
-        tenant = db.session.scalar(select(Tenant).where(Tenant.slug == "default"))
-        assert tenant is not None
-        user = register_customer(tenant=tenant, name="Sol Doubt", email=email, password=password)
-        save_profile(user=user, full_name="Sol Doubt", billing_email=email, company="", address="Main St 1",
-                     postal_code="10115", city="Berlin", country="DE")
-        db.session.remove()
-    return email, password
 
 
 def test_sold_out_choice_offers_alternatives(page: Page, watch: BrowserWatch, ready_customer: tuple[str, str]
