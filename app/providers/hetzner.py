@@ -1,6 +1,6 @@
 """Hetzner Cloud behind `CloudProvider`, through the `hcloud` SDK (never raw HTTP).
 
-Choices worth knowing (see /work/shared/PROVIDERS.md for the API's traps):
+Choices worth knowing (the API and SDK have traps):
 
 - The SDK retries by itself (rate_limit_exceeded, conflict, bad_gateway, timeout, 502/504 without a body and
   requests timeouts, POST included) up to 5 times with jittered backoff up to 60 s. hcloud 2.27 has no public

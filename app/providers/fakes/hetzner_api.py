@@ -1,7 +1,7 @@
 """A stateful fake of the Hetzner Cloud API v1: the demo and the tests drive the real `hcloud` SDK against it.
 
 `HetznerFake` is a WSGI app holding everything in memory behind one lock. It answers the paths the adapter
-uses with the JSON shapes of /work/shared/PROVIDERS.md: server types with per-location prices (decimal
+uses with the JSON shapes of the real API: server types with per-location prices (decimal
 strings) and availability, locations with network zones, servers that are `initializing` for `boot_seconds`
 and then `running`, power actions that run for `action_seconds` and lock the server meanwhile (423 `locked`),
 names that must be unique (409 `uniqueness_error`), capacity that runs out (412 `resource_unavailable`),
