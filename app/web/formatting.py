@@ -8,8 +8,8 @@ from flask import Flask
 
 from app.domain.catalogue import Interval
 from app.domain.geography import location_label
-from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.domain.pricing import Money
+from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 
 
 def money(amount: int, currency: str) -> str:
