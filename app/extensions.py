@@ -52,9 +52,10 @@ def _sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 
 
 # SQLite lets a transaction that read first fail at once ("database is locked") when it then writes after
-# another connection committed. Work that means to write (non-GET requests, background tasks) therefore
-# takes the write lock when it begins, and waits for it (busy_timeout) instead of failing.
-sqlite_write_intent: ContextVar[bool] = ContextVar("sqlite_write_intent", default=False)
+# another connection committed. So every transaction takes the write lock when it begins and waits for it
+# (busy_timeout) instead of failing, except those of read-only requests (GET, HEAD, OPTIONS), which must
+# not queue behind writers.
+sqlite_write_intent: ContextVar[bool] = ContextVar("sqlite_write_intent", default=True)
 
 
 @event.listens_for(Engine, "begin")

@@ -22,6 +22,7 @@ from app import create_app
 from app.clock import FrozenClock, SystemClock
 from app.config import engine_options, normalize_database_url
 from app.extensions import db, limiter
+from app.providers.registry import forget_adapters
 from app.providers.sandbox import reset_sandboxes
 from app.tasks import huey
 from tests import factories, netguard
@@ -101,6 +102,7 @@ def _transaction(request: pytest.FixtureRequest) -> Iterator[None]:
         try:
             yield
         finally:
+            forget_adapters()
             db.session.remove()
             engines[None] = engine
             outer.rollback()

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from flask import current_app
 
 from app.clock import now
@@ -38,9 +40,9 @@ def provider_for(tenant_id: int, provider: Provider) -> CloudProvider:
     if tenant is None:
         raise ValueError(f"no tenant {tenant_id}")
     if token := token_for(tenant, provider):
-        return ADAPTERS[provider](token, endpoint=config[ENDPOINTS[provider]], timeout=config["CLOUD_TIMEOUT"])
+        return _adapter(provider, token, config[ENDPOINTS[provider]], config["CLOUD_TIMEOUT"])
     if sandbox_url := config.get(SANDBOX_ENDPOINTS[provider]):
-        return ADAPTERS[provider](f"sandbox-{tenant.slug}", endpoint=sandbox_url, timeout=config["CLOUD_TIMEOUT"])
+        return _adapter(provider, f"sandbox-{tenant.slug}", sandbox_url, config["CLOUD_TIMEOUT"])
     if config.get("SANDBOX_IN_PROCESS"):
         return sandbox_for(tenant_id, provider.value, now, boot_seconds=config["SANDBOX_BOOT_SECONDS"],
                            action_seconds=config["SANDBOX_ACTION_SECONDS"])
@@ -48,7 +50,44 @@ def provider_for(tenant_id: int, provider: Provider) -> CloudProvider:
                                         "Please contact the operator.")
 
 
+_adapters: dict[tuple[Provider, str, str, float], CloudProvider] = {}
+_adapters_lock = threading.Lock()
+MAX_ADAPTERS = 64
+
+
+def _adapter(provider: Provider, token: str, endpoint: str, timeout: float) -> CloudProvider:
+    """One adapter per account and endpoint, kept: its HTTP connections are pooled, not opened per call."""
+    key = (provider, token, endpoint, timeout)
+    with _adapters_lock:
+        adapter = _adapters.get(key)
+        if adapter is None:
+            if len(_adapters) >= MAX_ADAPTERS:  # a token was replaced many times: start afresh
+                _close_all()
+            adapter = _adapters[key] = ADAPTERS[provider](token, endpoint=endpoint, timeout=timeout)
+        return adapter
+
+
+def _close_all() -> None:
+    for adapter in _adapters.values():
+        close = getattr(adapter, "close", None)
+        if close is not None:
+            close()
+    _adapters.clear()
+
+
+def forget_adapters() -> None:
+    """Close and forget every kept adapter (tests, and after a token is replaced or removed)."""
+    with _adapters_lock:
+        _close_all()
+
+
 def check_token(provider: Provider, token: str) -> None:
     """Raise ProviderError unless the real API accepts `token` (one read of its offers)."""
     config = current_app.config
-    ADAPTERS[provider](token, endpoint=config[ENDPOINTS[provider]], timeout=config["CLOUD_TIMEOUT"]).offers()
+    adapter = ADAPTERS[provider](token, endpoint=config[ENDPOINTS[provider]], timeout=config["CLOUD_TIMEOUT"])
+    try:
+        adapter.offers()
+    finally:
+        close = getattr(adapter, "close", None)
+        if close is not None:
+            close()

@@ -175,6 +175,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     from app import create_app
     from app.extensions import db
     from app.providers.fakes import start_sandbox_clouds
+    from app.providers.registry import forget_adapters
 
     instance = tmp_path_factory.mktemp("live-instance")
     database_url = f"sqlite:///{instance}/live.sqlite3"
@@ -195,6 +196,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+        forget_adapters()  # their pooled connections to the fake clouds
         for cloud in clouds:
             cloud.shutdown()
         with app.app_context():
