@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -82,6 +83,32 @@ def check_user_data(spec: ServerSpec) -> None:
     if size > MAX_USER_DATA_BYTES:
         raise ProviderError(ErrorKind.INVALID, f"The cloud-init user data is {size} bytes; clouds accept at most "
                                                f"{MAX_USER_DATA_BYTES // 1024} KiB.")
+
+
+def create_or_adopt(spec: ServerSpec, *, find: Callable[[ServerSpec], ServerInfo | None],
+                    create: Callable[[ServerSpec], ServerInfo],
+                    adopt_after: frozenset[ErrorKind] = frozenset({ErrorKind.TRANSIENT})) -> ServerInfo:
+    """The idempotent create every adapter shares: adopt the server made for `spec`, else create it.
+
+    A create that failed with a kind in `adopt_after` (a lost answer, a timeout) may have made the server
+    all the same, so it is looked for once more and adopted rather than made twice; if it is not found the
+    original error stands and the caller's retry will adopt it then.
+    """
+    check_user_data(spec)
+    if (existing := find(spec)) is not None:
+        return existing
+    try:
+        return create(spec)
+    except ProviderError as error:
+        if error.kind not in adopt_after:
+            raise
+        try:
+            adopted = find(spec)
+        except ProviderError:
+            adopted = None
+        if adopted is None:
+            raise
+        return adopted
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ from app.providers.base import (
     ProviderError,
     ServerInfo,
     ServerSpec,
-    check_user_data,
+    create_or_adopt,
 )
 
 DEFAULT_ENDPOINT = "https://api.digitalocean.com/v2/"
@@ -172,24 +172,7 @@ class DigitalOceanCloud:
 
     def create_server(self, spec: ServerSpec) -> ServerInfo:
         """Adopt the droplet made for `spec` if there is one, else create it (see the module docstring)."""
-        check_user_data(spec)
-        existing = self.find_server(spec)
-        if existing is not None:
-            return existing
-        try:
-            return self._create(spec)
-        except ProviderError as error:
-            if error.kind is not ErrorKind.TRANSIENT:
-                raise
-            # The droplet may have been made although the answer was lost: adopt it rather than make another.
-            try:
-                adopted = self.find_server(spec)
-            except ProviderError:
-                adopted = None
-            if adopted is not None:
-                return adopted
-            raise ProviderError(ErrorKind.TRANSIENT, f"{error.message} The droplet may exist already; "
-                                "a retry adopts it instead of creating another.") from error
+        return create_or_adopt(spec, find=self.find_server, create=self._create)
 
     def find_server(self, spec: ServerSpec) -> ServerInfo | None:
         """The oldest droplet with `spec.name` that carries every tag of `spec.labels`, if any."""

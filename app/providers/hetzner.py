@@ -46,7 +46,7 @@ from app.providers.base import (
     ProviderError,
     ServerInfo,
     ServerSpec,
-    check_user_data,
+    create_or_adopt,
 )
 from app.providers.sandbox import BUSY_MESSAGE
 
@@ -127,24 +127,19 @@ class HetznerCloud:
     # --- Servers --------------------------------------------------------------------------------------
 
     def create_server(self, spec: ServerSpec) -> ServerInfo:
-        """Create the server, or adopt the one already carrying `spec.name` and labels (idempotent)."""
-        check_user_data(spec)
-        existing = self._made_for(spec)
-        if existing is not None:
-            return existing
-        try:
-            with self._translated(spec):
-                response = self._client.servers.create(
-                    spec.name, server_type=ServerType(name=spec.server_type), image=Image(name=spec.image),
-                    location=Location(name=spec.location) if spec.location else None,
-                    labels=dict(spec.labels), user_data=spec.user_data or None, start_after_create=True)
-        except ProviderError as error:
-            # The server may exist although we never heard so: a lost answer, or the SDK's retry of it.
-            if error.kind in (ErrorKind.TRANSIENT, ErrorKind.CONFLICT):
-                adopted = self._made_for(spec)
-                if adopted is not None:
-                    return adopted
-            raise
+        """Create the server, or adopt the one already carrying `spec.name` and labels (idempotent).
+
+        After a lost answer, or the SDK's own retry of it (409 uniqueness_error), the server is adopted.
+        """
+        return create_or_adopt(spec, find=self._made_for, create=self._create,
+                               adopt_after=frozenset({ErrorKind.TRANSIENT, ErrorKind.CONFLICT}))
+
+    def _create(self, spec: ServerSpec) -> ServerInfo:
+        with self._translated(spec):
+            response = self._client.servers.create(
+                spec.name, server_type=ServerType(name=spec.server_type), image=Image(name=spec.image),
+                location=Location(name=spec.location) if spec.location else None,
+                labels=dict(spec.labels), user_data=spec.user_data or None, start_after_create=True)
         return _server_info(response.server, [response.action, *response.next_actions])
 
     def find_server(self, spec: ServerSpec) -> ServerInfo | None:
