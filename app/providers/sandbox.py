@@ -35,6 +35,7 @@ from app.providers.base import (
     ServerSpec,
     check_user_data,
 )
+from app.providers.capacity import Capacity
 
 Clock = Callable[[], datetime]
 
@@ -145,7 +146,7 @@ class SandboxCloud:
         self._action_seconds = action_seconds
         self._lock = threading.Lock()
         self._servers: dict[str, _Server] = {}
-        self._capacity: dict[tuple[str, str], int] = {}  # absent = unlimited
+        self._capacity = Capacity()
         self._failures: dict[str, deque[_Failure]] = {op: deque() for op in OPERATIONS}
         self._lost_answers = 0
         self._last_server_id = 0
@@ -155,14 +156,8 @@ class SandboxCloud:
 
     def set_capacity(self, server_type: str, location: str, count: int | None) -> None:
         """How many more servers of this type fit in this location; None for unlimited (the default)."""
-        if count is not None and count < 0:
-            raise ValueError("capacity cannot be negative")
         with self._lock:
-            key = self._offered(server_type, location)
-            if count is None:
-                self._capacity.pop(key, None)
-            else:
-                self._capacity[key] = count
+            self._capacity.set(self._offered(server_type, location), count)
 
     def capacity(self, server_type: str, location: str) -> int | None:
         """Capacity left for this combination; None when unlimited."""
@@ -286,7 +281,7 @@ class SandboxCloud:
         return server_type, location
 
     def _offers(self) -> list[Offer]:
-        return [replace(offer, available=offer.available and self._capacity.get(key) != 0)
+        return [replace(offer, available=offer.available and self._capacity.allows(key))
                 for key, offer in self._catalog.items()]
 
     def _named(self, name: str) -> _Server | None:
@@ -311,9 +306,7 @@ class SandboxCloud:
         verdict = availability(self._offers(), spec.server_type, spec.location)
         if not verdict.available:
             raise ProviderError(ErrorKind.INVALID if verdict.permanent else ErrorKind.UNAVAILABLE, verdict.message)
-        key = (spec.server_type, spec.location)
-        if key in self._capacity:
-            self._capacity[key] -= 1
+        self._capacity.take((spec.server_type, spec.location))
         self._last_server_id += 1
         n = self._last_server_id
         action = self._action("create_server", now, self._boot_seconds, PowerState.PROVISIONING)
@@ -345,9 +338,7 @@ class SandboxCloud:
         server = self._servers.pop(server_id, None)
         if server is None:
             return False
-        key = (server.spec.server_type, server.spec.location)
-        if key in self._capacity:
-            self._capacity[key] += 1
+        self._capacity.give_back((server.spec.server_type, server.spec.location))
         return True
 
 

@@ -61,6 +61,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from app.domain.geography import LOCATION_NAMES
+from app.providers.capacity import Capacity
 from app.providers.fakes import serve
 from app.providers.sandbox import DEMO_SOLD_OUT, DIGITALOCEAN_OFFERS
 
@@ -265,26 +266,20 @@ class DigitalOceanFake:
             self._token = self._initial_token
             self._droplets: dict[int, _Droplet] = {}
             self._actions: dict[int, _Action] = {}
-            self._capacity: dict[tuple[str, str], int] = {}
+            self._capacity = Capacity()
             self._region_available = dict.fromkeys(self._regions, True)
             self._size_available = dict.fromkeys(self._sizes, True)
             self._droplet_limit: int | None = None
             self._faults: dict[str, deque[Fault]] = {op: deque() for op in OPERATIONS}
             self._received.clear()
             if self._demo:
-                self._capacity[DEMO_SOLD_OUT["digitalocean"]] = 0
+                self._capacity.set(DEMO_SOLD_OUT["digitalocean"], 0)
 
     def set_capacity(self, size: str, region: str, count: int | None) -> None:
         """How many more droplets of `size` fit in `region`; None for unlimited (the default). At 0 the size
         leaves `region.sizes`; creating consumes one, deleting frees one."""
-        if count is not None and count < 0:
-            raise ValueError("capacity cannot be negative")
         with self._lock:
-            key = self._offered(size, region)
-            if count is None:
-                self._capacity.pop(key, None)
-            else:
-                self._capacity[key] = count
+            self._capacity.set(self._offered(size, region), count)
 
     def capacity(self, size: str, region: str) -> int | None:
         with self._lock:
@@ -532,7 +527,7 @@ class DigitalOceanFake:
 
     def _in_stock(self, size: str, region: str) -> bool:
         return (region in self._sizes[size].regions and self._size_available[size]
-                and self._capacity.get((size, region)) != 0)
+                and self._capacity.allows((size, region)))
 
     def _validate(self, body: JSON) -> None:
         name, size, region = body.get("name"), body.get("size"), body.get("region")
@@ -560,8 +555,7 @@ class DigitalOceanFake:
             raise FakeError(422, SIZE_UNAVAILABLE)
         if self._droplet_limit is not None and len(self._droplets) >= self._droplet_limit:
             raise FakeError(422, DROPLET_LIMIT)
-        if (size, region) in self._capacity:
-            self._capacity[size, region] -= 1
+        self._capacity.take((size, region))
         self._last_droplet_id += 1
         droplet_id = self._last_droplet_id
         action = self._new_action("create", droplet_id, region, now, self._boot_seconds)
@@ -585,8 +579,8 @@ class DigitalOceanFake:
 
     def _remove(self, droplet_id: int) -> _Droplet | None:
         droplet = self._droplets.pop(droplet_id, None)
-        if droplet is not None and (droplet.size, droplet.region) in self._capacity:
-            self._capacity[droplet.size, droplet.region] += 1
+        if droplet is not None:
+            self._capacity.give_back((droplet.size, droplet.region))
         return droplet
 
     # --- JSON shapes (the lock is held) ----------------------------------------------------------

@@ -58,6 +58,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from app.domain.availability import Offer
+from app.providers.capacity import Capacity
 from app.providers.sandbox import DEMO_SOLD_OUT, HETZNER_OFFERS
 
 Clock = Callable[[], datetime]
@@ -212,7 +213,7 @@ class HetznerFake:
             self._actions: dict[int, _Action] = {}
             self._ids = itertools.count(1)
             self._action_ids = itertools.count(1)
-            self._capacity: dict[tuple[str, str], int] = {}
+            self._capacity = Capacity()
             self._prices = {key: Decimal(o.price_minor) / 100 for key, o in self._catalog.items()}
             self._deprecated = {key for key, o in self._catalog.items() if o.deprecated}
             self._server_limit: int | None = None
@@ -224,14 +225,8 @@ class HetznerFake:
 
     def set_capacity(self, server_type: str, location: str, count: int | None) -> None:
         """How many more servers of this type fit in this location; None for unlimited (the default)."""
-        if count is not None and count < 0:
-            raise ValueError("capacity cannot be negative")
         with self._lock:
-            key = self._offered(server_type, location)
-            if count is None:
-                self._capacity.pop(key, None)
-            else:
-                self._capacity[key] = count
+            self._capacity.set(self._offered(server_type, location), count)
 
     def fail_next(self, operation: str, status: int, code: str | None = None, message: str | None = None, *,
                   times: int = 1, details: Json | None = None, retry_after: float | None = None,
@@ -416,8 +411,7 @@ class HetznerFake:
         location = location or self._first_available(type_name)
         if not self._available(type_name, location):
             raise ApiError(412, "resource_unavailable", "error during placement")
-        if (type_name, location) in self._capacity:
-            self._capacity[type_name, location] -= 1
+        self._capacity.take((type_name, location))
         start = body.get("start_after_create", True) is not False
         server = _Server(next(self._ids), name, type_name, location, image, dict(body.get("labels") or {}),
                          body.get("user_data"), now, on=start)
@@ -518,7 +512,7 @@ class HetznerFake:
 
     def _available(self, server_type: str, location: str) -> bool:
         key = (server_type, location)
-        return self._catalog[key].available and self._capacity.get(key) != 0
+        return self._catalog[key].available and self._capacity.allows(key)
 
     def _first_available(self, server_type: str) -> str:
         offered = [loc for loc in self._location_names() if (server_type, loc) in self._catalog]
@@ -564,9 +558,7 @@ class HetznerFake:
         server = self._servers.pop(id, None)
         if server is None:
             return False
-        key = (server.server_type, server.location)
-        if key in self._capacity:
-            self._capacity[key] += 1
+        self._capacity.give_back((server.server_type, server.location))
         return True
 
     # --- JSON shapes ----------------------------------------------------------------------------------
