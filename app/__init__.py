@@ -28,6 +28,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     configure_settings(app, test_config)
     configure_logging(app)
+    configure_request_checks(app)
     configure_extensions(app)
     configure_web(app)
     configure_blueprints(app)
@@ -82,11 +83,19 @@ def configure_extensions(app: Flask) -> None:
     tasks.init_app(app)
 
 
-def configure_web(app: Flask) -> None:
-    from app.web import errors, formatting, impersonation, security, tenancy
+def configure_request_checks(app: Flask) -> None:
+    """First on every request, before the extensions' own checks (CSRF, rate limits), so that even their
+    refusals carry a request id and the tenant's brand: the request id, the tenant, the input checks."""
+    from app.web import inputs, security, tenancy
 
     security.init_app(app)
     tenancy.init_app(app)
+    inputs.init_app(app)
+
+
+def configure_web(app: Flask) -> None:
+    from app.web import errors, formatting, impersonation
+
     impersonation.init_app(app)  # after tenancy: it needs the tenant
     errors.init_app(app)
     formatting.init_app(app)

@@ -43,6 +43,12 @@ def _minutes(value: str | None, *, default: int) -> int:
     return minutes
 
 
+def _hosts(value: str) -> frozenset[str]:
+    """`portal.example.com, Admin.example.com` -> the lower-case names, ports dropped."""
+    names = (name.strip().lower().rsplit(":", 1)[0] for name in value.split(","))
+    return frozenset(name for name in names if name)
+
+
 def normalize_database_url(url: str) -> str:
     """Use the psycopg 3 driver for PostgreSQL URLs written the usual way."""
     for prefix in ("postgres://", "postgresql://"):
@@ -80,6 +86,7 @@ class Settings:
     sandbox_boot_seconds: float
     clouds: dict[str, str | None]
     impersonation_minutes: int
+    extra_hosts: frozenset[str]
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str], instance_path: str) -> Settings:
@@ -103,6 +110,7 @@ class Settings:
             clouds={key: environ.get(key) or None for key in CLOUD_SETTINGS} | {
                 key: environ.get(key) or default for key, default in CLOUD_ENDPOINTS.items()},
             impersonation_minutes=_minutes(environ.get("IMPERSONATION_MINUTES"), default=60),
+            extra_hosts=_hosts(environ.get("EXTRA_HOSTS", "")),
         )
 
     def as_flask_config(self, instance_path: str) -> dict[str, object]:
@@ -143,6 +151,7 @@ class Settings:
             "CLOUD_TIMEOUT": 15.0,
             "SANDBOX_IN_PROCESS": False,
             "IMPERSONATION_MINUTES": self.impersonation_minutes,
+            "EXTRA_HOSTS": self.extra_hosts,
             **self.clouds,
         }
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from app.extensions import db
 from app.models import Impersonation, ImpersonationAction, Tenant, User, UserSession
-from app.selectors.customers import Page
+from app.selectors.paging import Page, one_page_and_a_peek, page_number
 
 
 def running_in_session(tenant: Tenant, *, session_token: str) -> Impersonation | None:
@@ -45,13 +45,11 @@ class AuditRow:
 
 def audit_page(tenant: Tenant, *, page: int = 1, per_page: int = 25) -> Page[AuditRow]:
     """The tenant's impersonations, newest first, with both users and their action counts: two queries."""
-    page = max(page, 1)
-    records = list(db.session.scalars(
+    page = page_number(page)
+    records = list(db.session.scalars(one_page_and_a_peek(
         select(Impersonation).where(Impersonation.tenant_id == tenant.id)
         .options(joinedload(Impersonation.support_user), joinedload(Impersonation.customer))
-        .order_by(Impersonation.started_at.desc(), Impersonation.id.desc())
-        .offset((page - 1) * per_page).limit(per_page + 1)
-    ))
+        .order_by(Impersonation.started_at.desc(), Impersonation.id.desc()), page, per_page)))
     shown = records[:per_page]
     counts: dict[tuple[int, bool], int] = {}
     if shown:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -149,6 +150,7 @@ def place_order(*, tenant: Tenant, actor: Actor, plan_id: int, requested_config:
     with `auto_backorder`, creates the subscription `pending_backorder` with a backorder in the queue.
     """
     customer = actor.user
+    _check_idempotency_key(idempotency_key)
     if existing := _by_idempotency_key(tenant, idempotency_key):
         return _same_customer(existing, customer)
     _require_complete_profile(customer)
@@ -203,6 +205,19 @@ def _backorder(tenant: Tenant, subscription: Subscription, draft: OrderDraft) ->
                      provider=draft.plan.service_type.provider, server_type=draft.config["serverType"],
                      location=draft.config.get(geography_key(schema) or "location", ""),
                      status=BackorderStatus.WAITING, created_at=now())
+
+
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def is_idempotency_key(key: str | None) -> bool:
+    """Whether `key` is one an order form can carry (the form makes them: 32 hex digits)."""
+    return bool(key) and IDEMPOTENCY_KEY.match(key) is not None
+
+
+def _check_idempotency_key(key: str) -> None:
+    if not is_idempotency_key(key):
+        raise InvalidInput("This order form is out of date. Please reload the page and order again.")
 
 
 def _by_idempotency_key(tenant: Tenant, key: str) -> Subscription | None:

@@ -9,7 +9,7 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, flash, g, redirect, request, url_for
+from flask import Response, abort, current_app, flash, g, redirect, request, url_for
 from flask_login import current_user
 
 from app.domain.accounts import Role
@@ -39,16 +39,26 @@ def current_actor() -> Actor:
     return Actor(user=current_user._get_current_object(), impersonator=g.get("impersonator"))
 
 
-def _to_login() -> object:
-    target = url_for("auth.login", next=request.full_path.rstrip("?"))
-    return htmx.redirect(target) if htmx.wants_fragment() else redirect(target)
+def to_login(message: str | None = None) -> Response:
+    """To the login page, and back here afterwards (for htmx: back to the page the fragment is on)."""
+    if message:
+        flash(message, "info")
+    if htmx.wants_fragment():
+        target = url_for("auth.login", next=_current_page() or "/")
+        return htmx.redirect(target)
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def _current_page() -> str | None:
+    """The page an htmx request was made from (htmx sends its URL), if it is on this site."""
+    return _local_path(request.headers.get("HX-Current-URL"))
 
 
 def login_required(view: Callable[P, R]) -> Callable[P, R]:
     @wraps(view)
     def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
         if not current_user.is_authenticated:
-            return _to_login()  # type: ignore[return-value]
+            return to_login()  # type: ignore[return-value]
         return view(*args, **kwargs)
 
     return wrapped
@@ -61,7 +71,7 @@ def roles_required(*roles: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
         @wraps(view)
         def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
             if not current_user.is_authenticated:
-                return _to_login()  # type: ignore[return-value]
+                return to_login()  # type: ignore[return-value]
             if current_user.role not in roles:
                 abort(403)
             return view(*args, **kwargs)
@@ -131,7 +141,12 @@ def impersonating_required(view: Callable[P, R]) -> Callable[P, R]:
 
 
 def _referring_path() -> str | None:
-    referrer = urlsplit(request.referrer or "")
-    if referrer.netloc and referrer.netloc != request.host:
+    return _local_path(request.referrer)
+
+
+def _local_path(url: str | None) -> str | None:
+    """The path and query of `url` when it points at this site, else None."""
+    parts = urlsplit(url or "")
+    if parts.netloc and parts.netloc != request.host:
         return None
-    return safe_next(referrer.path + (f"?{referrer.query}" if referrer.query else ""))
+    return safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))

@@ -1,14 +1,19 @@
-"""Error pages: a clear message and the request id, never a trace."""
+"""Error pages: a clear message and the request id, never a trace, whatever state the request was left in."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, render_template
+from flask import Flask, Response, g, render_template, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.extensions import db
 from app.web import htmx
+from app.web.access import to_login
+from app.web.security import request_id
 
 log = logging.getLogger(__name__)
 
@@ -21,20 +26,34 @@ MESSAGES = {
     409: ("Changed in the meantime", "Someone changed this in the meantime. Please reload the page."),
     410: ("No longer available", "This is no longer available."),
     413: ("Too large", "What you sent is larger than this portal accepts."),
+    415: ("Not accepted", "This address does not accept what was sent."),
     429: ("Too many attempts", "Too many attempts in a short time. Please wait a minute and try again."),
     500: ("Something went wrong", "We could not finish your request. It has been logged; please try again."),
 }
 
+CSRF_MESSAGE = "This form has expired or was not sent from this portal. Reload the page and try again."
+SESSION_ENDED = "Your session has ended. Please log in again."
+
+# The last resort when even the error page cannot be rendered (the database is gone, a template is broken).
+PLAIN_PAGE = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} · {brand}</title>"
+              "</head><body><main><h1>{title}</h1><p>{message}</p><p>Request id: <code>{request_id}</code></p>"
+              "</main></body></html>")
+
 
 def render_error(code: int, detail: str | None = None) -> tuple[str, int]:
     title, message = MESSAGES.get(code, MESSAGES[500])
+    context = {"code": code, "title": title, "message": detail or message, "request_id": request_id()}
     template = "errors/_error.html" if htmx.wants_fragment() else "errors/error.html"
-    page = render_template(template, code=code, title=title, message=detail or message,
-                           request_id=g.get("request_id", "-"))
-    return page, code
+    try:
+        return render_template(template, **context), code
+    except Exception:
+        log.exception("the error page could not be rendered; answering with the plain one")
+        _discard_transaction()
+        brand = g.get("tenant_name") or "Cloud portal"
+        return PLAIN_PAGE.format(brand=escape(brand), **{k: escape(v) for k, v in context.items()}), code
 
 
-def handle_http(error: HTTPException) -> tuple[str, int]:
+def handle_http(error: HTTPException) -> tuple[str, int] | Response:
     code = error.code or 500
     # Our own aborts carry a message meant for people; werkzeug's defaults are replaced by ours.
     detail = error.description if error.description != type(error).description else None
@@ -43,16 +62,28 @@ def handle_http(error: HTTPException) -> tuple[str, int]:
     return render_error(code, detail)
 
 
-def handle_csrf(error: CSRFError) -> tuple[str, int]:
+def handle_csrf(error: CSRFError) -> tuple[str, int] | Response:
     log.warning("csrf refused: %s", error.description)
-    return render_error(400, "This form has expired or was not sent from this portal. Reload the page and "
-                             "try again.")
+    if htmx.wants_fragment() and not current_user.is_authenticated:
+        # Logged out in another tab: the session (and its CSRF token) is gone. Go to the login page, then back.
+        return to_login(SESSION_ENDED)
+    return render_error(400, CSRF_MESSAGE)
 
 
 def handle_unexpected(error: Exception) -> tuple[str, int]:
     original = getattr(error, "original_exception", None) or error
-    log.exception("unhandled error (request %s)", g.get("request_id", "-"), exc_info=original)
+    log.error("unhandled error in %s %s (request %s)", request.method, request.path, request_id(),
+              exc_info=original)
+    _discard_transaction()
     return render_error(500)
+
+
+def _discard_transaction() -> None:
+    """A failed statement leaves the transaction aborted (PostgreSQL): roll back before reading again."""
+    try:
+        db.session.rollback()
+    except Exception:
+        log.exception("rolling back after an error failed")
 
 
 def init_app(app: Flask) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import secrets
+from urllib.parse import urlsplit, urlunsplit
 
-from flask import Flask, Response, g, request
-from flask_login import current_user
+from flask import Flask, Response, g, request, session
 
 from app.extensions import sqlite_write_intent
 from app.web import htmx
@@ -34,15 +34,33 @@ def declare_write_intent() -> None:
     sqlite_write_intent.set(request.method not in ("GET", "HEAD", "OPTIONS"))
 
 
+def request_id() -> str:
+    """This request's id: a well-formed one from the proxy in front of us, else a new one; made once."""
+    if "request_id" not in g:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
+    return g.request_id
+
+
 def assign_request_id() -> None:
-    """Keep a well-formed id from the proxy in front of us, else make one."""
-    incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
+    request_id()
+
+
+def relative_location(response: Response) -> None:
+    """Redirects to this site name no host: the request's host may be untrusted (see app/web/tenancy.py)."""
+    location = response.headers.get("Location")
+    if not location:
+        return
+    parts = urlsplit(location)
+    if parts.netloc and parts.netloc.lower() == request.host.lower():
+        response.headers["Location"] = urlunsplit(("", "", parts.path or "/", parts.query, parts.fragment))
 
 
 def add_headers(response: Response) -> Response:
+    """Every response, error pages included; reads nothing from the database, so it cannot fail."""
+    relative_location(response)
     headers = response.headers
-    headers["X-Request-ID"] = g.get("request_id", "-")
+    headers["X-Request-ID"] = request_id()
     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     headers["X-Content-Type-Options"] = "nosniff"
     headers["X-Frame-Options"] = "DENY"
@@ -53,7 +71,7 @@ def add_headers(response: Response) -> Response:
         headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
     if request.endpoint != "static":
         htmx.add_vary(response)
-        if current_user.is_authenticated:
+        if "_user_id" in session:
             # Back and htmx history restore must not show account data after logout.
             headers["Cache-Control"] = "no-store"
     return response

@@ -1,19 +1,36 @@
-"""The current tenant comes from the request's host; every request has one or answers 404."""
+"""The current tenant comes from the request's host.
+
+The rule: a host that a tenant lists (`tenant_hosts`) is that tenant's. A host listed in `EXTRA_HOSTS`
+belongs to the default tenant. Any other host is untrusted: in production it answers 400; elsewhere the
+default tenant answers, so `flask up` works on whatever address a newcomer types. Either way no URL the
+portal emits carries an untrusted host: redirects are relative (`app/web/security.py`).
+"""
 
 from __future__ import annotations
 
 from flask import Flask, abort, current_app, g, request
 
-from app.selectors.tenants import tenant_for_host
+from app.selectors.tenants import is_hostname, normalize_host, tenant_by_slug, tenant_for_host
+
+UNKNOWN_HOST = "This portal does not answer on this address."
 
 
 def load_tenant() -> None:
     if request.endpoint == "static":
         return
-    tenant = tenant_for_host(request.host, default_slug=current_app.config["DEFAULT_TENANT"])
+    host = normalize_host(request.host)
+    if not is_hostname(host):
+        abort(400, UNKNOWN_HOST)
+    tenant = tenant_for_host(host)
+    if tenant is None:
+        config = current_app.config
+        if config["PORTAL_ENV"] == "production" and host not in config["EXTRA_HOSTS"]:
+            abort(400, UNKNOWN_HOST)
+        tenant = tenant_by_slug(config["DEFAULT_TENANT"])
     if tenant is None:
         abort(404, "No portal is configured for this address.")
     g.tenant = tenant
+    g.tenant_name = tenant.name  # for the last-resort error page, which must not read the database
 
 
 def init_app(app: Flask) -> None:
