@@ -21,6 +21,8 @@ from app.web.redirects import safe_next
 
 log = logging.getLogger(__name__)
 
+SESSION_ENDED = "Your session has ended. Please log in again."
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -40,12 +42,16 @@ def current_actor() -> Actor:
 
 
 def to_login(message: str | None = None) -> Response:
-    """To the login page, and back here afterwards (for htmx: back to the page the fragment is on)."""
+    """To the login page, and back here afterwards.
+
+    An htmx request without a login comes from a page whose session ended (logged out in another tab,
+    expired): the whole page goes to the login page, and back to that page afterwards.
+    """
+    if htmx.wants_fragment():
+        flash(message or SESSION_ENDED, "info")
+        return htmx.redirect(url_for("auth.login", next=_current_page() or "/"))
     if message:
         flash(message, "info")
-    if htmx.wants_fragment():
-        target = url_for("auth.login", next=_current_page() or "/")
-        return htmx.redirect(target)
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 

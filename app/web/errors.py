@@ -32,7 +32,6 @@ MESSAGES = {
 }
 
 CSRF_MESSAGE = "This form has expired or was not sent from this portal. Reload the page and try again."
-SESSION_ENDED = "Your session has ended. Please log in again."
 
 # The last resort when even the error page cannot be rendered (the database is gone, a template is broken).
 PLAIN_PAGE = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} · {brand}</title>"
@@ -66,7 +65,7 @@ def handle_csrf(error: CSRFError) -> tuple[str, int] | Response:
     log.warning("csrf refused: %s", error.description)
     if htmx.wants_fragment() and not current_user.is_authenticated:
         # Logged out in another tab: the session (and its CSRF token) is gone. Go to the login page, then back.
-        return to_login(SESSION_ENDED)
+        return to_login()
     return render_error(400, CSRF_MESSAGE)
 
 
