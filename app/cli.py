@@ -41,7 +41,7 @@ def up_command(host: str, port: int, demo: bool) -> None:
         summary = load_demo_data()
         click.echo(f"Demo data: {len(summary.created)} rows created." if summary.created
                    else "Demo data already loaded.")
-    from app.providers.fakes import start_sandbox_clouds
+    from app.sandbox import start_sandbox_clouds
     from app.tasks.worker import start_beside_web_server
 
     clouds = []
@@ -81,7 +81,7 @@ def fake_clouds_command(hetzner_port: int, digitalocean_port: int) -> None:
 
     from flask import current_app
 
-    from app.providers.fakes import start_sandbox_clouds
+    from app.sandbox import start_sandbox_clouds
 
     clouds = start_sandbox_clouds(dict(current_app.config), hetzner_port=hetzner_port,
                                   digitalocean_port=digitalocean_port)

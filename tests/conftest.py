@@ -22,8 +22,8 @@ from app import create_app
 from app.clock import FrozenClock, SystemClock
 from app.config import engine_options, normalize_database_url
 from app.extensions import db, limiter
-from app.providers.registry import forget_adapters
-from app.providers.sandbox import reset_sandboxes
+from app.sandbox.cloud import reset_sandboxes
+from app.services.clouds import forget_adapters
 from app.tasks import huey
 from tests import factories, netguard
 from tests.helpers import AuthActions

@@ -28,6 +28,9 @@ class ActionStatus(StrEnum):
     ERROR = "error"
 
 
+BUSY_MESSAGE = "Another action is running on this server; try again in a moment."
+
+
 class ErrorKind(StrEnum):
     UNAVAILABLE = "unavailable"  # sold out for now: retry later or backorder
     INVALID = "invalid"  # the request can never succeed as sent

@@ -39,6 +39,7 @@ from hcloud.servers import BoundServer, Server
 
 from app.domain.availability import Availability, Offer, availability
 from app.providers.base import (
+    BUSY_MESSAGE,
     ActionInfo,
     ActionStatus,
     ErrorKind,
@@ -48,7 +49,6 @@ from app.providers.base import (
     ServerSpec,
     create_or_adopt,
 )
-from app.providers.sandbox import BUSY_MESSAGE
 
 DEFAULT_ENDPOINT = "https://api.hetzner.cloud/v1"
 DEFAULT_RETRIES = 2

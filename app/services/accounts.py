@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
@@ -13,9 +12,11 @@ from app.clock import now
 from app.domain.accounts import Role, normalize_email, password_problem
 from app.extensions import db
 from app.models import Tenant, User, UserSession
+from app.services import impersonation
 from app.services.actors import Actor
 from app.services.errors import AuthenticationFailed, Forbidden, InvalidInput
 from app.services.passwords import burn_verification, hash_password, verify_password
+from app.services.sessions import add_session
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,8 @@ def log_in(*, tenant: Tenant, email: str, password: str, remote_addr: str | None
 
 def start_session(*, user: User, remote_addr: str | None, user_agent: str | None) -> User:
     """Open a new server-side session for `user`; its token becomes the id in the cookie."""
-    token = secrets.token_urlsafe(32)
-    db.session.add(UserSession(token=token, user_id=user.id, created_at=now(),
-                               remote_addr=(remote_addr or "")[:45] or None,
-                               user_agent=(user_agent or "")[:255] or None))
+    add_session(user=user, remote_addr=remote_addr, user_agent=user_agent)
     db.session.commit()
-    user.session_token = token
     return user
 
 
@@ -77,9 +74,6 @@ def log_out(*, user: User) -> None:
     own session was already ended when it started, so everyone is logged out.
     """
     if user.session_token:
-        # Imported here: the impersonation service builds on this module (add_session).
-        from app.services import impersonation
-
         impersonation.end_with_session(session_token=user.session_token)
         db.session.execute(
             update(UserSession)
@@ -116,17 +110,6 @@ def _email_taken(tenant: Tenant, email: str) -> bool:
 
 NOT_WHILE_IMPERSONATING = ("Support staff cannot change a customer's {what} while impersonating them. "
                            "Only the customer can, logged in as themselves.")
-
-
-def add_session(*, user: User, remote_addr: str | None, user_agent: str | None,
-                impersonation_id: int | None = None) -> User:
-    """Like `start_session`, but leave the commit to the caller (the session is part of a larger change)."""
-    token = secrets.token_urlsafe(32)
-    db.session.add(UserSession(token=token, user_id=user.id, created_at=now(), impersonation_id=impersonation_id,
-                               remote_addr=(remote_addr or "")[:45] or None,
-                               user_agent=(user_agent or "")[:255] or None))
-    user.session_token = token
-    return user
 
 
 def change_password(*, actor: Actor, current_password: str, new_password: str, remote_addr: str | None,

@@ -14,10 +14,11 @@ from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionSt
 from app.extensions import db
 from app.models import Backorder, Subscription, SubscriptionItem, Tenant
 from app.providers.base import ProviderError
-from app.providers.registry import provider_for
-from app.services import events
+from app.services import events, work
 from app.services.actors import Actor
+from app.services.clouds import provider_for
 from app.services.errors import Conflict, InvalidInput, NotFound, ServiceError
+from app.services.work import Job
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,6 @@ def switch_to_alternative(*, tenant: Tenant, actor: Actor, subscription_id: int,
                           location: str) -> Subscription:
     """Leave the backorder queue for a configuration that is available now; provisioning starts at once."""
     from app.services import ordering
-    from app.tasks import enqueue_after_commit
-    from app.tasks.jobs import provision_item
 
     subscription = _lock_waiting(tenant, actor, subscription_id, version)
     geo = geography_key(subscription.plan.service_type.config_schema) or "location"
@@ -100,7 +99,7 @@ def switch_to_alternative(*, tenant: Tenant, actor: Actor, subscription_id: int,
                                                               SubscriptionItem.status == ItemStatus.PENDING)).all()
     for item in items:
         item.config = draft.config
-        enqueue_after_commit(provision_item, item.id)
+        work.later(Job.PROVISION_ITEM, item.id)
     backorder = db.session.scalar(select(Backorder).where(Backorder.subscription_id == subscription.id,
                                                           Backorder.status == BackorderStatus.WAITING))
     if backorder is not None:

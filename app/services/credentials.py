@@ -21,12 +21,16 @@ from app.domain.accounts import Role
 from app.domain.catalogue import Provider
 from app.extensions import db
 from app.models import CloudCredential, Tenant
+from app.providers import check_token
 from app.providers.base import ErrorKind, ProviderError
 from app.selectors.credentials import CLOUDS, ENV_TOKENS
 from app.services.actors import Actor
 from app.services.errors import Forbidden, InvalidInput, ServiceError
 
 log = logging.getLogger(__name__)
+
+# The real APIs, by the setting that holds their address.
+ENDPOINTS = {Provider.HETZNER: "HETZNER_API_URL", Provider.DIGITALOCEAN: "DIGITALOCEAN_API_URL"}
 
 
 
@@ -88,10 +92,9 @@ def clear_token(*, tenant: Tenant, actor: Actor, provider: Provider) -> None:
 
 def _check_with_the_cloud(provider: Provider, token: str) -> None:
     """A token the cloud refuses is not stored (revoked, mistyped, or without read access)."""
-    from app.providers.registry import check_token
-
+    config = current_app.config
     try:
-        check_token(provider, token)
+        check_token(provider, token, endpoint=config[ENDPOINTS[provider]], timeout=config["CLOUD_TIMEOUT"])
     except ProviderError as error:
         if error.kind is ErrorKind.AUTH:
             raise InvalidInput(f"{provider.label} refused this token: {error.message}", field="token") from None

@@ -26,7 +26,7 @@ from app.clock import now
 from app.domain.accounts import Role
 from app.extensions import db
 from app.models import EndReason, Impersonation, ImpersonationAction, Tenant, User, UserSession
-from app.services import accounts
+from app.services import sessions
 from app.services.actors import Actor
 from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 
@@ -86,7 +86,7 @@ def start(*, tenant: Tenant, actor: Actor, customer_id: int, reason: str, minute
                            remote_addr=(remote_addr or "")[:45] or None)
     db.session.add(record)
     db.session.flush()
-    accounts.add_session(user=customer, remote_addr=remote_addr, user_agent=user_agent, impersonation_id=record.id)
+    sessions.add_session(user=customer, remote_addr=remote_addr, user_agent=user_agent, impersonation_id=record.id)
     db.session.commit()
     log.info("impersonation %s started: support user %s as customer %s until %s, reason %r (superseded: %s)",
              record.id, support.id, customer.id, record.ends_at.isoformat(), reason, superseded or "none",
@@ -239,7 +239,7 @@ def _end(tenant: Tenant, session_token: str, how: EndReason, remote_addr: str | 
     support = record.support_user
     back = None
     if support.is_active and support.role is Role.SUPPORT:
-        back = accounts.add_session(user=support, remote_addr=remote_addr, user_agent=user_agent)
+        back = sessions.add_session(user=support, remote_addr=remote_addr, user_agent=user_agent)
     db.session.commit()
     _log_end(record)
     return Switch(record, back)

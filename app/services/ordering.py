@@ -20,10 +20,11 @@ from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionSt
 from app.extensions import db
 from app.models import Backorder, Plan, Subscription, SubscriptionItem, Tenant, User
 from app.providers.base import ErrorKind, ProviderError
-from app.providers.registry import provider_for
-from app.services import events
+from app.services import events, work
 from app.services.actors import Actor
+from app.services.clouds import provider_for
 from app.services.errors import InvalidInput, NotFound, ServiceError
+from app.services.work import Job
 
 log = logging.getLogger(__name__)
 
@@ -238,12 +239,9 @@ def _require_complete_profile(customer: User) -> None:
 
 
 def _queue_provisioning(subscription: Subscription) -> None:
-    from app.tasks import enqueue_after_commit
-    from app.tasks.jobs import provision_item
-
     db.session.flush()
     for item_id in db.session.scalars(select(SubscriptionItem.id).where(
             SubscriptionItem.subscription_id == subscription.id)):
-        enqueue_after_commit(provision_item, item_id)
+        work.later(Job.PROVISION_ITEM, item_id)
 
 

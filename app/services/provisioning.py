@@ -34,8 +34,8 @@ from app.domain.subscriptions import (
 from app.extensions import db
 from app.models import Backorder, Charge, Plan, Subscription, SubscriptionItem, Tenant
 from app.providers.base import ErrorKind, ProviderError, ServerInfo, ServerSpec
-from app.providers.registry import provider_for
 from app.services import events
+from app.services.clouds import provider_for
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from app.domain.subscriptions import ItemStatus, item_transition
 from app.extensions import db
 from app.models import Subscription, SubscriptionItem, Tenant
 from app.providers.base import CloudProvider, ErrorKind, ProviderError, ServerInfo
-from app.providers.registry import provider_for
 from app.services import events
+from app.services.clouds import provider_for
 from app.services.provisioning import ITEM_LABEL, TENANT_LABEL
 
 log = logging.getLogger(__name__)

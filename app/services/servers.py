@@ -9,10 +9,10 @@ from app.domain.subscriptions import ItemStatus, power_controls_enabled
 from app.extensions import db
 from app.models import SubscriptionItem, Tenant, User
 from app.providers.base import ActionInfo, ErrorKind, ProviderError, ServerInfo
-from app.providers.registry import provider_for
 from app.selectors.subscriptions import customer_item
 from app.services import events
 from app.services.actors import Actor
+from app.services.clouds import provider_for
 from app.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 
 log = logging.getLogger(__name__)

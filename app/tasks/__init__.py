@@ -7,13 +7,11 @@ must agree on it). Tests switch it to immediate mode. Task bodies run inside the
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from flask import Flask, current_app, has_app_context
 from huey import Huey, RedisHuey, SqliteHuey
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 _app: Flask | None = None
 
@@ -31,10 +29,15 @@ huey = _make_huey()
 
 
 def init_app(app: Flask) -> None:
-    """Bind the app whose context task bodies run in (the web process's, or the worker's own)."""
+    """Bind the app whose context task bodies run in (the web process's, or the worker's own), and become
+    the runner of the work services ask for (`app.services.work`)."""
+    from app.services import work
+    from app.tasks import jobs
+
     global _app
     _app = app
     app.extensions["huey"] = huey
+    work.bind(jobs.run)
 
 
 @contextmanager
@@ -43,39 +46,11 @@ def app_context() -> Iterator[Flask]:
     from app.extensions import sqlite_write_intent
 
     app = current_app._get_current_object() if has_app_context() else _app  # type: ignore[attr-defined]
-    if app is None:
-        from app import create_app
-
-        init_app(app := create_app())
+    if app is None:  # the worker runs as `flask --app wsgi worker`, whose app binds itself
+        raise RuntimeError("no app is bound to the task queue (app.tasks.init_app)")
     intent = sqlite_write_intent.set(True)  # tasks write: take SQLite's write lock when they begin
     try:
         with app.app_context():
             yield app
     finally:
         sqlite_write_intent.reset(intent)
-
-
-def enqueue_after_commit(task: Callable[..., object], *args: object) -> None:
-    """Queue `task(*args)` once the current transaction commits; dropped if it rolls back.
-
-    Work is never queued for rows a worker could not see yet, or that never come to exist.
-    """
-    from app.extensions import db
-
-    db.session.info.setdefault(_PENDING, []).append((task, args))
-
-
-_PENDING = "tasks_after_commit"
-
-
-def _after_commit(session: Session) -> None:
-    for task, args in session.info.pop(_PENDING, []):
-        task(*args)
-
-
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
-
-
-event.listen(Session, "after_commit", _after_commit)
-event.listen(Session, "after_soft_rollback", lambda session, previous: _after_rollback(session))

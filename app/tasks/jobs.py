@@ -6,9 +6,15 @@ import logging
 
 from huey import crontab
 
+from app.services.work import Job
 from app.tasks import app_context, huey
 
 log = logging.getLogger(__name__)
+
+
+def run(job: Job, args: tuple[object, ...]) -> None:
+    """Queue the task of `job` (services ask for work through `app.services.work`)."""
+    TASKS[job](*args)
 
 
 @huey.task()
@@ -20,6 +26,9 @@ def provision_item(item_id: int, attempt: int = 1) -> None:
         step = provisioning.advance(item_id, attempt, dns_base_domain=app.config["DNS_BASE_DOMAIN"])
     if step is not None:
         provision_item.schedule((item_id, step.attempt), delay=step.delay)
+
+
+TASKS = {Job.PROVISION_ITEM: provision_item}
 
 
 @huey.periodic_task(crontab(minute="*"))

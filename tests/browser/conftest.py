@@ -174,8 +174,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     """The portal on its own SQLite file (real migrations + demo data), served on 127.0.0.1:<free port>."""
     from app import create_app
     from app.extensions import db
-    from app.providers.fakes import start_sandbox_clouds
-    from app.providers.registry import forget_adapters
+    from app.sandbox import start_sandbox_clouds
+    from app.services.clouds import forget_adapters
 
     instance = tmp_path_factory.mktemp("live-instance")
     database_url = f"sqlite:///{instance}/live.sqlite3"
@@ -228,7 +228,7 @@ def live_worker(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactor
     from huey.storage import SqliteStorage
 
     from app import tasks
-    from app.providers.sandbox import reset_sandboxes
+    from app.sandbox.cloud import reset_sandboxes
     from app.tasks import huey
     from app.tasks.worker import consumer
 

@@ -18,12 +18,12 @@ from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import Charge, CustomerProfile, Subscription, SubscriptionItem
 from app.providers.base import ServerSpec
-from app.providers.fakes import serve
-from app.providers.fakes.digitalocean_api import DigitalOceanFake
-from app.providers.fakes.hetzner_api import HetznerFake
-from app.providers.registry import provider_for
+from app.sandbox import serve
+from app.sandbox.digitalocean_api import DigitalOceanFake
+from app.sandbox.hetzner_api import HetznerFake
 from app.services import credentials, ordering, provisioning, reconcile, servers
 from app.services.actors import Actor
+from app.services.clouds import provider_for
 from app.services.errors import Conflict, ServiceError
 from app.services.servers import PowerCommand
 from tests import factories

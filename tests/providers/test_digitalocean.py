@@ -22,9 +22,9 @@ from werkzeug.test import Client
 from app.domain.availability import AlternativeKind
 from app.providers.base import ActionStatus, ErrorKind, PowerState, ProviderError, ServerSpec
 from app.providers.digitalocean import DigitalOceanCloud, label_tags, network_zone, usd_cents
-from app.providers.fakes import FakeServer, serve
-from app.providers.fakes.digitalocean_api import PENDING_EVENT, DigitalOceanFake
-from app.providers.sandbox import DIGITALOCEAN_OFFERS
+from app.sandbox import FakeServer, serve
+from app.sandbox.cloud import DIGITALOCEAN_OFFERS
+from app.sandbox.digitalocean_api import PENDING_EVENT, DigitalOceanFake
 
 TOKEN = "do-test-token"
 BOOT, ACTION = 8.0, 3.0

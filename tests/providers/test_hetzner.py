@@ -17,10 +17,10 @@ from werkzeug.test import Client
 
 from app.domain.availability import AlternativeKind
 from app.providers.base import ActionStatus, CloudProvider, ErrorKind, PowerState, ProviderError, ServerSpec
-from app.providers.fakes import FakeServer, serve
-from app.providers.fakes.hetzner_api import HetznerFake
 from app.providers.hetzner import DEFAULT_RETRIES, HetznerCloud
-from app.providers.sandbox import HETZNER_OFFERS
+from app.sandbox import FakeServer, serve
+from app.sandbox.cloud import HETZNER_OFFERS
+from app.sandbox.hetzner_api import HetznerFake
 
 TOKEN = "test-token"
 START = datetime(2026, 3, 15, 10, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ import pytest
 
 from app.domain.availability import AlternativeKind
 from app.providers.base import ActionStatus, CloudProvider, ErrorKind, PowerState, ProviderError, ServerSpec
-from app.providers.sandbox import (
+from app.sandbox.cloud import (
     BUSY_MESSAGE,
     DIGITALOCEAN_OFFERS,
     HETZNER_OFFERS,

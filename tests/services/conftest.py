@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from app.clock import now
 from app.extensions import db
 from app.models import CustomerProfile, Plan, Subscription, SubscriptionItem, Tenant, User
-from app.providers.sandbox import SandboxCloud, sandbox_for
+from app.sandbox.cloud import SandboxCloud, sandbox_for
 from app.services import ordering, provisioning
 from app.services.actors import Actor
 from app.tasks import huey

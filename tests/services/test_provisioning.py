@@ -17,7 +17,7 @@ from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionSt
 from app.extensions import db
 from app.models import Backorder, Charge, Subscription, SubscriptionEvent, SubscriptionItem
 from app.providers.base import ErrorKind
-from app.providers.sandbox import sandbox_for
+from app.sandbox.cloud import sandbox_for
 from app.services import backorders, provisioning, subscriptions
 from app.services.actors import Actor
 from app.tasks import huey

@@ -29,7 +29,7 @@ from app.domain.catalogue import Interval
 from app.domain.subscriptions import SubscriptionStatus
 from app.extensions import db
 from app.models import Subscription, SubscriptionEvent, SubscriptionItem, Tenant, User
-from app.providers.sandbox import reset_sandboxes, sandbox_for
+from app.sandbox.cloud import reset_sandboxes, sandbox_for
 from app.services import ordering, subscriptions
 from app.services.actors import Actor
 from app.services.errors import Conflict, InvalidInput

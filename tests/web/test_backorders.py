@@ -11,7 +11,7 @@ from app.clock import now
 from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import Backorder, Charge, CustomerProfile, Subscription
-from app.providers.sandbox import sandbox_for
+from app.sandbox.cloud import sandbox_for
 from app.services import backorders, ordering
 from app.services.actors import Actor
 from app.services.errors import Conflict, InvalidInput

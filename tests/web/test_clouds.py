@@ -8,9 +8,9 @@ from sqlalchemy import select
 from app.domain.catalogue import Provider
 from app.extensions import db
 from app.models import CloudCredential
-from app.providers.fakes import serve
-from app.providers.fakes.digitalocean_api import DigitalOceanFake
-from app.providers.fakes.hetzner_api import HetznerFake
+from app.sandbox import serve
+from app.sandbox.digitalocean_api import DigitalOceanFake
+from app.sandbox.hetzner_api import HetznerFake
 from app.services import credentials
 from app.services.actors import Actor
 from app.services.errors import Forbidden

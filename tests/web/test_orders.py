@@ -13,7 +13,7 @@ from app.clock import now
 from app.domain.catalogue import CatalogueState
 from app.extensions import db
 from app.models import Charge, CustomerProfile, Subscription, SubscriptionItem
-from app.providers.sandbox import sandbox_for
+from app.sandbox.cloud import sandbox_for
 from tests import factories
 from tests.helpers import post_form, run_scheduled_tasks
 from tests.querycount import count_queries

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 
 from app.domain.availability import Availability, Offer, availability
 from app.providers.base import (
+    BUSY_MESSAGE,
     ActionInfo,
     ActionStatus,
     ErrorKind,
@@ -35,12 +36,11 @@ from app.providers.base import (
     ServerSpec,
     check_user_data,
 )
-from app.providers.capacity import Capacity
+from app.sandbox.capacity import Capacity
 
 Clock = Callable[[], datetime]
 
 OPERATIONS = frozenset({"create", "find", "info", "power", "delete", "offers"})
-BUSY_MESSAGE = "Another action is running on this server; try again in a moment."
 
 _DEFAULT_MESSAGES = {
     ErrorKind.UNAVAILABLE: "The server type is sold out in this location for now.",

@@ -1,4 +1,4 @@
-"""Which cloud adapter serves a tenant's service type.
+"""Which cloud account serves a tenant's service type, handed to the adapter as its credentials.
 
 - A tenant with its own token (or the default tenant with one in the environment) gets the real adapter
   on the real API: Hetzner through hcloud, DigitalOcean through python-digitalocean.
@@ -15,25 +15,21 @@ import threading
 
 from flask import current_app
 
+from app import providers
 from app.clock import now
 from app.domain.catalogue import Provider
 from app.extensions import db
 from app.models import Tenant
 from app.providers.base import CloudProvider, ErrorKind, ProviderError
-from app.providers.digitalocean import DigitalOceanCloud
-from app.providers.hetzner import HetznerCloud
-from app.providers.sandbox import sandbox_for
+from app.sandbox.cloud import sandbox_for
+from app.services.credentials import ENDPOINTS, token_for
 
-ADAPTERS = {Provider.HETZNER: HetznerCloud, Provider.DIGITALOCEAN: DigitalOceanCloud}
-ENDPOINTS = {Provider.HETZNER: "HETZNER_API_URL", Provider.DIGITALOCEAN: "DIGITALOCEAN_API_URL"}
 SANDBOX_ENDPOINTS = {Provider.HETZNER: "SANDBOX_HETZNER_URL", Provider.DIGITALOCEAN: "SANDBOX_DIGITALOCEAN_URL"}
 
 
 def provider_for(tenant_id: int, provider: Provider) -> CloudProvider:
     """The cloud account that serves `provider` for this tenant, and no other tenant's."""
-    from app.services.credentials import token_for
-
-    if provider not in ADAPTERS:
+    if provider not in providers.ADAPTERS:
         raise ValueError("a service type without a provider has no cloud")
     config = current_app.config
     tenant = db.session.get(Tenant, tenant_id)
@@ -63,15 +59,13 @@ def _adapter(provider: Provider, token: str, endpoint: str, timeout: float) -> C
         if adapter is None:
             if len(_adapters) >= MAX_ADAPTERS:  # a token was replaced many times: start afresh
                 _close_all()
-            adapter = _adapters[key] = ADAPTERS[provider](token, endpoint=endpoint, timeout=timeout)
+            adapter = _adapters[key] = providers.adapter(provider, token, endpoint=endpoint, timeout=timeout)
         return adapter
 
 
 def _close_all() -> None:
     for adapter in _adapters.values():
-        close = getattr(adapter, "close", None)
-        if close is not None:
-            close()
+        providers.close(adapter)
     _adapters.clear()
 
 
@@ -79,15 +73,3 @@ def forget_adapters() -> None:
     """Close and forget every kept adapter (tests, and after a token is replaced or removed)."""
     with _adapters_lock:
         _close_all()
-
-
-def check_token(provider: Provider, token: str) -> None:
-    """Raise ProviderError unless the real API accepts `token` (one read of its offers)."""
-    config = current_app.config
-    adapter = ADAPTERS[provider](token, endpoint=config[ENDPOINTS[provider]], timeout=config["CLOUD_TIMEOUT"])
-    try:
-        adapter.offers()
-    finally:
-        close = getattr(adapter, "close", None)
-        if close is not None:
-            close()

@@ -1,6 +1,6 @@
 """A stateful fake of the DigitalOcean API v2: the demo and the adapter's tests drive python-digitalocean at it.
 
-`DigitalOceanFake` is a WSGI app (serve it with `app.providers.fakes.serve`). It answers the paths the adapter
+`DigitalOceanFake` is a WSGI app (serve it with `app.sandbox.serve`). It answers the paths the adapter
 uses, under `/v2`, with or without a trailing slash, in the shapes of the real API:
 
     GET    /v2/sizes                          GET  /v2/regions
@@ -35,7 +35,7 @@ The controls are Python methods and JSON endpoints under `/_control` (not record
 
 Operations for faults: sizes, regions, create, list, get, delete, action, get_action.
 
-Run `python -m app.providers.fakes.digitalocean_api --port 8765` for a demo instance (s-4vcpu-8gb sold out in
+Run `python -m app.sandbox.digitalocean_api --port 8765` for a demo instance (s-4vcpu-8gb sold out in
 sgp1, as `DEMO_SOLD_OUT`); point the adapter at http://127.0.0.1:8765/v2/.
 """
 
@@ -61,9 +61,9 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from app.domain.geography import LOCATION_NAMES
-from app.providers.capacity import Capacity
-from app.providers.fakes import serve
-from app.providers.sandbox import DEMO_SOLD_OUT, DIGITALOCEAN_OFFERS
+from app.sandbox import serve
+from app.sandbox.capacity import Capacity
+from app.sandbox.cloud import DEMO_SOLD_OUT, DIGITALOCEAN_OFFERS
 
 Clock = Callable[[], datetime]
 JSON = dict[str, Any]

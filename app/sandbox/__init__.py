@@ -1,4 +1,11 @@
-"""Local stand-ins for the clouds' HTTP APIs: the demo and the tests drive the real SDKs against these.
+"""The sandbox cloud that ships with the portal: what the demo and the tests run on instead of real accounts.
+
+- `hetzner_api`, `digitalocean_api`: local stand-ins for the clouds' HTTP APIs; the demo and the tests
+  drive the real adapters and SDKs against these.
+- `cloud`: the in-process `SandboxCloud`, for fast tests (no HTTP at all).
+- `capacity`: the stock ledger both share.
+
+The real adapters in `app.providers` never import this package (checked by import-linter).
 
 Each fake is a small WSGI app with the cloud's paths, JSON shapes, errors and timing, plus a `/_control`
 interface to change capacity and inject faults. `serve()` runs one on 127.0.0.1 in a background thread.
@@ -40,8 +47,8 @@ def serve(app: object, port: int = 0) -> FakeServer:
 def start_sandbox_clouds(config: dict[str, object], *, hetzner_port: int = 0, digitalocean_port: int = 0
                          ) -> list[FakeServer]:
     """Serve both fake APIs (demo state: one combination sold out each) and point the sandbox URLs at them."""
-    from app.providers.fakes.digitalocean_api import DigitalOceanFake
-    from app.providers.fakes.hetzner_api import HetznerFake
+    from app.sandbox.digitalocean_api import DigitalOceanFake
+    from app.sandbox.hetzner_api import HetznerFake
 
     boot = float(config.get("SANDBOX_BOOT_SECONDS", 8.0))  # type: ignore[arg-type]
     timings = {"boot_seconds": boot, "action_seconds": boot * 3 / 8}

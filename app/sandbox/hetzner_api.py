@@ -58,8 +58,8 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from app.domain.availability import Offer
-from app.providers.capacity import Capacity
-from app.providers.sandbox import DEMO_SOLD_OUT, HETZNER_OFFERS
+from app.sandbox.capacity import Capacity
+from app.sandbox.cloud import DEMO_SOLD_OUT, HETZNER_OFFERS
 
 Clock = Callable[[], datetime]
 Json = dict[str, Any]
@@ -183,7 +183,7 @@ class _Server:
 
 
 class HetznerFake:
-    """The fake Hetzner Cloud API. Serve it with `app.providers.fakes.serve(fake)`; the API is under /v1."""
+    """The fake Hetzner Cloud API. Serve it with `app.sandbox.serve(fake)`; the API is under /v1."""
 
     def __init__(self, *, clock: Clock | None = None, boot_seconds: float = 8.0, action_seconds: float = 3.0,
                  token: str | None = None, demo: bool = False, catalog: Iterable[Offer] = HETZNER_OFFERS,
@@ -796,7 +796,7 @@ def _check(key: str, negated: bool, op: str | None, value: str, values: list[str
 
 
 def main() -> None:  # pragma: no cover - a convenience for running the demo by hand
-    """`python -m app.providers.fakes.hetzner_api [--port 8081] [--token T]`: the demo fake on loopback."""
+    """`python -m app.sandbox.hetzner_api [--port 8081] [--token T]`: the demo fake on loopback."""
     import argparse
 
     from werkzeug.serving import run_simple
