@@ -24,6 +24,8 @@ class Subscription(Timestamps, db.Model):
         UniqueConstraint("tenant_id", "idempotency_key"),
         Index("ix_subscriptions_tenant_user_status", "tenant_id", "user_id", "status"),
         Index("ix_subscriptions_status_effective_at", "status", "effective_at"),
+        Index("ix_subscriptions_status_period_end", "status", "current_period_end"),
+        Index("ix_subscriptions_status_servers_delete_at", "status", "servers_delete_at"),
         Index("ix_subscriptions_tenant_plan", "tenant_id", "plan_id"),
         CheckConstraint("quantity >= 1", name="quantity_positive"),
         CheckConstraint("price_minor >= 0", name="price_not_negative"),
@@ -48,6 +50,10 @@ class Subscription(Timestamps, db.Model):
     effective_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # End of life: when the servers are deleted and the data purged (the cancellation plus the tenant's
+    # retention, or later when an admin extends it), and when that was done.
+    servers_delete_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(default=1)
 
     user: Mapped[User] = relationship()
@@ -93,6 +99,10 @@ class SubscriptionItem(Timestamps, db.Model):
     ipv4: Mapped[str | None] = mapped_column(String(45))
     ipv6: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # delivered: the server came up
+    shutdown_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a graceful shutdown was asked for
+    powered_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # off, awaiting deletion
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # gone at the cloud
 
     subscription: Mapped[Subscription] = relationship(back_populates="items")
 
