@@ -335,10 +335,11 @@ _I = ItemStatus
 
 ITEM_TRANSITIONS: Final[Mapping[ItemStatus, frozenset[ItemStatus]]] = MappingProxyType(
     {
-        _I.PENDING: frozenset({_I.PROVISIONING, _I.FAILED}),
-        _I.PROVISIONING: frozenset({_I.ACTIVE, _I.FAILED, _I.PENDING}),  # pending: back to a backorder
+        # A canceled order's items end too: one never started is done at once, one under way is cleaned up.
+        _I.PENDING: frozenset({_I.PROVISIONING, _I.FAILED, _I.DECOMMISSIONED}),
+        _I.PROVISIONING: frozenset({_I.ACTIVE, _I.FAILED, _I.PENDING, _I.DECOMMISSIONING}),  # pending: backorder
         _I.ACTIVE: frozenset({_I.DECOMMISSIONING, _I.FAILED}),  # failed: the server vanished at the cloud
-        _I.FAILED: frozenset({_I.PROVISIONING, _I.DECOMMISSIONING}),  # retry, or clean up
+        _I.FAILED: frozenset({_I.PROVISIONING, _I.DECOMMISSIONING, _I.DECOMMISSIONED}),  # retry, or clean up
         _I.DECOMMISSIONING: frozenset({_I.DECOMMISSIONED}),
         _I.DECOMMISSIONED: frozenset(),
     }
@@ -357,6 +358,25 @@ class BackorderStatus(StrEnum):
     WAITING = "waiting"
     FULFILLED = "fulfilled"
     CANCELED = "canceled"
+
+
+_B = BackorderStatus
+
+BACKORDER_TRANSITIONS: Final[Mapping[BackorderStatus, frozenset[BackorderStatus]]] = MappingProxyType(
+    {
+        _B.WAITING: frozenset({_B.FULFILLED, _B.CANCELED}),  # capacity came back; switched or canceled
+        _B.FULFILLED: frozenset({_B.WAITING, _B.CANCELED}),  # waiting again: capacity went before the create
+        _B.CANCELED: frozenset(),
+    }
+)
+"""Where each backorder status may go next."""
+
+
+def backorder_transition(current: BackorderStatus, target: BackorderStatus) -> BackorderStatus:
+    """Return `target` if a backorder in `current` may move there, else raise `TransitionError`."""
+    if target not in BACKORDER_TRANSITIONS[current]:
+        raise TransitionError(f"This backorder is {current.value} and cannot become {target.value}.")
+    return target
 
 
 @dataclass(frozen=True, slots=True)

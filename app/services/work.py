@@ -21,17 +21,18 @@ class Job(StrEnum):
     """Background work a service may ask for; `app/tasks/jobs.py` has a task for each."""
 
     PROVISION_ITEM = "provision_item"
+    DECOMMISSION_ITEM = "decommission_item"  # shut a canceled subscription's server down, or delete it
+    POWER_OFF_ITEM = "power_off_item"  # suspended
+    POWER_ON_ITEM = "power_on_item"  # reinstated
 
 
-Runner = Callable[[Job, tuple[object, ...]], None]
 _PENDING = "work_after_commit"
-_runner: Runner | None = None
+_runners: dict[Job, Callable[..., object]] = {}
 
 
-def bind(runner: Runner) -> None:
-    """Called once by the queue: `runner(job, args)` queues the job."""
-    global _runner
-    _runner = runner
+def bind(job: Job, runner: Callable[..., object]) -> None:
+    """Called by the queue at start-up: `runner(*args)` queues `job`."""
+    _runners[job] = runner
 
 
 def later(job: Job, *args: object) -> None:
@@ -40,11 +41,10 @@ def later(job: Job, *args: object) -> None:
 
 
 def _after_commit(session: Session) -> None:
-    pending = session.info.pop(_PENDING, [])
-    if pending and _runner is None:
-        raise RuntimeError("no queue is bound to run background work (app.tasks.init_app)")
-    for job, args in pending:
-        _runner(job, args)  # type: ignore[misc]
+    for job, args in session.info.pop(_PENDING, []):
+        if job not in _runners:
+            raise RuntimeError(f"no task is bound to run {job} (app.tasks.init_app)")
+        _runners[job](*args)
 
 
 event.listen(Session, "after_commit", _after_commit)

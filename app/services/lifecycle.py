@@ -1,0 +1,246 @@
+"""The one place where subscriptions, their items and their backorders change state.
+
+Every transition, for every actor, goes through `apply` (or `change`, which also finds, permits, locks and
+commits): it asks the domain (`app.domain.subscriptions.plan_transition`), sets the dates, records the
+event (who, on whose behalf, why) and asks for the follow-up work, which runs after the commit:
+
+- cancellation effective: servers that were delivered are shut down (graceful, then powered off) and kept
+  until `servers_delete_at` (the tenant's retention); servers never delivered are deleted at once;
+- suspended: servers powered off; reinstated: powered on again;
+- activated or renewed: the period's charge, once (a unique constraint per subscription, kind and period).
+
+Items and backorders move through `move_item` and `move_backorder`, which ask their transition tables.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
+
+from app.clock import now
+from app.domain.billing import ChargeKind
+from app.domain.policy import Do
+from app.domain.pricing import period_end
+from app.domain.subscriptions import (
+    Action,
+    BackorderStatus,
+    ItemStatus,
+    SubscriptionStatus,
+    Transition,
+    TransitionError,
+    backorder_transition,
+    item_transition,
+    plan_transition,
+)
+from app.extensions import db
+from app.models import Backorder, Charge, Subscription, SubscriptionItem, Tenant
+from app.services import events, work
+from app.services.actors import Actor
+from app.services.errors import Conflict, InvalidInput, NotFound
+from app.services.work import Job
+
+log = logging.getLogger(__name__)
+
+RELOAD = "This subscription changed in the meantime. Please reload the page and try again."
+
+# Which permission each action needs (app/domain/policy.py).
+PERMISSION = {Action.CANCEL: Do.CANCEL, Action.RESUME: Do.RESUME, Action.SUSPEND: Do.SUSPEND,
+              Action.REINSTATE: Do.REINSTATE}
+
+
+def lock(tenant: Tenant, subscription_id: int) -> Subscription:
+    """The tenant's subscription, locked for this transaction (SELECT ... FOR UPDATE on PostgreSQL)."""
+    subscription = db.session.scalar(
+        select(Subscription).where(Subscription.id == subscription_id, Subscription.tenant_id == tenant.id)
+        .with_for_update()
+    )
+    if subscription is None:
+        raise NotFound("There is no such subscription.")
+    return subscription
+
+
+def change(*, tenant: Tenant, actor: Actor, subscription_id: int, action: Action, version: int | None = None,
+           reason: str = "", grace_ends_at: datetime | None = None) -> Subscription:
+    """Find the tenant's subscription, check that `actor` may do `action`, apply it and commit.
+
+    `version` is the one the actor saw (a form's hidden field): a subscription changed since answers
+    Conflict, so of two racing requests one wins and the other is told to reload.
+    """
+    try:
+        subscription = lock(tenant, subscription_id)
+        actor.may(PERMISSION[action], subscription)
+        if version is not None and subscription.version != version:
+            raise Conflict(RELOAD)
+        apply(subscription, action, actor=actor, reason=reason, grace_ends_at=grace_ends_at)
+    except Exception:
+        db.session.rollback()
+        raise
+    commit()
+    return subscription
+
+
+def commit() -> None:
+    try:
+        db.session.commit()
+    except StaleDataError:  # a concurrent writer bumped the version first (no row locks on SQLite)
+        db.session.rollback()
+        raise Conflict(RELOAD) from None
+
+
+def apply(subscription: Subscription, action: Action, *, actor: Actor, reason: str = "",
+          grace_ends_at: datetime | None = None, event: str | None = None, **data: object) -> Transition:
+    """Apply `action` to a locked subscription: dates, event, follow-up work. The caller commits.
+
+    Raises InvalidInput with the domain's message when the lifecycle refuses.
+    """
+    moment = now()
+    suspended = subscription.status is SubscriptionStatus.SUSPENDED
+    try:
+        transition = plan_transition(
+            subscription.status, action, now=moment, period_end=subscription.current_period_end,
+            cancellation_rule=subscription.plan.cancellation_rule, effective_at=subscription.effective_at,
+            grace_ends_at=grace_ends_at or (subscription.effective_at if suspended else None),
+        )
+    except TransitionError as error:
+        raise InvalidInput(error.message) from None
+    _SETTERS[transition.to_status](subscription, transition, moment)
+    events.record(subscription, event or action.value, actor=actor, from_status=transition.from_status,
+                  to_status=transition.to_status, reason=reason[:500],
+                  effective_at=transition.effective_at.isoformat() if transition.effective_at else None, **data)
+    log.info("subscription %s: %s %s -> %s", subscription.id, action.value, transition.from_status,
+             transition.to_status)
+    return transition
+
+
+# --- what each target status sets ---------------------------------------------------------------------------
+
+def _to_active(subscription: Subscription, transition: Transition, moment: datetime) -> None:
+    subscription.status = SubscriptionStatus.ACTIVE
+    subscription.effective_at = None
+    if transition.action in (Action.ACTIVATE, Action.PROVISIONED):
+        _start_billing(subscription, moment)
+    elif transition.action is Action.RENEW:
+        _renew(subscription)
+    elif transition.action is Action.REINSTATE:
+        subscription.suspended_at = None
+        _each_delivered_item(subscription, Job.POWER_ON_ITEM)
+
+
+def _to_pending_cancel(subscription: Subscription, transition: Transition, moment: datetime) -> None:
+    subscription.status = SubscriptionStatus.PENDING_CANCEL
+    subscription.effective_at = transition.effective_at
+
+
+def _to_suspended(subscription: Subscription, transition: Transition, moment: datetime) -> None:
+    subscription.status = SubscriptionStatus.SUSPENDED
+    subscription.suspended_at = moment
+    subscription.effective_at = transition.effective_at  # the end of the grace period
+    _each_delivered_item(subscription, Job.POWER_OFF_ITEM)
+
+
+def _to_canceled(subscription: Subscription, transition: Transition, moment: datetime) -> None:
+    ended = transition.effective_at or moment
+    subscription.status = SubscriptionStatus.CANCELED
+    subscription.effective_at = ended
+    subscription.canceled_at = ended
+    subscription.suspended_at = None
+    subscription.servers_delete_at = ended + timedelta(days=_retention_days(subscription))
+    _close_backorder(subscription, BackorderStatus.CANCELED)
+    for item in subscription.items:
+        _end_item(item)
+
+
+def _to_pending_backorder(subscription: Subscription, transition: Transition, moment: datetime) -> None:
+    subscription.status = SubscriptionStatus.PENDING_BACKORDER
+
+
+_SETTERS = {
+    SubscriptionStatus.ACTIVE: _to_active,
+    SubscriptionStatus.PENDING_CANCEL: _to_pending_cancel,
+    SubscriptionStatus.SUSPENDED: _to_suspended,
+    SubscriptionStatus.CANCELED: _to_canceled,
+    SubscriptionStatus.PENDING_BACKORDER: _to_pending_backorder,
+}
+
+
+def _retention_days(subscription: Subscription) -> int:
+    tenant = db.session.get(Tenant, subscription.tenant_id)
+    return tenant.retention_days if tenant is not None else 7
+
+
+def _start_billing(subscription: Subscription, moment: datetime) -> None:
+    """Delivered: the first period starts now and is charged, once."""
+    subscription.activated_at = moment
+    subscription.current_period_start = moment
+    subscription.current_period_end = period_end(moment, subscription.interval)
+    _charge(subscription, ChargeKind.FIRST_PERIOD, f"{subscription.plan.name}, first {subscription.interval.value}")
+
+
+def _renew(subscription: Subscription) -> None:
+    """The next period starts where the last one ended (however late the job runs) and is charged, once."""
+    start = subscription.current_period_end
+    assert start is not None  # plan_transition needs it to renew
+    subscription.current_period_start = start
+    subscription.current_period_end = period_end(start, subscription.interval, anchor=subscription.activated_at)
+    _charge(subscription, ChargeKind.RENEWAL, f"{subscription.plan.name}, {subscription.interval.value} from "
+                                              f"{start:%-d %b %Y}")
+
+
+def _charge(subscription: Subscription, kind: ChargeKind, description: str) -> None:
+    if subscription.price_minor == 0:
+        return  # free plans: nothing to charge, ever
+    db.session.add(Charge(
+        tenant_id=subscription.tenant_id, subscription_id=subscription.id, kind=kind, description=description[:200],
+        amount_minor=subscription.price_minor, currency=subscription.currency,
+        period_start=subscription.current_period_start, period_end=subscription.current_period_end,
+        created_at=now(),
+    ))
+
+
+def _each_delivered_item(subscription: Subscription, job: Job) -> None:
+    for item in subscription.items:
+        if item.status is ItemStatus.ACTIVE and item.server_id:
+            work.later(job, item.id)
+
+
+def _end_item(item: SubscriptionItem) -> None:
+    """A canceled subscription's item: decommissioned at once if nothing was made, else cleaned up."""
+    if item.status in (ItemStatus.DECOMMISSIONING, ItemStatus.DECOMMISSIONED):
+        return
+    if item.status in (ItemStatus.PENDING, ItemStatus.FAILED) and item.server_id is None:
+        move_item(item, ItemStatus.DECOMMISSIONED, "server_not_created",
+                  reason="The order was canceled before a server was made.")
+        return
+    move_item(item, ItemStatus.DECOMMISSIONING, "decommissioning_started")
+    work.later(Job.DECOMMISSION_ITEM, item.id)
+
+
+def _close_backorder(subscription: Subscription, status: BackorderStatus) -> None:
+    backorder = db.session.scalar(select(Backorder).where(Backorder.subscription_id == subscription.id,
+                                                          Backorder.status == BackorderStatus.WAITING))
+    if backorder is not None:
+        move_backorder(backorder, status)
+
+
+# --- items and backorders -------------------------------------------------------------------------------------
+
+def move_item(item: SubscriptionItem, target: ItemStatus, kind: str, *, actor: Actor | None = None,
+              reason: str = "", **data: object) -> None:
+    """Move an item to `target` if its transition table allows it, and record the event."""
+    source = item.status
+    item.status = item_transition(source, target)
+    if target is ItemStatus.ACTIVE:
+        item.ready_at = now()
+    if target is ItemStatus.DECOMMISSIONED:
+        item.deleted_at = item.deleted_at or now()
+    events.record(item.subscription, kind, actor=actor, item=item, from_status=source, to_status=target,
+                  reason=reason, **data)
+
+
+def move_backorder(backorder: Backorder, target: BackorderStatus) -> None:
+    """Move a backorder to `target` if its transition table allows it."""
+    backorder.status = backorder_transition(backorder.status, target)
+    backorder.closed_at = None if target is BackorderStatus.WAITING else now()
