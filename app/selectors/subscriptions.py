@@ -44,6 +44,17 @@ def customer_item(tenant: Tenant, customer: User, subscription_id: int, item_id:
     )
 
 
+def tenant_item(tenant: Tenant, subscription_id: int, item_id: int) -> SubscriptionItem | None:
+    """One item of one of the tenant's subscriptions, with its subscription (whoever owns it)."""
+    return db.session.scalar(
+        select(SubscriptionItem)
+        .join(SubscriptionItem.subscription)
+        .where(SubscriptionItem.id == item_id, SubscriptionItem.subscription_id == subscription_id,
+               Subscription.tenant_id == tenant.id)
+        .options(selectinload(SubscriptionItem.subscription))
+    )
+
+
 def history(subscription: Subscription, limit: int = 100) -> list[SubscriptionEvent]:
     """The subscription's events, newest first, with who acted."""
     return list(db.session.scalars(

@@ -10,14 +10,15 @@ from sqlalchemy import select
 from app.clock import now
 from app.domain.availability import Alternative
 from app.domain.configuration import geography_key
+from app.domain.policy import Do
 from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import Backorder, Subscription, SubscriptionItem, Tenant
 from app.providers.base import ProviderError
-from app.services import events, work
+from app.services import events, lifecycle, work
 from app.services.actors import Actor
 from app.services.clouds import provider_for
-from app.services.errors import Conflict, InvalidInput, NotFound, ServiceError
+from app.services.errors import Conflict, InvalidInput, ServiceError
 from app.services.work import Job
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,7 @@ def _serve_queue(queue: list[Backorder]) -> list[int]:
 
 
 def _release(backorder: Backorder) -> list[int]:
-    backorder.status = BackorderStatus.FULFILLED
-    backorder.closed_at = now()
+    lifecycle.move_backorder(backorder, BackorderStatus.FULFILLED)
     items = db.session.scalars(
         select(SubscriptionItem.id).where(SubscriptionItem.subscription_id == backorder.subscription_id,
                                           SubscriptionItem.status == ItemStatus.PENDING)
@@ -103,7 +103,7 @@ def switch_to_alternative(*, tenant: Tenant, actor: Actor, subscription_id: int,
     backorder = db.session.scalar(select(Backorder).where(Backorder.subscription_id == subscription.id,
                                                           Backorder.status == BackorderStatus.WAITING))
     if backorder is not None:
-        backorder.status, backorder.closed_at = BackorderStatus.CANCELED, now()
+        lifecycle.move_backorder(backorder, BackorderStatus.CANCELED)
     events.record(subscription, "backorder_switched", actor=actor, server_type=server_type, location=location,
                   reason=f"Switched to {server_type} in {location}.")
     db.session.commit()
@@ -111,16 +111,14 @@ def switch_to_alternative(*, tenant: Tenant, actor: Actor, subscription_id: int,
 
 
 def _lock_waiting(tenant: Tenant, actor: Actor, subscription_id: int, version: int) -> Subscription:
-    subscription = db.session.scalar(
-        select(Subscription).where(Subscription.id == subscription_id, Subscription.tenant_id == tenant.id,
-                                   Subscription.user_id == actor.user_id).with_for_update()
-    )
-    if subscription is None:
-        raise NotFound("There is no such subscription.")
-    if subscription.version != version:
+    try:
+        subscription = lifecycle.lock(tenant, subscription_id)
+        actor.may(Do.SWITCH_BACKORDER, subscription)
+        if subscription.version != version:
+            raise Conflict(lifecycle.RELOAD)
+        if subscription.status is not SubscriptionStatus.PENDING_BACKORDER:
+            raise InvalidInput("Only a subscription waiting on a backorder can switch.")
+    except Exception:
         db.session.rollback()
-        raise Conflict("This subscription changed in the meantime. Please reload the page and try again.")
-    if subscription.status is not SubscriptionStatus.PENDING_BACKORDER:
-        db.session.rollback()
-        raise InvalidInput("Only a subscription waiting on a backorder can switch.")
+        raise
     return subscription

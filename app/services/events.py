@@ -15,8 +15,11 @@ def record(subscription: Subscription, kind: str, *, actor: Actor | None = None,
            **data: Any) -> SubscriptionEvent:
     """Add an event to the session; the caller's commit writes it together with the change it describes.
 
-    `actor` is None for the portal's own jobs (provisioning, expiry, backorders).
+    `actor` is None (or a system actor, whose job is noted as `by`) for the portal's own work; a marketplace
+    is noted likewise.
     """
+    if actor is not None and actor.user is None:
+        data = {"by": actor.name or str(actor.kind), **data}
     event = SubscriptionEvent(
         tenant_id=subscription.tenant_id, subscription_id=subscription.id, item_id=item.id if item else None,
         kind=kind, from_status=from_status, to_status=to_status,

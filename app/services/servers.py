@@ -1,19 +1,23 @@
-"""Server controls and live server info, for the customer who owns the item."""
+"""Server controls and live server info: for the people allowed to (the policy table), and for the lifecycle
+(powering a suspended subscription's servers off, and on again when it is reinstated)."""
 
 from __future__ import annotations
 
 import logging
 from enum import StrEnum
 
-from app.domain.subscriptions import ItemStatus, power_controls_enabled
+from app.domain.policy import Do
+from app.domain.retry import MAX_ATTEMPTS, backoff_delay
+from app.domain.subscriptions import ItemStatus, SubscriptionStatus, power_controls_enabled
 from app.extensions import db
 from app.models import SubscriptionItem, Tenant, User
-from app.providers.base import ActionInfo, ErrorKind, ProviderError, ServerInfo
-from app.selectors.subscriptions import customer_item
+from app.providers.base import ActionInfo, ErrorKind, PowerState, ProviderError, ServerInfo
+from app.selectors.subscriptions import tenant_item
 from app.services import events
 from app.services.actors import Actor
 from app.services.clouds import provider_for
 from app.services.errors import Conflict, InvalidInput, NotFound, ServiceError
+from app.services.provisioning import Next
 
 log = logging.getLogger(__name__)
 
@@ -24,17 +28,23 @@ class PowerCommand(StrEnum):
     RESTART = "restart"
 
 
-def own_item(tenant: Tenant, user: User, subscription_id: int, item_id: int) -> SubscriptionItem:
-    """The item if the user owns it, else NotFound, before anything reaches a cloud."""
-    item = customer_item(tenant, user, subscription_id, item_id)
-    if item is None:
-        raise NotFound("There is no such server.")
+def permitted_item(tenant: Tenant, actor: Actor, action: Do, subscription_id: int, item_id: int
+                   ) -> SubscriptionItem:
+    """The tenant's item if `actor` may do `action` to its subscription, else NotFound or Forbidden, before
+    anything reaches a cloud."""
+    item = tenant_item(tenant, subscription_id, item_id)
+    try:
+        if item is None:
+            raise NotFound("")
+        actor.may(action, item.subscription)
+    except NotFound:
+        raise NotFound("There is no such server.") from None
     return item
 
 
 def live_info(*, tenant: Tenant, viewer: User, subscription_id: int, item_id: int) -> ServerInfo:
     """What the cloud says about the item's server right now."""
-    item = own_item(tenant, viewer, subscription_id, item_id)
+    item = permitted_item(tenant, Actor(viewer), Do.VIEW, subscription_id, item_id)
     if item.server_id is None:
         raise InvalidInput("This server has not been created yet.")
     try:
@@ -45,7 +55,7 @@ def live_info(*, tenant: Tenant, viewer: User, subscription_id: int, item_id: in
 
 def power(*, tenant: Tenant, actor: Actor, subscription_id: int, item_id: int, command: PowerCommand) -> ActionInfo:
     """Start, stop or restart the item's server. Refused while suspended or canceled, or before it is ready."""
-    item = own_item(tenant, actor.user, subscription_id, item_id)
+    item = permitted_item(tenant, actor, Do.POWER, subscription_id, item_id)
     if not power_controls_enabled(item.subscription.status):
         status = item.subscription.status.label.lower()
         raise InvalidInput(f"Server controls are off while the subscription is {status}.")
@@ -61,6 +71,33 @@ def power(*, tenant: Tenant, actor: Actor, subscription_id: int, item_id: int, c
     events.record(item.subscription, f"server_{command.value}", actor=actor, item=item, action_id=action.id)
     db.session.commit()
     return action
+
+
+def lifecycle_power(item_id: int, *, on: bool, attempt: int = 1) -> Next | None:
+    """Power a suspended subscription's server off, or a reinstated one's on; retried while the cloud is busy.
+
+    Does nothing if the subscription moved on meanwhile (reinstated before the power-off ran, and so on).
+    """
+    item = db.session.get(SubscriptionItem, item_id)
+    wanted = SubscriptionStatus.ACTIVE if on else SubscriptionStatus.SUSPENDED
+    if item is None or item.subscription.status is not wanted or item.server_id is None \
+            or item.status is not ItemStatus.ACTIVE:
+        return None
+    cloud = provider_for(item.tenant_id, item.provider)
+    try:
+        info = cloud.server_info(item.server_id)
+        if info.power is (PowerState.RUNNING if on else PowerState.OFF):
+            return None
+        action = cloud.power_on(item.server_id) if on else cloud.power_off(item.server_id)
+    except ProviderError as error:
+        if (error.retryable or error.kind is ErrorKind.BUSY) and attempt < MAX_ATTEMPTS:
+            return Next(backoff_delay(attempt, retry_after=error.retry_after), attempt + 1)
+        log.warning("item %s: could not power %s: %s", item_id, "on" if on else "off", error)
+        return None
+    events.record(item.subscription, "server_powered_on" if on else "server_powered_off", item=item,
+                  actor=Actor.system("reinstate" if on else "suspend"), action_id=action.id)
+    db.session.commit()
+    return None
 
 
 def _customer_error(error: ProviderError) -> ServiceError:

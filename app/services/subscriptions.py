@@ -1,129 +1,145 @@
-"""Customer-driven lifecycle changes (cancel, resume) and the jobs that move time-based ones (expiry).
+"""Subscription lifecycle actions for every actor, and the jobs that move time-based ones.
 
-Each change locks the subscription row (SELECT ... FOR UPDATE on PostgreSQL), checks the version the
-customer saw, asks the state machine in `app.domain.subscriptions`, records an event and commits. Of two
-racing requests one wins; the other is told to reload.
+Each action finds the subscription in the tenant, asks the permission table whether this actor may, and
+applies the transition through `app.services.lifecycle` (which locks the row, checks the version the
+actor saw, records the event and commits). Of two racing requests one wins; the other is told to reload.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm.exc import StaleDataError
 
 from app.clock import now
-from app.domain.subscriptions import Action, BackorderStatus, SubscriptionStatus, TransitionError, plan_transition
+from app.domain.policy import Do
+from app.domain.subscriptions import Action, SubscriptionStatus
 from app.extensions import db
-from app.models import Backorder, Subscription, Tenant
-from app.services import events
+from app.models import Subscription, Tenant
+from app.services import events, lifecycle
 from app.services.actors import Actor
-from app.services.errors import Conflict, InvalidInput, NotFound
+from app.services.errors import InvalidInput, ServiceError
 
 log = logging.getLogger(__name__)
 
-RELOAD = "This subscription changed in the meantime. Please reload the page and try again."
+RELOAD = lifecycle.RELOAD
+REASON_MAX_LENGTH = 500
+MAX_PERIODS_AT_ONCE = 24
 
 
-def _lock_own(tenant: Tenant, actor: Actor, subscription_id: int) -> Subscription:
-    subscription = db.session.scalar(
-        select(Subscription)
-        .where(Subscription.id == subscription_id, Subscription.tenant_id == tenant.id,
-               Subscription.user_id == actor.user_id)
-        .with_for_update()
-    )
-    if subscription is None:
-        raise NotFound("There is no such subscription.")
-    return subscription
+def cancel(*, tenant: Tenant, actor: Actor, subscription_id: int, version: int | None = None,
+           reason: str = "") -> Subscription:
+    """Cancel by the plan's rule: at the period's end (pending_cancel) or now (canceled, then end of life)."""
+    return lifecycle.change(tenant=tenant, actor=actor, subscription_id=subscription_id, action=Action.CANCEL,
+                            version=version, reason=reason)
 
 
-def cancel(*, tenant: Tenant, actor: Actor, subscription_id: int, version: int, reason: str = "") -> Subscription:
-    """Cancel by the plan's rule: at the period's end (pending_cancel) or now (canceled)."""
-    return _change(tenant, actor, subscription_id, version, Action.CANCEL, reason)
-
-
-def resume(*, tenant: Tenant, actor: Actor, subscription_id: int, version: int) -> Subscription:
+def resume(*, tenant: Tenant, actor: Actor, subscription_id: int, version: int | None = None) -> Subscription:
     """Take back a pending cancellation before it takes effect."""
-    return _change(tenant, actor, subscription_id, version, Action.RESUME, "")
+    return lifecycle.change(tenant=tenant, actor=actor, subscription_id=subscription_id, action=Action.RESUME,
+                            version=version)
 
 
-def _change(tenant: Tenant, actor: Actor, subscription_id: int, version: int, action: Action,
-            reason: str) -> Subscription:
-    subscription = _lock_own(tenant, actor, subscription_id)
-    if subscription.version != version:
-        db.session.rollback()
-        raise Conflict(RELOAD)
+def suspend(*, tenant: Tenant, actor: Actor, subscription_id: int, reason: str, version: int | None = None,
+            grace_ends_at: datetime | None = None) -> Subscription:
+    """Suspend an active subscription: its servers are powered off (kept, with their data) and their controls
+    disabled until it is reinstated; at the end of the grace period (default 30 days) it is canceled.
+
+    For billing (payment failed), marketplaces and tenant admins (abuse, a customer's request), with a reason.
+    """
+    return lifecycle.change(tenant=tenant, actor=actor, subscription_id=subscription_id, action=Action.SUSPEND,
+                            version=version, reason=_required(reason), grace_ends_at=grace_ends_at)
+
+
+def reinstate(*, tenant: Tenant, actor: Actor, subscription_id: int, reason: str,
+              version: int | None = None) -> Subscription:
+    """Reinstate a suspended subscription within its grace period: its servers are powered back on."""
+    return lifecycle.change(tenant=tenant, actor=actor, subscription_id=subscription_id, action=Action.REINSTATE,
+                            version=version, reason=_required(reason))
+
+
+def extend_retention(*, tenant: Tenant, actor: Actor, subscription_id: int, until: datetime,
+                     reason: str) -> Subscription:
+    """Keep a canceled subscription's servers and data longer (a tenant admin, with a reason)."""
+    reason = _required(reason)
     try:
-        transition = plan_transition(
-            subscription.status, action, now=now(), period_end=subscription.current_period_end,
-            cancellation_rule=subscription.plan.cancellation_rule, effective_at=subscription.effective_at,
-        )
-    except TransitionError as error:
+        subscription = lifecycle.lock(tenant, subscription_id)
+        actor.may(Do.EXTEND_RETENTION, subscription)
+        if subscription.status is not SubscriptionStatus.CANCELED or subscription.purged_at is not None:
+            raise InvalidInput("Only a canceled subscription whose servers are not deleted yet can be kept longer.")
+        current = subscription.servers_delete_at
+        if until <= now() or (current is not None and until <= current):
+            raise InvalidInput("Choose a date after the current deletion date.", field="until")
+        subscription.servers_delete_at = until
+        events.record(subscription, "retention_extended", actor=actor, reason=reason,
+                      previous=current.isoformat() if current else None, until=until.isoformat())
+    except Exception:
         db.session.rollback()
-        raise InvalidInput(error.message) from None
-    _apply(subscription, transition.to_status, transition.effective_at)
-    events.record(subscription, action.value, actor=actor, from_status=transition.from_status,
-                  to_status=transition.to_status, reason=reason[:500],
-                  effective_at=transition.effective_at.isoformat() if transition.effective_at else None)
-    _commit()
-    log.info("subscription %s: %s -> %s", subscription.id, transition.from_status, transition.to_status)
+        raise
+    lifecycle.commit()
     return subscription
 
 
-def _apply(subscription: Subscription, status: SubscriptionStatus, effective_at: object) -> None:
-    subscription.status = status
-    subscription.effective_at = effective_at if status is not SubscriptionStatus.ACTIVE else None  # type: ignore[assignment]
-    if status is SubscriptionStatus.CANCELED:
-        subscription.canceled_at = now()
-        _close_backorder(subscription, BackorderStatus.CANCELED)
+def _required(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not 3 <= len(reason) <= REASON_MAX_LENGTH:
+        raise InvalidInput(f"Give a reason (3 to {REASON_MAX_LENGTH} characters).", field="reason")
+    return reason
 
 
-def _close_backorder(subscription: Subscription, status: BackorderStatus) -> None:
-    backorder = db.session.scalar(select(Backorder).where(Backorder.subscription_id == subscription.id,
-                                                          Backorder.status == BackorderStatus.WAITING))
-    if backorder is not None:
-        backorder.status = status
-        backorder.closed_at = now()
-
-
-def _commit() -> None:
-    try:
-        db.session.commit()
-    except StaleDataError:  # a concurrent writer bumped the version first (no row locks on SQLite)
-        db.session.rollback()
-        raise Conflict(RELOAD) from None
-
+# --- the clock's own work: jobs run by the queue, or by hand with `flask jobs run NAME --as-of TIME` ---------
 
 def expire_due_cancellations(limit: int = 500) -> int:
     """Cancel every pending_cancel subscription whose effective_at has passed. Safe to run concurrently."""
-    due = db.session.scalars(
-        select(Subscription.id)
-        .where(Subscription.status == SubscriptionStatus.PENDING_CANCEL, Subscription.effective_at <= now())
-        .order_by(Subscription.effective_at).limit(limit)
+    return _run_due(Subscription.status == SubscriptionStatus.PENDING_CANCEL, Subscription.effective_at,
+                    Action.EXPIRE, "expiry", "expired", "The cancellation took effect.", limit)
+
+
+def renew_due(limit: int = 500) -> int:
+    """Move every active subscription whose period has ended to its next period, with its charge; once per
+    period, however often it runs. A subscription that does not renew by itself ends instead."""
+    active = Subscription.status == SubscriptionStatus.ACTIVE
+    done = _run_due(active, Subscription.current_period_end, Action.CANCEL, "renewal", "ended",
+                    "The subscription does not renew by itself.", limit, extra=~Subscription.auto_renew)
+    for _ in range(MAX_PERIODS_AT_ONCE):  # a job that was down for several periods catches up, one at a time
+        renewed = _run_due(active, Subscription.current_period_end, Action.RENEW, "renewal", "renewed", "", limit,
+                           extra=Subscription.auto_renew)
+        done += renewed
+        if not renewed:
+            break
+    return done
+
+
+def end_grace_periods(limit: int = 500) -> int:
+    """Cancel every suspended subscription whose grace period has ended (then the end of life follows)."""
+    return _run_due(Subscription.status == SubscriptionStatus.SUSPENDED, Subscription.effective_at,
+                    Action.GRACE_END, "grace-end", "grace_ended", "The grace period ended unpaid.", limit)
+
+
+def _run_due(where: object, due_at: object, action: Action, job: str, event: str, reason: str, limit: int,
+             extra: object = True) -> int:
+    ids = db.session.scalars(
+        select(Subscription.id).where(where, extra, due_at <= now())  # type: ignore[arg-type, operator]
+        .order_by(due_at).limit(limit)  # type: ignore[arg-type]
     ).all()
-    return sum(_expire_one(subscription_id) for subscription_id in due)
+    db.session.rollback()  # end the read; each subscription is changed in a transaction of its own
+    return sum(_apply_one(subscription_id, action, Actor.system(job), event, reason) for subscription_id in ids)
 
 
-def _expire_one(subscription_id: int) -> int:
+def _apply_one(subscription_id: int, action: Action, actor: Actor, event: str, reason: str) -> int:
     subscription = db.session.scalar(
         select(Subscription).where(Subscription.id == subscription_id).with_for_update(skip_locked=True)
     )
-    if subscription is None or subscription.status is not SubscriptionStatus.PENDING_CANCEL:
+    if subscription is None:  # another worker has it
         db.session.rollback()
         return 0
     try:
-        transition = plan_transition(subscription.status, Action.EXPIRE, now=now(),
-                                     effective_at=subscription.effective_at)
-    except TransitionError:
+        lifecycle.apply(subscription, action, actor=actor, reason=reason, event=event)
+        lifecycle.commit()
+    except ServiceError as error:  # no longer due: changed by someone else in the meantime
         db.session.rollback()
-        return 0
-    subscription.status = transition.to_status
-    subscription.canceled_at = transition.effective_at
-    events.record(subscription, "expired", from_status=transition.from_status, to_status=transition.to_status,
-                  reason="The cancellation took effect.")
-    try:
-        db.session.commit()
-    except StaleDataError:
-        db.session.rollback()
+        log.info("subscription %s: %s skipped: %s", subscription_id, action.value, error.message)
         return 0
     return 1
+

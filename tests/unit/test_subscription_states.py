@@ -11,11 +11,13 @@ from app.domain.catalogue import ChangeRule
 from app.domain.subscriptions import (
     DEFAULT_GRACE_PERIOD,
     Action,
+    BackorderStatus,
     ItemStatus,
     SubscriptionStatus,
     Transition,
     TransitionError,
     allowed_actions,
+    backorder_transition,
     can_change_plan,
     customer_actions,
     item_transition,
@@ -261,6 +263,10 @@ ITEM_ALLOWED = {
     (I.FAILED, I.PROVISIONING),
     (I.ACTIVE, I.DECOMMISSIONING),
     (I.DECOMMISSIONING, I.DECOMMISSIONED),
+    # A canceled order: an item never started is done at once, one under way (or failed) is cleaned up.
+    (I.PENDING, I.DECOMMISSIONED),
+    (I.PROVISIONING, I.DECOMMISSIONING),
+    (I.FAILED, I.DECOMMISSIONED),
 }
 ITEM_FORBIDDEN = [pair for pair in itertools.product(I, I) if pair not in ITEM_ALLOWED]
 
@@ -280,3 +286,21 @@ def test_item_transition_forbidden(current: ItemStatus, target: ItemStatus) -> N
 def test_decommissioned_items_are_final(target: ItemStatus) -> None:
     with pytest.raises(TransitionError):
         item_transition(I.DECOMMISSIONED, target)
+
+
+B = BackorderStatus
+BACKORDER_ALLOWED = {
+    (B.WAITING, B.FULFILLED),  # capacity came back
+    (B.WAITING, B.CANCELED),  # switched to an alternative, or the subscription was canceled
+    (B.FULFILLED, B.WAITING),  # capacity went again before the server was made: back in the queue
+    (B.FULFILLED, B.CANCELED),
+}
+
+
+@pytest.mark.parametrize(("current", "target"), list(itertools.product(B, B)))
+def test_backorder_transitions(current: BackorderStatus, target: BackorderStatus) -> None:
+    if (current, target) in BACKORDER_ALLOWED:
+        assert backorder_transition(current, target) is target
+    else:
+        with pytest.raises(TransitionError, match=f"This backorder is {current.value} and cannot become"):
+            backorder_transition(current, target)
