@@ -333,6 +333,17 @@ def test_paid_plans_still_say_when_billing_starts_and_renews(client, tenant, log
     assert "Renews" in client.get(f"/subscriptions/{subscription.id}/summary", headers=HX).get_data(as_text=True)
 
 
+# --- 15: the price box comes before "Place order" --------------------------------------------------
+
+
+def test_the_price_box_comes_before_the_order_button(client, logged_in, plan):
+    page = client.get(f"/order/{plan.id}").get_data(as_text=True)
+    form = region(page, "order-form")
+    assert form.index('id="preview"') < form.index("Place order")
+    assert form.index('id="availability"') < form.index("Place order")
+    assert form.index('name="serverType"') < form.index('id="preview"')
+
+
 # --- 16: `flask up` does not log every poll --------------------------------------------------------
 
 
