@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 from flask import Flask
 from flask_migrate import upgrade
+from werkzeug.serving import WSGIRequestHandler
+
+LOG_REQUESTS = ("quiet", "all")
 
 
 def register(app: Flask) -> None:
@@ -29,7 +33,11 @@ def demo_data_command() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "5000")), show_default="5000 or $PORT")
 @click.option("--demo/--no-demo", default=True, show_default=True, help="Load the demo data if missing.")
-def up_command(host: str, port: int, demo: bool) -> None:
+@click.option("--log-requests", type=click.Choice(LOG_REQUESTS),
+              default=lambda: os.environ.get("LOG_REQUESTS", "quiet"), show_default="quiet or $LOG_REQUESTS",
+              help="quiet: log no successful htmx GET (the pages' self-refreshing regions) and no successful "
+                   "sandbox cloud request.")
+def up_command(host: str, port: int, demo: bool, log_requests: str) -> None:
     """Migrate the database, load the demo data, start the background worker and serve the portal."""
     from flask import current_app
     from werkzeug.serving import run_simple
@@ -41,22 +49,61 @@ def up_command(host: str, port: int, demo: bool) -> None:
         summary = load_demo_data()
         click.echo(f"Demo data: {len(summary.created)} rows created." if summary.created
                    else "Demo data already loaded.")
-    from app.sandbox import start_sandbox_clouds
     from app.tasks.worker import start_beside_web_server
 
-    clouds = []
-    if not (current_app.config.get("SANDBOX_HETZNER_URL") or current_app.config.get("SANDBOX_DIGITALOCEAN_URL")):
-        clouds = start_sandbox_clouds(current_app.config)
-        click.echo(f"Sandbox clouds: Hetzner API at {current_app.config['SANDBOX_HETZNER_URL']}, "
-                   f"DigitalOcean API at {current_app.config['SANDBOX_DIGITALOCEAN_URL']}")
+    clouds = _sandbox_clouds(quiet=log_requests == "quiet")
     worker = start_beside_web_server(workers=2)
     click.secho(f"\n  Cloud portal running at http://{host}:{port}/  (Ctrl+C to stop)\n", fg="green", bold=True)
     try:
-        run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
+        run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False,
+                   request_handler=QuietPollingHandler if log_requests == "quiet" else WSGIRequestHandler)
     finally:
         worker.stop()
         for cloud in clouds:
             cloud.shutdown()
+
+
+def _sandbox_clouds(*, quiet: bool) -> list[Any]:
+    """Serve the fake cloud APIs unless the environment points at running ones."""
+    from flask import current_app
+
+    from app.sandbox import start_sandbox_clouds
+
+    config = current_app.config
+    if config.get("SANDBOX_HETZNER_URL") or config.get("SANDBOX_DIGITALOCEAN_URL"):
+        return []
+    clouds = start_sandbox_clouds(config)
+    if quiet:  # each live refresh of a server's card asks the sandbox cloud too
+        for cloud in clouds:
+            cloud.server.RequestHandlerClass = QuietSuccessHandler
+    click.echo(f"Sandbox clouds: Hetzner API at {config['SANDBOX_HETZNER_URL']}, "
+               f"DigitalOcean API at {config['SANDBOX_DIGITALOCEAN_URL']}")
+    return clouds
+
+
+def _succeeded(code: int | str) -> bool:
+    return str(code).startswith(("2", "3"))
+
+
+class QuietPollingHandler(WSGIRequestHandler):
+    """The development server's handler, without an access log line for each successful htmx GET.
+
+    A subscription page refreshes its regions every 1 to 4 seconds; logging each of those requests buries
+    everything else. Page loads, every POST and every answer of 400 or more are still logged.
+    """
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if self.command == "GET" and self.headers.get("HX-Request") == "true" and _succeeded(code):
+            return
+        super().log_request(code, size)
+
+
+class QuietSuccessHandler(WSGIRequestHandler):
+    """For the sandbox clouds' fake APIs beside `flask up`: only their errors are logged."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if not _succeeded(code):
+            super().log_request(code, size)
 
 
 @click.command("worker")

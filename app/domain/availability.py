@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from app.domain.geography import location_label
+
 
 @dataclass(frozen=True)
 class Offer:
@@ -89,7 +91,8 @@ def availability(offers: list[Offer], server_type: str, location: str, *, limit:
     alternatives = (other_locations(offers, zone, server_type, location)[: limit // 2 or 1]
                     + other_server_types(offers, reference, server_type, location))[:limit]
     if wanted is None:
-        message = (f"{server_type} is not offered in {location}." if known_type
+        message = (f"{server_type} is not offered in {location_label(location)}." if known_type
                    else f"The server type {server_type} is not offered.")
         return Availability(False, message, permanent=True, alternatives=tuple(alternatives))
-    return Availability(False, f"{server_type} is sold out in {location} for now.", alternatives=tuple(alternatives))
+    return Availability(False, f"{server_type} is sold out in {location_label(location)} for now.",
+                        alternatives=tuple(alternatives))

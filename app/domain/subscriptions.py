@@ -314,6 +314,14 @@ def can_change_plan(status: SubscriptionStatus) -> bool:
     return status is _S.ACTIVE
 
 
+def shown_status(status: SubscriptionStatus, *, waiting_for_capacity: bool) -> SubscriptionStatus:
+    """The status to show the customer: a backordered subscription whose backorder was served or switched
+    stays `pending_backorder` until it is active, but what the customer sees then is its setting up."""
+    if status is _S.PENDING_BACKORDER and not waiting_for_capacity:
+        return _S.PENDING_FULFILLMENT
+    return status
+
+
 def power_controls_enabled(status: SubscriptionStatus) -> bool:
     """Start / stop / restart are off while suspended (servers stay powered off) and once canceled."""
     return status not in (_S.SUSPENDED, _S.CANCELED)
@@ -388,8 +396,13 @@ class Milestone:
 
 
 def next_milestone(status: SubscriptionStatus, *, period_end: datetime | None, effective_at: datetime | None,
-                   canceled_at: datetime | None, auto_renew: bool = True) -> Milestone:
-    """Next charge for a running subscription, the end date for one that is ending, and so on."""
+                   canceled_at: datetime | None, auto_renew: bool = True, free: bool = False) -> Milestone:
+    """Next charge for a running subscription, the end date for one that is ending, and so on.
+
+    A free subscription is never charged, so its milestones speak of its start and end, never of billing.
+    """
+    if free and status in (_S.ACTIVE, _S.PENDING_BACKORDER, _S.PENDING_FULFILLMENT):
+        return _free_milestone(status, period_end, auto_renew)
     if status is _S.ACTIVE:
         return Milestone("Renews" if auto_renew else "Ends", period_end)
     if status is _S.PENDING_CANCEL:
@@ -401,3 +414,11 @@ def next_milestone(status: SubscriptionStatus, *, period_end: datetime | None, e
     if status is _S.PENDING_BACKORDER:
         return Milestone("Billing starts when capacity is free and your server is ready", None)
     return Milestone("Billing starts when your server is ready", None)
+
+
+def _free_milestone(status: SubscriptionStatus, period_end: datetime | None, auto_renew: bool) -> Milestone:
+    if status is _S.ACTIVE:
+        return Milestone("Runs until you cancel", None) if auto_renew else Milestone("Ends", period_end)
+    if status is _S.PENDING_BACKORDER:
+        return Milestone("Starts when capacity is free and your server is ready", None)
+    return Milestone("Starts when your server is ready", None)

@@ -66,8 +66,21 @@ class Subscription(Timestamps, db.Model):
 
     @property
     def milestone(self) -> Milestone:
-        return next_milestone(self.status, period_end=self.current_period_end, effective_at=self.effective_at,
-                              canceled_at=self.canceled_at, auto_renew=self.auto_renew)
+        return self.milestone_as(self.status)
+
+    def milestone_as(self, status: SubscriptionStatus) -> Milestone:
+        """The milestone for `status` as shown (a served backorder is shown as setting up)."""
+        return next_milestone(status, period_end=self.current_period_end, effective_at=self.effective_at,
+                              canceled_at=self.canceled_at, auto_renew=self.auto_renew, free=self.is_free)
+
+    @property
+    def is_free(self) -> bool:
+        return self.price_minor == 0
+
+    @property
+    def unit_price_minor(self) -> int:
+        """The price of one unit: `price_minor` is the recurring total for all `quantity` units."""
+        return self.price_minor // self.quantity
 
     @property
     def in_progress(self) -> bool:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app.clock import now
 from app.domain.availability import Alternative
 from app.domain.configuration import geography_key
+from app.domain.geography import location_label
 from app.domain.policy import Do
 from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionStatus
 from app.extensions import db
@@ -105,7 +106,7 @@ def switch_to_alternative(*, tenant: Tenant, actor: Actor, subscription_id: int,
     if backorder is not None:
         lifecycle.move_backorder(backorder, BackorderStatus.CANCELED)
     events.record(subscription, "backorder_switched", actor=actor, server_type=server_type, location=location,
-                  reason=f"Switched to {server_type} in {location}.")
+                  reason=f"Switched to {server_type} in {location_label(location)}.")
     db.session.commit()
     return subscription
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from flask import Flask
 
 from app.domain.catalogue import Interval
+from app.domain.countries import country_name
 from app.domain.geography import location_label
 from app.domain.pricing import Money
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
@@ -43,7 +45,28 @@ def status_label(value: object) -> str:
     return humanize(value)
 
 
+_BUSY_POWER = {"starting": "Starting…", "stopping": "Stopping…", "rebooting": "Restarting…",
+               "provisioning": "Setting up…"}
+# The clouds name their actions differently (Hetzner `poweroff`, DigitalOcean `power_off`, ...).
+_ACTION_PHRASES = {"poweron": "Starting…", "power_on": "Starting…", "poweroff": "Stopping…", "power_off": "Stopping…",
+                   "shutdown": "Stopping…", "reboot": "Restarting…", "reset": "Restarting…",
+                   "power_cycle": "Restarting…"}
+
+
+def power_label(info: Any) -> str:
+    """What a server is doing, in plain words: `Running`, `Off`, `Stopping…` while an action runs."""
+    power = str(info.power)
+    if power in _BUSY_POWER:
+        return _BUSY_POWER[power]
+    action = info.action
+    if action is not None and str(action.status) == "running":
+        return _ACTION_PHRASES.get(str(action.command), "Working…")
+    return humanize(power)
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_filter(power_label)
+    app.add_template_filter(country_name, "country")
     app.add_template_filter(status_label)
     app.add_template_filter(location_label, "location")
     app.add_template_filter(money)

@@ -185,7 +185,7 @@ def test_sold_out_choice_offers_alternatives(page: Page, watch: BrowserWatch, re
     expect(availability).to_contain_text("Available now")  # the defaults: cx22 in Nuremberg
     choose(page, "Server type", "cx42")
     choose(page, "Location", HELSINKI)
-    expect(availability).to_contain_text("cx42 is sold out in hel1 for now.")
+    expect(availability).to_contain_text("cx42 is sold out in Helsinki, Finland (hel1) for now.")
     expect(availability.locator(".availability-no")).to_be_visible()
     expect(availability.locator(".alternatives-compact li")).to_contain_text(
         ["cx42 in Falkenstein, Germany (fsn1)", "cx42 in Nuremberg, Germany (nbg1)"])
@@ -193,7 +193,7 @@ def test_sold_out_choice_offers_alternatives(page: Page, watch: BrowserWatch, re
     # Ordering anyway: refused, with the alternatives to pick from.
     order_form(page).get_by_role("button", name="Place order").click()
     alert = page.locator("#unavailable")
-    expect(alert).to_contain_text("cx42 is sold out in hel1 for now.")
+    expect(alert).to_contain_text("cx42 is sold out in Helsinki, Finland (hel1) for now.")
     expect(order_form(page).get_by_label("Location")).to_have_value("hel1")  # the choice is kept
     alternative = alert.get_by_role("link", name="cx42 in Falkenstein, Germany (fsn1)")
     expect(alternative).to_be_visible()

@@ -154,7 +154,7 @@ def test_sold_out_is_retryable_later_with_alternatives(cloud: HetznerCloud, fake
     verdict = cloud.check_availability("cx42", "hel1")
 
     assert not verdict.available and not verdict.permanent
-    assert verdict.message == "cx42 is sold out in hel1 for now."
+    assert verdict.message == "cx42 is sold out in Helsinki, Finland (hel1) for now."
     first = verdict.alternatives[0]
     assert (first.kind, first.server_type, first.price_minor) == (AlternativeKind.OTHER_LOCATION, "cx42", 1899)
 

@@ -313,7 +313,7 @@ def test_a_sold_out_combination_is_refused_with_alternatives(tenant, customer, p
     availability = refused.value.availability
     assert refused.value.status_code == 409
     assert not availability.available and not availability.permanent
-    assert refused.value.message == "cx22 is sold out in nbg1 for now."
+    assert refused.value.message == "cx22 is sold out in Nuremberg, Germany (nbg1) for now."
     # The plan does not let the customer choose a location: only bigger types of its schema, same place.
     assert [(a.kind.value, a.server_type, a.location) for a in availability.alternatives] == [
         ("other_server_type", "cx32", "nbg1")]

@@ -58,7 +58,7 @@ def brief(alternatives: tuple[Alternative, ...]) -> list[tuple[AlternativeKind, 
         pytest.param("small", "nbg1", 6, True, False, "", [], id="available"),
         pytest.param("arm", "fsn1", 6, True, False, "", [], id="available-other-architecture"),
         pytest.param(
-            "small", "fsn1", 10, False, False, "small is sold out in fsn1 for now.",
+            "small", "fsn1", 10, False, False, "small is sold out in Falkenstein, Germany (fsn1) for now.",
             [
                 (LOCATION, "small", "hel1"), (LOCATION, "small", "nbg1"),  # same zone first, then by price
                 (LOCATION, "small", "ash"), (LOCATION, "small", "sin"),
@@ -68,7 +68,7 @@ def brief(alternatives: tuple[Alternative, ...]) -> list[tuple[AlternativeKind, 
             id="sold-out-every-alternative",
         ),
         pytest.param(
-            "small", "fsn1", 6, False, False, "small is sold out in fsn1 for now.",
+            "small", "fsn1", 6, False, False, "small is sold out in Falkenstein, Germany (fsn1) for now.",
             [
                 (LOCATION, "small", "hel1"), (LOCATION, "small", "nbg1"), (LOCATION, "small", "ash"),
                 (TYPE, "more-disk", "fsn1"), (TYPE, "same-size", "fsn1"), (TYPE, "medium-recommended", "fsn1"),
@@ -85,7 +85,7 @@ def brief(alternatives: tuple[Alternative, ...]) -> list[tuple[AlternativeKind, 
             id="sold-out-limit-one",
         ),
         pytest.param(
-            "medium", "hil", 6, False, True, "medium is not offered in hil.",
+            "medium", "hil", 6, False, True, "medium is not offered in Hillsboro, Oregon, USA (hil).",
             [(LOCATION, "medium", "ash"), (LOCATION, "medium", "fsn1")],  # hil's only other type is sold out
             id="not-offered-here",
         ),

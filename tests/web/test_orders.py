@@ -242,7 +242,7 @@ def test_an_incomplete_profile_is_completed_and_the_order_resumes_with_its_choic
     assert count(Subscription) == 0
 
     profile_page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Please complete your billing profile before ordering." in profile_page
+    assert profile_page.count("Complete your billing profile to continue with your order.") == 1
     assert "Save and continue" in profile_page
 
     saved = post_form(client, response.headers["Location"], PROFILE)
@@ -272,7 +272,7 @@ def test_an_order_lands_on_the_subscription_being_set_up(client, shopper, plan, 
     assert [call[0] for call in cloud.calls].count("create_server") == 2
 
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Setting up" in page and "your server is being set up" in page
+    assert "Setting up" in page and "Your servers are being set up" in page
 
     provision(clock)
     assert only_subscription().status == "active"
@@ -330,7 +330,7 @@ def test_a_sold_out_choice_answers_409_with_alternatives_that_preselect_themselv
     response = order(client, plan, quantity=2)
     page = response.get_data(as_text=True)
     assert response.status_code == 409
-    assert "cx22 is sold out in nbg1 for now." in page
+    assert "cx22 is sold out in Nuremberg, Germany (nbg1) for now." in page
     assert count(Subscription) == 0 and count(SubscriptionItem) == 0
     links = alternative_links(page)
     assert {"path": f"/order/{plan.id}", "serverType": "cx22", "location": "fsn1", "quantity": "2"} in links
@@ -451,7 +451,7 @@ def test_the_availability_fragment_says_sold_out_with_alternatives(client, shopp
     fragment = client.get(f"/order/{plan.id}/availability?serverType=cx22&location=nbg1",
                           headers=HX).get_data(as_text=True)
     assert "Available now" not in fragment
-    assert "cx22 is sold out in nbg1 for now." in fragment
+    assert "cx22 is sold out in Nuremberg, Germany (nbg1) for now." in fragment
     assert "cx22 in Falkenstein, Germany (fsn1)" in fragment
 
 

@@ -8,6 +8,7 @@ from flask import Response, abort, flash, g, redirect, render_template, request,
 
 from app.blueprints.orders import bp
 from app.blueprints.orders.forms import OrderForm, order_form
+from app.domain.availability import Alternative
 from app.domain.catalogue import Provider
 from app.domain.configuration import customer_fields, geography_key
 from app.models import Plan
@@ -35,11 +36,29 @@ def _form(plan: Plan, **kwargs: object) -> OrderForm:
     return form
 
 
+def _fresh_key(form: OrderForm) -> OrderForm:
+    """A key that is no key (too long, odd characters: a tampered form) is refused once, then replaced."""
+    if not ordering.is_idempotency_key(form.idempotency_key.data):
+        form.idempotency_key.data = uuid.uuid4().hex
+    return form
+
+
 def _page(plan: Plan, form: OrderForm, status: int = 200, unavailable: ordering.Unavailable | None = None
           ) -> tuple[str, int]:
-    return render_template("orders/new.html", plan=plan, form=form, unavailable=unavailable,
-                           quote=_quote_or_none(plan, form),
-                           geo_key=geography_key(plan.service_type.config_schema)), status
+    alternatives = unavailable.availability.alternatives if unavailable else ()
+    return render_template("orders/new.html", plan=plan, form=_fresh_key(form), unavailable=unavailable,
+                           alternatives=[(alt, _choose(plan, form, alt)) for alt in alternatives],
+                           quote=_quote_or_none(plan, form)), status
+
+
+def _choose(plan: Plan, form: OrderForm, alternative: Alternative) -> str:
+    """The order form again with `alternative` chosen and every other choice kept (image, quantity, ...)."""
+    chosen = {**form.requested_config(), "serverType": alternative.server_type}
+    if geo := geography_key(plan.service_type.config_schema):
+        chosen[geo] = alternative.location
+    if form.auto_backorder.data:
+        chosen["auto_backorder"] = "y"
+    return url_for("orders.new", plan_id=plan.id, quantity=form.quantity.data, **chosen)
 
 
 def _quote_or_none(plan: Plan, form: OrderForm) -> object:
@@ -69,8 +88,8 @@ def create(plan_id: int) -> Response | tuple[str, int]:
             quantity=form.quantity.data, auto_backorder=form.auto_backorder.data,
             idempotency_key=form.idempotency_key.data,
         )
-    except ordering.ProfileIncomplete as error:
-        flash(error.message, "info")
+    except ordering.ProfileIncomplete:
+        # The profile form explains why the customer is there (its note for `next`): no flash on top.
         back = url_for("orders.new", plan_id=plan.id, quantity=form.quantity.data, **form.requested_config())
         return redirect(url_for("account.profile", next=back), 303)
     except ordering.ConfigInvalid as error:
@@ -81,7 +100,9 @@ def create(plan_id: int) -> Response | tuple[str, int]:
     except ServiceError as error:
         _attach(form, {error.field or "": error.message})
         return _page(plan, form, error.status_code)
-    flash(_ordered_message(subscription.status), "success")
+    # What happens next (setting up, or waiting on the backorder list) is shown by the subscription page
+    # itself, from the subscription's state: a flash saying so would outlive it.
+    flash("Thank you! Your order is placed.", "success")
     return redirect(url_for("subscriptions.detail", subscription_id=subscription.id), 303)
 
 
@@ -91,12 +112,6 @@ def _attach(form: OrderForm, errors: dict[str, str]) -> None:
             form[name].errors = [*form[name].errors, message]
         else:
             form.form_errors.append(message)
-
-
-def _ordered_message(status: str) -> str:
-    if status == "pending_backorder":
-        return "Your order is on the backorder list. We will set it up as soon as capacity is free."
-    return "Thank you! Your order is placed and your server is being set up."
 
 
 @bp.get("/order/<int:plan_id>/preview")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Response, abort, flash, g, redirect, render_template, url_for
+from flask import Response, abort, flash, g, make_response, redirect, render_template, url_for
 from flask_login import current_user
 
 from app.blueprints.subscriptions import bp
 from app.blueprints.subscriptions.forms import CancelForm, SwitchForm, VersionForm
+from app.domain.geography import location_label
+from app.domain.subscriptions import Action, refusal_message, shown_status
 from app.models import Subscription
 from app.selectors import subscriptions as selectors
 from app.services import backorders, servers, subscriptions
@@ -14,6 +16,8 @@ from app.services.errors import NotFound, ServiceError
 from app.services.servers import PowerCommand
 from app.web import htmx
 from app.web.access import current_actor, customer_required
+
+HISTORY_CHANGED = "history-changed"
 
 
 def _own(subscription_id: int) -> Subscription:
@@ -34,8 +38,8 @@ def index() -> str:
 @customer_required
 def detail(subscription_id: int) -> str:
     subscription = _own(subscription_id)
-    return render_template("subscriptions/detail.html", events=selectors.history(subscription),
-                           **_summary_context(subscription))
+    return render_template("subscriptions/detail.html", **{**_history_context(subscription),
+                                                          **_summary_context(subscription)})
 
 
 @bp.get("/<int:subscription_id>/summary")
@@ -44,9 +48,23 @@ def summary(subscription_id: int) -> str:
     return render_template("subscriptions/_summary.html", **_summary_context(_own(subscription_id)))
 
 
+@bp.get("/<int:subscription_id>/history")
+@customer_required
+def history(subscription_id: int) -> str:
+    """The history region alone: it refreshes while something runs and after each power action."""
+    return render_template("subscriptions/_history_panel.html", **_history_context(_own(subscription_id)))
+
+
+def _history_context(subscription: Subscription) -> dict[str, object]:
+    # Item events name their server: with several servers "Server created" alone says too little.
+    servers = {item.id: item.hostname or f"Server {item.id}" for item in subscription.items}
+    return {"subscription": subscription, "events": selectors.history(subscription), "servers": servers}
+
+
 def _summary_context(subscription: Subscription) -> dict[str, object]:
     backorder = selectors.waiting_backorder(subscription)
     return {"subscription": subscription, "backorder": backorder,
+            "status": shown_status(subscription.status, waiting_for_capacity=backorder is not None),
             "backorder_position": selectors.backorder_position(backorder) if backorder else None,
             "alternatives": backorders.alternatives_for(g.tenant, subscription) if backorder else [],
             "version_form": VersionForm(version=subscription.version)}
@@ -58,7 +76,8 @@ def item(subscription_id: int, item_id: int) -> str:
     found = selectors.customer_item(g.tenant, current_user, subscription_id, item_id)
     if found is None:
         abort(404)
-    return render_template("subscriptions/_item.html", subscription=found.subscription, item=found)
+    return render_template("subscriptions/_item.html", subscription=found.subscription, item=found,
+                           backorder=selectors.waiting_backorder(found.subscription))
 
 
 @bp.get("/<int:subscription_id>/items/<int:item_id>/server-info")
@@ -68,7 +87,7 @@ def server_info(subscription_id: int, item_id: int) -> str:
 
 
 def _server_fragment(subscription_id: int, item_id: int, message: str | None = None, status: int = 200
-                     ) -> tuple[str, int] | str:
+                     ) -> tuple[str, int]:
     try:
         info, error = servers.live_info(tenant=g.tenant, viewer=current_user, subscription_id=subscription_id,
                                         item_id=item_id), None
@@ -84,7 +103,7 @@ def _server_fragment(subscription_id: int, item_id: int, message: str | None = N
 
 @bp.post("/<int:subscription_id>/items/<int:item_id>/actions/<command>")
 @customer_required
-def power(subscription_id: int, item_id: int, command: str) -> Response | tuple[str, int] | str:
+def power(subscription_id: int, item_id: int, command: str) -> Response | tuple[str, int]:
     try:
         chosen = PowerCommand(command)
     except ValueError:
@@ -103,13 +122,17 @@ def power(subscription_id: int, item_id: int, command: str) -> Response | tuple[
         return _server_fragment(subscription_id, item_id, message=error.message, status=status)
     if not htmx.wants_fragment():
         return redirect(url_for(".detail", subscription_id=subscription_id), 303)
-    return _server_fragment(subscription_id, item_id)
+    # The action is in the history now: the history region listens for this event and refreshes.
+    return htmx.trigger(make_response(_server_fragment(subscription_id, item_id)), HISTORY_CHANGED)
 
 
 @bp.route("/<int:subscription_id>/cancel", methods=["GET", "POST"])
 @customer_required
 def cancel(subscription_id: int) -> Response | tuple[str, int]:
     subscription = _own(subscription_id)
+    if subscription.status.is_final:
+        flash(refusal_message(subscription.status, Action.CANCEL), "info")
+        return redirect(url_for(".detail", subscription_id=subscription_id), 303)
     form = CancelForm(version=subscription.version)
     if not form.validate_on_submit():
         return render_template("subscriptions/cancel.html", subscription=subscription, form=form), (
@@ -142,7 +165,7 @@ def switch(subscription_id: int) -> Response:
     except ServiceError as error:
         flash(error.message, "error")
     else:
-        flash("Switched. Your server is being set up now.", "success")
+        flash(f"Switched to {form.server_type.data} in {location_label(form.location.data)}.", "success")
     return redirect(url_for(".detail", subscription_id=subscription_id), 303)
 
 
