@@ -396,7 +396,8 @@ class Milestone:
 
 
 def next_milestone(status: SubscriptionStatus, *, period_end: datetime | None, effective_at: datetime | None,
-                   canceled_at: datetime | None, auto_renew: bool = True, free: bool = False) -> Milestone:
+                   canceled_at: datetime | None, auto_renew: bool = True, free: bool = False,
+                   servers_delete_at: datetime | None = None, purged: bool = False) -> Milestone:
     """Next charge for a running subscription, the end date for one that is ending, and so on.
 
     A free subscription is never charged, so its milestones speak of its start and end, never of billing.
@@ -410,6 +411,8 @@ def next_milestone(status: SubscriptionStatus, *, period_end: datetime | None, e
     if status is _S.SUSPENDED:
         return Milestone("Canceled unless paid by", effective_at)
     if status is _S.CANCELED:
+        if servers_delete_at and not purged:
+            return Milestone("Servers deleted", servers_delete_at)
         return Milestone("Ended", canceled_at)
     if status is _S.PENDING_BACKORDER:
         return Milestone("Billing starts when capacity is free and your server is ready", None)

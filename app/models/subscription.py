@@ -8,8 +8,21 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.clock import now
 from app.domain.catalogue import Interval, Provider
-from app.domain.subscriptions import BackorderStatus, ItemStatus, Milestone, SubscriptionStatus, next_milestone
+from app.domain.subscriptions import (
+    Action,
+    BackorderStatus,
+    ItemStatus,
+    Milestone,
+    SubscriptionStatus,
+    Transition,
+    customer_actions,
+    next_milestone,
+    plan_transition,
+    power_controls_enabled,
+)
+from app.domain.timeline import Dates, Entry, timeline
 from app.extensions import db
 from app.models.base import Timestamps, UTCDateTime, enum_type
 from app.models.catalogue import Plan
@@ -71,7 +84,30 @@ class Subscription(Timestamps, db.Model):
     def milestone_as(self, status: SubscriptionStatus) -> Milestone:
         """The milestone for `status` as shown (a served backorder is shown as setting up)."""
         return next_milestone(status, period_end=self.current_period_end, effective_at=self.effective_at,
-                              canceled_at=self.canceled_at, auto_renew=self.auto_renew, free=self.is_free)
+                              canceled_at=self.canceled_at, auto_renew=self.auto_renew, free=self.is_free,
+                              servers_delete_at=self.servers_delete_at, purged=self.purged_at is not None)
+
+    def timeline(self, retention_days: int) -> list[Entry]:
+        """Its dates, past and ahead (app/domain/timeline.py)."""
+        return timeline(Dates(
+            status=self.status, ordered_at=self.created_at, activated_at=self.activated_at,
+            period_end=self.current_period_end, effective_at=self.effective_at, canceled_at=self.canceled_at,
+            suspended_at=self.suspended_at, servers_delete_at=self.servers_delete_at, purged_at=self.purged_at,
+            auto_renew=self.auto_renew, free=self.is_free), retention_days=retention_days, now=now())
+
+    def cancel_outcome(self) -> Transition:
+        """What canceling now would do (the plan's rule): end at the period's end, or now."""
+        return plan_transition(self.status, Action.CANCEL, now=now(), period_end=self.current_period_end,
+                               cancellation_rule=self.plan.cancellation_rule, effective_at=self.effective_at)
+
+    @property
+    def customer_actions(self) -> frozenset[str]:
+        """The lifecycle buttons its customer may see (the domain decides, not the templates)."""
+        return frozenset(action.value for action in customer_actions(self.status))
+
+    @property
+    def power_controls(self) -> bool:
+        return power_controls_enabled(self.status)
 
     @property
     def is_free(self) -> bool:

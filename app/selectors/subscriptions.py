@@ -55,6 +55,16 @@ def tenant_item(tenant: Tenant, subscription_id: int, item_id: int) -> Subscript
     )
 
 
+def last_event(subscription: Subscription, kind: str) -> SubscriptionEvent | None:
+    """The subscription's latest event of `kind` (e.g. why it was suspended)."""
+    return db.session.scalar(
+        select(SubscriptionEvent)
+        .where(SubscriptionEvent.subscription_id == subscription.id,
+               SubscriptionEvent.tenant_id == subscription.tenant_id, SubscriptionEvent.kind == kind)
+        .order_by(SubscriptionEvent.created_at.desc(), SubscriptionEvent.id.desc()).limit(1)
+    )
+
+
 def history(subscription: Subscription, limit: int = 100) -> list[SubscriptionEvent]:
     """The subscription's events, newest first, with who acted."""
     return list(db.session.scalars(

@@ -8,7 +8,7 @@ from flask_login import current_user
 from app.blueprints.subscriptions import bp
 from app.blueprints.subscriptions.forms import CancelForm, SwitchForm, VersionForm
 from app.domain.geography import location_label
-from app.domain.subscriptions import Action, refusal_message, shown_status
+from app.domain.subscriptions import Action, SubscriptionStatus, refusal_message, shown_status
 from app.models import Subscription
 from app.selectors import subscriptions as selectors
 from app.services import backorders, servers, subscriptions
@@ -67,6 +67,8 @@ def _summary_context(subscription: Subscription) -> dict[str, object]:
             "status": shown_status(subscription.status, waiting_for_capacity=backorder is not None),
             "backorder_position": selectors.backorder_position(backorder) if backorder else None,
             "alternatives": backorders.alternatives_for(g.tenant, subscription) if backorder else [],
+            "suspension": selectors.last_event(subscription, "suspend")
+            if subscription.status is SubscriptionStatus.SUSPENDED else None,
             "version_form": VersionForm(version=subscription.version)}
 
 
@@ -130,7 +132,7 @@ def power(subscription_id: int, item_id: int, command: str) -> Response | tuple[
 @customer_required
 def cancel(subscription_id: int) -> Response | tuple[str, int]:
     subscription = _own(subscription_id)
-    if subscription.status.is_final:
+    if Action.CANCEL.value not in subscription.customer_actions:  # already canceled, or ending anyway
         flash(refusal_message(subscription.status, Action.CANCEL), "info")
         return redirect(url_for(".detail", subscription_id=subscription_id), 303)
     form = CancelForm(version=subscription.version)
