@@ -282,3 +282,53 @@ def test_parallel_cancel_and_resume_end_in_a_state_some_serial_order_gives(race_
             assert subscription.effective_at == subscription.current_period_end
         else:
             assert subscription.effective_at is None
+
+
+# --- A tenant admin's suspension racing the customer's immediate cancel ---------------------------------------
+
+
+def test_suspend_racing_a_customers_cancel_ends_in_a_state_some_serial_order_gives(race_app, world):
+    from app.domain.accounts import Role
+    from app.domain.catalogue import ChangeRule
+    from app.models import Plan
+
+    with race_app.app_context():
+        subscription_id = active_subscription(world)
+        db.session.get(Plan, world.plan_id).cancellation_rule = ChangeRule.IMMEDIATE
+        admin = factories.user(db.session.get(Tenant, world.tenant_id), email="boss@example.com",
+                               role=Role.TENANT_ADMIN)
+        admin_id = admin.id
+        db.session.commit()
+
+    def act(index: int) -> tuple[str, str]:
+        tenant = db.session.get(Tenant, world.tenant_id)
+        try:
+            if index % 2 == 0:
+                subscriptions.suspend(tenant=tenant, actor=Actor(db.session.get(User, admin_id)),
+                                      subscription_id=subscription_id, reason="Abuse report")
+                return ("ok", "suspend")
+            subscriptions.cancel(tenant=tenant, actor=Actor(db.session.get(User, world.user_id)),
+                                 subscription_id=subscription_id)
+            return ("ok", "cancel")
+        except (Conflict, InvalidInput) as error:
+            return ("refused", error.message)
+        except Exception as error:  # reported below, whatever it is
+            return ("error", f"{type(error).__name__}: {error}"[:300])
+
+    results = at_once(race_app, 8, act)
+
+    assert not [r for r in results if r[0] == "error"], results
+    with race_app.app_context():
+        subscription = db.session.get(Subscription, subscription_id)
+        events = db.session.scalars(select(SubscriptionEvent).where(
+            SubscriptionEvent.subscription_id == subscription_id,
+            SubscriptionEvent.kind.in_(("suspend", "cancel"))).order_by(SubscriptionEvent.id)).all()
+        applied = [kind for outcome, kind in results if outcome == "ok"]
+        assert sorted(e.kind for e in events) == sorted(applied)
+        # Serial orders: suspend then cancel (suspended -> canceled), or cancel first (then suspend is refused).
+        assert [(e.kind, e.from_status, e.to_status) for e in events] in (
+            [("suspend", "active", "suspended"), ("cancel", "suspended", "canceled")],
+            [("cancel", "active", "canceled")],
+        )
+        assert subscription.status is SubscriptionStatus.CANCELED
+        assert subscription.servers_delete_at is not None
