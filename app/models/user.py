@@ -31,7 +31,8 @@ class User(Timestamps, db.Model):
     is_active: Mapped[bool] = mapped_column(default=True)
 
     tenant: Mapped[Tenant] = relationship()
-    profile: Mapped[CustomerProfile | None] = relationship(back_populates="user", uselist=False)
+    profile: Mapped[CustomerProfile | None] = relationship(back_populates="user", uselist=False,
+                                                          foreign_keys="CustomerProfile.user_id")
 
     # Flask-Login protocol. The id Flask-Login keeps in the cookie is the server-side session token,
     # so logging out, disabling the account or changing the password can end a session for good.
@@ -86,8 +87,11 @@ class CustomerProfile(Timestamps, db.Model):
     postal_code: Mapped[str] = mapped_column(String(20), default="")
     city: Mapped[str] = mapped_column(String(120), default="")
     country: Mapped[str] = mapped_column(String(2), default="")
+    # Who saved it last: the customer, or support acting for them (then both are kept).
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_by_impersonator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
-    user: Mapped[User] = relationship(back_populates="profile")
+    user: Mapped[User] = relationship(back_populates="profile", foreign_keys=[user_id])
 
     @property
     def is_complete(self) -> bool:

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.clock import now
 from app.domain.accounts import Role, normalize_email, password_problem
+from app.domain.policy import ActorKind
 from app.extensions import db
 from app.models import Tenant, User, UserSession
 from app.services import impersonation
@@ -93,8 +94,13 @@ def end_all_sessions(*, user: User, keep_token: str | None = None) -> int:
     return result.rowcount
 
 
-def set_active(*, user: User, active: bool) -> None:
-    """Enable or disable an account; disabling ends all its sessions."""
+def set_active(*, actor: Actor, user: User, active: bool) -> None:
+    """Enable or disable an account (a tenant admin of its tenant, or the portal); disabling ends all its
+    sessions."""
+    if actor.kind not in (ActorKind.TENANT_ADMIN, ActorKind.SYSTEM) or (
+            actor.user is not None and actor.user.tenant_id != user.tenant_id):
+        raise Forbidden("Only the tenant's admins can enable or disable accounts.")
+    log.info("account %s %s by %s", user.id, "enabled" if active else "disabled", actor.user_id or actor.name)
     user.is_active = active
     db.session.commit()
     if not active:

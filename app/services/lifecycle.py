@@ -106,10 +106,10 @@ def apply(subscription: Subscription, action: Action, *, actor: Actor, reason: s
         )
     except TransitionError as error:
         raise InvalidInput(error.message) from None
-    _SETTERS[transition.to_status](subscription, transition, moment)
     events.record(subscription, event or action.value, actor=actor, from_status=transition.from_status,
                   to_status=transition.to_status, reason=reason[:500],
                   effective_at=transition.effective_at.isoformat() if transition.effective_at else None, **data)
+    _SETTERS[transition.to_status](subscription, transition, moment)  # after: its item events follow this one
     log.info("subscription %s: %s %s -> %s", subscription.id, action.value, transition.from_status,
              transition.to_status)
     return transition

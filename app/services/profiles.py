@@ -12,22 +12,25 @@ from app.domain.accounts import Role
 from app.domain.countries import is_country
 from app.domain.profiles import LABELS, REQUIRED
 from app.extensions import db
-from app.models import CustomerProfile, User
+from app.models import CustomerProfile
 from app.selectors.profiles import profile_for
+from app.services.actors import Actor
 from app.services.errors import Conflict, Forbidden, InvalidInput
 
 log = logging.getLogger(__name__)
 
 
-def save_profile(*, user: User, full_name: str, billing_email: str, company: str, address: str,
+def save_profile(*, actor: Actor, full_name: str, billing_email: str, company: str, address: str,
                  postal_code: str, city: str, country: str) -> CustomerProfile:
-    """Create or update the billing profile of the customer `user`; returns it, committed.
+    """Create or update the acting customer's billing profile; returns it, committed, with who saved it
+    (the customer, or support acting for them).
 
     Values are stripped and checked whole before anything changes: a required field left blank, a
     value longer than its column, an unknown country code or a malformed email raises InvalidInput
     naming the field. Staff have no profile (Forbidden).
     """
-    if user.role != Role.CUSTOMER:
+    user = actor.user
+    if user is None or user.role != Role.CUSTOMER:
         raise Forbidden("Only customers have a billing profile.")
     values = {"full_name": full_name, "billing_email": billing_email, "company": company, "address": address,
               "postal_code": postal_code, "city": city, "country": country}
@@ -41,12 +44,14 @@ def save_profile(*, user: User, full_name: str, billing_email: str, company: str
         db.session.add(profile)
     for name, value in values.items():
         setattr(profile, name, value)
+    profile.updated_by_id, profile.updated_by_impersonator_id = actor.user_id, actor.impersonator_id
     try:
         db.session.commit()
     except IntegrityError:  # the same customer created a profile a moment ago, in another request
         db.session.rollback()
         raise Conflict("Your profile was just saved elsewhere. Reload the page and try again.") from None
-    log.info("profile saved", extra={"tenant_id": user.tenant_id, "user_id": user.id, "new_profile": created})
+    log.info("profile saved", extra={"tenant_id": user.tenant_id, "user_id": user.id, "new_profile": created,
+                                     "impersonator_id": actor.impersonator_id})
     return profile
 
 

@@ -36,6 +36,7 @@ from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Route, Web
 from playwright.sync_api import Error as PlaywrightError
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from app.services.actors import Actor
 from tests.conftest import config_for_tests
 
 if TYPE_CHECKING:
@@ -428,7 +429,7 @@ def ready_customer(live_server: LiveServer) -> tuple[str, str]:
         tenant = db.session.scalar(select(Tenant).where(Tenant.slug == "default"))
         assert tenant is not None
         user = register_customer(tenant=tenant, name="Sol Doubt", email=email, password=password)
-        save_profile(user=user, full_name="Sol Doubt", billing_email=email, company="", address="Main St 1",
+        save_profile(actor=Actor(user), full_name="Sol Doubt", billing_email=email, company="", address="Main St 1",
                      postal_code="10115", city="Berlin", country="DE")
         db.session.remove()
     return email, password

@@ -193,7 +193,7 @@ def test_logging_out_while_impersonating_ends_it_and_logs_everyone_out(tenant, s
 
 def test_a_session_ended_elsewhere_closes_the_record_at_the_next_request(tenant, staff, customer):
     switch = start(tenant, staff, customer)
-    accounts.set_active(user=customer, active=False)  # an admin disables the customer meanwhile
+    accounts.set_active(actor=Actor.system("test"), user=customer, active=False)  # an admin disables the customer meanwhile
     closed = impersonation.close_if_session_gone(tenant=tenant, impersonation_id=switch.impersonation.id)
     assert closed.end_reason is EndReason.SESSION_ENDED
 
@@ -211,7 +211,7 @@ def test_finished_impersonations_are_closed_by_the_sweep(tenant, other_tenant, s
     disabled = factories.user(tenant, name="Soon Disabled")
     cut_off = start(tenant, logged_in(factories.user(tenant, role=Role.SUPPORT)), disabled, minutes=60)
     clock.advance(minutes=7)
-    accounts.set_active(user=disabled, active=False)  # its session ends here; the browser never comes back
+    accounts.set_active(actor=Actor.system("test"), user=disabled, active=False)  # its session ends here; the browser never comes back
     clock.advance(minutes=23)
     assert impersonation.close_finished(tenant=other_tenant) == 0
     assert impersonation.close_finished(tenant=tenant) == 2

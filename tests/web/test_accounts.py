@@ -9,6 +9,7 @@ from app.domain.accounts import Role
 from app.extensions import db
 from app.models import User, UserSession
 from app.services import accounts
+from app.services.actors import Actor
 from tests import factories
 from tests.helpers import csrf_token, post_form
 
@@ -105,7 +106,7 @@ def test_cookie_captured_before_logout_is_dead_after_logout(client, app, custome
 
 def test_disabling_an_account_ends_its_sessions(client, customer, auth):
     auth.login(customer.email)
-    accounts.set_active(user=customer, active=False)
+    accounts.set_active(actor=Actor.system("test"), user=customer, active=False)
     assert not is_logged_in(client)
 
 

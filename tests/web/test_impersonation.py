@@ -23,6 +23,7 @@ from app.models import (
     User,
     UserSession,
 )
+from app.services.actors import Actor
 from app.services.passwords import verify_password
 from tests import factories
 from tests.helpers import AuthActions, csrf_token, post_form
@@ -380,7 +381,7 @@ def test_logging_out_while_impersonating_ends_it_and_logs_everyone_out(client, a
 def test_a_customer_disabled_meanwhile_ends_the_impersonation(client, acting, customer):
     from app.services import accounts
 
-    accounts.set_active(user=customer, active=False)
+    accounts.set_active(actor=Actor.system("test"), user=customer, active=False)
     page = client.get("/").get_data(as_text=True)
     assert "The impersonation has ended" in page and "impersonation-banner" not in page
     assert records()[-1].end_reason is EndReason.SESSION_ENDED

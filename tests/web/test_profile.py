@@ -13,6 +13,7 @@ from app.extensions import db
 from app.models import CustomerProfile
 from app.selectors.profiles import profile_for
 from app.services import profiles
+from app.services.actors import Actor
 from app.services.errors import Forbidden, InvalidInput
 from tests import factories
 from tests.helpers import post_form
@@ -149,7 +150,7 @@ def test_owner_and_tenant_fields_are_ignored(client, logged_in, tenant, other_te
 
 def test_another_customers_profile_is_never_touched(client, logged_in, tenant):
     other = factories.user(tenant, email="other@example.com")
-    profiles.save_profile(user=other, **{**VALID, "full_name": "Other Person", "city": "Bern"})
+    profiles.save_profile(actor=Actor(other), **{**VALID, "full_name": "Other Person", "city": "Bern"})
     save(client, user_id=str(other.id))
     db.session.expire_all()
     assert (profile_for(other).full_name, profile_for(other).city) == ("Other Person", "Bern")
@@ -170,7 +171,7 @@ def test_hostile_values_are_stored_as_text_and_shown_escaped(client, logged_in):
 
 def test_the_service_refuses_staff(admin):
     with pytest.raises(Forbidden):
-        profiles.save_profile(user=admin, **VALID)
+        profiles.save_profile(actor=Actor(admin), **VALID)
 
 
 @pytest.mark.parametrize(
@@ -180,12 +181,31 @@ def test_the_service_refuses_staff(admin):
 )
 def test_the_service_checks_its_input(customer, changes, field):
     with pytest.raises(InvalidInput) as caught:
-        profiles.save_profile(user=customer, **{**VALID, **changes})
+        profiles.save_profile(actor=Actor(customer), **{**VALID, **changes})
     assert caught.value.field == field
     assert count_profiles() == 0
 
 
 def test_the_service_normalizes_and_logs(customer, caplog):
-    profile = profiles.save_profile(user=customer, **{**VALID, "country": " ch ", "billing_email": " b@example.com "})
+    profile = profiles.save_profile(actor=Actor(customer), **{**VALID, "country": " ch ", "billing_email": " b@example.com "})
     assert (profile.country, profile.billing_email) == ("CH", "b@example.com")
     assert any(r.message == "profile saved" and r.user_id == customer.id for r in caplog.records)
+
+
+def test_a_profile_saved_by_support_for_the_customer_names_both(customer, support):
+    profile = profiles.save_profile(actor=Actor(customer, impersonator=support), **VALID)
+    assert (profile.updated_by_id, profile.updated_by_impersonator_id) == (customer.id, support.id)
+    profile = profiles.save_profile(actor=Actor(customer), **VALID)
+    assert (profile.updated_by_id, profile.updated_by_impersonator_id) == (customer.id, None)
+
+
+def test_only_admins_and_the_portal_enable_or_disable_accounts(tenant, customer, support, admin):
+    from app.services import accounts
+    from app.services.errors import Forbidden
+
+    for who in (customer, support):
+        with pytest.raises(Forbidden):
+            accounts.set_active(actor=Actor(who), user=customer, active=False)
+    assert customer.is_active
+    accounts.set_active(actor=Actor(admin), user=customer, active=False)
+    assert not customer.is_active

@@ -36,7 +36,7 @@ def profile() -> Response | tuple[str, int]:
     if not form.validate_on_submit():
         return _page(form, next_url), 400 if form.errors else 200
     try:
-        profiles.save_profile(user=user, **form.values())
+        profiles.save_profile(actor=current_actor(), **form.values())
     except (InvalidInput, Conflict) as error:
         if error.field in LABELS:
             form[error.field].errors.append(error.message)
