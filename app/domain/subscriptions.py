@@ -50,7 +50,7 @@ class ItemStatus(StrEnum):
     @property
     def label(self) -> str:
         """Human-readable name for pages and messages."""
-        return self.value.capitalize()
+        return _ITEM_LABELS.get(self, self.value.capitalize())
 
 
 class Action(StrEnum):
@@ -86,6 +86,11 @@ _STATUS_LABELS: Final = MappingProxyType(
         _S.CANCELED: "Canceled",
     }
 )
+
+_ITEM_LABELS: Final = MappingProxyType({
+    ItemStatus.DECOMMISSIONING: "Switched off",  # shutting down, then off until the retention ends
+    ItemStatus.DECOMMISSIONED: "Deleted",
+})
 
 CUSTOMER_ACTIONS: Final = frozenset({_A.CANCEL, _A.RESUME})
 
