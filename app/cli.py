@@ -10,6 +10,8 @@ from flask import Flask
 from flask_migrate import upgrade
 from werkzeug.serving import WSGIRequestHandler
 
+from app.tasks.commands import jobs_command
+
 LOG_REQUESTS = ("quiet", "all")
 
 
@@ -18,6 +20,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(up_command)
     app.cli.add_command(worker_command)
     app.cli.add_command(fake_clouds_command)
+    app.cli.add_command(jobs_command)
 
 
 @click.command("demo-data")

@@ -4,6 +4,7 @@ from app.models.billing import Charge
 from app.models.catalogue import Plan, Product, ServiceType
 from app.models.credentials import CloudCredential
 from app.models.impersonation import EndReason, Impersonation, ImpersonationAction
+from app.models.jobs import JobRun, JobTrigger
 from app.models.subscription import Backorder, Subscription, SubscriptionEvent, SubscriptionItem
 from app.models.tenant import Tenant, TenantHost
 from app.models.user import CustomerProfile, User, UserSession
@@ -16,6 +17,8 @@ __all__ = [
     "EndReason",
     "Impersonation",
     "ImpersonationAction",
+    "JobRun",
+    "JobTrigger",
     "Plan",
     "Product",
     "ServiceType",

@@ -1,13 +1,15 @@
-"""The portal's background jobs. Each is thin: open the app context, call a service, maybe reschedule."""
+"""The portal's background jobs. Each is thin: call a service in an app context, maybe reschedule or queue more.
+
+The periodic jobs are registered with `@periodic` (app/tasks/schedule.py), which also schedules them with Huey.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from huey import crontab
-
 from app.services.work import Job
 from app.tasks import app_context, huey
+from app.tasks.schedule import counted, every_minute, every_minutes, periodic
 
 log = logging.getLogger(__name__)
 
@@ -31,31 +33,67 @@ def provision_item(item_id: int, attempt: int = 1) -> None:
 TASKS = {Job.PROVISION_ITEM: provision_item}
 
 
-@huey.periodic_task(crontab(minute="*"))
-def every_minute() -> None:
-    """Time-driven lifecycle: cancellations that take effect, backorders that can be served, stuck items."""
-    from app.services import backorders, impersonation, provisioning, subscriptions
+# --- Periodic jobs (the registry and how to add one: app/tasks/schedule.py) ------------------------
 
-    with app_context():
-        expired = subscriptions.expire_due_cancellations()
-        served = backorders.serve_backorders()
-        stuck = provisioning.unsettled_items()
-        impersonation.close_all_finished()
-    for item_id in [*served, *stuck]:
+
+@periodic("expiry", every_minute(), "Pending cancellations whose end date has come take effect")
+def expire_cancellations() -> str:
+    from app.services import subscriptions
+
+    return counted(subscriptions.expire_due_cancellations(), "cancellation took effect",
+                   "cancellations took effect")
+
+
+@periodic("backorders", every_minute(), "Serve the backorder queues where capacity is free again, oldest first")
+def serve_backorders() -> str:
+    from app.services import backorders
+
+    released = backorders.serve_backorders()
+    for item_id in released:
         provision_item(item_id)
-    if expired or served:
-        log.info("periodic: %s cancellations took effect, %s backordered items queued", expired, len(served))
+    return counted(len(released), "backordered server queued for provisioning",
+                   "backordered servers queued for provisioning")
 
 
-@huey.periodic_task(crontab(minute="*/10"))
-def reconcile_clouds() -> None:
-    """Adopt servers the portal lost track of, delete orphans, and flag servers deleted at the cloud."""
+@periodic("stuck-provisioning", every_minute(), "Provision again the servers whose worker died on the way")
+def requeue_stuck_items() -> str:
+    from app.services import provisioning
+
+    stuck = provisioning.unsettled_items()
+    for item_id in stuck:
+        provision_item(item_id)
+    return counted(len(stuck), "stuck server queued again", "stuck servers queued again")
+
+
+@periodic("impersonations", every_minute(), "Close the support impersonations that are over")
+def close_impersonations() -> str:
+    from app.services import impersonation
+
+    return counted(impersonation.close_all_finished(), "impersonation closed", "impersonations closed")
+
+
+@periodic("reconciler", every_minutes(10),
+          "Adopt servers the portal lost track of, delete orphans, flag servers deleted at the cloud")
+def reconcile_clouds() -> str:
     from app.providers.base import ProviderError
     from app.services import reconcile
 
-    with app_context():
-        for tenant_id, provider in reconcile.clouds_in_use():
-            try:
-                reconcile.reconcile(tenant_id, provider)
-            except ProviderError as error:  # one cloud being down must not stop the others
-                log.warning("reconcile tenant %s on %s failed: %s", tenant_id, provider, error)
+    clouds = reconcile.clouds_in_use()
+    total, unreachable = reconcile.Report(), []
+    for tenant_id, provider in clouds:
+        try:
+            report = reconcile.reconcile(tenant_id, provider)
+        except ProviderError as error:  # one cloud being down must not stop the others
+            log.warning("reconcile tenant %s on %s failed: %s", tenant_id, provider, error)
+            unreachable.append(f"tenant {tenant_id} on {provider}: {error}")
+            continue
+        total.adopted += report.adopted
+        total.deleted += report.deleted
+        total.missing += report.missing
+    summary = (f"{counted(len(clouds), 'cloud account', 'cloud accounts')}: "
+               f"{counted(len(total.adopted), 'server', 'servers')} adopted, "
+               f"{counted(len(total.deleted), 'orphan', 'orphans')} deleted, "
+               f"{counted(len(total.missing), 'vanished server', 'vanished servers')} flagged")
+    if unreachable:  # recorded as a failure, after the others were reconciled
+        raise RuntimeError(f"{summary}; not reconciled: {'; '.join(unreachable)}")
+    return summary

@@ -49,7 +49,7 @@ def test_a_droplet_is_ordered_on_digitalocean_in_a_chosen_region(page: Page, wat
 
 def test_a_backorder_turns_active_when_capacity_is_freed(page: Page, watch: BrowserWatch, live_server: LiveServer,
                                                           ready_customer: tuple[str, str]) -> None:
-    from app.tasks.jobs import every_minute
+    from app.tasks.jobs import serve_backorders
 
     log_in(page, *ready_customer)
     page.locator('.plan-card[data-plan="standard-monthly"]').get_by_role("link", name="Order Standard").click()
@@ -62,7 +62,7 @@ def test_a_backorder_turns_active_when_capacity_is_freed(page: Page, watch: Brow
     expect(page.locator("#summary")).to_contain_text("in the queue for cx42 in Helsinki")
 
     control(live_server, "hetzner", "capacity", {"server_type": "cx42", "location": "hel1", "count": None})
-    every_minute.call_local()  # what the worker's minute job does: serve the backorder queue
+    serve_backorders.call_local()  # what the worker's backorders job does every minute
     expect(summary_badge(page)).to_have_text("Active", timeout=PROVISIONING_TIMEOUT + 10_000)
     expect(page.locator(".item-card [data-item-status]")).to_have_attribute("data-item-status", "active")
     control(live_server, "hetzner", "capacity", {"server_type": "cx42", "location": "hel1", "count": 0})

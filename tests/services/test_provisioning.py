@@ -21,7 +21,7 @@ from app.sandbox.cloud import sandbox_for
 from app.services import backorders, provisioning, subscriptions
 from app.services.actors import Actor
 from app.tasks import huey
-from app.tasks.jobs import every_minute, provision_item
+from app.tasks.jobs import provision_item, requeue_stuck_items, serve_backorders
 from tests import factories
 from tests.helpers import run_scheduled_tasks
 from tests.services.conftest import (
@@ -436,7 +436,7 @@ def test_the_oldest_backorder_gets_the_capacity_first(tenant, customer, profile,
     first_item, second_item, third_item = (items_of(s)[0] for s in orders)
 
     sandbox.set_capacity("cx22", "nbg1", 1)
-    as_worker(every_minute)  # the periodic job: serve the queues, then provision what was released
+    as_worker(serve_backorders.call_local)  # the periodic job: serve the queues, then provision what was released
     db.session.expire_all()
 
     assert [s.name for s in sandbox.list_servers()] == [f"default-s{orders[0].id}-i{first_item.id}"]
@@ -448,7 +448,7 @@ def test_the_oldest_backorder_gets_the_capacity_first(tenant, customer, profile,
 
     clock.advance(minutes=1)
     sandbox.set_capacity("cx22", "nbg1", 1)
-    as_worker(every_minute)
+    as_worker(serve_backorders.call_local)
     db.session.expire_all()
     names = [s.name for s in sandbox.list_servers()]
     assert names == [f"default-s{orders[0].id}-i{first_item.id}", f"default-s{orders[1].id}-i{second_item.id}"]
@@ -505,7 +505,7 @@ def test_a_new_order_does_not_overtake_waiting_backorders(tenant, customer, prof
 
     latecomer = customer_with_profile(tenant)
     late = place(tenant, latecomer, plan, auto_backorder=True)
-    as_worker(every_minute)
+    as_worker(serve_backorders.call_local)
     boot(clock)
 
     assert db.session.get(Subscription, waiting.id).status is SubscriptionStatus.ACTIVE
@@ -536,7 +536,7 @@ def test_items_whose_worker_died_are_found_after_two_minutes_and_then_delivered(
     clock.advance(seconds=1)
     assert provisioning.unsettled_items() == [item.id]
 
-    as_worker(every_minute)  # the reconciler advances it again
+    as_worker(requeue_stuck_items.call_local)  # the periodic job queues it again
     boot(clock)
     assert db.session.get(Subscription, subscription.id).status is SubscriptionStatus.ACTIVE
     assert sandbox.server_count() == 1

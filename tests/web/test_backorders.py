@@ -87,11 +87,11 @@ def test_another_customer_cannot_switch_it(client, tenant, waiting, auth):
 
 
 def test_capacity_freed_turns_the_backorder_active_and_starts_billing(tenant, waiting, clock):
-    from app.tasks.jobs import every_minute
+    from app.tasks.jobs import serve_backorders
 
     assert not db.session.scalars(select(Charge)).all()
     sandbox_for(tenant.id, "hetzner", now).set_capacity("cx22", "hel1", None)
-    every_minute.call_local()
+    serve_backorders.call_local()
     clock.advance(seconds=30)
     run_scheduled_tasks()
     subscription = reload(waiting)
