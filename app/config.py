@@ -43,6 +43,19 @@ def _minutes(value: str | None, *, default: int) -> int:
     return minutes
 
 
+def _cache_seconds(value: str | None, *, default: float) -> float:
+    """How long the clouds' availability answers are kept, in seconds; 0 keeps none."""
+    if value is None or value.strip() == "":
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"AVAILABILITY_CACHE_SECONDS must be a number of seconds, not {value!r}.") from None
+    if not 0 <= seconds <= 3600:
+        raise ConfigError("AVAILABILITY_CACHE_SECONDS must be between 0 (no cache) and 3600.")
+    return seconds
+
+
 def _hosts(value: str) -> frozenset[str]:
     """`portal.example.com, Admin.example.com` -> the lower-case names, ports dropped."""
     names = (name.strip().lower().rsplit(":", 1)[0] for name in value.split(","))
@@ -86,6 +99,7 @@ class Settings:
     sandbox_boot_seconds: float
     clouds: dict[str, str | None]
     impersonation_minutes: int
+    availability_cache_seconds: float
     extra_hosts: frozenset[str]
 
     @classmethod
@@ -110,6 +124,7 @@ class Settings:
             clouds={key: environ.get(key) or None for key in CLOUD_SETTINGS} | {
                 key: environ.get(key) or default for key, default in CLOUD_ENDPOINTS.items()},
             impersonation_minutes=_minutes(environ.get("IMPERSONATION_MINUTES"), default=60),
+            availability_cache_seconds=_cache_seconds(environ.get("AVAILABILITY_CACHE_SECONDS"), default=30),
             extra_hosts=_hosts(environ.get("EXTRA_HOSTS", "")),
         )
 
@@ -151,6 +166,7 @@ class Settings:
             "CLOUD_TIMEOUT": 15.0,
             "SANDBOX_IN_PROCESS": False,
             "IMPERSONATION_MINUTES": self.impersonation_minutes,
+            "AVAILABILITY_CACHE_SECONDS": self.availability_cache_seconds,
             "EXTRA_HOSTS": self.extra_hosts,
             **self.clouds,
         }

@@ -20,9 +20,8 @@ from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionSt
 from app.extensions import db
 from app.models import Backorder, Plan, Subscription, SubscriptionItem, Tenant, User
 from app.providers.base import ErrorKind, ProviderError
-from app.services import events, work
+from app.services import availability_cache, events, work
 from app.services.actors import Actor
-from app.services.clouds import provider_for
 from app.services.errors import InvalidInput, NotFound, ServiceError
 from app.services.work import Job
 
@@ -93,21 +92,25 @@ def draft_order(plan: Plan, requested: dict[str, Any], quantity: int) -> OrderDr
     return OrderDraft(plan, config, quantity, price(plan, quantity))
 
 
-def check_availability(tenant: Tenant, draft: OrderDraft) -> Availability:
-    """Ask the plan's cloud whether the config can be placed now (plain SaaS plans always can)."""
+def check_availability(tenant: Tenant, draft: OrderDraft, *, live: bool = False) -> Availability:
+    """Ask the plan's cloud whether the config can be placed now (plain SaaS plans always can).
+
+    The cloud's answer may be a few seconds old (`availability_cache`), which suits previews and
+    alternatives; `live` asks the cloud now, as an order must.
+    """
     service_type = draft.plan.service_type
-    if service_type.provider is Provider.NONE:
+    provider = service_type.provider
+    if provider is Provider.NONE:
         return Availability(True)
     where = draft.config.get(geography_key(service_type.config_schema) or "location", "")
     server_type = draft.config["serverType"]
     try:
-        cloud = provider_for(tenant.id, service_type.provider)
-        found = cloud.check_availability(server_type, where)
-        if found.available and _queue_length(tenant, service_type.provider, server_type, where):
-            found = _behind_the_queue(cloud.offers(), server_type, where)
+        found = availability_cache.check_availability(tenant.id, provider, server_type, where, live=live)
+        if found.available and _queue_length(tenant, provider, server_type, where):
+            found = _behind_the_queue(availability_cache.offers(tenant.id, provider, live=live), server_type, where)
     except ProviderError as error:
         if error.kind is ErrorKind.AUTH:
-            log.error("tenant %s: %s refused the portal's credentials: %s", tenant.slug, service_type.provider, error)
+            log.error("tenant %s: %s refused the portal's credentials: %s", tenant.slug, provider, error)
             raise ServiceError("Ordering is not possible right now: the cloud account needs attention. "
                                "Our staff have been told.") from None
         raise ServiceError("We could not reach the cloud to check availability. Please try again in a minute."
@@ -156,7 +159,7 @@ def place_order(*, tenant: Tenant, actor: Actor, plan_id: int, requested_config:
         return _same_customer(existing, customer)
     _require_complete_profile(customer)
     draft = draft_order(orderable_plan(tenant, plan_id), requested_config, quantity)
-    availability = check_availability(tenant, draft)
+    availability = check_availability(tenant, draft, live=True)  # never a kept answer: the order is real
     if not availability.available and (availability.permanent or not auto_backorder):
         raise Unavailable(availability)
     try:
