@@ -21,7 +21,7 @@ from app.tasks.schedule import JOBS
 from tests import factories
 from tests.services.conftest import boot, complete_profile, place
 
-EVERY_MINUTE = {"expiry", "backorders", "stuck-provisioning", "impersonations"}
+EVERY_MINUTE = {"expiry", "renewal", "grace-end", "backorders", "stuck-provisioning", "impersonations"}
 UTC_TIME = "%Y-%m-%d %H:%M:%S UTC"
 
 
@@ -55,7 +55,8 @@ def pending_cancel(tenant, customer, sandbox, clock) -> Subscription:
 
 
 def test_the_registry_has_every_periodic_job():
-    assert list(JOBS) == ["expiry", "backorders", "stuck-provisioning", "impersonations", "reconciler"]
+    assert list(JOBS) == ["expiry", "renewal", "grace-end", "backorders", "stuck-provisioning", "impersonations",
+                          "reconciler"]
 
 
 def test_jobs_list_shows_every_job_with_its_schedule_and_last_run(runner, clock):
@@ -119,7 +120,7 @@ def test_an_unknown_job_is_a_clear_error_listing_the_known_ones(runner, name):
     result = jobs(runner, "run", name)
     assert result.exit_code == 2
     assert f"there is no job named {name!r}" in result.output
-    assert "Known jobs: expiry, backorders, stuck-provisioning, impersonations, reconciler." in result.output
+    assert f"Known jobs: {', '.join(JOBS)}." in result.output
     assert "Traceback" not in result.output
     assert db.session.scalar(select(func.count()).select_from(JobRun)) == 0
 

@@ -14,11 +14,6 @@ from app.tasks.schedule import counted, every_minute, every_minutes, periodic
 log = logging.getLogger(__name__)
 
 
-def run(job: Job, args: tuple[object, ...]) -> None:
-    """Queue the task of `job` (services ask for work through `app.services.work`)."""
-    TASKS[job](*args)
-
-
 @huey.task()
 def provision_item(item_id: int, attempt: int = 1) -> None:
     """Advance one item's provisioning; reschedules itself until the item is settled."""
@@ -42,6 +37,21 @@ def expire_cancellations() -> str:
 
     return counted(subscriptions.expire_due_cancellations(), "cancellation took effect",
                    "cancellations took effect")
+
+
+@periodic("renewal", every_minute(),
+          "Active subscriptions whose paid period has ended move to the next one, with its charge (once)")
+def renew_subscriptions() -> str:
+    from app.services import subscriptions
+
+    return counted(subscriptions.renew_due(), "subscription renewed or ended", "subscriptions renewed or ended")
+
+
+@periodic("grace-end", every_minute(), "Suspended subscriptions whose grace period is over are canceled")
+def end_grace_periods() -> str:
+    from app.services import subscriptions
+
+    return counted(subscriptions.end_grace_periods(), "grace period ended", "grace periods ended")
 
 
 @periodic("backorders", every_minute(), "Serve the backorder queues where capacity is free again, oldest first")
