@@ -19,6 +19,9 @@ from app.domain.catalogue import ChangeRule
 DEFAULT_GRACE_PERIOD: Final = timedelta(days=30)
 """How long a suspended subscription can still be reinstated, unless the caller says otherwise."""
 
+LONGEST_AHEAD: Final = timedelta(days=3660)
+"""How far ahead a chosen date (the end of a grace period, a later deletion) may lie: ten years."""
+
 
 class SubscriptionStatus(StrEnum):
     PENDING_FULFILLMENT = "pending_fulfillment"
@@ -222,7 +225,10 @@ def _plan_expire(f: _Facts) -> Transition:
 def _plan_suspend(f: _Facts) -> Transition:
     if f.grace_ends_at is None:
         return f.to(_S.SUSPENDED, f.now + DEFAULT_GRACE_PERIOD)
-    return f.to(_S.SUSPENDED, _require_aware(f.grace_ends_at, "grace_ends_at"))
+    grace_end = _require_aware(f.grace_ends_at, "grace_ends_at")
+    if not f.now < grace_end <= f.now + LONGEST_AHEAD:
+        raise TransitionError("The grace period must end in the future, and within ten years.")
+    return f.to(_S.SUSPENDED, grace_end)
 
 
 def _plan_reinstate(f: _Facts) -> Transition:

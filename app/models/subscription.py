@@ -40,6 +40,7 @@ class Subscription(Timestamps, db.Model):
         Index("ix_subscriptions_status_period_end", "status", "current_period_end"),
         Index("ix_subscriptions_status_servers_delete_at", "status", "servers_delete_at"),
         Index("ix_subscriptions_tenant_plan", "tenant_id", "plan_id"),
+        Index("ix_subscriptions_tenant_created", "tenant_id", "created_at"),  # the admin's list, newest first
         CheckConstraint("quantity >= 1", name="quantity_positive"),
         CheckConstraint("price_minor >= 0", name="price_not_negative"),
     )

@@ -111,10 +111,3 @@ def subscription_for_staff(tenant: Tenant, subscription_id: int) -> Subscription
         .options(joinedload(Subscription.user), joinedload(Subscription.plan).joinedload(Plan.product),
                  selectinload(Subscription.items))
     )
-
-
-def subscription_version(tenant: Tenant, subscription_id: int) -> int | None:
-    """The current version of one of `tenant`'s subscriptions (None if not the tenant's)."""
-    return db.session.scalar(select(Subscription.version).where(Subscription.id == subscription_id,
-                                                                Subscription.tenant_id == tenant.id))
-

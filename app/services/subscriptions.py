@@ -14,12 +14,12 @@ from sqlalchemy import select
 
 from app.clock import now
 from app.domain.policy import Do
-from app.domain.subscriptions import Action, SubscriptionStatus
+from app.domain.subscriptions import LONGEST_AHEAD, Action, SubscriptionStatus
 from app.extensions import db
 from app.models import Subscription, Tenant
 from app.services import events, lifecycle
 from app.services.actors import Actor
-from app.services.errors import InvalidInput, ServiceError
+from app.services.errors import Conflict, InvalidInput, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +60,21 @@ def reinstate(*, tenant: Tenant, actor: Actor, subscription_id: int, reason: str
 
 
 def extend_retention(*, tenant: Tenant, actor: Actor, subscription_id: int, until: datetime,
-                     reason: str) -> Subscription:
+                     reason: str, version: int | None = None) -> Subscription:
     """Keep a canceled subscription's servers and data longer (a tenant admin, with a reason)."""
     reason = _required(reason)
     try:
         subscription = lifecycle.lock(tenant, subscription_id)
         actor.may(Do.EXTEND_RETENTION, subscription)
+        if version is not None and subscription.version != version:
+            raise Conflict(RELOAD)
         if subscription.status is not SubscriptionStatus.CANCELED or subscription.purged_at is not None:
             raise InvalidInput("Only a canceled subscription whose servers are not deleted yet can be kept longer.")
         current = subscription.servers_delete_at
         if until <= now() or (current is not None and until <= current):
             raise InvalidInput("Choose a date after the current deletion date.", field="until")
+        if until > now() + LONGEST_AHEAD:
+            raise InvalidInput("Choose a date within ten years.", field="until")
         subscription.servers_delete_at = until
         events.record(subscription, "retention_extended", actor=actor, reason=reason,
                       previous=current.isoformat() if current else None, until=until.isoformat())

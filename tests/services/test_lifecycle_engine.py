@@ -269,3 +269,25 @@ def test_canceling_an_order_never_started_ends_its_items_at_once(tenant, custome
     [item] = items_of(subscription)
     assert item.status is ItemStatus.DECOMMISSIONED and item.server_id is None
     assert [e.kind for e in events_of(subscription, "server_not_created")] == ["server_not_created"]
+
+
+@pytest.mark.parametrize("days", [-1, 0, 3661])
+def test_a_grace_period_ends_in_the_future_and_within_ten_years(tenant, admin, active_subscription, clock, days):
+    with pytest.raises(InvalidInput, match="grace period must end in the future"):
+        suspend(tenant, Actor(admin), active_subscription, grace_ends_at=clock.now() + timedelta(days=days))
+    assert reloaded(active_subscription).status is SubscriptionStatus.ACTIVE
+
+
+def test_servers_are_kept_longer_for_ten_years_at_most(tenant, admin, active_subscription, clock):
+    from app.domain.catalogue import ChangeRule
+
+    active_subscription.plan.cancellation_rule = ChangeRule.IMMEDIATE
+    db.session.commit()
+    subscriptions.cancel(tenant=tenant, actor=Actor(admin), subscription_id=active_subscription.id)
+    with pytest.raises(InvalidInput, match="within ten years"):
+        subscriptions.extend_retention(tenant=tenant, actor=Actor(admin), subscription_id=active_subscription.id,
+                                       until=clock.now() + timedelta(days=3661), reason="Legal hold")
+    stale = reloaded(active_subscription).version - 1
+    with pytest.raises(Conflict):
+        subscriptions.extend_retention(tenant=tenant, actor=Actor(admin), subscription_id=active_subscription.id,
+                                       until=clock.now() + timedelta(days=60), reason="Legal hold", version=stale)

@@ -149,12 +149,9 @@ def cancel_subscription(subscription_id: int) -> Response | tuple[str, int]:
 @tenant_admin_required
 def keep_subscription_longer(subscription_id: int) -> Response | tuple[str, int]:
     def call(form: KeepLongerForm) -> str:
-        # extend_retention takes no version: a page older than the subscription is refused here.
-        if staff.subscription_version(g.tenant, subscription_id) not in (None, form.version.data):
-            raise Conflict(lifecycle.RELOAD)
         changed = subscriptions.extend_retention(tenant=g.tenant, actor=current_actor(),
                                                  subscription_id=subscription_id, until=form.until_at,
-                                                 reason=form.reason.data)
+                                                 reason=form.reason.data, version=form.version.data)
         return f"The servers of subscription #{changed.id} are kept until {format_day(changed.servers_delete_at)}."
 
     return _act(subscription_id, KEEP_LONGER, call)
