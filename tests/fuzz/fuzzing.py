@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -11,12 +12,14 @@ from werkzeug.test import TestResponse
 from app.extensions import db
 from app.models import Subscription
 from tests.fuzz.checks import problems
-from tests.fuzz.probes import Probe, first, probes
+from tests.fuzz.hostile import Value
+from tests.fuzz.probes import CURRENT_VERSION, NEW_EMAIL, NEW_KEY, Probe, first, probes
 from tests.fuzz.routes import SAFE_METHODS, Route
 from tests.fuzz.visitors import Visitor, one_line
 from tests.fuzz.world import TENANT_NAME
 
 HX = {"HX-Request": "true"}
+_fresh = itertools.count(1)
 
 
 def walk(route: Route, visitor: Visitor) -> Findings:
@@ -43,16 +46,18 @@ def send(visitor: Visitor, probe: Probe, *, htmx: bool) -> TestResponse | BaseEx
     if probe.method not in SAFE_METHODS and probe.csrf == "valid":
         headers["X-CSRFToken"] = visitor.csrf  # as htmx sends it; forms carry it as a field too
     if probe.form is not None:
-        kwargs["data"] = probe.encoded_form(visitor.csrf, _version(visitor))
+        kwargs["data"] = probe.encoded_form(visitor.csrf, _placeholders(visitor))
         kwargs["content_type"] = "application/x-www-form-urlencoded"
     elif probe.body is not None:
         kwargs["data"], kwargs["content_type"] = probe.body.data, probe.body.content_type
     return visitor.open(probe.method, probe.path, **kwargs)
 
 
-def _version(visitor: Visitor) -> int:
-    return db.session.execute(select(Subscription.version).where(
+def _placeholders(visitor: Visitor) -> dict[Value, str]:
+    version = db.session.execute(select(Subscription.version).where(
         Subscription.id == visitor.world.subscription_id)).scalar_one()
+    n = next(_fresh)
+    return {CURRENT_VERSION: str(version), NEW_EMAIL: f"new-{n}@example.com", NEW_KEY: f"fuzz-key-{n}"}
 
 
 def turned_away(response: TestResponse | BaseException, method: str) -> bool:

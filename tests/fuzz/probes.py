@@ -20,7 +20,11 @@ from tests.fuzz.routes import SAFE_METHODS, Route
 from tests.fuzz.world import World
 
 BOTH, PLAIN, HTMX = (False, True), (False,), (True,)
-CURRENT_VERSION = Value("current version")  # replaced when sent: the subscription changes as the probes run
+# Placeholders filled in when a probe is sent: the subscription changes as the probes run, and a taken email
+# or a used idempotency key would end a registration or an order before the other fields are looked at.
+CURRENT_VERSION = Value("current version")
+NEW_EMAIL = Value("a new email")
+NEW_KEY = Value("a new idempotency key")
 
 
 @dataclass(frozen=True)
@@ -35,11 +39,11 @@ class Probe:
     refusal: str | None = None  # how it must be refused, if it must (checks.REFUSALS)
     modes: tuple[bool, ...] = BOTH  # sent plain (False) and/or as htmx (True)
 
-    def encoded_form(self, token: str, version: int) -> bytes:
-        """The form URL-encoded, with the session's CSRF token and the subscription's current version."""
+    def encoded_form(self, token: str, placeholders: dict[Value, str]) -> bytes:
+        """The form URL-encoded, with the session's CSRF token and the placeholders filled in."""
         csrf = {"valid": [("csrf_token", Value("", token))], "wrong": [("csrf_token", Value("", "wrong"))]}
         pairs = [*csrf.get(self.csrf, []), *(self.form or ())]
-        pairs = [(name, Value("", str(version)) if value is CURRENT_VERSION else value) for name, value in pairs]
+        pairs = [(name, Value("", placeholders[value]) if value in placeholders else value) for name, value in pairs]
         return "&".join(f"{quote(name, safe='')}={value.encoded()}" for name, value in pairs).encode()
 
 
@@ -68,17 +72,17 @@ STRING_PARAMS = {"provider": ("hetzner", "digitalocean"), "command": ("start", "
 # A valid form for each endpoint that takes one; hostile values replace one field at a time.
 FORMS: dict[str, Callable[[World, dict[str, str]], dict[str, str | Value]]] = {
     "auth.login": lambda w, _: {"email": w.customer.email, "password": PASSWORD},
-    "auth.register": lambda w, _: {"name": "Rita Register", "email": "rita@example.com", "password": PASSWORD,
+    "auth.register": lambda w, _: {"name": "Rita Register", "email": NEW_EMAIL, "password": PASSWORD,
                                    "confirm": PASSWORD},
     "account.profile": lambda w, _: {"full_name": "Casey Customer", "billing_email": "casey@example.com",
                                      "company": "ACME", "address": "Hauptstrasse 1", "postal_code": "10115",
                                      "city": "Berlin", "country": "DE"},
     "account.change_password": lambda w, _: {"password-current_password": PASSWORD,
                                              "password-new_password": PASSWORD, "password-confirm": PASSWORD},
-    "account.change_email": lambda w, _: {"email-email": "casey@example.com", "email-password": PASSWORD},
+    "account.change_email": lambda w, _: {"email-email": NEW_EMAIL, "email-password": PASSWORD},
     "admin.set_cloud_token": lambda w, p: {f"{p['provider']}-token": "hz-0123456789abcdefghijklmnopqrstuvwxyzABCD"},
     "orders.create": lambda w, _: {"quantity": "1", "serverType": "cx22", "location": "nbg1",
-                                   "image": "ubuntu-24.04", "idempotency_key": "fuzz-order-1"},
+                                   "image": "ubuntu-24.04", "idempotency_key": NEW_KEY},
     "subscriptions.cancel": lambda w, _: {"version": CURRENT_VERSION, "reason": "Too expensive"},
     "subscriptions.switch": lambda w, _: {"version": CURRENT_VERSION, "server_type": "cx22", "location": "fsn1"},
     "subscriptions.resume": lambda w, _: {"version": CURRENT_VERSION},
