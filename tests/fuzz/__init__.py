@@ -1,0 +1,1 @@
+"""Every route, every method, every role, with hostile values (RELIABILITY row 34)."""

@@ -1,0 +1,106 @@
+"""The small world each fuzz test runs in: our tenant and another one, a customer with a running server, staff.
+
+`World.ids` gives, for each id parameter of the URL map, a real id of our tenant and one of the other tenant.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import timedelta
+
+from app.clock import FrozenClock, now
+from app.domain.accounts import Role
+from app.domain.catalogue import Interval
+from app.domain.subscriptions import ItemStatus, SubscriptionStatus
+from app.extensions import db
+from app.models import CustomerProfile, EndReason, Impersonation, Subscription, SubscriptionItem, Tenant, User
+from app.providers.sandbox import sandbox_for
+from app.services import ordering
+from app.services.actors import Actor
+from tests import factories
+from tests.helpers import run_scheduled_tasks
+
+TENANT_NAME = "Nimbus Fuzz"
+_keys = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class World:
+    tenant: Tenant
+    customer: User
+    admin: User
+    support: User
+    plan_id: int
+    subscription_id: int
+    item_id: int
+    record_id: int  # a closed impersonation of our tenant, for the audit pages
+    ids: dict[str, tuple[int, int]]  # URL parameter -> (ours, the other tenant's)
+
+
+def build(clock: FrozenClock) -> World:
+    tenant = factories.tenant(slug="default", name=TENANT_NAME, hosts=["localhost"])
+    other = factories.tenant(slug="other", name="Other Hosting", hosts=["other.test"])
+    customer = _customer(tenant, "casey@example.com")
+    support = factories.user(tenant, email="sam@example.com", name="Sam Support", role=Role.SUPPORT)
+    admin = factories.user(tenant, email="alex@example.com", name="Alex Admin", role=Role.TENANT_ADMIN)
+    plan = factories.plan(tenant, name="Cloud S", allow_customer_location_selection=True)
+    subscription = _running(tenant, customer, plan, clock)
+    theirs = _customer(other, "olivia@example.com")
+    their_plan = factories.plan(other, name="Elsewhere")
+    their_subscription = _unprovisioned(other, theirs, their_plan)
+    their_support = factories.user(other, email="sue@example.com", name="Sue Support", role=Role.SUPPORT)
+    record, their_record = _audit(tenant, support, customer), _audit(other, their_support, theirs)
+    item_id = subscription.items[0].id
+    return World(
+        tenant=tenant, customer=customer, admin=admin, support=support, plan_id=plan.id,
+        subscription_id=subscription.id, item_id=item_id, record_id=record.id,
+        ids={"plan_id": (plan.id, their_plan.id), "subscription_id": (subscription.id, their_subscription.id),
+             "item_id": (item_id, their_subscription.items[0].id), "customer_id": (customer.id, theirs.id),
+             "impersonation_id": (record.id, their_record.id)},
+    )
+
+
+def _customer(tenant: Tenant, email: str) -> User:
+    user = factories.user(tenant, email=email, name="Casey Customer")
+    db.session.add(CustomerProfile(user_id=user.id, full_name=user.name, billing_email=user.email,
+                                   address="Hauptstrasse 1", city="Berlin", country="DE"))
+    db.session.commit()
+    return user
+
+
+def _running(tenant: Tenant, customer: User, plan, clock: FrozenClock) -> Subscription:  # type: ignore[no-untyped-def]
+    """Ordered and provisioned in the sandbox cloud, as a worker would: one running server."""
+    sandbox_for(tenant.id, "hetzner", now)
+    subscription = ordering.place_order(tenant=tenant, actor=Actor(customer), plan_id=plan.id, requested_config={},
+                                        quantity=1, auto_backorder=False, idempotency_key=f"fuzz-{next(_keys)}")
+    clock.advance(seconds=30)
+    run_scheduled_tasks()
+    db.session.expire_all()
+    subscription = db.session.get(Subscription, subscription.id)
+    assert subscription.status == SubscriptionStatus.ACTIVE, subscription.status
+    return subscription
+
+
+def _unprovisioned(tenant: Tenant, customer: User, plan) -> Subscription:  # type: ignore[no-untyped-def]
+    start = now()
+    subscription = Subscription(
+        tenant_id=tenant.id, user_id=customer.id, plan_id=plan.id, status=SubscriptionStatus.ACTIVE, quantity=1,
+        price_minor=990, currency="EUR", interval=Interval.MONTH, requested_config=plan.config_defaults,
+        activated_at=start, current_period_start=start, current_period_end=start + timedelta(days=30))
+    db.session.add(subscription)
+    db.session.flush()
+    db.session.add(SubscriptionItem(tenant_id=tenant.id, subscription_id=subscription.id, status=ItemStatus.ACTIVE,
+                                    provider="hetzner", config=plan.config_defaults, hostname="theirs-1"))
+    db.session.commit()
+    return subscription
+
+
+def _audit(tenant: Tenant, support: User, customer: User) -> Impersonation:
+    start = now() - timedelta(hours=2)
+    record = Impersonation(tenant_id=tenant.id, support_user_id=support.id, customer_id=customer.id,
+                           reason="Ticket #1: fuzz", started_at=start, ends_at=start + timedelta(hours=1),
+                           ended_at=start + timedelta(minutes=5), end_reason=EndReason.STOPPED)
+    db.session.add(record)
+    db.session.commit()
+    return record
