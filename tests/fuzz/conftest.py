@@ -12,9 +12,9 @@ from flask import Flask
 
 from app import create_app
 from app.extensions import db
-from app.providers.fakes import serve
-from app.providers.fakes.digitalocean_api import DigitalOceanFake
-from app.providers.fakes.hetzner_api import HetznerFake
+from app.sandbox import serve
+from app.sandbox.digitalocean_api import DigitalOceanFake
+from app.sandbox.hetzner_api import HetznerFake
 from tests.conftest import config_for_tests
 from tests.fuzz import world as worlds
 from tests.fuzz.routes import Route, routes

@@ -15,7 +15,7 @@ from app.domain.catalogue import Interval
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import CustomerProfile, EndReason, Impersonation, Subscription, SubscriptionItem, Tenant, User
-from app.providers.sandbox import sandbox_for
+from app.sandbox.cloud import sandbox_for
 from app.services import ordering
 from app.services.actors import Actor
 from tests import factories
