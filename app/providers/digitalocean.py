@@ -209,8 +209,12 @@ class DigitalOceanCloud:
         return self._act(server_id, "power_on")
 
     def power_off(self, server_id: str) -> ActionInfo:
-        """Cut the power (DigitalOcean's `power_off`; `shutdown` would be the graceful one)."""
+        """Cut the power (DigitalOcean's `power_off`; `shutdown` is the graceful one)."""
         return self._act(server_id, "power_off")
+
+    def shutdown(self, server_id: str) -> ActionInfo:
+        """A graceful (ACPI) shutdown; the action errors when the guest does not react (BUSY while another runs)."""
+        return self._act(server_id, "shutdown")
 
     def reboot(self, server_id: str) -> ActionInfo:
         """Reboot the droplet gracefully."""

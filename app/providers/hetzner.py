@@ -14,8 +14,11 @@ Choices worth knowing (the API and SDK have traps):
   An existing server with that name and those labels is adopted; a create whose answer was lost (a timeout,
   a dropped connection, a 5xx, or the SDK's own retry meeting 409 `uniqueness_error`) is followed by a
   look-up by name.
-- `power_off` uses `poweroff` (a hard stop that always completes), not `shutdown` (an ACPI request the guest
-  may ignore, whose action succeeds before the server is off).
+- `power_off` uses `poweroff` (a hard stop that always completes); `shutdown` is the ACPI request the guest
+  may ignore, whose action succeeds once the request is sent, before the server is off: callers poll the
+  server's status and power it off after a timeout.
+- Action commands are Hetzner's (`start_server`, `stop_server`, `shutdown_server`, `reboot_server`,
+  `reset_server`), not the path names of the requests that start them.
 """
 
 from __future__ import annotations
@@ -90,8 +93,9 @@ _AUTH_MESSAGE = "Hetzner Cloud rejected the API token (revoked or wrong); the pr
 _POWER_OF_STATUS = {"initializing": PowerState.PROVISIONING, "starting": PowerState.STARTING,
                     "running": PowerState.RUNNING, "stopping": PowerState.STOPPING, "off": PowerState.OFF,
                     "rebuilding": PowerState.PROVISIONING, "migrating": PowerState.RUNNING}
-_POWER_OF_ACTION = {"reboot": PowerState.REBOOTING, "reset": PowerState.REBOOTING,
-                    "poweron": PowerState.STARTING, "poweroff": PowerState.STOPPING, "shutdown": PowerState.STOPPING}
+_POWER_OF_ACTION = {"reboot_server": PowerState.REBOOTING, "reset_server": PowerState.REBOOTING,
+                    "start_server": PowerState.STARTING, "stop_server": PowerState.STOPPING,
+                    "shutdown_server": PowerState.STOPPING}
 
 
 class HetznerCloud:
@@ -165,6 +169,10 @@ class HetznerCloud:
     def power_off(self, server_id: str) -> ActionInfo:
         """A hard power-off: it always completes, unlike an ACPI shutdown the guest may ignore."""
         return self._act(server_id, self._client.servers.power_off)
+
+    def shutdown(self, server_id: str) -> ActionInfo:
+        """An ACPI shutdown: the action succeeds once it is sent; the server is off only when the guest says so."""
+        return self._act(server_id, self._client.servers.shutdown)
 
     def reboot(self, server_id: str) -> ActionInfo:
         return self._act(server_id, self._client.servers.reboot)

@@ -149,6 +149,7 @@ class SandboxCloud:
         self._capacity = Capacity()
         self._failures: dict[str, deque[_Failure]] = {op: deque() for op in OPERATIONS}
         self._lost_answers = 0
+        self._guests_ignore_shutdown = False
         self._last_server_id = 0
         self._last_action_id = 0
 
@@ -168,8 +169,8 @@ class SandboxCloud:
                   message: str | None = None, retry_after: float | None = None) -> None:
         """Make the next `times` calls of `operation` raise ProviderError(kind) before doing anything.
 
-        Operations: "create", "find" (find_server), "info" (server_info), "power" (power_on, power_off,
-        reboot), "delete", "offers" (offers, check_availability). Failures queue up in order.
+        Operations: "create", "find" (find_server, managed_servers), "info" (server_info), "power" (power_on,
+        power_off, shutdown, reboot), "delete", "offers" (offers, check_availability). Failures queue up in order.
         """
         if operation not in OPERATIONS:
             raise ValueError(f"unknown operation {operation!r}; expected one of {sorted(OPERATIONS)}")
@@ -181,6 +182,11 @@ class SandboxCloud:
         """The next `times` successful creates lose their answer: the server exists, the caller sees a timeout."""
         with self._lock:
             self._lost_answers += times
+
+    def ignore_shutdown(self, ignore: bool = True) -> None:
+        """Guests ignore ACPI from now on: `shutdown` succeeds and leaves the server on (`power_off` works)."""
+        with self._lock:
+            self._guests_ignore_shutdown = ignore
 
     def delete_out_of_band(self, server_id: str) -> None:
         """Delete a server as if someone did it in the provider's console (not recorded in `calls`)."""
@@ -248,6 +254,11 @@ class SandboxCloud:
         """Stop the server; on a stopped server, an action that has already succeeded."""
         return self._power(server_id, "power_off", on=False)
 
+    def shutdown(self, server_id: str) -> ActionInfo:
+        """Shut down gracefully: off once the action finishes, or, while guests ignore ACPI (`ignore_shutdown`),
+        the action completes and the server stays on, as at the real clouds."""
+        return self._power(server_id, "shutdown", on=None)
+
     def reboot(self, server_id: str) -> ActionInfo:
         """Reboot the server; a stopped server is started."""
         return self._power(server_id, "reboot", on=True)
@@ -314,12 +325,15 @@ class SandboxCloud:
         self._servers[server.id] = server
         return server
 
-    def _power(self, server_id: str, command: str, *, on: bool) -> ActionInfo:
+    def _power(self, server_id: str, command: str, *, on: bool | None) -> ActionInfo:
+        """`on` None: a shutdown, which the guest may ignore."""
         with self._lock:
             now = self._begin("power", command, server_id)
             server = self._get(server_id)
             if server.current_action(now) is not None:
                 raise ProviderError(ErrorKind.BUSY, BUSY_MESSAGE)
+            if on is None:
+                on = server.on and self._guests_ignore_shutdown
             # Like the real clouds, asking for the state the server is already in succeeds at once.
             changes = command == "reboot" or server.on != on
             if command == "reboot" and server.on:

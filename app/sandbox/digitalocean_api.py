@@ -12,10 +12,12 @@ uses, under `/v2`, with or without a trailing slash, in the shapes of the real A
 Behaviour copied from the real API and from the sandbox cloud: droplets are `new` for `boot_seconds` (no
 addresses yet), then `active`; power actions are `in-progress` for `action_seconds` and refuse a second one
 with 422 "Droplet already has a pending event."; asking for the power state a droplet is already in completes
-at once. A size can be placed in a region only if the region is available, the size is available and the
-size is in `region.sizes`; capacity per (size, region) hides a sold-out size from `region.sizes`. Duplicate
-names are allowed, as at DigitalOcean. Errors are `{"id", "message", "request_id"}`. Time comes from `clock`
-so tests move it instead of sleeping; only injected slow answers really sleep.
+at once; a graceful `shutdown` runs like `power_off` (the droplet stays `active` until it is `off`) or, while
+guests ignore ACPI (`ignore_shutdown`), ends `errored` with the droplet still on. A size can be placed in a
+region only if the region is available, the size is available and the size is in `region.sizes`; capacity per
+(size, region) hides a sold-out size from `region.sizes`. Duplicate names are allowed, as at DigitalOcean.
+Errors are `{"id", "message", "request_id"}`. Time comes from `clock` so tests move it instead of sleeping;
+only injected slow answers really sleep.
 
 Every request to `/v2` is recorded in `received` (method, path without trailing slash, query, JSON body).
 The controls are Python methods and JSON endpoints under `/_control` (not recorded, no token needed):
@@ -26,6 +28,7 @@ The controls are Python methods and JSON endpoints under `/_control` (not record
     POST /_control/availability  {"region" | "size", "available": bool}
     POST /_control/droplet_limit {"limit": int | null}
     POST /_control/token         {"token": str | null}
+    POST /_control/ignore_shutdown {"ignore"?: bool}  (guests ignore ACPI: a shutdown errors, the droplet stays on)
     POST /_control/fail          {"operation", "status", "id"?, "message"?, "retry_after"?, "times"?, "body"?,
                                   "after"?: calls to let through first}
     POST /_control/slow          {"operation", "seconds", "times"?}
@@ -130,6 +133,7 @@ class _Action:
     region: str
     started_at: datetime
     seconds: float
+    errored: bool = False  # how it ends: a shutdown the guest ignored errors
 
     def running(self, now: datetime) -> bool:
         return self.seconds > 0 and now < self.started_at + timedelta(seconds=self.seconds)
@@ -228,6 +232,7 @@ _CONTROL = Map([
     Rule("/_control/availability", methods=["POST"], endpoint="availability"),
     Rule("/_control/droplet_limit", methods=["POST"], endpoint="droplet_limit"),
     Rule("/_control/token", methods=["POST"], endpoint="token"),
+    Rule("/_control/ignore_shutdown", methods=["POST"], endpoint="ignore_shutdown"),
     Rule("/_control/fail", methods=["POST"], endpoint="fail"),
     Rule("/_control/slow", methods=["POST"], endpoint="slow"),
     Rule("/_control/lose_answer", methods=["POST"], endpoint="lose_answer"),
@@ -270,6 +275,7 @@ class DigitalOceanFake:
             self._region_available = dict.fromkeys(self._regions, True)
             self._size_available = dict.fromkeys(self._sizes, True)
             self._droplet_limit: int | None = None
+            self._guest_ignores_shutdown = False
             self._faults: dict[str, deque[Fault]] = {op: deque() for op in OPERATIONS}
             self._received.clear()
             if self._demo:
@@ -301,6 +307,11 @@ class DigitalOceanFake:
         """The account's droplet limit (a quota); None for none. Creates beyond it answer 422."""
         with self._lock:
             self._droplet_limit = limit
+
+    def ignore_shutdown(self, ignore: bool = True) -> None:
+        """Guests ignore ACPI from now on: a `shutdown` runs, then errors, and the droplet stays on."""
+        with self._lock:
+            self._guest_ignores_shutdown = ignore
 
     def set_token(self, token: str | None) -> None:
         """Accept only this token from now on (a revoked token answers 401); None accepts any."""
@@ -485,9 +496,10 @@ class DigitalOceanFake:
                 raise FakeError(422, PENDING_EVENT)
             target = POWER_TARGET[kind]
             changes = kind in ("reboot", "power_cycle") or droplet.on != target
-            droplet.was_on, droplet.on = droplet.on, target
+            ignored = kind == "shutdown" and changes and self._guest_ignores_shutdown
+            droplet.was_on, droplet.on = droplet.on, droplet.on if ignored else target
             seconds = self._action_seconds if changes else 0.0
-            droplet.action = self._new_action(kind, droplet.id, droplet.region, now, seconds)
+            droplet.action = self._new_action(kind, droplet.id, droplet.region, now, seconds, errored=ignored)
             return _json(201, {"action": self._action_json(droplet.action, now)})
 
     def _handle_list_actions(self, request: Request, body: Any, droplet_id: int) -> Response:
@@ -565,9 +577,10 @@ class DigitalOceanFake:
         self._droplets[droplet_id] = droplet
         return droplet
 
-    def _new_action(self, kind: str, droplet_id: int, region: str, now: datetime, seconds: float) -> _Action:
+    def _new_action(self, kind: str, droplet_id: int, region: str, now: datetime, seconds: float, *,
+                    errored: bool = False) -> _Action:
         self._last_action_id += 1
-        action = _Action(self._last_action_id, kind, droplet_id, region, now, seconds)
+        action = _Action(self._last_action_id, kind, droplet_id, region, now, seconds, errored)
         self._actions[action.id] = action
         return action
 
@@ -614,7 +627,8 @@ class DigitalOceanFake:
     def _action_json(self, action: _Action, now: datetime) -> JSON:
         running = action.running(now)
         completed = action.started_at + timedelta(seconds=action.seconds)
-        return {"id": action.id, "status": "in-progress" if running else "completed", "type": action.type,
+        status = "in-progress" if running else "errored" if action.errored else "completed"
+        return {"id": action.id, "status": status, "type": action.type,
                 "started_at": _timestamp(action.started_at),
                 "completed_at": None if running else _timestamp(completed),
                 "resource_id": action.droplet_id, "resource_type": "droplet",
@@ -673,6 +687,9 @@ class DigitalOceanFake:
 
     def _control_token(self, body: JSON) -> None:
         self.set_token(body.get("token"))
+
+    def _control_ignore_shutdown(self, body: JSON) -> None:
+        self.ignore_shutdown(bool(body.get("ignore", True)))
 
     def _control_fail(self, body: JSON) -> None:
         retry_after = body.get("retry_after")

@@ -4,6 +4,8 @@
 uses with the JSON shapes of the real API: server types with per-location prices (decimal
 strings) and availability, locations with network zones, servers that are `initializing` for `boot_seconds`
 and then `running`, power actions that run for `action_seconds` and lock the server meanwhile (423 `locked`),
+named as Hetzner names them (`stop_server` for a poweroff, ...), an ACPI `shutdown` whose action only sends the
+request (the server is off `action_seconds` later, or never while guests ignore ACPI),
 names that must be unique (409 `uniqueness_error`), capacity that runs out (412 `resource_unavailable`),
 unsupported combinations (400 `invalid_input`), a server limit (403 `resource_limit_exceeded`), a bearer
 token (401 `unauthorized`) and a 3600-per-hour rate limit with `RateLimit-*` headers. The catalog is the
@@ -24,6 +26,7 @@ set_price(type, location, monthly_net)             POST /_control/prices {server
 set_deprecated(type, location, deprecated)         POST /_control/deprecation {server_type, location, deprecated}
 set_server_limit(limit | None)                     POST /_control/server_limit {limit}
 set_token(token | None)                            POST /_control/token {token}
+ignore_shutdown(ignore=True)                       POST /_control/ignore_shutdown {ignore}
 set_rate_limit(per_hour)                           POST /_control/rate_limit {per_hour}
 advance(seconds)                                   POST /_control/advance {seconds}
 state() / calls                                    GET /_control/state, GET /_control/calls
@@ -66,6 +69,10 @@ Json = dict[str, Any]
 
 OPERATIONS = ("create", "get", "list", "action", "delete", "types", "locations", "poll")
 POWER_COMMANDS = ("poweron", "poweroff", "shutdown", "reboot", "reset")
+# The action each request starts, as Hetzner names it in the answer and in GET /actions.
+COMMAND_OF_ACTION = {"poweron": "start_server", "poweroff": "stop_server", "shutdown": "shutdown_server",
+                     "reboot": "reboot_server", "reset": "reset_server"}
+SHUTDOWN_SEND_SECONDS = 1.0  # a shutdown action only sends the ACPI request
 MAX_USER_DATA_BYTES = 32 * 1024
 RATE_LIMIT_PER_HOUR = 3600
 VAT = Decimal("1.19")
@@ -171,15 +178,19 @@ class _Server:
     created: datetime
     on: bool  # where the server ends up once its actions have finished
     actions: list[_Action] = field(default_factory=list)
+    guest_off_at: datetime | None = None  # an ACPI shutdown was sent: the guest is off from then on
 
     def running_actions(self, now: datetime) -> list[_Action]:
         return [a for a in self.actions if a.running(now)]
+
+    def is_on(self, now: datetime) -> bool:
+        return self.on and (self.guest_off_at is None or now < self.guest_off_at)
 
     def status(self, now: datetime) -> str:
         running = self.running_actions(now)
         if running:
             return running[0].during
-        return "running" if self.on else "off"
+        return "running" if self.is_on(now) else "off"
 
 
 class HetznerFake:
@@ -217,6 +228,7 @@ class HetznerFake:
             self._prices = {key: Decimal(o.price_minor) / 100 for key, o in self._catalog.items()}
             self._deprecated = {key for key, o in self._catalog.items() if o.deprecated}
             self._server_limit: int | None = None
+            self.guest_ignores_shutdown = False
             self._faults: dict[str, deque[Fault]] = {op: deque() for op in OPERATIONS}
             self._calls: list[Call] = []
             self._bucket = (float(self._rate_limit), self._now())
@@ -273,6 +285,11 @@ class HetznerFake:
         """The project's server quota; creates beyond it answer 403 resource_limit_exceeded."""
         with self._lock:
             self._server_limit = limit
+
+    def ignore_shutdown(self, ignore: bool = True) -> None:
+        """Guests ignore ACPI from now on: a shutdown action succeeds and the server stays on (poweroff works)."""
+        with self._lock:
+            self.guest_ignores_shutdown = ignore
 
     def set_token(self, token: str | None) -> None:
         """Change (or revoke) the accepted token; None accepts any request."""
@@ -433,13 +450,24 @@ class HetznerFake:
             raise ApiError(404, "not_found", f"action '{command}' not found")
         if server.running_actions(now):
             raise ApiError(423, "locked", LOCKED_MESSAGE)
+        if command == "shutdown":
+            return {"action": self._shutdown(server, now).json(now)}, 201
         on = command in ("poweron", "reboot", "reset")
+        was_on = server.is_on(now)
         # Like Hetzner, asking for the state the server is in already succeeds at once.
-        changes = command in ("reboot", "reset") or server.on != on
-        during = "running" if changes and server.on and on else ("starting" if on else "stopping")
-        action = self._act(server, command, now, self.action_seconds if changes else 0.0, during)
-        server.on = on
+        changes = command in ("reboot", "reset") or was_on != on
+        during = "running" if changes and was_on and on else ("starting" if on else "stopping")
+        action = self._act(server, COMMAND_OF_ACTION[command], now, self.action_seconds if changes else 0.0, during)
+        server.on, server.guest_off_at = on, None
         return {"action": action.json(now)}, 201
+
+    def _shutdown(self, server: _Server, now: datetime) -> _Action:
+        """ACPI: the action only sends the request (it succeeds quickly, the server still running); the guest
+        is off `action_seconds` later, or never when it ignores ACPI."""
+        seconds = min(SHUTDOWN_SEND_SECONDS, self.action_seconds)
+        if server.is_on(now) and not self.guest_ignores_shutdown and server.guest_off_at is None:
+            server.guest_off_at = now + timedelta(seconds=self.action_seconds)
+        return self._act(server, COMMAND_OF_ACTION["shutdown"], now, seconds, "running")
 
     def _get_action(self, request: Request, now: datetime, id: int, server_id: int | None = None) -> tuple[Json, int]:
         action = self._actions.get(id)
@@ -652,6 +680,7 @@ _CONTROLS: dict[str, Callable[..., Any]] = {
                                                                   bool(body.get("deprecated", True))),
     "control_server_limit": lambda fake, body: fake.set_server_limit(body["limit"]),
     "control_token": lambda fake, body: fake.set_token(body["token"]),
+    "control_ignore_shutdown": lambda fake, body: fake.ignore_shutdown(bool(body.get("ignore", True))),
     "control_rate_limit": lambda fake, body: fake.set_rate_limit(int(body["per_hour"])),
     "control_advance": lambda fake, body: fake.advance(float(body["seconds"])),
 }
@@ -683,6 +712,7 @@ _ROUTES = [
     ("POST", "/_control/deprecation", "control_deprecation"),
     ("POST", "/_control/server_limit", "control_server_limit"),
     ("POST", "/_control/token", "control_token"),
+    ("POST", "/_control/ignore_shutdown", "control_ignore_shutdown"),
     ("POST", "/_control/rate_limit", "control_rate_limit"),
     ("POST", "/_control/advance", "control_advance"),
 ]

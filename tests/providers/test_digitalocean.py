@@ -368,6 +368,48 @@ def test_power_off_shows_progress_then_off(cloud, do_clock):
     assert cloud.reboot(server_id).command == "reboot"
 
 
+def test_a_graceful_shutdown_is_sent_as_a_shutdown_action_and_ends_off(cloud, fake, do_clock):
+    server_id = running(cloud, do_clock)
+
+    action = cloud.shutdown(server_id)
+    stopping = cloud.server_info(server_id)
+    do_clock.advance(ACTION)
+    off = cloud.server_info(server_id)
+
+    assert (action.command, action.status) == ("shutdown", ActionStatus.RUNNING)
+    posts = [(r.path, r.body) for r in fake.received if r.method == "POST"]
+    assert posts[-1] == (f"/v2/droplets/{server_id}/actions", {"type": "shutdown"})
+    assert stopping.power is PowerState.STOPPING and stopping.action == action
+    assert off.power is PowerState.OFF and off.action is None
+    assert [a["type"] for a in fake.state()["actions"]] == ["create", "shutdown"]
+
+
+def test_a_shutdown_the_guest_ignores_errors_and_leaves_the_droplet_on(cloud, fake, do_clock):
+    server_id = running(cloud, do_clock)
+    fake.ignore_shutdown()
+
+    cloud.shutdown(server_id)
+    do_clock.advance(ACTION)
+
+    assert cloud.server_info(server_id).power is PowerState.RUNNING
+    assert fake.state()["actions"][-1]["status"] == "errored"
+    cloud.power_off(server_id)  # the hard stop after the timeout
+    do_clock.advance(ACTION)
+    assert cloud.server_info(server_id).power is PowerState.OFF
+
+
+def test_a_shutdown_while_another_action_runs_is_busy_and_of_a_gone_droplet_not_found(cloud, fake, do_clock):
+    server_id = cloud.create_server(spec()).server_id
+    with pytest.raises(ProviderError) as busy:
+        cloud.shutdown(server_id)  # still booting
+    fake.delete_out_of_band(server_id)
+    with pytest.raises(ProviderError) as gone:
+        cloud.shutdown(server_id)
+
+    assert busy.value.kind is ErrorKind.BUSY and busy.value.retryable
+    assert gone.value.kind is ErrorKind.NOT_FOUND and not gone.value.retryable
+
+
 def test_power_on_a_running_droplet_succeeds_at_once(cloud, do_clock):
     server_id = running(cloud, do_clock)
     assert cloud.power_on(server_id).status is ActionStatus.SUCCESS

@@ -196,19 +196,65 @@ def test_power_actions_show_their_progress(cloud: HetznerCloud, clock: FakeClock
     server_id = running_server(cloud, clock)
 
     stopping = cloud.power_off(server_id)
-    assert (stopping.command, stopping.status) == ("poweroff", ActionStatus.RUNNING)
+    assert (stopping.command, stopping.status) == ("stop_server", ActionStatus.RUNNING)  # Hetzner's names
     assert cloud.server_info(server_id).power is PowerState.STOPPING
     clock.advance(2)
     assert cloud.server_info(server_id).power is PowerState.OFF
     assert cloud.power_off(server_id).status is ActionStatus.SUCCESS  # off already: done at once
 
-    assert cloud.power_on(server_id).command == "poweron"
+    assert cloud.power_on(server_id).command == "start_server"
     assert cloud.server_info(server_id).power is PowerState.STARTING
     clock.advance(2)
-    assert cloud.reboot(server_id).command == "reboot"
+    assert cloud.reboot(server_id).command == "reboot_server"
     rebooting = cloud.server_info(server_id)
     assert rebooting.power is PowerState.REBOOTING
-    assert rebooting.action is not None and rebooting.action.command == "reboot"
+    assert rebooting.action is not None and rebooting.action.command == "reboot_server"
+
+
+def test_a_shutdown_is_sent_then_the_guest_turns_the_server_off(cloud: HetznerCloud, fake: HetznerFake,
+                                                                 clock: FakeClock) -> None:
+    server_id = running_server(cloud, clock)
+
+    action = cloud.shutdown(server_id)
+
+    assert (action.command, action.status) == ("shutdown_server", ActionStatus.RUNNING)
+    assert [(c.operation, c.method, c.path, c.status) for c in fake.calls][-1] == (
+        "action", "POST", f"/v1/servers/{server_id}/actions/shutdown", 201)
+    assert cloud.server_info(server_id).power is PowerState.STOPPING  # while the request is being sent
+    clock.advance(1)
+    sent = cloud.server_info(server_id)
+    assert (sent.power, sent.action) == (PowerState.RUNNING, None)  # sent, but the guest is still shutting down
+    clock.advance(1)
+    assert cloud.server_info(server_id).power is PowerState.OFF
+    assert [a["command"] for a in fake.state()["actions"]][-1] == "shutdown_server"
+
+
+def test_a_guest_that_ignores_a_shutdown_stays_on_until_powered_off(cloud: HetznerCloud, fake: HetznerFake,
+                                                                     clock: FakeClock) -> None:
+    server_id = running_server(cloud, clock)
+    fake.ignore_shutdown()
+
+    cloud.shutdown(server_id)
+    clock.advance(60)
+
+    assert cloud.server_info(server_id).power is PowerState.RUNNING
+    assert cloud.power_off(server_id).status is ActionStatus.RUNNING  # the hard stop is not refused
+    clock.advance(2)
+    assert cloud.server_info(server_id).power is PowerState.OFF
+
+
+def test_a_shutdown_while_another_action_runs_is_busy_and_of_a_gone_server_not_found(
+        cloud: HetznerCloud, fake: HetznerFake, clock: FakeClock) -> None:
+    server_id = cloud.create_server(spec()).server_id
+    with pytest.raises(ProviderError) as busy:
+        cloud.shutdown(server_id)  # still booting
+    fake.delete_out_of_band(server_id)
+    with pytest.raises(ProviderError) as gone:
+        cloud.shutdown(server_id)
+
+    assert busy.value.kind is ErrorKind.BUSY and busy.value.retryable
+    assert gone.value.kind is ErrorKind.NOT_FOUND and not gone.value.retryable
+    assert operations(fake, "action") == [423, 404]
 
 
 def test_creating_consumes_capacity_and_deleting_frees_it(cloud: HetznerCloud, fake: HetznerFake) -> None:
@@ -452,7 +498,7 @@ def test_a_power_action_while_another_runs_is_busy_and_not_doubled(cloud: Hetzne
     assert busy.value.kind is ErrorKind.BUSY
     assert operations(fake, "action") == [423, 201, 423]  # locked is not retried by the SDK
     assert [a["command"] for a in fake.state()["actions"] if a["command"] not in ("create_server", "start_server")
-            ] == ["poweroff"]
+            ] == ["stop_server"]
 
 
 # --- RELIABILITY row 31: revoked token, quota ------------------------------------------------------

@@ -112,6 +112,7 @@ def test_servers_get_increasing_ids_and_documentation_addresses(cloud: SandboxCl
         (True, "power_on", PowerState.STARTING, PowerState.RUNNING),
         (False, "reboot", PowerState.REBOOTING, PowerState.RUNNING),
         (True, "reboot", PowerState.STARTING, PowerState.RUNNING),
+        (False, "shutdown", PowerState.STOPPING, PowerState.OFF),
     ],
 )
 def test_power_actions_progress_with_the_clock_and_finish(
@@ -137,7 +138,41 @@ def test_power_actions_progress_with_the_clock_and_finish(
     assert info.action is None
 
 
-@pytest.mark.parametrize(("start_off", "operation"), [(False, "power_on"), (True, "power_off")])
+def test_a_shutdown_the_guest_ignores_leaves_the_server_on_until_powered_off(cloud: SandboxCloud,
+                                                                            clock: FakeClock) -> None:
+    server_id = running_server(cloud, clock)
+    cloud.ignore_shutdown()
+
+    action = cloud.shutdown(server_id)
+    clock.advance(60)
+
+    assert (action.command, action.status) == ("shutdown", ActionStatus.SUCCESS)  # sent; the guest did nothing
+    assert cloud.server_info(server_id).power is PowerState.RUNNING
+    cloud.power_off(server_id)
+    clock.advance(2)
+    assert cloud.server_info(server_id).power is PowerState.OFF
+    assert [call[0] for call in cloud.calls[-4:]] == ["shutdown", "server_info", "power_off", "server_info"]
+
+
+def test_a_shutdown_fails_like_the_other_power_actions(cloud: SandboxCloud, clock: FakeClock) -> None:
+    server_id = cloud.create_server(spec()).server_id
+    with pytest.raises(ProviderError) as booting:
+        cloud.shutdown(server_id)
+    clock.advance(8)
+    cloud.fail_next("power", ErrorKind.RATE_LIMITED, retry_after=7)
+    with pytest.raises(ProviderError) as limited:
+        cloud.shutdown(server_id)
+    cloud.delete_server(server_id)
+    with pytest.raises(ProviderError) as gone:
+        cloud.shutdown(server_id)
+
+    assert booting.value.kind is ErrorKind.BUSY
+    assert (limited.value.kind, limited.value.retry_after) == (ErrorKind.RATE_LIMITED, 7)
+    assert gone.value.kind is ErrorKind.NOT_FOUND
+
+
+@pytest.mark.parametrize(("start_off", "operation"), [(False, "power_on"), (True, "power_off"),
+                                                      (True, "shutdown")])
 def test_asking_for_the_current_power_state_succeeds_at_once(
     cloud: SandboxCloud, clock: FakeClock, start_off: bool, operation: str
 ) -> None:
