@@ -3,6 +3,11 @@
 `advance(item_id, attempt)` is idempotent and is called again and again by the background worker until it
 answers None. It never creates a second server: the name and labels are deterministic and the adapters
 adopt a server that already carries them (a create that timed out but succeeded is found, not repeated).
+
+A cancellation may come while a server is being created. Before the item starts, after the cloud answers a
+create and before the item is delivered, the subscription row is locked and read again: when the
+cancellation got there first, a server just made is deleted at once (it was never delivered) and nothing
+more is done. States change only through `app.services.lifecycle`.
 """
 
 from __future__ import annotations
@@ -16,29 +21,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from app.clock import now
-from app.domain.billing import ChargeKind
 from app.domain.catalogue import Provider
 from app.domain.cloud_init import UserDataError, render_user_data
 from app.domain.configuration import geography_key
-from app.domain.pricing import period_end
 from app.domain.retry import MAX_ATTEMPTS, backoff_delay
-from app.domain.subscriptions import (
-    Action,
-    BackorderStatus,
-    ItemStatus,
-    SubscriptionStatus,
-    TransitionError,
-    item_transition,
-    plan_transition,
-)
+from app.domain.subscriptions import ITEM_TRANSITIONS, Action, BackorderStatus, ItemStatus, SubscriptionStatus
 from app.extensions import db
-from app.models import Backorder, Charge, Plan, Subscription, SubscriptionItem, Tenant
-from app.providers.base import ErrorKind, ProviderError, ServerInfo, ServerSpec
-from app.services import events
+from app.models import Backorder, Plan, Subscription, SubscriptionItem, Tenant
+from app.providers.base import CloudProvider, ErrorKind, ProviderError, ServerInfo, ServerSpec
+from app.services import events, lifecycle, work
+from app.services.actors import Actor
 from app.services.clouds import provider_for
+from app.services.errors import InvalidInput
+from app.services.work import Job
 
 log = logging.getLogger(__name__)
 
+PROVISIONING = Actor.system("provisioning")
 POLL_SECONDS = 2.0
 PROVISION_TIMEOUT = timedelta(minutes=20)
 LABEL_PREFIX = "portal"
@@ -122,6 +121,9 @@ def _waiting_backorder(subscription: Subscription) -> Backorder | None:
 
 def _create(item: SubscriptionItem, tenant: Tenant, dns_base_domain: str, attempt: int) -> Next | None:
     if item.status is ItemStatus.PENDING:
+        if not _lock(item):  # canceled since it was read
+            db.session.rollback()
+            return None
         _move(item, ItemStatus.PROVISIONING, "provisioning_started")
         db.session.commit()
     try:
@@ -129,19 +131,80 @@ def _create(item: SubscriptionItem, tenant: Tenant, dns_base_domain: str, attemp
     except UserDataError as error:
         return _fail(item, "This server cannot be set up because of a configuration problem on our side. "
                            "Our staff have been told.", staff_note=error.args[0])
-    info = provider_for(tenant.id, item.provider).create_server(spec)
+    cloud = provider_for(tenant.id, item.provider)
+    info = cloud.create_server(spec)
+    if not _lock(item):
+        return _settled_meanwhile(cloud, item, tenant, info)
     item.server_id = info.server_id
     item.hostname = spec.name
     item.fqdn = f"{spec.name}.{dns_base_domain}"
     _copy_addresses(item, info)
-    events.record(item.subscription, "server_created", item=item, server_id=info.server_id,
+    events.record(item.subscription, "server_created", actor=PROVISIONING, item=item, server_id=info.server_id,
                   server_type=spec.server_type, location=spec.location)
     db.session.commit()
     return _finish(item) if info.ready else Next(POLL_SECONDS, attempt)
 
 
+def _lock(item: SubscriptionItem) -> bool:
+    """Lock the item's subscription and read both afresh: False when a cancellation (or anyone) settled it."""
+    db.session.scalar(select(Subscription).where(Subscription.id == item.subscription_id).with_for_update()
+                      .execution_options(populate_existing=True))
+    db.session.refresh(item)
+    return (item.subscription.status is not SubscriptionStatus.CANCELED
+            and item.status in (ItemStatus.PENDING, ItemStatus.PROVISIONING))
+
+
+def _settled_meanwhile(cloud: CloudProvider, item: SubscriptionItem, tenant: Tenant, info: ServerInfo) -> None:
+    """The item moved on while its server was being created.
+
+    If the cancellation won the race, the server was never delivered, so it goes at once. Its id is written
+    first, so a worker dying before the delete leaves a trace the sweeper and the reconciler follow. If
+    another worker delivered it first (or failed it), this one has nothing more to do.
+    """
+    if item.subscription.status is not SubscriptionStatus.CANCELED or delivered(item):
+        db.session.commit()  # nothing changed here: just end the transaction and its lock
+        return None
+    log.info("item %s: canceled while its server %s was created; deleting it", item.id, info.server_id)
+    if item.server_id is None:
+        item.server_id = info.server_id
+    events.record(item.subscription, "server_created", actor=PROVISIONING, item=item, server_id=info.server_id,
+                  reason="The order was canceled while the server was being created.")
+    db.session.commit()
+    deleted = delete_servers(cloud, item, tenant)
+    if item.status is not ItemStatus.DECOMMISSIONED:
+        if ItemStatus.DECOMMISSIONED not in ITEM_TRANSITIONS[item.status]:
+            _move(item, ItemStatus.DECOMMISSIONING, "decommissioning_started")
+        lifecycle.move_item(item, ItemStatus.DECOMMISSIONED, "server_deleted", actor=PROVISIONING,
+                            reason="The order was canceled before the server was delivered.", server_ids=deleted)
+    db.session.commit()
+    return None
+
+
+def delivered(item: SubscriptionItem) -> bool:
+    """Whether the item's server came up for the customer (kept through retention) or never did (deleted at once).
+
+    Items delivered before `ready_at` was recorded count by their subscription's activation.
+    """
+    return item.ready_at is not None or item.subscription.activated_at is not None
+
+
+def delete_servers(cloud: CloudProvider, item: SubscriptionItem, tenant: Tenant) -> list[str]:
+    """Delete every server made for `item`: the one recorded and any other carrying its labels (a create
+    whose answer was lost). Servers already gone are fine. Returns the ids asked to be deleted."""
+    ids = [server.server_id for server in cloud.managed_servers(ITEM_LABEL, str(item.id))
+           if server.labels.get(TENANT_LABEL) == tenant.slug]
+    if item.server_id and item.server_id not in ids:
+        ids.insert(0, item.server_id)
+    for server_id in ids:
+        cloud.delete_server(server_id)
+    return ids
+
+
 def _poll(item: SubscriptionItem, tenant: Tenant, attempt: int) -> Next | None:
     info = provider_for(tenant.id, item.provider).server_info(item.server_id or "")
+    if not _lock(item):  # canceled meanwhile: decommissioning deletes the server
+        db.session.rollback()
+        return None
     _copy_addresses(item, info)
     if info.ready:
         return _finish(item)
@@ -169,36 +232,35 @@ def start_billing(subscription: Subscription) -> None:
     """The service is delivered: the subscription becomes active and its first period is charged, once."""
     action = Action.PROVISIONED if subscription.status is SubscriptionStatus.PENDING_BACKORDER else Action.ACTIVATE
     try:
-        transition = plan_transition(subscription.status, action, now=now())
-    except TransitionError:
+        lifecycle.apply(subscription, action, actor=PROVISIONING, event="activated")
+    except InvalidInput:
         return  # already active (another worker finished the last item first)
-    start = now()
-    subscription.status = transition.to_status
-    subscription.activated_at = start
-    subscription.current_period_start = start
-    subscription.current_period_end = period_end(start, subscription.interval)
-    events.record(subscription, "activated", from_status=transition.from_status, to_status=transition.to_status)
-    db.session.add(Charge(
-        tenant_id=subscription.tenant_id, subscription_id=subscription.id, kind=ChargeKind.FIRST_PERIOD,
-        description=f"{subscription.plan.name}, first {subscription.interval.value}",
-        amount_minor=subscription.price_minor, currency=subscription.currency, period_start=start,
-        period_end=subscription.current_period_end, created_at=start,
-    ))
 
 
 def _on_error(item: SubscriptionItem, error: ProviderError, attempt: int) -> Next | None:
     db.session.rollback()
     item = _load(item.id) or item
     log.warning("provisioning item %s: %s (attempt %s)", item.id, error, attempt)
+    if item.subscription.status is SubscriptionStatus.CANCELED:
+        return _after_cancellation(item)
     if error.kind is ErrorKind.UNAVAILABLE:
         return _sold_out(item, error)
     if error.retryable and attempt < MAX_ATTEMPTS:
-        events.record(item.subscription, "provisioning_retry", item=item, attempt=attempt, error=error.message)
+        events.record(item.subscription, "provisioning_retry", actor=PROVISIONING, item=item, attempt=attempt,
+                      error=error.message)
         db.session.commit()
         return Next(backoff_delay(attempt, retry_after=error.retry_after), attempt + 1)
     if error.retryable:
         return _fail(item, "The cloud kept failing; we stopped trying. Our staff have been told.")
     return _fail(item, f"The cloud refused to create the server: {error.message}")
+
+
+def _after_cancellation(item: SubscriptionItem) -> None:
+    """A cloud error after the order was canceled: decommissioning (and the reconciler) clean up, not us."""
+    if item.status is ItemStatus.DECOMMISSIONING:
+        work.later(Job.DECOMMISSION_ITEM, item.id)
+        db.session.commit()
+    return None
 
 
 def _sold_out(item: SubscriptionItem, error: ProviderError) -> None:
@@ -208,16 +270,13 @@ def _sold_out(item: SubscriptionItem, error: ProviderError) -> None:
     if not subscription.auto_backorder or subscription.status is not SubscriptionStatus.PENDING_FULFILLMENT:
         return _fail(item, "This configuration sold out before your server could be created. "
                            "Cancel this order and choose an alternative, or order again with backorder.")
-    transition = plan_transition(subscription.status, Action.BACKORDER, now=now())
-    subscription.status = transition.to_status
+    lifecycle.apply(subscription, Action.BACKORDER, actor=PROVISIONING, reason=error.message, event="backordered")
     if item.status is ItemStatus.PROVISIONING and item.server_id is None:
-        item.status = item_transition(item.status, ItemStatus.PENDING)
+        _move(item, ItemStatus.PENDING, "waiting_for_capacity", reason=error.message)
     spec_location = item.config.get(geography_key(subscription.plan.service_type.config_schema) or "location", "")
     db.session.add(Backorder(tenant_id=subscription.tenant_id, subscription_id=subscription.id,
                              provider=item.provider, server_type=item.config["serverType"],
                              location=spec_location, status=BackorderStatus.WAITING, created_at=now()))
-    events.record(subscription, "backordered", from_status=transition.from_status, to_status=transition.to_status,
-                  reason=error.message)
     try:
         db.session.commit()
     except IntegrityError:  # already in the queue
@@ -228,12 +287,12 @@ def _sold_out(item: SubscriptionItem, error: ProviderError) -> None:
 def _back_in_queue(item: SubscriptionItem, error: ProviderError) -> None:
     """Capacity went again before this backorder's server was made: it waits again, keeping its place."""
     backorder = db.session.scalar(select(Backorder).where(Backorder.subscription_id == item.subscription_id))
-    if backorder is not None:
-        backorder.status = BackorderStatus.WAITING
-        backorder.closed_at = None
+    if backorder is not None and backorder.status is BackorderStatus.FULFILLED:
+        lifecycle.move_backorder(backorder, BackorderStatus.WAITING)
     if item.status is ItemStatus.PROVISIONING and item.server_id is None:
-        item.status = item_transition(item.status, ItemStatus.PENDING)
-    events.record(item.subscription, "backorder_requeued", item=item, reason=error.message)
+        _move(item, ItemStatus.PENDING, "backorder_requeued", reason=error.message)
+    else:
+        events.record(item.subscription, "backorder_requeued", actor=PROVISIONING, item=item, reason=error.message)
     db.session.commit()
     return None
 
@@ -246,9 +305,7 @@ def _fail(item: SubscriptionItem, message: str, staff_note: str = "") -> None:
 
 
 def _move(item: SubscriptionItem, target: ItemStatus, kind: str, reason: str = "", **data: object) -> None:
-    source = item.status
-    item.status = item_transition(source, target)
-    events.record(item.subscription, kind, item=item, from_status=source, to_status=target, reason=reason, **data)
+    lifecycle.move_item(item, target, kind, actor=PROVISIONING, reason=reason, **data)
 
 
 STUCK_AFTER = timedelta(minutes=2)

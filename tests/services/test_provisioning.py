@@ -195,15 +195,16 @@ def test_billing_starts_only_when_every_item_is_delivered(tenant, customer, prof
     assert sandbox.server_count() == 2
 
 
-def test_a_free_plan_is_activated_with_a_zero_charge(tenant, customer, profile, sandbox, clock):
-    """The rule the code applies: a free plan gets its first-period charge like any other, of 0."""
+def test_a_free_plan_is_activated_without_a_charge(tenant, customer, profile, sandbox, clock):
+    """BILLING.md: free plans create no charges (the lifecycle applies the rule when it activates)."""
     plan = factories.plan(tenant, price_minor=0)
     subscription = place(tenant, customer, plan)
     boot(clock)
     subscription = db.session.get(Subscription, subscription.id)
     assert subscription.status is SubscriptionStatus.ACTIVE
-    [charge] = charges(subscription)
-    assert (charge.amount_minor, charge.kind) == (0, ChargeKind.FIRST_PERIOD)
+    assert subscription.current_period_end == period_end(subscription.activated_at, Interval.MONTH)
+    assert charges(subscription) == []
+    assert count(Charge) == 0
 
 
 def test_the_worker_task_chain_delivers_the_order(tenant, customer, profile, plan, sandbox, clock):
