@@ -52,3 +52,56 @@ def test_upgrade_from_empty_gives_the_models_schema(empty_database_url, tmp_path
         with db.engine.connect() as connection:
             assert set(inspect(connection).get_table_names()) <= {"alembic_version"}
         db.engine.dispose()
+
+
+def _insert(connection, table_name: str, **values: object) -> None:
+    """A row with `values`, every other required column filled with a neutral value of its type."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import JSON, Boolean, DateTime, Integer, MetaData, String, Table
+
+    table = Table(table_name, MetaData(), autoload_with=connection)
+    for column in table.columns:
+        if column.name in values or column.nullable or column.primary_key:
+            continue
+        kind = column.type
+        values[column.name] = (datetime(2026, 1, 1, tzinfo=UTC) if isinstance(kind, DateTime)
+                               else False if isinstance(kind, Boolean) else 1 if isinstance(kind, Integer)
+                               else {} if isinstance(kind, JSON) else "" if isinstance(kind, String) else "{}")
+    connection.execute(table.insert().values(**values))
+
+
+def test_subscriptions_canceled_before_the_end_of_life_existed_are_handed_to_it(empty_database_url, tmp_path):
+    """Migration 0005: a deletion date from the tenant's retention, delivery times, and running servers of
+    canceled subscriptions handed to the end of life."""
+    from datetime import UTC, datetime
+
+    app = create_app({**config_for_tests(empty_database_url, str(tmp_path)),
+                      "SQLALCHEMY_ENGINE_OPTIONS": engine_options(empty_database_url)})
+    with app.app_context():
+        upgrade(revision="0004")
+        with db.engine.begin() as connection:
+            _insert(connection, "tenants", id=1, slug="t", name="T", retention_days=10)
+            _insert(connection, "users", id=1, tenant_id=1, email="a@b.c", role="customer")
+            _insert(connection, "service_types", id=1, tenant_id=1, slug="st", provider="hetzner")
+            _insert(connection, "products", id=1, tenant_id=1, slug="p", state="published")
+            _insert(connection, "plans", id=1, tenant_id=1, product_id=1, service_type_id=1, slug="pl",
+                    interval="month", state="published", cancellation_rule="immediate",
+                    downgrade_rule="period_end")
+            for sid, status, canceled in ((1, "canceled", datetime(2026, 2, 1, tzinfo=UTC)), (2, "active", None)):
+                _insert(connection, "subscriptions", id=sid, tenant_id=1, user_id=1, plan_id=1, status=status,
+                        quantity=1, interval="month", activated_at=datetime(2026, 1, 5, tzinfo=UTC),
+                        canceled_at=canceled, version=1)
+                _insert(connection, "subscription_items", id=sid, tenant_id=1, subscription_id=sid,
+                        status="active", provider="hetzner", server_id="42")
+        upgrade()
+        with db.engine.connect() as connection:
+            rows = {row.id: row for row in connection.execute(text(
+                "SELECT s.id, s.servers_delete_at, i.status, i.ready_at FROM subscriptions s "
+                "JOIN subscription_items i ON i.subscription_id = s.id ORDER BY s.id"))}
+        assert str(rows[1].servers_delete_at).startswith("2026-02-11")
+        assert rows[1].status == "decommissioning" and rows[2].status == "active"
+        assert rows[2].servers_delete_at is None
+        assert str(rows[1].ready_at).startswith("2026-01-05") and str(rows[2].ready_at).startswith("2026-01-05")
+        downgrade(revision="base")
+        db.engine.dispose()

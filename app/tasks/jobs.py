@@ -54,6 +54,25 @@ def end_grace_periods() -> str:
     return counted(subscriptions.end_grace_periods(), "grace period ended", "grace periods ended")
 
 
+@periodic("retention", every_minutes(10),
+          "Canceled subscriptions past their retention: servers deleted at the cloud, data purged, once")
+def delete_retained_servers() -> str:
+    from app.services import decommissioning
+
+    return counted(decommissioning.delete_due(), "subscription purged", "subscriptions purged")
+
+
+@periodic("decommissioning", every_minutes(10), "Take up server shutdowns that a worker left half done")
+def requeue_stalled_decommissioning() -> str:
+    from app.services import decommissioning
+    from app.tasks.end_of_life import decommission_item
+
+    stalled = decommissioning.stalled()
+    for item_id in stalled:
+        decommission_item(item_id)
+    return counted(len(stalled), "server's end of life queued again", "servers' ends of life queued again")
+
+
 @periodic("backorders", every_minute(), "Serve the backorder queues where capacity is free again, oldest first")
 def serve_backorders() -> str:
     from app.services import backorders

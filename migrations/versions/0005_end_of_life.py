@@ -6,6 +6,8 @@ Revises: 0004
 Create Date: 2026-12-01 16:08:37.649494
 
 """
+from datetime import datetime, timedelta
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -39,6 +41,28 @@ def upgrade():
         batch_op.create_index('ix_subscriptions_tenant_created', ['tenant_id', 'created_at'], unique=False)
 
     # ### end Alembic commands ###
+    _backfill()
+
+
+def _backfill():
+    """Subscriptions canceled before this migration get their deletion date (canceled_at plus the tenant's
+    retention), and their servers still on are handed to the end of life (decommissioning); delivered
+    items get their delivery time (the subscription's activation), so retention treats them as delivered."""
+    bind = op.get_bind()
+    canceled = bind.execute(sa.text(
+        "SELECT s.id, s.canceled_at, t.retention_days FROM subscriptions s JOIN tenants t ON t.id = s.tenant_id "
+        "WHERE s.status = 'canceled' AND s.canceled_at IS NOT NULL AND s.servers_delete_at IS NULL")).all()
+    for subscription_id, canceled_at, retention_days in canceled:
+        if isinstance(canceled_at, str):  # SQLite hands back text
+            canceled_at = datetime.fromisoformat(canceled_at)
+        bind.execute(sa.text("UPDATE subscriptions SET servers_delete_at = :at WHERE id = :id"),
+                     {"at": canceled_at + timedelta(days=retention_days), "id": subscription_id})
+    bind.execute(sa.text(
+        "UPDATE subscription_items SET ready_at = (SELECT s.activated_at FROM subscriptions s "
+        "WHERE s.id = subscription_items.subscription_id) WHERE ready_at IS NULL AND status = 'active'"))
+    bind.execute(sa.text(
+        "UPDATE subscription_items SET status = 'decommissioning' WHERE status = 'active' AND subscription_id IN "
+        "(SELECT id FROM subscriptions WHERE status = 'canceled')"))
 
 
 def downgrade():

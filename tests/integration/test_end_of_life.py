@@ -325,3 +325,28 @@ def test_a_worker_dying_at_any_step_leaves_no_server_after_the_sweeper_reconcile
     assert reloaded(subscription).purged_at is not None
     assert item_of(subscription).status is ItemStatus.DECOMMISSIONED
     assert events_of(subscription, "purged") == 1
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_flask_jobs_run_retention_as_of_the_deletion_date_leaves_no_server(tenant, customer, buyer, fakes, clock,
+                                                                           runner, provider):
+    fake = fakes[0][provider]
+    subscription = order(tenant, buyer, provider)
+    deliver(subscription, clock)
+    cancel(tenant, customer, subscription)
+    run_worker(clock, ACTION + 1)
+    assert [s["status"] for s in servers_at(fake, tenant)] == ["off"]  # off at once, kept for the retention
+    delete_at = reloaded(subscription).servers_delete_at
+    db.session.commit()
+
+    early = runner.invoke(args=["jobs", "run", "retention", "--as-of", (delete_at - timedelta(hours=1)).isoformat()])
+    assert early.exit_code == 0, early.output
+    assert len(servers_at(fake, tenant)) == 1
+
+    result = runner.invoke(args=["jobs", "run", "retention", "--as-of", delete_at.isoformat()])
+    assert result.exit_code == 0, result.output
+    assert "1 subscription purged" in result.output
+    assert servers_at(fake, tenant) == []
+    again = runner.invoke(args=["jobs", "run", "retention", "--as-of", (delete_at + timedelta(days=1)).isoformat()])
+    assert again.exit_code == 0 and "0 subscriptions purged" in again.output
+    assert events_of(subscription, "purged") == 1
