@@ -141,8 +141,10 @@ def _create(item: SubscriptionItem, tenant: Tenant, dns_base_domain: str, attemp
     _copy_addresses(item, info)
     events.record(item.subscription, "server_created", actor=PROVISIONING, item=item, server_id=info.server_id,
                   server_type=spec.server_type, location=spec.location)
+    if info.ready:
+        return _finish(item)  # still under the lock: a cancellation cannot slip in before the delivery
     db.session.commit()
-    return _finish(item) if info.ready else Next(POLL_SECONDS, attempt)
+    return Next(POLL_SECONDS, attempt)
 
 
 def _lock(item: SubscriptionItem) -> bool:

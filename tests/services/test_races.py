@@ -26,7 +26,7 @@ from app import create_app, tasks
 from app.clock import now
 from app.config import normalize_database_url
 from app.domain.catalogue import Interval
-from app.domain.subscriptions import SubscriptionStatus
+from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import Subscription, SubscriptionEvent, SubscriptionItem, Tenant, User
 from app.sandbox.cloud import reset_sandboxes, sandbox_for
@@ -332,3 +332,74 @@ def test_suspend_racing_a_customers_cancel_ends_in_a_state_some_serial_order_giv
         )
         assert subscription.status is SubscriptionStatus.CANCELED
         assert subscription.servers_delete_at is not None
+
+
+# --- A customer's cancel racing the provisioning that delivers the server -----------------------------------
+
+
+def pending_order(world: World, key: str) -> tuple[int, int]:
+    """An order whose server nobody has started to create yet: (subscription id, item id)."""
+    subscription = Subscription(
+        tenant_id=world.tenant_id, user_id=world.user_id, plan_id=world.plan_id,
+        status=SubscriptionStatus.PENDING_FULFILLMENT, quantity=1, price_minor=990, currency="EUR",
+        interval=Interval.MONTH, requested_config={"serverType": "cx22", "location": "nbg1"}, idempotency_key=key)
+    db.session.add(subscription)
+    db.session.flush()
+    item = SubscriptionItem(tenant_id=world.tenant_id, subscription_id=subscription.id, provider="hetzner",
+                            config=subscription.requested_config)
+    db.session.add(item)
+    db.session.commit()
+    return subscription.id, item.id
+
+
+@pytest.mark.parametrize("head_start", [0.0, 0.01, 0.05])
+def test_cancel_racing_provisioning_leaves_no_running_server_and_no_charge_for_nothing(race_app, world,
+                                                                                     monkeypatch, head_start):
+    from app.models import Charge
+    from app.services import decommissioning, provisioning
+
+    monkeypatch.setitem(race_app.config, "SANDBOX_BOOT_SECONDS", 0.0)
+    monkeypatch.setitem(race_app.config, "SANDBOX_ACTION_SECONDS", 0.0)
+    with race_app.app_context():
+        from app.domain.catalogue import ChangeRule
+        from app.models import Plan
+
+        db.session.get(Plan, world.plan_id).cancellation_rule = ChangeRule.IMMEDIATE  # ends at once, either way
+        subscription_id, item_id = pending_order(world, f"race-provision-{head_start}")
+
+    def act(index: int) -> tuple[str, str]:
+        try:
+            if index == 0:
+                for _ in range(10):  # the worker, step after step until the item is settled
+                    if provisioning.advance(item_id, dns_base_domain="cloud.example.test") is None:
+                        break
+                return ("ok", "provisioned")
+            time.sleep(head_start)
+            subscriptions.cancel(tenant=db.session.get(Tenant, world.tenant_id),
+                                 actor=Actor(db.session.get(User, world.user_id)), subscription_id=subscription_id)
+            return ("ok", "canceled")
+        except (Conflict, InvalidInput) as error:
+            return ("refused", error.message)
+        except Exception as error:  # reported below, whatever it is
+            return ("error", f"{type(error).__name__}: {error}"[:300])
+
+    results = at_once(race_app, 2, act)
+    assert not [r for r in results if r[0] == "error"], results
+
+    with race_app.app_context():
+        for _ in range(10):  # whatever end of life the loser left queued, as the worker runs it
+            if decommissioning.advance(item_id) is None:
+                break
+        db.session.expire_all()
+        subscription = db.session.get(Subscription, subscription_id)
+        item = db.session.get(SubscriptionItem, item_id)
+        sandbox = sandbox_for(world.tenant_id, "hetzner", now)
+        assert subscription.status is SubscriptionStatus.CANCELED, results
+        charges = scalar_count(Charge, Charge.subscription_id == subscription_id)
+        if subscription.activated_at is None:  # the cancel came first: nothing was delivered, nothing is left
+            assert item.status is ItemStatus.DECOMMISSIONED and sandbox.server_count() == 0, results
+            assert charges == 0
+        else:  # the server was delivered first: it is billed once, switched off and kept for the retention
+            assert item.status is ItemStatus.DECOMMISSIONING and item.ready_at is not None, results
+            assert sandbox.server_count() == 1 and charges == 1
+            assert sandbox.server_info(item.server_id).power.value == "off"
