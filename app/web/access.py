@@ -9,7 +9,7 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Response, abort, current_app, flash, g, redirect, request, url_for
+from flask import Response, abort, current_app, flash, g, redirect, request, session, url_for
 from flask_login import current_user
 
 from app.domain.accounts import Role
@@ -48,11 +48,18 @@ def to_login(message: str | None = None) -> Response:
     expired): the whole page goes to the login page, and back to that page afterwards.
     """
     if htmx.wants_fragment():
-        flash(message or SESSION_ENDED, "info")
+        # Several parts of a page may ask at once (a change refreshes the price and the availability): say it once.
+        flash_once(message or SESSION_ENDED, "info")
         return htmx.redirect(url_for("auth.login", next=_current_page() or "/"))
     if message:
         flash(message, "info")
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def flash_once(message: str, category: str) -> None:
+    """Flash `message` unless it is already waiting to be shown."""
+    if (category, message) not in session.get("_flashes", []):
+        flash(message, category)
 
 
 def _current_page() -> str | None:

@@ -332,3 +332,12 @@ def test_htmx_errors_come_as_a_fragment_the_page_can_show(client, subscribed):
     page = response.get_data(as_text=True)
     assert response.status_code == 404 and 'class="alert alert-error"' in page and "<html" not in page
     request_id_shown(response)
+
+
+def test_two_htmx_requests_after_the_session_ended_say_so_once(client, subscribed, auth):
+    auth.logout()
+    page = {**HX, "HX-Current-URL": f"http://localhost/order/{subscribed.plan.id}"}
+    client.get(f"/order/{subscribed.plan.id}/preview", headers=page)
+    client.get(f"/order/{subscribed.plan.id}/availability", headers=page)
+    login = client.get(f"/login?next=/order/{subscribed.plan.id}").get_data(as_text=True)
+    assert login.count("Your session has ended. Please log in again.") == 1
