@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import click
@@ -10,6 +13,7 @@ from flask import Flask
 from flask_migrate import upgrade
 from werkzeug.serving import WSGIRequestHandler
 
+from app.config import SANDBOX_FILE, SANDBOX_URLS
 from app.tasks.commands import jobs_command
 
 LOG_REQUESTS = ("quiet", "all")
@@ -73,9 +77,14 @@ def _sandbox_clouds(*, quiet: bool) -> list[Any]:
     from app.sandbox import start_sandbox_clouds
 
     config = current_app.config
-    if config.get("SANDBOX_HETZNER_URL") or config.get("SANDBOX_DIGITALOCEAN_URL"):
+    given = config.get("SANDBOX_HETZNER_URL") or config.get("SANDBOX_DIGITALOCEAN_URL")
+    if given and not config.get("SANDBOX_FROM_RUNNING_UP"):  # the environment points at running ones
         return []
     clouds = start_sandbox_clouds(config)
+    # Other commands on this machine (`flask jobs run`) find them here while this one runs.
+    sandbox_file = Path(current_app.instance_path) / SANDBOX_FILE
+    sandbox_file.write_text(json.dumps({key: config[key] for key in SANDBOX_URLS}))
+    atexit.register(sandbox_file.unlink, missing_ok=True)
     if quiet:  # each live refresh of a server's card asks the sandbox cloud too
         for cloud in clouds:
             cloud.server.RequestHandlerClass = QuietSuccessHandler

@@ -5,6 +5,7 @@ Every setting is read once, in `Config.from_env`. The README's configuration tab
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -60,6 +61,23 @@ def _hosts(value: str) -> frozenset[str]:
     """`portal.example.com, Admin.example.com` -> the lower-case names, ports dropped."""
     names = (name.strip().lower().rsplit(":", 1)[0] for name in value.split(","))
     return frozenset(name for name in names if name)
+
+
+SANDBOX_URLS = ("SANDBOX_HETZNER_URL", "SANDBOX_DIGITALOCEAN_URL")
+SANDBOX_FILE = "sandbox_clouds.json"  # written by `flask up` while it serves the sandbox clouds
+
+
+def running_sandbox(environ: os._Environ[str] | dict[str, str], env: str, instance_path: str) -> dict[str, str]:
+    """Outside production, other commands (`flask jobs run`, `flask shell`) find the sandbox clouds that a
+    running `flask up` serves on this machine, unless the environment names some."""
+    if env == "production" or any(environ.get(key) for key in SANDBOX_URLS):
+        return {}
+    try:
+        urls = json.loads((Path(instance_path) / SANDBOX_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    found = {key: urls[key] for key in SANDBOX_URLS if isinstance(urls, dict) and isinstance(urls.get(key), str)}
+    return found | {"SANDBOX_FROM_RUNNING_UP": "1"} if found else {}
 
 
 def normalize_database_url(url: str) -> str:
@@ -122,7 +140,8 @@ class Settings:
             max_content_length=int(environ.get("MAX_CONTENT_LENGTH", str(1024 * 1024))),
             sandbox_boot_seconds=float(environ.get("SANDBOX_BOOT_SECONDS", "8")),
             clouds={key: environ.get(key) or None for key in CLOUD_SETTINGS} | {
-                key: environ.get(key) or default for key, default in CLOUD_ENDPOINTS.items()},
+                key: environ.get(key) or default for key, default in CLOUD_ENDPOINTS.items()}
+            | running_sandbox(environ, env, instance_path),
             impersonation_minutes=_minutes(environ.get("IMPERSONATION_MINUTES"), default=60),
             availability_cache_seconds=_cache_seconds(environ.get("AVAILABILITY_CACHE_SECONDS"), default=30),
             extra_hosts=_hosts(environ.get("EXTRA_HOSTS", "")),

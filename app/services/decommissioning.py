@@ -190,17 +190,17 @@ def stalled(limit: int = 200) -> list[int]:
 
 # --- delete_due: the retention job ---------------------------------------------------------------------------
 
-def delete_due(limit: int = 100) -> int:
+def delete_due(limit: int = 100, *, failures: list[str] | None = None) -> int:
     """Delete the servers of every canceled subscription whose retention has ended, then purge it, once.
 
     Each subscription is locked (others skip it) and handled in its own transaction. A cloud error leaves
     it, unpurged, for the next run; a purged subscription is never touched again. Returns how many were
-    purged.
+    purged; those left for the next run are added to `failures` (when given) with the reason.
     """
     ids = db.session.scalars(select(Subscription.id).where(*_due()).order_by(Subscription.servers_delete_at)
                              .limit(limit)).all()
     db.session.rollback()  # end the read; each subscription gets a transaction of its own
-    return sum(_retire(subscription_id) for subscription_id in ids)
+    return sum(_retire(subscription_id, failures) for subscription_id in ids)
 
 
 def _due() -> tuple[object, ...]:
@@ -208,7 +208,7 @@ def _due() -> tuple[object, ...]:
             Subscription.purged_at.is_(None))
 
 
-def _retire(subscription_id: int) -> int:
+def _retire(subscription_id: int, failures: list[str] | None) -> int:
     subscription = db.session.scalar(select(Subscription).where(Subscription.id == subscription_id, *_due())
                                      .with_for_update(skip_locked=True))
     if subscription is None:  # purged, extended, or another worker has it
@@ -220,6 +220,8 @@ def _retire(subscription_id: int) -> int:
     except ProviderError as error:
         db.session.rollback()
         log.warning("retention of subscription %s: %s; trying again on the next run", subscription_id, error)
+        if failures is not None:
+            failures.append(f"subscription {subscription_id}: {error.message}")
         return 0
     _purge(subscription)
     try:

@@ -59,7 +59,11 @@ def end_grace_periods() -> str:
 def delete_retained_servers() -> str:
     from app.services import decommissioning
 
-    return counted(decommissioning.delete_due(), "subscription purged", "subscriptions purged")
+    failures: list[str] = []
+    summary = counted(decommissioning.delete_due(failures=failures), "subscription purged", "subscriptions purged")
+    if failures:  # recorded as a failure: those are tried again on the next run
+        raise RuntimeError(f"{summary}; not deleted yet: {'; '.join(failures)}")
+    return summary
 
 
 @periodic("decommissioning", every_minutes(10), "Take up server shutdowns that a worker left half done")

@@ -62,3 +62,21 @@ def test_an_unknown_environment_is_refused(tmp_path):
 )
 def test_database_urls_use_psycopg(url, expected):
     assert normalize_database_url(url) == expected
+
+
+def test_other_commands_find_the_sandbox_clouds_a_running_flask_up_serves(tmp_path):
+    import json
+
+    from app.config import SANDBOX_FILE
+
+    urls = {"SANDBOX_HETZNER_URL": "http://127.0.0.1:8701/v1", "SANDBOX_DIGITALOCEAN_URL": "http://127.0.0.1:8702/v2/"}
+    assert Settings.from_env({}, str(tmp_path)).clouds["SANDBOX_HETZNER_URL"] is None
+    (tmp_path / SANDBOX_FILE).write_text(json.dumps(urls))
+    clouds = Settings.from_env({}, str(tmp_path)).clouds
+    assert {key: clouds[key] for key in urls} == urls and clouds["SANDBOX_FROM_RUNNING_UP"]
+    given = Settings.from_env({"SANDBOX_HETZNER_URL": "http://127.0.0.1:9/v1"}, str(tmp_path)).clouds
+    assert given["SANDBOX_HETZNER_URL"] == "http://127.0.0.1:9/v1" and "SANDBOX_FROM_RUNNING_UP" not in given
+    production = Settings.from_env({"PORTAL_ENV": "production"}, str(tmp_path)).clouds
+    assert production["SANDBOX_HETZNER_URL"] is None
+    (tmp_path / SANDBOX_FILE).write_text("not json")
+    assert Settings.from_env({}, str(tmp_path)).clouds["SANDBOX_HETZNER_URL"] is None
