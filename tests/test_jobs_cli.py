@@ -211,3 +211,26 @@ def test_a_failing_scheduled_job_is_recorded_and_raised_to_the_worker(app, monke
         JOBS["impersonations"].task.call_local()
     [run] = runs("impersonations")
     assert (run.ok, run.trigger, run.error) == (False, JobTrigger.SCHEDULE, "RuntimeError: the database went away")
+
+
+def test_a_retention_run_that_could_not_delete_is_recorded_as_failed_and_the_next_one_finishes(
+        tenant, customer, sandbox, clock, runner):
+    from app.domain.catalogue import ChangeRule
+    from app.providers.base import ErrorKind
+
+    complete_profile(customer)
+    subscription = place(tenant, customer, factories.plan(tenant, cancellation_rule=ChangeRule.IMMEDIATE))
+    boot(clock)
+    subscriptions.cancel(tenant=tenant, actor=Actor(customer), subscription_id=subscription.id)
+    db.session.expire_all()
+    delete_at = db.session.get(Subscription, subscription.id).servers_delete_at
+    sandbox.fail_next("find", ErrorKind.TRANSIENT)
+
+    failed = jobs(runner, "run", "retention", "--as-of", delete_at.isoformat())
+    assert failed.exit_code == 1 and "not deleted yet: subscription" in failed.output
+    assert [run.ok for run in runs("retention")] == [False]
+    assert sandbox.server_count() == 1
+
+    done = jobs(runner, "run", "retention", "--as-of", delete_at.isoformat())
+    assert done.exit_code == 0 and "1 subscription purged" in done.output
+    assert sandbox.server_count() == 0
