@@ -5,6 +5,8 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,7 @@ def up_command(host: str, port: int, demo: bool, log_requests: str) -> None:
 
     clouds = _sandbox_clouds(quiet=log_requests == "quiet")
     worker = start_beside_web_server(workers=2)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop as on Ctrl+C: the worker, the clouds, their file
     click.secho(f"\n  Cloud portal running at http://{host}:{port}/  (Ctrl+C to stop)\n", fg="green", bold=True)
     try:
         run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False,
