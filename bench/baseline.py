@@ -1,0 +1,122 @@
+"""The bare baseline (BENCHMARKS.md): the same rows as the portal's pages, with nothing of the portal.
+
+Plain Flask, Jinja and the standard library's `sqlite3`: one SQL statement per page, rows as dicts, the
+same template markup (bench/templates/, copied from templates/subscriptions/). The templates have a minimal
+HTML shell instead of the portal's base layout (no navigation, banners, flashes, CSRF token or htmx), and
+there is no login: the customer is named in the URL. The money, date and milestone rules are restated
+here in a few lines, as a bare app would write them; what the portal adds beyond this is what is measured.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from flask import Flask, g, render_template
+
+TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+
+STATUS_LABELS = {"pending_fulfillment": "Setting up", "pending_backorder": "On backorder", "active": "Active",
+                 "pending_cancel": "Pending cancellation", "suspended": "Suspended", "canceled": "Canceled"}
+
+DASHBOARD = """
+SELECT s.id, s.status, s.price_minor, s.currency, s.interval, s.auto_renew, s.current_period_end,
+       s.effective_at, s.canceled_at, s.servers_delete_at, s.purged_at,
+       p.name AS plan_name, pr.name AS product_name,
+       (SELECT count(*) FROM subscription_items i WHERE i.subscription_id = s.id) AS servers,
+       (SELECT count(*) FROM subscription_items i WHERE i.subscription_id = s.id AND i.status = 'active') AS ready
+FROM subscriptions s JOIN plans p ON p.id = s.plan_id JOIN products pr ON pr.id = p.product_id
+WHERE s.tenant_id = ? AND s.user_id = ?
+ORDER BY s.created_at DESC, s.id DESC
+"""
+
+
+class Milestone(NamedTuple):
+    label: str
+    at: datetime | None
+
+
+def moment(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC) if value else None
+
+
+def milestone(row: sqlite3.Row) -> Milestone:
+    """The next date that matters (app/domain/subscriptions.py next_milestone, restated)."""
+    status, period_end = row["status"], moment(row["current_period_end"])
+    if row["price_minor"] == 0 and status in ("active", "pending_backorder", "pending_fulfillment"):
+        if status == "active":
+            return Milestone("Runs until you cancel", None) if row["auto_renew"] else Milestone("Ends", period_end)
+        if status == "pending_backorder":
+            return Milestone("Starts when capacity is free and your server is ready", None)
+        return Milestone("Starts when your server is ready", None)
+    if status == "active":
+        return Milestone("Renews" if row["auto_renew"] else "Ends", period_end)
+    if status == "pending_cancel":
+        return Milestone("Ends", moment(row["effective_at"]))
+    if status == "suspended":
+        return Milestone("Canceled unless paid by", moment(row["effective_at"]))
+    if status == "canceled":
+        if row["servers_delete_at"] and not row["purged_at"]:
+            return Milestone("Servers deleted", moment(row["servers_delete_at"]))
+        return Milestone("Ended", moment(row["canceled_at"]))
+    if status == "pending_backorder":
+        return Milestone("Billing starts when capacity is free and your server is ready", None)
+    return Milestone("Billing starts when your server is ready", None)
+
+
+def money(amount: int, currency: str) -> str:
+    symbol = {"EUR": "€", "USD": "$", "GBP": "£"}.get(currency)
+    major, minor = divmod(abs(amount), 100)
+    digits = f"{major:,}.{minor:02d}"
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{symbol}{digits}" if symbol else f"{sign}{digits} {currency}"
+
+
+def per_interval(interval: str) -> str:
+    return {"month": "per month", "year": "per year"}[interval]
+
+
+def date(value: datetime | None) -> str:
+    return value.strftime("%-d %b %Y") if value else "—"
+
+
+def dashboard_rows(conn: sqlite3.Connection, tenant_id: int, user_id: int) -> list[dict[str, Any]]:
+    rows = []
+    for row in conn.execute(DASHBOARD, (tenant_id, user_id)):
+        shown = dict(row)
+        shown["status_label"] = STATUS_LABELS[row["status"]]
+        shown["milestone"] = milestone(row)
+        rows.append(shown)
+    return rows
+
+
+def create_baseline(database_path: str) -> Flask:
+    """The bare app on the SQLite file at `database_path`; one connection per request, as the portal has."""
+    app = Flask(__name__, template_folder=TEMPLATES)
+    app.add_template_filter(money)
+    app.add_template_filter(per_interval)
+    app.add_template_filter(date)
+
+    def connection() -> sqlite3.Connection:
+        if "db" not in g:
+            g.db = sqlite3.connect(database_path)
+            g.db.row_factory = sqlite3.Row
+        return g.db
+
+    @app.teardown_appcontext
+    def close(_: BaseException | None) -> None:
+        conn = g.pop("db", None)
+        if conn is not None:
+            conn.close()
+
+    @app.get("/<int:tenant_id>/<int:user_id>/subscriptions/")
+    def index(tenant_id: int, user_id: int) -> str:
+        return render_template("index.html", subscriptions=dashboard_rows(connection(), tenant_id, user_id))
+
+    @app.get("/subscriptions/<int:subscription_id>")
+    def detail(subscription_id: int) -> str:  # only a link target of the dashboard so far
+        return str(subscription_id)
+
+    return app
