@@ -4,8 +4,8 @@
 
 The database is created fresh and migrated with the portal's own migrations, then filled with set-based
 inserts (SQLAlchemy Core, lists of rows in batches); the planner's statistics are gathered. Each tenant has
-one known customer owning exactly 5
-subscriptions and another owning exactly 50 (the dashboard measurements). Invoices do not exist yet.
+one known customer owning exactly 5 subscriptions and another owning exactly 50 (the dashboard
+measurements). Invoices do not exist yet.
 """
 
 from __future__ import annotations
