@@ -9,6 +9,7 @@ here in a few lines, as a bare app would write them; what the portal adds beyond
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from datetime import UTC, datetime
@@ -30,6 +31,16 @@ SELECT s.id, s.status, s.price_minor, s.currency, s.interval, s.auto_renew, s.cu
 FROM subscriptions s JOIN plans p ON p.id = s.plan_id JOIN products pr ON pr.id = p.product_id
 WHERE s.tenant_id = ? AND s.user_id = ?
 ORDER BY s.created_at DESC, s.id DESC
+"""
+
+
+CATALOGUE = """
+SELECT p.id, p.slug, p.name, p.description, p.features, p.price_minor, p.currency, p.interval, p.quantity_allowed,
+       pr.id AS product_id, pr.name AS product_name, pr.description AS product_description,
+       st.provider, st.name AS service_type_name
+FROM plans p JOIN products pr ON pr.id = p.product_id JOIN service_types st ON st.id = p.service_type_id
+WHERE p.tenant_id = ? AND p.state = 'published' AND pr.state = 'published'
+ORDER BY pr.name, pr.version, pr.id, p.sort_order, p.price_minor, p.id
 """
 
 
@@ -92,6 +103,19 @@ def dashboard_rows(conn: sqlite3.Connection, tenant_id: int, user_id: int) -> li
     return rows
 
 
+def catalogue_offers(conn: sqlite3.Connection, tenant_id: int) -> list[dict[str, Any]]:
+    """Published plans of published products, grouped by product (the customer's view of the catalogue)."""
+    offers: list[dict[str, Any]] = []
+    for row in conn.execute(CATALOGUE, (tenant_id,)):
+        plan = dict(row)
+        plan["features"] = json.loads(row["features"] or "[]")
+        if not offers or offers[-1]["product"]["id"] != row["product_id"]:
+            offers.append({"product": {"id": row["product_id"], "name": row["product_name"],
+                                       "description": row["product_description"]}, "plans": []})
+        offers[-1]["plans"].append(plan)
+    return offers
+
+
 def create_baseline(database_path: str) -> Flask:
     """The bare app on the SQLite file at `database_path`; one connection per request, as the portal has."""
     app = Flask(__name__, template_folder=TEMPLATES)
@@ -114,6 +138,10 @@ def create_baseline(database_path: str) -> Flask:
     @app.get("/<int:tenant_id>/<int:user_id>/subscriptions/")
     def index(tenant_id: int, user_id: int) -> str:
         return render_template("index.html", subscriptions=dashboard_rows(connection(), tenant_id, user_id))
+
+    @app.get("/<int:tenant_id>/catalogue/")
+    def catalogue(tenant_id: int) -> str:
+        return render_template("catalogue.html", offers=catalogue_offers(connection(), tenant_id))
 
     @app.get("/subscriptions/<int:subscription_id>")
     def detail(subscription_id: int) -> str:  # only a link target of the dashboard so far

@@ -27,10 +27,11 @@ from sqlalchemy.engine import make_url
 
 from app.extensions import db
 from bench.baseline import create_baseline
-from bench.data import FEW, FEW_EMAIL, MANY, MANY_EMAIL, PASSWORD, absolute, bench_app
+from bench.data import FEW, FEW_EMAIL, MANY, MANY_EMAIL, PASSWORD, PLANS, absolute, bench_app
 
 CSRF = re.compile(r'"X-CSRFToken": "([^"]+)"')
 ROW = re.compile(r"<tr>\s*<td>")
+CARD = re.compile(r'<article class="plan-card')
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Goal:
 
 
 LIST_GOAL = Goal(2.0, 3, "within 2x of bare, at most 3 statements")
+SMALL_GOAL = Goal(3.0, None, "within 3x of bare")
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Operation:
     baseline: Callable[[], str]
     goal: Goal
     rows: int | None = None  # table rows both pages must show
+    cards: int | None = None  # plan cards both pages must show
     ratios: list[float] = field(default_factory=list)
     statements: float = 0.0
 
@@ -109,6 +112,9 @@ def operations(portal_app: object, path: str) -> list[Operation]:
         tenant_id, user_id = customer_ids(path, email)
         ops.append(Operation(f"dashboard, {rows} rows", get(logged_in(portal_app, email), "/subscriptions/"),
                              get(bare, f"/{tenant_id}/{user_id}/subscriptions/"), LIST_GOAL, rows=rows))
+    tenant_id, _ = customer_ids(path, FEW_EMAIL)
+    ops.append(Operation("catalogue", get(logged_in(portal_app, FEW_EMAIL), "/"),
+                         get(bare, f"/{tenant_id}/catalogue/"), SMALL_GOAL, cards=len(PLANS)))
     return ops
 
 
@@ -117,6 +123,9 @@ def check_rows(op: Operation) -> None:
     shown = len(ROW.findall(op.portal())), len(ROW.findall(op.baseline()))
     if op.rows is not None and shown != (op.rows, op.rows):
         raise SystemExit(f"{op.name}: portal shows {shown[0]} rows, baseline {shown[1]}, expected {op.rows}")
+    cards = len(CARD.findall(op.portal())), len(CARD.findall(op.baseline()))
+    if op.cards is not None and cards != (op.cards, op.cards):
+        raise SystemExit(f"{op.name}: portal shows {cards[0]} plans, baseline {cards[1]}, expected {op.cards}")
 
 
 def timed(request: Callable[[], str], count: int) -> float:
