@@ -15,7 +15,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from flask import Flask, g, render_template
+from flask import Flask, g, render_template, request
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
@@ -116,6 +116,19 @@ def catalogue_offers(conn: sqlite3.Connection, tenant_id: int) -> list[dict[str,
     return offers
 
 
+def preview_quote(conn: sqlite3.Connection, tenant_id: int, plan_id: int, quantity: int) -> dict[str, Any] | None:
+    """The plan and its quote: the price times the quantity, due in full when the server is ready."""
+    row = conn.execute("SELECT id, name, price_minor, currency, interval FROM plans "
+                       "WHERE id = ? AND tenant_id = ? AND state = 'published'", (plan_id, tenant_id)).fetchone()
+    if row is None:
+        return None
+    total = row["price_minor"] * quantity
+    line = {"description": f"Plan, {per_interval(row['interval'])}", "quantity": quantity,
+            "amount": total}
+    return {"plan": dict(row), "quote": {"lines": [line], "recurring": total, "due_now": total,
+                                         "currency": row["currency"], "interval": row["interval"]}}
+
+
 def create_baseline(database_path: str) -> Flask:
     """The bare app on the SQLite file at `database_path`; one connection per request, as the portal has."""
     app = Flask(__name__, template_folder=TEMPLATES)
@@ -142,6 +155,13 @@ def create_baseline(database_path: str) -> Flask:
     @app.get("/<int:tenant_id>/catalogue/")
     def catalogue(tenant_id: int) -> str:
         return render_template("catalogue.html", offers=catalogue_offers(connection(), tenant_id))
+
+    @app.get("/<int:tenant_id>/order/<int:plan_id>/preview")
+    def preview(tenant_id: int, plan_id: int) -> str | tuple[str, int]:
+        found = preview_quote(connection(), tenant_id, plan_id, int(request.args.get("quantity", "1")))
+        if found is None:
+            return "", 404
+        return render_template("_preview.html", **found)
 
     @app.get("/subscriptions/<int:subscription_id>")
     def detail(subscription_id: int) -> str:  # only a link target of the dashboard so far

@@ -43,6 +43,7 @@ class Goal:
 
 LIST_GOAL = Goal(2.0, 3, "within 2x of bare, at most 3 statements")
 SMALL_GOAL = Goal(3.0, None, "within 3x of bare")
+PREVIEW_GOAL = Goal(3.0, 1, "within 3x of bare, at most 1 statement")
 
 
 @dataclass
@@ -73,9 +74,9 @@ class Counter:
         self.count += 1
 
 
-def get(client: FlaskClient, path: str) -> Callable[[], str]:
+def get(client: FlaskClient, path: str, headers: dict[str, str] | None = None) -> Callable[[], str]:
     def request() -> str:
-        response = client.get(path)
+        response = client.get(path, headers=headers)
         if response.status_code != 200:
             raise SystemExit(f"GET {path} answered {response.status_code}")
         return response.get_data(as_text=True)
@@ -115,7 +116,17 @@ def operations(portal_app: object, path: str) -> list[Operation]:
     tenant_id, _ = customer_ids(path, FEW_EMAIL)
     ops.append(Operation("catalogue", get(logged_in(portal_app, FEW_EMAIL), "/"),
                          get(bare, f"/{tenant_id}/catalogue/"), SMALL_GOAL, cards=len(PLANS)))
+    plan_id = paid_plan(path, tenant_id)
+    ops.append(Operation("price preview", get(logged_in(portal_app, FEW_EMAIL), f"/order/{plan_id}/preview?quantity=1",
+                                              headers={"HX-Request": "true"}),
+                         get(bare, f"/{tenant_id}/order/{plan_id}/preview?quantity=1"), PREVIEW_GOAL))
     return ops
+
+
+def paid_plan(path: str, tenant_id: int) -> int:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT min(id) FROM plans WHERE tenant_id = ? AND price_minor > 0",
+                            (tenant_id,)).fetchone()[0]
 
 
 def check_rows(op: Operation) -> None:
