@@ -56,6 +56,7 @@ class Operation:
     goal: Goal
     rows: int | None = None  # table rows both pages must show
     cards: int | None = None  # plan cards both pages must show
+    region: tuple[str, str] | None = None  # where both pages must show the same markup (whitespace aside)
     ratios: list[float] = field(default_factory=list)
     statements: float = 0.0
 
@@ -112,14 +113,17 @@ def operations(portal_app: object, path: str) -> list[Operation]:
     for email, rows in ((FEW_EMAIL, FEW), (MANY_EMAIL, MANY)):
         tenant_id, user_id = customer_ids(path, email)
         ops.append(Operation(f"dashboard, {rows} rows", get(logged_in(portal_app, email), "/subscriptions/"),
-                             get(bare, f"/{tenant_id}/{user_id}/subscriptions/"), LIST_GOAL, rows=rows))
+                             get(bare, f"/{tenant_id}/{user_id}/subscriptions/"), LIST_GOAL, rows=rows,
+                             region=("<table", "</table>")))
     tenant_id, _ = customer_ids(path, FEW_EMAIL)
     ops.append(Operation("catalogue", get(logged_in(portal_app, FEW_EMAIL), "/"),
-                         get(bare, f"/{tenant_id}/catalogue/"), SMALL_GOAL, cards=len(PLANS)))
+                         get(bare, f"/{tenant_id}/catalogue/"), SMALL_GOAL, cards=len(PLANS),
+                         region=('<div class="plan-grid">', "</main>")))
     plan_id = paid_plan(path, tenant_id)
     ops.append(Operation("price preview", get(logged_in(portal_app, FEW_EMAIL), f"/order/{plan_id}/preview?quantity=1",
                                               headers={"HX-Request": "true"}),
-                         get(bare, f"/{tenant_id}/order/{plan_id}/preview?quantity=1"), PREVIEW_GOAL))
+                         get(bare, f"/{tenant_id}/order/{plan_id}/preview?quantity=1"), PREVIEW_GOAL,
+                         region=("<section", "</section>")))
     return ops
 
 
@@ -129,8 +133,17 @@ def paid_plan(path: str, tenant_id: int) -> int:
                             (tenant_id,)).fetchone()[0]
 
 
+def cut(page: str, region: tuple[str, str]) -> str:
+    start = page.find(region[0])
+    end = page.find(region[1], start)
+    return " ".join(page[start:end].split()) if start >= 0 and end >= 0 else ""
+
+
 def check_rows(op: Operation) -> None:
-    """Both pages show the same number of table rows, so like is measured against like."""
+    """Both pages show the same rows with the same markup, so like is measured against like."""
+    if op.region is not None and (not cut(op.portal(), op.region) or cut(op.portal(), op.region)
+                                  != cut(op.baseline(), op.region)):
+        raise SystemExit(f"{op.name}: the portal and the baseline show different markup in {op.region[0]}")
     shown = len(ROW.findall(op.portal())), len(ROW.findall(op.baseline()))
     if op.rows is not None and shown != (op.rows, op.rows):
         raise SystemExit(f"{op.name}: portal shows {shown[0]} rows, baseline {shown[1]}, expected {op.rows}")
