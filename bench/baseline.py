@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from flask import Flask, g, render_template, request
@@ -129,12 +129,71 @@ def preview_quote(conn: sqlite3.Connection, tenant_id: int, plan_id: int, quanti
                                          "currency": row["currency"], "interval": row["interval"]}}
 
 
+SUMMARY = """
+SELECT s.*, p.name AS plan_name, pr.name AS product_name, t.retention_days
+FROM subscriptions s JOIN plans p ON p.id = s.plan_id JOIN products pr ON pr.id = p.product_id
+JOIN tenants t ON t.id = s.tenant_id
+WHERE s.id = ? AND s.tenant_id = ? AND s.user_id = ?
+"""
+
+
+class Entry(NamedTuple):
+    label: str
+    at: datetime
+    done: bool
+
+
+def timeline(row: sqlite3.Row, now: datetime) -> list[Entry]:
+    """Its dates, past and ahead (app/domain/timeline.py, restated)."""
+    status, retention = row["status"], timedelta(days=row["retention_days"])
+    period_end, effective = moment(row["current_period_end"]), moment(row["effective_at"])
+    canceled, suspended = moment(row["canceled_at"]), moment(row["suspended_at"])
+    entries = [Entry("Ordered", moment(row["created_at"]), True)]  # type: ignore[arg-type]
+    if row["activated_at"]:
+        entries.append(Entry("Active since", moment(row["activated_at"]), True))  # type: ignore[arg-type]
+    if status == "active" and period_end:
+        if row["auto_renew"]:
+            entries += [] if row["price_minor"] == 0 else [Entry("Renews on", period_end, False)]
+        else:
+            entries += [Entry("Ends on", period_end, False), Entry("Servers deleted on", period_end + retention, False)]
+    elif status == "pending_cancel" and effective:
+        entries += [Entry("Ends on", effective, False), Entry("Servers deleted on", effective + retention, False)]
+    elif status == "suspended" and suspended:
+        entries.append(Entry("Suspended on", suspended, True))
+        if effective:
+            entries += [Entry("Canceled if unpaid on", effective, False),
+                        Entry("Servers deleted on", effective + retention, False)]
+    elif status == "canceled" and canceled:
+        entries.append(Entry("Canceled on", canceled, True))
+        deleted = moment(row["purged_at"]) or moment(row["servers_delete_at"])
+        if deleted:
+            entries.append(Entry("Servers deleted on", deleted, row["purged_at"] is not None))
+    return [Entry(e.label, e.at, e.done or e.at <= now) for e in entries]
+
+
+def summary_row(conn: sqlite3.Connection, tenant_id: int, user_id: int, subscription_id: int) -> dict[str, Any] | None:
+    row = conn.execute(SUMMARY, (subscription_id, tenant_id, user_id)).fetchone()
+    if row is None:
+        return None
+    shown = dict(row)
+    for name in ("suspended_at", "effective_at", "canceled_at", "purged_at", "servers_delete_at"):
+        shown[name] = moment(row[name])
+    shown.update(status_label=STATUS_LABELS[row["status"]], milestone=milestone(row),
+                 timeline=timeline(row, datetime.now(UTC)))
+    return shown
+
+
+def datetime_utc(value: datetime | None) -> str:
+    return value.strftime("%-d %b %Y, %H:%M UTC") if value else "—"
+
+
 def create_baseline(database_path: str) -> Flask:
     """The bare app on the SQLite file at `database_path`; one connection per request, as the portal has."""
     app = Flask(__name__, template_folder=TEMPLATES)
     app.add_template_filter(money)
     app.add_template_filter(per_interval)
     app.add_template_filter(date)
+    app.add_template_filter(datetime_utc)
 
     def connection() -> sqlite3.Connection:
         if "db" not in g:
@@ -162,6 +221,13 @@ def create_baseline(database_path: str) -> Flask:
         if found is None:
             return "", 404
         return render_template("_preview.html", **found)
+
+    @app.get("/<int:tenant_id>/<int:user_id>/subscriptions/<int:subscription_id>/summary")
+    def summary(tenant_id: int, user_id: int, subscription_id: int) -> str | tuple[str, int]:
+        row = summary_row(connection(), tenant_id, user_id, subscription_id)
+        if row is None:
+            return "", 404
+        return render_template("_summary.html", s=row)
 
     @app.get("/subscriptions/<int:subscription_id>")
     def detail(subscription_id: int) -> str:  # only a link target of the dashboard so far

@@ -29,6 +29,7 @@ from app.extensions import db
 from bench.baseline import create_baseline
 from bench.data import FEW, FEW_EMAIL, MANY, MANY_EMAIL, PASSWORD, PLANS, absolute, bench_app
 
+HTMX = {"HX-Request": "true"}
 CSRF = re.compile(r'"X-CSRFToken": "([^"]+)"')
 ROW = re.compile(r"<tr>\s*<td>")
 CARD = re.compile(r'<article class="plan-card')
@@ -119,12 +120,28 @@ def operations(portal_app: object, path: str) -> list[Operation]:
     ops.append(Operation("catalogue", get(logged_in(portal_app, FEW_EMAIL), "/"),
                          get(bare, f"/{tenant_id}/catalogue/"), SMALL_GOAL, cards=len(PLANS),
                          region=('<div class="plan-grid">', "</main>")))
+    tenant_id, user_id = customer_ids(path, FEW_EMAIL)
+    subscription_id = active_subscription(path, user_id)
+    ops.append(Operation("summary fragment", get(logged_in(portal_app, FEW_EMAIL),
+                                                 f"/subscriptions/{subscription_id}/summary", HTMX),
+                         get(bare, f"/{tenant_id}/{user_id}/subscriptions/{subscription_id}/summary"), SMALL_GOAL,
+                         region=("<section", "</section>")))
     plan_id = paid_plan(path, tenant_id)
     ops.append(Operation("price preview", get(logged_in(portal_app, FEW_EMAIL), f"/order/{plan_id}/preview?quantity=1",
-                                              headers={"HX-Request": "true"}),
+                                              HTMX),
                          get(bare, f"/{tenant_id}/order/{plan_id}/preview?quantity=1"), PREVIEW_GOAL,
                          region=("<section", "</section>")))
     return ops
+
+
+def active_subscription(path: str, user_id: int) -> int:
+    """The customer's newest active subscription (what the summary fragment is measured on)."""
+    with sqlite3.connect(path) as conn:
+        row = conn.execute("SELECT max(id) FROM subscriptions WHERE user_id = ? AND status = 'active'",
+                           (user_id,)).fetchone()
+    if row[0] is None:
+        raise SystemExit("the bench customer has no active subscription: build the data with python -m bench.data")
+    return row[0]
 
 
 def paid_plan(path: str, tenant_id: int) -> int:
