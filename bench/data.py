@@ -5,7 +5,8 @@
 The database is created fresh and migrated with the portal's own migrations, then filled with set-based
 inserts (SQLAlchemy Core, lists of rows in batches); the planner's statistics are gathered. Each tenant has
 one known customer owning exactly 5 subscriptions and another owning exactly 50 (the dashboard
-measurements). Invoices do not exist yet.
+measurements). Invoices do not exist yet. The same seed gives the same rows, but for the password hash (its
+salt is random).
 """
 
 from __future__ import annotations
