@@ -1,1 +1,1 @@
-"""The portal's speed measurement: data sets, bare baselines and the ratio runner (BENCHMARKS.md)."""
+"""The portal's speed measurement: data sets, bare baselines and the ratio runner."""

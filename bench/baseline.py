@@ -1,4 +1,4 @@
-"""The bare baseline (BENCHMARKS.md): the same rows as the portal's pages, with nothing of the portal.
+"""The bare baseline: the same rows as the portal's pages, with nothing of the portal.
 
 Plain Flask, Jinja and the standard library's `sqlite3`: one SQL statement per page, rows as dicts, the
 same template markup (bench/templates/, copied from the portal's templates). The pages have a minimal

@@ -1,4 +1,4 @@
-"""Build a benchmark data set (BENCHMARKS.md, sizes S and M) reproducibly from a seed.
+"""Build a benchmark data set (sizes S and M) reproducibly from a seed.
 
     python -m bench.data --size S --seed 1 --database sqlite:///instance/bench-S.sqlite3
 

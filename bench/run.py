@@ -1,4 +1,4 @@
-"""Measure the portal against the bare baselines, interleaved, and check the goals of BENCHMARKS.md.
+"""Measure the portal against the bare baselines, interleaved, and check the speed goals.
 
     python -m bench.run --database sqlite:///instance/bench-S.sqlite3 [--rounds N] [--requests N] [--quick]
 
