@@ -1,0 +1,271 @@
+"""Build a benchmark data set (sizes S and M) reproducibly from a seed.
+
+    python -m bench.data --size S --seed 1 --database sqlite:///instance/bench-S.sqlite3
+
+The database is created fresh and migrated with the portal's own migrations, then filled with set-based
+inserts (SQLAlchemy Core, lists of rows in batches); the planner's statistics are gathered. Each tenant has
+one known customer owning exactly 5 subscriptions and another owning exactly 50 (the dashboard
+measurements). Invoices do not exist yet. The same seed gives the same rows, but for the password hash (its
+salt is random).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import flask_migrate
+from sqlalchemy import Table, insert
+from sqlalchemy.engine import Connection, make_url
+
+from app import create_app
+from app.domain.accounts import Role
+from app.domain.catalogue import CatalogueState, ChangeRule, Interval, Provider
+from app.domain.subscriptions import ItemStatus, SubscriptionStatus
+from app.extensions import db
+from app.models import (
+    CustomerProfile,
+    Plan,
+    Product,
+    ServiceType,
+    Subscription,
+    SubscriptionEvent,
+    SubscriptionItem,
+    Tenant,
+    TenantHost,
+    User,
+)
+from app.services.passwords import hash_password
+
+PASSWORD = "bench-customer-pass"  # noqa: S105 - a known password of generated test data
+FEW_EMAIL = "bench-customer@example.com"  # owns exactly 5 subscriptions
+MANY_EMAIL = "bench-customer-50@example.com"  # owns exactly 50 subscriptions
+FEW, MANY = 5, 50
+BATCH = 5000
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+
+
+@dataclass(frozen=True)
+class Size:
+    tenants: int
+    customers: int
+    subscriptions: int
+
+
+SIZES = {"S": Size(tenants=1, customers=1_000, subscriptions=10_000),
+         "M": Size(tenants=10, customers=10_000, subscriptions=100_000)}
+
+# (slug, name, price in cents, interval): the plans every tenant sells.
+PLANS = [("trial", "Trial", 0, Interval.MONTH), ("standard", "Standard", 990, Interval.MONTH),
+         ("performance", "Performance", 2490, Interval.MONTH), ("standard-yearly", "Standard yearly", 9900,
+                                                                 Interval.YEAR)]
+# Status of a subscription and of its one item, with a weight.
+STATES = [(SubscriptionStatus.ACTIVE, ItemStatus.ACTIVE, 80), (SubscriptionStatus.PENDING_CANCEL, ItemStatus.ACTIVE, 5),
+          (SubscriptionStatus.SUSPENDED, ItemStatus.ACTIVE, 3), (SubscriptionStatus.CANCELED,
+                                                                  ItemStatus.DECOMMISSIONED, 10),
+          (SubscriptionStatus.PENDING_FULFILLMENT, ItemStatus.PROVISIONING, 2)]
+
+
+def shares(total: int, tenants: int) -> list[int]:
+    """One tenant holds half the rows (all of them when alone); the others share the rest evenly."""
+    if tenants == 1:
+        return [total]
+    first = total // 2
+    rest = total - first
+    return [first] + [rest // (tenants - 1) + (1 if i < rest % (tenants - 1) else 0) for i in range(tenants - 1)]
+
+
+def batches(rows: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class Builder:
+    """Writes the rows of one data set through one connection, numbering primary keys itself."""
+
+    def __init__(self, conn: Connection, seed: int, password_hash: str) -> None:
+        self.conn = conn
+        self.rng = random.Random(seed)  # noqa: S311 - reproducible data, not secrets
+        self.password_hash = password_hash
+        self.counts: dict[str, int] = {}
+
+    def put(self, table: Table, rows: Iterable[dict[str, Any]]) -> None:
+        for batch in batches(rows):
+            self.conn.execute(insert(table), batch)
+            self.counts[table.name] = self.counts.get(table.name, 0) + len(batch)
+
+    def tenant(self, index: int, customers: int, subscriptions: int) -> None:
+        tenant_id = index + 1
+        stamp = {"created_at": EPOCH, "updated_at": EPOCH}
+        self.put(Tenant.__table__, [{"id": tenant_id, "slug": f"bench-{index}", "name": f"Bench Cloud {index}",
+                                     "retention_days": 7, **stamp}])
+        host = "localhost" if index == 0 else f"bench-{index}.localhost"
+        self.put(TenantHost.__table__, [{"tenant_id": tenant_id, "hostname": host}])
+        plan_ids = self.catalogue(tenant_id, stamp)
+        user_ids = self.customers(tenant_id, customers, stamp)
+        self.subscriptions(tenant_id, user_ids, plan_ids, subscriptions)
+
+    def catalogue(self, tenant_id: int, stamp: dict[str, datetime]) -> list[tuple[int, int, Interval]]:
+        self.put(ServiceType.__table__, [{"id": tenant_id, "tenant_id": tenant_id, "slug": "cloud-server",
+                                          "name": "Cloud server", "provider": Provider.HETZNER.value,
+                                          "service_kind": "server", "config_schema": {},
+                                          "cloud_init_template": "", **stamp}])
+        self.put(Product.__table__, [{"id": tenant_id, "tenant_id": tenant_id, "slug": "cloud-servers",
+                                      "name": "Cloud Servers", "description": "Servers on Hetzner Cloud.",
+                                      "version": 1, "state": CatalogueState.PUBLISHED.value, **stamp}])
+        first = (tenant_id - 1) * len(PLANS) + 1
+        rows = [{"id": first + i, "tenant_id": tenant_id, "product_id": tenant_id, "service_type_id": tenant_id,
+                 "slug": slug, "name": name, "description": "", "features": ["1 server"], "price_minor": price,
+                 "currency": "EUR", "interval": interval.value, "quantity_allowed": False,
+                 "config_defaults": {"serverType": "cx22", "location": "fsn1", "image": "ubuntu-24.04"},
+                 "allow_customer_location_selection": True, "cancellation_rule": ChangeRule.PERIOD_END.value,
+                 "downgrade_rule": ChangeRule.PERIOD_END.value, "state": CatalogueState.PUBLISHED.value,
+                 "sort_order": i, **stamp} for i, (slug, name, price, interval) in enumerate(PLANS)]
+        self.put(Plan.__table__, rows)
+        return [(row["id"], row["price_minor"], Interval(row["interval"])) for row in rows]
+
+    def customers(self, tenant_id: int, count: int, stamp: dict[str, datetime]) -> list[int]:
+        first = self.counts.get("users", 0) + 1
+        ids = list(range(first, first + count))
+        emails = [FEW_EMAIL, MANY_EMAIL] + [f"customer-{i}@example.com" for i in range(2, count)]
+        self.put(User.__table__, ({"id": uid, "tenant_id": tenant_id, "email": email,
+                                   "name": f"Customer {uid}", "password_hash": self.password_hash,
+                                   "role": Role.CUSTOMER.value, "is_active": True, **stamp}
+                                  for uid, email in zip(ids, emails, strict=True)))
+        self.put(CustomerProfile.__table__, ({"user_id": uid, "full_name": f"Customer {uid}",
+                                              "billing_email": f"billing-{uid}@example.com", "company": "",
+                                              "address": f"{uid} Main Street", "postal_code": "10115",
+                                              "city": "Berlin", "country": "DE", **stamp} for uid in ids))
+        return ids
+
+    def owners(self, user_ids: list[int], count: int) -> list[int]:
+        """The known customers own exactly 5 and 50; the others share the rest at random."""
+        rest = user_ids[2:]
+        return [user_ids[0]] * FEW + [user_ids[1]] * MANY + [self.rng.choice(rest)
+                                                               for _ in range(count - FEW - MANY)]
+
+    def subscriptions(self, tenant_id: int, user_ids: list[int], plans: list[tuple[int, int, Interval]],
+                      count: int) -> None:
+        first = self.counts.get("subscriptions", 0) + 1
+        subs, items, events = [], [], []
+        weights = [w for _, _, w in STATES]
+        for offset, user_id in enumerate(self.owners(user_ids, count)):
+            sid = first + offset
+            plan_id, price, interval = self.rng.choice(plans)
+            status, item_status, _ = self.rng.choices(STATES, weights)[0]
+            created = EPOCH + timedelta(minutes=offset * 7 + self.rng.randrange(7))
+            subs.append(self.subscription(sid, tenant_id, user_id, plan_id, price, interval, status, created))
+            items.append({"id": sid, "tenant_id": tenant_id, "subscription_id": sid, "status": item_status.value,
+                          "service_kind": "server", "provider": Provider.HETZNER.value,
+                          "config": {"serverType": "cx22", "location": "fsn1", "image": "ubuntu-24.04"},
+                          "server_id": str(1_000_000 + sid), "hostname": f"srv-{sid}",
+                          "fqdn": f"srv-{sid}.example.net", "ipv4": f"10.{sid >> 16 & 255}.{sid >> 8 & 255}."
+                          f"{sid & 255}", "ready_at": created + timedelta(minutes=1),
+                          "created_at": created, "updated_at": created})
+            events.append({"tenant_id": tenant_id, "subscription_id": sid, "kind": "ordered", "from_status": None,
+                           "to_status": SubscriptionStatus.PENDING_FULFILLMENT.value, "actor_id": user_id,
+                           "reason": "", "data": {}, "created_at": created})
+            if status is not SubscriptionStatus.PENDING_FULFILLMENT:
+                events.append({"tenant_id": tenant_id, "subscription_id": sid, "kind": "status_changed",
+                               "from_status": SubscriptionStatus.PENDING_FULFILLMENT.value, "to_status": status.value,
+                               "actor_id": None, "reason": "", "data": {}, "created_at": created
+                               + timedelta(minutes=1)})
+        self.put(Subscription.__table__, subs)
+        self.put(SubscriptionItem.__table__, items)
+        self.put(SubscriptionEvent.__table__, events)
+
+    @staticmethod
+    def subscription(sid: int, tenant_id: int, user_id: int, plan_id: int, price: int, interval: Interval,
+                     status: SubscriptionStatus, created: datetime) -> dict[str, Any]:
+        started = None if status is SubscriptionStatus.PENDING_FULFILLMENT else created + timedelta(minutes=1)
+        length = timedelta(days=365 if interval is Interval.YEAR else 30)
+        period_end = started + length if started else None
+        ending = status in (SubscriptionStatus.PENDING_CANCEL, SubscriptionStatus.SUSPENDED)
+        canceled = created + timedelta(days=3) if status is SubscriptionStatus.CANCELED else None
+        return {"id": sid, "tenant_id": tenant_id, "user_id": user_id, "plan_id": plan_id, "status": status.value,
+                "quantity": 1, "price_minor": price, "currency": "EUR", "interval": interval.value,
+                "requested_config": {}, "auto_renew": True, "auto_backorder": False, "idempotency_key": None,
+                "activated_at": started, "current_period_start": started, "current_period_end": period_end,
+                "effective_at": period_end if ending else canceled, "canceled_at": canceled,
+                "suspended_at": created + timedelta(days=2) if status is SubscriptionStatus.SUSPENDED else None,
+                "servers_delete_at": canceled + timedelta(days=7) if canceled else None, "purged_at": None,
+                "version": 1, "created_at": created, "updated_at": created}
+
+
+def bench_app(database: str) -> Any:
+    """The portal on `database`, as the benchmark runs it (fast password hashing, no rate limit)."""
+    return create_app({"SQLALCHEMY_DATABASE_URI": database, "SECRET_KEY": "bench-secret-key",
+                       "ARGON2_PARAMETERS": {"time_cost": 1, "memory_cost": 8, "parallelism": 1},
+                       "RATELIMIT_ENABLED": False, "RATELIMIT_STORAGE_URI": "memory://",
+                       "DEFAULT_TENANT": "bench-0", "SANDBOX_IN_PROCESS": True})
+
+
+def absolute(database: str) -> str:
+    """A relative SQLite path is taken from the working directory (Flask-SQLAlchemy would take the instance's)."""
+    url = make_url(database)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        path = os.path.abspath(url.database)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return url.set(database=path).render_as_string(hide_password=False)
+    return database
+
+
+def fresh_sqlite(database: str) -> None:
+    url = make_url(database)
+    if url.get_backend_name() == "sqlite" and url.database and os.path.exists(url.database):
+        os.remove(url.database)
+
+
+def build(size: Size, seed: int, database: str) -> dict[str, int]:
+    """Create, migrate and fill `database`; returns the rows written per table."""
+    fresh_sqlite(database)
+    app = bench_app(database)
+    with app.app_context():
+        flask_migrate.upgrade(directory=MIGRATIONS)
+        password_hash = hash_password(PASSWORD)  # once: every bench customer shares it
+        with db.engine.begin() as conn:
+            builder = Builder(conn, seed, password_hash)
+            for index, (customers, subscriptions) in enumerate(zip(shares(size.customers, size.tenants),
+                                                                   shares(size.subscriptions, size.tenants),
+                                                                   strict=True)):
+                builder.tenant(index, customers, subscriptions)
+            if conn.dialect.name == "sqlite":
+                # Statistics for the planner, as `PRAGMA optimize` gives a database in service; without them
+                # SQLite walks a tenant's whole created-at index for one customer's subscriptions.
+                conn.exec_driver_sql("ANALYZE")
+        db.engine.dispose()
+    return builder.counts
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="S")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--database", default=None, help="default: sqlite:///instance/bench-<size>.sqlite3")
+    args = parser.parse_args(argv)
+    database = absolute(args.database or f"sqlite:///instance/bench-{args.size}.sqlite3")
+    started = time.perf_counter()
+    counts = build(SIZES[args.size], args.seed, database)
+    elapsed = time.perf_counter() - started
+    print(f"Built size {args.size} (seed {args.seed}) in {database} in {elapsed:.1f} s:")
+    for table, count in counts.items():
+        print(f"  {table:24} {count:>9,}")
+    print(f"Known customers on every tenant: {FEW_EMAIL} ({FEW} subscriptions), {MANY_EMAIL} ({MANY}); "
+          f"password {PASSWORD!r}")
+
+
+if __name__ == "__main__":
+    main()
