@@ -28,6 +28,16 @@ def post_form(client: FlaskClient, path: str, data: dict[str, object] | None = N
     return client.post(path, data=payload, **kwargs)
 
 
+def complete_profile(user) -> None:  # type: ignore[no-untyped-def]
+    """Give `user` a billing profile complete enough to order."""
+    from app.extensions import db
+    from app.models import CustomerProfile
+
+    db.session.add(CustomerProfile(user_id=user.id, full_name=user.name, billing_email=user.email,
+                                   address="Hauptstrasse 1", city="Berlin", country="DE"))
+    db.session.commit()
+
+
 class AuthActions:
     def __init__(self, client: FlaskClient) -> None:
         self.client = client

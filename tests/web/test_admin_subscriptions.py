@@ -13,7 +13,6 @@ from app.domain.catalogue import ChangeRule, Interval
 from app.domain.subscriptions import SubscriptionStatus
 from app.extensions import db
 from app.models import Subscription, SubscriptionEvent
-from app.sandbox.cloud import sandbox_for
 from app.services import subscriptions
 from app.services.actors import Actor
 from tests import factories
@@ -81,11 +80,6 @@ def rows(page: str) -> list[str]:
 @pytest.fixture
 def plan(tenant):
     return factories.plan(tenant, name="Cloud S")
-
-
-@pytest.fixture
-def cloud(tenant, clock):
-    return sandbox_for(tenant.id, "hetzner", now)
 
 
 @pytest.fixture

@@ -13,12 +13,11 @@ from app.clock import now
 from app.domain.catalogue import Interval
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
-from app.models import CustomerProfile, Subscription, SubscriptionEvent, SubscriptionItem
-from app.sandbox.cloud import sandbox_for
+from app.models import Subscription, SubscriptionEvent, SubscriptionItem
 from app.services import events, ordering
 from app.services.actors import Actor
 from tests import factories
-from tests.helpers import csrf_token, post_form, run_scheduled_tasks
+from tests.helpers import complete_profile, csrf_token, post_form, run_scheduled_tasks
 from tests.querycount import count_queries
 
 HX = {"HX-Request": "true"}
@@ -27,12 +26,6 @@ _keys = itertools.count(1)
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def complete_profile(user) -> None:
-    db.session.add(CustomerProfile(user_id=user.id, full_name=user.name, billing_email=user.email,
-                                   address="Hauptstrasse 1", city="Berlin", country="DE"))
-    db.session.commit()
 
 
 def place(tenant, user, plan, quantity: int = 1) -> Subscription:
@@ -126,18 +119,6 @@ def add_items(subscription: Subscription, how_many: int) -> None:
 @pytest.fixture
 def plan(tenant):
     return factories.plan(tenant, name="Cloud S")
-
-
-@pytest.fixture
-def cloud(tenant, clock):
-    return sandbox_for(tenant.id, "hetzner", now)
-
-
-@pytest.fixture
-def logged_in(client, customer, auth):
-    complete_profile(customer)
-    auth.login(customer.email)
-    return customer
 
 
 @pytest.fixture

@@ -16,24 +16,17 @@ from app.clock import now
 from app.domain.catalogue import Interval, Provider
 from app.domain.subscriptions import SubscriptionStatus
 from app.extensions import db
-from app.models import CustomerProfile, Subscription, SubscriptionEvent
-from app.sandbox.cloud import sandbox_for
+from app.models import Subscription, SubscriptionEvent
 from app.services import ordering
 from app.services.actors import Actor
 from tests import factories
-from tests.helpers import post_form, run_scheduled_tasks
+from tests.helpers import complete_profile, post_form, run_scheduled_tasks
 
 HX = {"HX-Request": "true"}
 _keys = itertools.count(1)
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def complete_profile(user) -> None:
-    db.session.add(CustomerProfile(user_id=user.id, full_name=user.name, billing_email=user.email,
-                                   address="Hauptstrasse 1", city="Berlin", country="DE"))
-    db.session.commit()
 
 
 def place(tenant, user, plan, quantity: int = 1, backorder: bool = False, **requested: str) -> Subscription:
@@ -77,18 +70,6 @@ def events_of(subscription: Subscription) -> int:
 
 
 # --- fixtures --------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cloud(tenant, clock):
-    return sandbox_for(tenant.id, "hetzner", now)
-
-
-@pytest.fixture
-def logged_in(client, customer, auth):
-    complete_profile(customer)
-    auth.login(customer.email)
-    return customer
 
 
 @pytest.fixture

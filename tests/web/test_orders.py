@@ -9,13 +9,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from app.clock import now
 from app.domain.catalogue import CatalogueState
 from app.extensions import db
-from app.models import Charge, CustomerProfile, Subscription, SubscriptionItem
-from app.sandbox.cloud import sandbox_for
+from app.models import Charge, Subscription, SubscriptionItem
 from tests import factories
-from tests.helpers import post_form, run_scheduled_tasks
+from tests.helpers import complete_profile, post_form, run_scheduled_tasks
 from tests.querycount import count_queries
 
 PROFILE = {"full_name": "Casey Customer", "billing_email": "billing@example.com", "company": "",
@@ -25,12 +23,6 @@ _KEY = re.compile(r'name="idempotency_key" type="hidden" value="([^"]+)"')
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def complete_profile(user) -> None:
-    db.session.add(CustomerProfile(user_id=user.id, full_name=user.name, billing_email=user.email,
-                                   address="Hauptstrasse 1", city="Berlin", country="DE"))
-    db.session.commit()
 
 
 def count(model: type, *where: object) -> int:
@@ -119,11 +111,6 @@ def plan(tenant):
 def fixed_plan(tenant):
     """A single-unit plan in the plan's own location (nbg1)."""
     return factories.plan(tenant, name="Fixed")
-
-
-@pytest.fixture
-def cloud(tenant, clock):
-    return sandbox_for(tenant.id, "hetzner", now)
 
 
 # --- the order page --------------------------------------------------------------------------------
