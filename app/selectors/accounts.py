@@ -8,10 +8,10 @@ from sqlalchemy import select
 
 from app.clock import now
 from app.extensions import db
-from app.models import Tenant, User, UserSession
+from app.models import TenantLike, User, UserSession
 
 
-def user_for_session(token: str, *, tenant: Tenant, lifetime: timedelta) -> User | None:
+def user_for_session(token: str, *, tenant: TenantLike, lifetime: timedelta) -> User | None:
     """The active user of an open, unexpired session of `tenant`, or None."""
     user = db.session.scalar(
         select(User)

@@ -7,10 +7,10 @@ from sqlalchemy.orm import selectinload
 
 from app.domain.subscriptions import BackorderStatus
 from app.extensions import db
-from app.models import Backorder, Plan, Subscription, SubscriptionEvent, SubscriptionItem, Tenant, User
+from app.models import Backorder, Plan, Subscription, SubscriptionEvent, SubscriptionItem, TenantLike, User
 
 
-def customer_subscriptions(tenant: Tenant, customer: User) -> list[Subscription]:
+def customer_subscriptions(tenant: TenantLike, customer: User) -> list[Subscription]:
     """The customer's subscriptions, newest first, with plan, product and items: a fixed number of queries."""
     return list(db.session.scalars(
         select(Subscription)
@@ -21,7 +21,7 @@ def customer_subscriptions(tenant: Tenant, customer: User) -> list[Subscription]
     ))
 
 
-def customer_subscription(tenant: Tenant, customer: User, subscription_id: int) -> Subscription | None:
+def customer_subscription(tenant: TenantLike, customer: User, subscription_id: int) -> Subscription | None:
     """One of the customer's subscriptions with plan, product, service type and items; None if not theirs."""
     return db.session.scalar(
         select(Subscription)
@@ -33,7 +33,7 @@ def customer_subscription(tenant: Tenant, customer: User, subscription_id: int) 
     )
 
 
-def customer_item(tenant: Tenant, customer: User, subscription_id: int, item_id: int) -> SubscriptionItem | None:
+def customer_item(tenant: TenantLike, customer: User, subscription_id: int, item_id: int) -> SubscriptionItem | None:
     """One item of one of the customer's subscriptions, with its subscription; None if not theirs."""
     return db.session.scalar(
         select(SubscriptionItem)
@@ -44,7 +44,7 @@ def customer_item(tenant: Tenant, customer: User, subscription_id: int, item_id:
     )
 
 
-def tenant_item(tenant: Tenant, subscription_id: int, item_id: int) -> SubscriptionItem | None:
+def tenant_item(tenant: TenantLike, subscription_id: int, item_id: int) -> SubscriptionItem | None:
     """One item of one of the tenant's subscriptions, with its subscription (whoever owns it)."""
     return db.session.scalar(
         select(SubscriptionItem)
