@@ -2,12 +2,58 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import selectinload
 
-from app.domain.subscriptions import BackorderStatus
+from app.domain.catalogue import Interval
+from app.domain.subscriptions import BackorderStatus, ItemStatus, Milestone, SubscriptionStatus, next_milestone
 from app.extensions import db
-from app.models import Backorder, Plan, Subscription, SubscriptionEvent, SubscriptionItem, TenantLike, User
+from app.models import Backorder, Plan, Product, Subscription, SubscriptionEvent, SubscriptionItem, TenantLike, User
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRow:
+    """One line of the customer's dashboard: plain values, no entity behind it."""
+
+    id: int
+    status: SubscriptionStatus
+    plan_name: str
+    product_name: str
+    servers: int
+    ready: int
+    price_minor: int
+    currency: str
+    interval: Interval
+    milestone: Milestone
+
+
+_servers = (select(func.count()).where(SubscriptionItem.subscription_id == Subscription.id)
+            .correlate(Subscription).scalar_subquery())
+_ready = (select(func.count()).where(SubscriptionItem.subscription_id == Subscription.id,
+                                     SubscriptionItem.status == ItemStatus.ACTIVE)
+          .correlate(Subscription).scalar_subquery())
+_DASHBOARD = (
+    select(Subscription.id, Subscription.status, Plan.name, Product.name, _servers, _ready, Subscription.price_minor,
+           Subscription.currency, Subscription.interval, Subscription.auto_renew, Subscription.current_period_end,
+           Subscription.effective_at, Subscription.canceled_at, Subscription.servers_delete_at,
+           Subscription.purged_at)
+    .join(Plan, Plan.id == Subscription.plan_id).join(Product, Product.id == Plan.product_id)
+    .order_by(Subscription.created_at.desc(), Subscription.id.desc())
+)
+
+
+def dashboard_rows(tenant: TenantLike, customer: User) -> list[SubscriptionRow]:
+    """The customer's subscriptions, newest first, as the dashboard lists them: one statement, plain rows."""
+    result = db.session.execute(_DASHBOARD.where(Subscription.tenant_id == tenant.id,
+                                                 Subscription.user_id == customer.id))
+    return [SubscriptionRow(id_, status, plan, product, servers, ready, price, currency, interval,
+                            next_milestone(status, period_end=period_end, effective_at=effective_at,
+                                           canceled_at=canceled_at, auto_renew=auto_renew, free=price == 0,
+                                           servers_delete_at=delete_at, purged=purged_at is not None))
+            for (id_, status, plan, product, servers, ready, price, currency, interval, auto_renew, period_end,
+                 effective_at, canceled_at, delete_at, purged_at) in result]
 
 
 def customer_subscriptions(tenant: TenantLike, customer: User) -> list[Subscription]:

@@ -31,7 +31,7 @@ def _own(subscription_id: int) -> Subscription:
 @customer_required
 def index() -> str:
     return render_template("subscriptions/index.html",
-                           subscriptions=selectors.customer_subscriptions(g.tenant, current_user))
+                           subscriptions=selectors.dashboard_rows(g.tenant, current_user))
 
 
 @bp.get("/<int:subscription_id>")
