@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy.orm import joinedload, selectinload
 
 from app.domain.catalogue import Interval
 from app.domain.subscriptions import BackorderStatus, ItemStatus, Milestone, SubscriptionStatus, next_milestone
@@ -40,14 +40,14 @@ _DASHBOARD = (
            Subscription.effective_at, Subscription.canceled_at, Subscription.servers_delete_at,
            Subscription.purged_at)
     .join(Plan, Plan.id == Subscription.plan_id).join(Product, Product.id == Plan.product_id)
+    .where(Subscription.tenant_id == bindparam("tenant_id"), Subscription.user_id == bindparam("user_id"))
     .order_by(Subscription.created_at.desc(), Subscription.id.desc())
 )
 
 
 def dashboard_rows(tenant: TenantLike, customer: User) -> list[SubscriptionRow]:
     """The customer's subscriptions, newest first, as the dashboard lists them: one statement, plain rows."""
-    result = db.session.execute(_DASHBOARD.where(Subscription.tenant_id == tenant.id,
-                                                 Subscription.user_id == customer.id))
+    result = db.session.execute(_DASHBOARD, {"tenant_id": tenant.id, "user_id": customer.id})
     return [SubscriptionRow(id_, status, plan, product, servers, ready, price, currency, interval,
                             next_milestone(status, period_end=period_end, effective_at=effective_at,
                                            canceled_at=canceled_at, auto_renew=auto_renew, free=price == 0,
@@ -67,16 +67,22 @@ def customer_subscriptions(tenant: TenantLike, customer: User) -> list[Subscript
     ))
 
 
-def customer_subscription(tenant: TenantLike, customer: User, subscription_id: int) -> Subscription | None:
-    """One of the customer's subscriptions with plan, product, service type and items; None if not theirs."""
-    return db.session.scalar(
-        select(Subscription)
-        .where(Subscription.id == subscription_id, Subscription.tenant_id == tenant.id,
-               Subscription.user_id == customer.id)
-        .options(selectinload(Subscription.plan).selectinload(Plan.product),
-                 selectinload(Subscription.plan).selectinload(Plan.service_type),
-                 selectinload(Subscription.items))
-    )
+_CUSTOMER_SUBSCRIPTION = (
+    select(Subscription)
+    .where(Subscription.id == bindparam("subscription_id"), Subscription.tenant_id == bindparam("tenant_id"),
+           Subscription.user_id == bindparam("user_id"))
+    .options(joinedload(Subscription.plan).joinedload(Plan.product),
+             joinedload(Subscription.plan).joinedload(Plan.service_type))
+)
+_CUSTOMER_SUBSCRIPTION_WITH_ITEMS = _CUSTOMER_SUBSCRIPTION.options(selectinload(Subscription.items))
+
+
+def customer_subscription(tenant: TenantLike, customer: User, subscription_id: int, *, items: bool = True
+                          ) -> Subscription | None:
+    """One of the customer's subscriptions, with plan, product and service type joined in the same statement
+    (and its items in a second, unless `items` is False); None if not theirs."""
+    return db.session.scalar(_CUSTOMER_SUBSCRIPTION_WITH_ITEMS if items else _CUSTOMER_SUBSCRIPTION,
+                             {"subscription_id": subscription_id, "tenant_id": tenant.id, "user_id": customer.id})
 
 
 def customer_item(tenant: TenantLike, customer: User, subscription_id: int, item_id: int) -> SubscriptionItem | None:
@@ -123,6 +129,9 @@ def history(subscription: Subscription, limit: int = 100) -> list[SubscriptionEv
 
 
 def waiting_backorder(subscription: Subscription) -> Backorder | None:
+    """The backorder the subscription waits on; only a backordered subscription can have one."""
+    if subscription.status is not SubscriptionStatus.PENDING_BACKORDER:
+        return None
     return db.session.scalar(select(Backorder).where(Backorder.subscription_id == subscription.id,
                                                      Backorder.status == BackorderStatus.WAITING))
 

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager, joinedload
 
@@ -60,13 +60,13 @@ class OrderDraft:
     quote: Quote
 
 
+_PLAN = (select(Plan).join(Plan.product).options(contains_eager(Plan.product), joinedload(Plan.service_type))
+         .where(Plan.id == bindparam("plan_id"), Plan.tenant_id == bindparam("tenant_id")))
+
+
 def orderable_plan(tenant: TenantLike, plan_id: int) -> Plan:
     """The tenant's plan, if it can be ordered now. Unknown or foreign ids: NotFound."""
-    plan = db.session.scalar(
-        select(Plan).join(Plan.product)
-        .options(contains_eager(Plan.product), joinedload(Plan.service_type))
-        .where(Plan.id == plan_id, Plan.tenant_id == tenant.id)
-    )
+    plan = db.session.scalar(_PLAN, {"plan_id": plan_id, "tenant_id": tenant.id})
     if plan is None:
         raise NotFound("There is no such plan.")
     if plan.state is not CatalogueState.PUBLISHED or plan.product.state is not CatalogueState.PUBLISHED:
