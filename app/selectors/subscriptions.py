@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import and_, bindparam, func, or_, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import contains_eager, joinedload, selectinload
 
 from app.domain.catalogue import Interval
 from app.domain.subscriptions import BackorderStatus, ItemStatus, Milestone, SubscriptionStatus, next_milestone
@@ -92,7 +92,7 @@ def customer_item(tenant: TenantLike, customer: User, subscription_id: int, item
         .join(SubscriptionItem.subscription)
         .where(SubscriptionItem.id == item_id, SubscriptionItem.subscription_id == subscription_id,
                Subscription.tenant_id == tenant.id, Subscription.user_id == customer.id)
-        .options(selectinload(SubscriptionItem.subscription))
+        .options(contains_eager(SubscriptionItem.subscription))
     )
 
 
@@ -123,7 +123,7 @@ def history(subscription: Subscription, limit: int = 100) -> list[SubscriptionEv
         select(SubscriptionEvent)
         .where(SubscriptionEvent.subscription_id == subscription.id,
                SubscriptionEvent.tenant_id == subscription.tenant_id)
-        .options(selectinload(SubscriptionEvent.actor), selectinload(SubscriptionEvent.impersonator))
+        .options(joinedload(SubscriptionEvent.actor), joinedload(SubscriptionEvent.impersonator))
         .order_by(SubscriptionEvent.created_at.desc(), SubscriptionEvent.id.desc()).limit(limit)
     ))
 

@@ -8,15 +8,15 @@ from app.config import ConfigError, Settings
 from app.extensions import db
 from app.models import TenantHost, TenantRef
 from app.selectors.tenants import TenantCache
-from tests.queries import reading, statements
+from tests.querycount import count_queries
 
 
 def test_the_second_request_does_not_look_up_the_tenant(app, client, tenant):
     client.get("/")
-    with statements(app) as sent:
+    with count_queries(app) as log:
         page = client.get("/").get_data(as_text=True)
     assert tenant.name in page
-    assert reading(sent, "tenants") == []
+    assert log.reading("tenants") == []
 
 
 def test_renaming_the_tenant_shows_on_the_next_request(app, client, tenant):
@@ -38,9 +38,9 @@ def test_with_no_cache_every_request_looks_up_the_tenant(app, client, tenant, mo
     monkeypatch.setitem(app.config, "TENANT_CACHE_SECONDS", 0)
     monkeypatch.delitem(app.extensions, "tenant_cache", raising=False)
     client.get("/")
-    with statements(app) as sent:
+    with count_queries(app) as log:
         client.get("/")
-    assert len(reading(sent, "tenants")) == 1
+    assert len(log.reading("tenants")) == 1
     monkeypatch.delitem(app.extensions, "tenant_cache", raising=False)  # the next test gets the configured one
 
 
