@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import contains_eager, selectinload
+from sqlalchemy.orm import contains_eager, joinedload, selectinload
 
 from app.domain.accounts import Role
 from app.domain.catalogue import CatalogueState
@@ -64,9 +64,9 @@ def catalogue_overview(tenant: TenantLike) -> CatalogueOverview:
     products = db.session.scalars(
         select(Product)
         .where(Product.tenant_id == tenant.id)
-        .options(selectinload(Product.plans).selectinload(Plan.service_type))
+        .options(joinedload(Product.plans).joinedload(Plan.service_type))
         .order_by(Product.name, Product.version)
-    ).all()
+    ).unique().all()
     subscribers = db.session.execute(
         select(Subscription.plan_id, func.count())
         .where(Subscription.tenant_id == tenant.id)
