@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from app.domain.accounts import Role
 from app.extensions import db
@@ -40,7 +40,7 @@ def customer_for_staff(tenant: TenantLike, customer_id: int) -> User | None:
     """A customer of `tenant` (never staff, never another tenant's) with their profile; None otherwise."""
     return db.session.scalar(
         select(User).where(User.id == customer_id, User.tenant_id == tenant.id, User.role == Role.CUSTOMER)
-        .options(selectinload(User.profile))
+        .options(joinedload(User.profile))
     )
 
 

@@ -57,11 +57,11 @@ def dashboard_rows(tenant: TenantLike, customer: User) -> list[SubscriptionRow]:
 
 
 def customer_subscriptions(tenant: TenantLike, customer: User) -> list[Subscription]:
-    """The customer's subscriptions, newest first, with plan, product and items: a fixed number of queries."""
+    """The customer's subscriptions, newest first, with plan and product (joined) and items: two statements."""
     return list(db.session.scalars(
         select(Subscription)
         .where(Subscription.tenant_id == tenant.id, Subscription.user_id == customer.id)
-        .options(selectinload(Subscription.plan).selectinload(Plan.product),
+        .options(joinedload(Subscription.plan).joinedload(Plan.product),
                  selectinload(Subscription.items))
         .order_by(Subscription.created_at.desc(), Subscription.id.desc())
     ))
