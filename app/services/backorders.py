@@ -14,7 +14,7 @@ from app.domain.geography import location_label
 from app.domain.policy import Do
 from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionStatus
 from app.extensions import db
-from app.models import Backorder, Subscription, SubscriptionItem, TenantLike
+from app.models import Backorder, Subscription, SubscriptionItem, Tenant, TenantLike
 from app.providers.base import ProviderError
 from app.services import events, lifecycle, work
 from app.services.actors import Actor
@@ -43,8 +43,11 @@ def serve_backorders(limit: int = 200) -> list[int]:
 
 def _serve_queue(queue: list[Backorder]) -> list[int]:
     head = queue[0]
+    tenant = db.session.get(Tenant, head.tenant_id)
+    if tenant is None:
+        return []
     try:
-        cloud = provider_for(head.tenant_id, head.provider)
+        cloud = provider_for(tenant, head.provider)
     except ValueError:
         return []
     released: list[int] = []

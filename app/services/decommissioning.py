@@ -61,7 +61,7 @@ def advance(item_id: int, attempt: int = 1) -> Next | None:
     tenant = db.session.get(Tenant, item.tenant_id)
     assert tenant is not None
     try:
-        cloud = provider_for(tenant.id, item.provider)
+        cloud = provider_for(tenant, item.provider)
         if not delivered(item):
             return _delete_undelivered(cloud, item, tenant)
         return _shut_down(cloud, item, attempt)
@@ -239,7 +239,7 @@ def _delete_for_good(item: SubscriptionItem) -> None:
     if item.provider is not Provider.NONE:
         tenant = db.session.get(Tenant, item.tenant_id)
         assert tenant is not None
-        deleted = delete_servers(provider_for(tenant.id, item.provider), item, tenant)
+        deleted = delete_servers(provider_for(tenant, item.provider), item, tenant)
     reason = "The retention period ended: the server was deleted."
     if item.status is ItemStatus.DECOMMISSIONED:
         if deleted:  # a leftover (a create that finished after the item ended)

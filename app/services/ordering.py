@@ -105,9 +105,9 @@ def check_availability(tenant: TenantLike, draft: OrderDraft, *, live: bool = Fa
     where = draft.config.get(geography_key(service_type.config_schema) or "location", "")
     server_type = draft.config["serverType"]
     try:
-        found = availability_cache.check_availability(tenant.id, provider, server_type, where, live=live)
+        found = availability_cache.check_availability(tenant, provider, server_type, where, live=live)
         if found.available and _queue_length(tenant, provider, server_type, where):
-            found = _behind_the_queue(availability_cache.offers(tenant.id, provider, live=live), server_type, where)
+            found = _behind_the_queue(availability_cache.offers(tenant, provider, live=live), server_type, where)
     except ProviderError as error:
         if error.kind is ErrorKind.AUTH:
             log.error("tenant %s: %s refused the portal's credentials: %s", tenant.slug, provider, error)

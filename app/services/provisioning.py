@@ -131,7 +131,7 @@ def _create(item: SubscriptionItem, tenant: TenantLike, dns_base_domain: str, at
     except UserDataError as error:
         return _fail(item, "This server cannot be set up because of a configuration problem on our side. "
                            "Our staff have been told.", staff_note=error.args[0])
-    cloud = provider_for(tenant.id, item.provider)
+    cloud = provider_for(tenant, item.provider)
     info = cloud.create_server(spec)
     if not _lock(item):
         return _settled_meanwhile(cloud, item, tenant, info)
@@ -203,7 +203,7 @@ def delete_servers(cloud: CloudProvider, item: SubscriptionItem, tenant: TenantL
 
 
 def _poll(item: SubscriptionItem, tenant: TenantLike, attempt: int) -> Next | None:
-    info = provider_for(tenant.id, item.provider).server_info(item.server_id or "")
+    info = provider_for(tenant, item.provider).server_info(item.server_id or "")
     if not _lock(item):  # canceled meanwhile: decommissioning deletes the server
         db.session.rollback()
         return None
