@@ -7,10 +7,10 @@ from sqlalchemy.orm import contains_eager
 
 from app.domain.subscriptions import ItemStatus
 from app.extensions import db
-from app.models import Subscription, SubscriptionItem, Tenant
+from app.models import Subscription, SubscriptionItem, TenantLike
 
 
-def items_needing_attention(tenant: Tenant, limit: int = 200) -> list[SubscriptionItem]:
+def items_needing_attention(tenant: TenantLike, limit: int = 200) -> list[SubscriptionItem]:
     """Failed items (provisioning gave up, or the server vanished), newest first, with customer and plan."""
     return list(db.session.scalars(
         select(SubscriptionItem)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from app.domain.catalogue import Interval
 from app.domain.subscriptions import ItemStatus, Milestone, SubscriptionStatus, next_milestone
 from app.extensions import db
-from app.models import Plan, Subscription, SubscriptionItem, Tenant, User
+from app.models import Plan, Subscription, SubscriptionItem, TenantLike, User
 from app.selectors.customers import _like
 from app.selectors.paging import Page, one_page_and_a_peek, page_number
 
@@ -42,7 +42,7 @@ class SubscriptionRow:
         return self.price_minor == 0
 
 
-def find_subscriptions(tenant: Tenant, *, status: SubscriptionStatus | None = None, query: str = "",
+def find_subscriptions(tenant: TenantLike, *, status: SubscriptionStatus | None = None, query: str = "",
                        page: int = 1, per_page: int = 25) -> Page[SubscriptionRow]:
     """The tenant's subscriptions, newest first, one page plus a peek: two statements.
 
@@ -81,7 +81,7 @@ def _matching(query: str) -> list[object]:
     return [or_(func.lower(User.name).like(pattern, escape="\\"), User.email.like(pattern, escape="\\"))]
 
 
-def _server_counts(tenant: Tenant, subscription_ids: list[int]) -> dict[int, tuple[int, int]]:
+def _server_counts(tenant: TenantLike, subscription_ids: list[int]) -> dict[int, tuple[int, int]]:
     """Ready and all servers of each subscription in `subscription_ids`."""
     if not subscription_ids:
         return {}
@@ -103,7 +103,7 @@ def _row(row: tuple, servers: tuple[int, int]) -> SubscriptionRow:  # type: igno
                            quantity, servers[0], servers[1], milestone)
 
 
-def subscription_for_staff(tenant: Tenant, subscription_id: int) -> Subscription | None:
+def subscription_for_staff(tenant: TenantLike, subscription_id: int) -> Subscription | None:
     """One subscription of `tenant` with its customer, plan, product and items; None if not the tenant's."""
     return db.session.scalar(
         select(Subscription)

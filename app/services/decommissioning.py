@@ -29,7 +29,7 @@ from app.domain.catalogue import Provider
 from app.domain.retry import MAX_ATTEMPTS, backoff_delay
 from app.domain.subscriptions import ITEM_TRANSITIONS, ItemStatus, SubscriptionStatus
 from app.extensions import db
-from app.models import Subscription, SubscriptionEvent, SubscriptionItem, Tenant
+from app.models import Subscription, SubscriptionEvent, SubscriptionItem, Tenant, TenantLike
 from app.providers.base import CloudProvider, ErrorKind, PowerState, ProviderError
 from app.services import events, lifecycle
 from app.services.actors import Actor
@@ -82,7 +82,7 @@ def _locked(item: SubscriptionItem) -> bool:
     return item.status is ItemStatus.DECOMMISSIONING
 
 
-def _delete_undelivered(cloud: CloudProvider, item: SubscriptionItem, tenant: Tenant) -> None:
+def _delete_undelivered(cloud: CloudProvider, item: SubscriptionItem, tenant: TenantLike) -> None:
     deleted = delete_servers(cloud, item, tenant)
     return _end(item, "server_deleted", DECOMMISSIONING, "The order was canceled before the server was delivered.",
                 server_ids=deleted)

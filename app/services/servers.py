@@ -10,7 +10,7 @@ from app.domain.policy import Do
 from app.domain.retry import MAX_ATTEMPTS, backoff_delay
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus, power_controls_enabled
 from app.extensions import db
-from app.models import SubscriptionItem, Tenant, User
+from app.models import SubscriptionItem, TenantLike, User
 from app.providers.base import ActionInfo, ErrorKind, PowerState, ProviderError, ServerInfo
 from app.selectors.subscriptions import tenant_item
 from app.services import events
@@ -28,7 +28,7 @@ class PowerCommand(StrEnum):
     RESTART = "restart"
 
 
-def permitted_item(tenant: Tenant, actor: Actor, action: Do, subscription_id: int, item_id: int
+def permitted_item(tenant: TenantLike, actor: Actor, action: Do, subscription_id: int, item_id: int
                    ) -> SubscriptionItem:
     """The tenant's item if `actor` may do `action` to its subscription, else NotFound or Forbidden, before
     anything reaches a cloud."""
@@ -42,7 +42,7 @@ def permitted_item(tenant: Tenant, actor: Actor, action: Do, subscription_id: in
     return item
 
 
-def live_info(*, tenant: Tenant, viewer: User, subscription_id: int, item_id: int) -> ServerInfo:
+def live_info(*, tenant: TenantLike, viewer: User, subscription_id: int, item_id: int) -> ServerInfo:
     """What the cloud says about the item's server right now."""
     item = permitted_item(tenant, Actor(viewer), Do.VIEW, subscription_id, item_id)
     if item.server_id is None:
@@ -53,7 +53,7 @@ def live_info(*, tenant: Tenant, viewer: User, subscription_id: int, item_id: in
         raise _customer_error(error) from None
 
 
-def power(*, tenant: Tenant, actor: Actor, subscription_id: int, item_id: int, command: PowerCommand) -> ActionInfo:
+def power(*, tenant: TenantLike, actor: Actor, subscription_id: int, item_id: int, command: PowerCommand) -> ActionInfo:
     """Start, stop or restart the item's server. Refused while suspended or canceled, or before it is ready."""
     item = permitted_item(tenant, actor, Do.POWER, subscription_id, item_id)
     if not power_controls_enabled(item.subscription.status):
