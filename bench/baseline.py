@@ -439,6 +439,7 @@ def create_baseline(database_path: str) -> Flask:
         app.add_template_filter(function, name)
     queue_path = bare_queue(database_path)
     with sqlite3.connect(queue_path) as queue:
+        queue.execute("PRAGMA journal_mode=WAL")  # as Huey keeps its SQLite queue
         queue.execute(QUEUE_TABLE)
     queue.close()
 
