@@ -402,13 +402,14 @@ def report_plans(ops: list[Operation]) -> None:
     print()
 
 
-def same_statements(ops: list[Operation]) -> list[tuple[str, bool]]:
+def same_statements(ops: list[Operation], label: str) -> list[tuple[str, bool]]:
     """For each family (`same`): its operations run the same number of statements (5 and 50 rows alike)."""
     families: dict[str, set[float]] = {}
     for op in ops:
         if op.same:
             families.setdefault(op.same, set()).add(op.statements)
-    return [(f"{name} statements the same for each size", len(counts) == 1) for name, counts in families.items()]
+    return [(f"{label}: {name} statements the same for each size", len(counts) == 1)
+            for name, counts in families.items()]
 
 
 def sqlite_path(database: str) -> str:
@@ -456,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         report_growth(registries[0], margin)
     report_plans([op for ops in registries for op in ops])
-    extra = [check for ops in registries for check in same_statements(ops)]
+    extra = [check for bench, ops in zip(benches, registries, strict=True)
+             for check in same_statements(ops, bench.path.rsplit("/", 1)[-1])]
     for text, ok in extra:
         print(f"{text}: {'met' if ok else 'MISSED'}")
     met = all(op.met(margin) for ops in registries for op in ops) and all(ok for _, ok in extra)
