@@ -46,6 +46,7 @@ from app.models import (
     User,
 )
 from app.models.impersonation import EndReason
+from app.services.demo import HETZNER_SCHEMA  # the demo cloud server type: the order form has its choices
 from app.services.passwords import hash_password
 
 PASSWORD = "bench-customer-pass"  # noqa: S105 - a known password of generated test data
@@ -138,7 +139,7 @@ class Builder:
     def catalogue(self, tenant_id: int, stamp: dict[str, datetime]) -> list[tuple[int, int, Interval]]:
         self.put(ServiceType.__table__, [{"id": tenant_id, "tenant_id": tenant_id, "slug": "cloud-server",
                                           "name": "Cloud server", "provider": Provider.HETZNER.value,
-                                          "service_kind": "server", "config_schema": {},
+                                          "service_kind": "server", "config_schema": HETZNER_SCHEMA,
                                           "cloud_init_template": "", **stamp}])
         self.put(Product.__table__, [{"id": tenant_id, "tenant_id": tenant_id, "slug": "cloud-servers",
                                       "name": "Cloud Servers", "description": "Servers on Hetzner Cloud.",
