@@ -78,7 +78,8 @@ class Goal:
 
 LIST_GOAL = Goal(2.0, 3, "within 2x of bare, at most 3 statements")
 SMALL_GOAL = Goal(3.0, None, "within 3x of bare")
-PREVIEW_GOAL = Goal(3.0, 1, "within 3x of bare, at most 1 statement")
+# The preview's own statement and the session check every logged-in request makes (the bare app has no login).
+PREVIEW_GOAL = Goal(3.0, 2, "within 3x of bare, 1 statement besides the session check")
 ORDER_GOAL = Goal(2.0, None, "within 2x of a raw insert")
 
 
@@ -115,8 +116,14 @@ class Operation:
                 and not self.missed_plans)
 
 
+# Transaction control is not a query (the portal sends SQLite an explicit BEGIN: app/extensions.py); the
+# tests count the same way (tests/querycount.py).
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
 class Recorder:
-    """Counts the SQL statements the portal's engine runs and, while `capturing`, keeps them with parameters."""
+    """Counts the SQL statements the portal's engine runs (transaction control aside) and, while `capturing`,
+    keeps them with parameters."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -125,6 +132,8 @@ class Recorder:
 
     def __call__(self, _conn: object, _cursor: object, statement: str, parameters: Any, _context: object,
                  executemany: bool) -> None:
+        if statement.lstrip()[:9].upper().startswith(TRANSACTION_CONTROL):
+            return
         self.count += 1
         if self.capturing:
             self.statements.append((statement, parameters[0] if executemany else parameters))
