@@ -29,13 +29,15 @@ class SubscriptionRow:
     milestone: Milestone
 
 
-_servers = (select(func.count()).where(SubscriptionItem.subscription_id == Subscription.id)
-            .correlate(Subscription).scalar_subquery())
-_ready = (select(func.count()).where(SubscriptionItem.subscription_id == Subscription.id,
-                                     SubscriptionItem.status == ItemStatus.ACTIVE)
-          .correlate(Subscription).scalar_subquery())
+# A subscription's servers, and those of them ready: columns for any list of subscriptions (an index walk each).
+SERVERS = (select(func.count()).where(SubscriptionItem.subscription_id == Subscription.id)
+           .correlate(Subscription).scalar_subquery())
+SERVERS_READY = (select(func.count()).where(SubscriptionItem.subscription_id == Subscription.id,
+                                            SubscriptionItem.status == ItemStatus.ACTIVE)
+                 .correlate(Subscription).scalar_subquery())
 _DASHBOARD = (
-    select(Subscription.id, Subscription.status, Plan.name, Product.name, _servers, _ready, Subscription.price_minor,
+    select(Subscription.id, Subscription.status, Plan.name, Product.name, SERVERS, SERVERS_READY,
+           Subscription.price_minor,
            Subscription.currency, Subscription.interval, Subscription.auto_renew, Subscription.current_period_end,
            Subscription.effective_at, Subscription.canceled_at, Subscription.servers_delete_at,
            Subscription.purged_at)
