@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import func, select
 from app.clock import now
 from app.domain.subscriptions import SubscriptionStatus
 from app.extensions import db
-from app.models import JobRun, JobTrigger, Subscription
+from app.models import JobClaim, JobRun, JobTrigger, Subscription
 from app.providers.base import ErrorKind
 from app.sandbox.cloud import sandbox_for
 from app.services import subscriptions
@@ -234,3 +235,27 @@ def test_a_retention_run_that_could_not_delete_is_recorded_as_failed_and_the_nex
     done = jobs(runner, "run", "retention", "--as-of", delete_at.isoformat())
     assert done.exit_code == 0 and "1 subscription purged" in done.output
     assert sandbox.server_count() == 0
+
+
+def test_each_scheduled_minute_is_run_by_one_worker_process(app, clock):
+    clock.set(datetime(2026, 3, 15, 10, 0, 1, tzinfo=UTC))
+    JOBS["impersonations"].task.call_local()
+    clock.advance(seconds=2)
+    JOBS["impersonations"].task.call_local()  # a second worker process, firing in the same minute
+    assert len(runs("impersonations")) == 1
+    clock.advance(minutes=1)
+    JOBS["impersonations"].task.call_local()
+    JOBS["expiry"].task.call_local()  # another job's claim is its own
+    assert len(runs("impersonations")) == 2 and len(runs("expiry")) == 1
+    claims = db.session.scalars(select(JobClaim).where(JobClaim.job == "impersonations")
+                                .order_by(JobClaim.due_at)).all()
+    assert [c.due_at for c in claims] == [datetime(2026, 3, 15, 10, 0, tzinfo=UTC),
+                                          datetime(2026, 3, 15, 10, 1, tzinfo=UTC)]
+    assert all(c.claimed_by.endswith(f":{os.getpid()}") for c in claims)
+
+
+def test_claims_older_than_a_day_are_forgotten(app, clock):
+    JOBS["impersonations"].task.call_local()
+    clock.advance(days=1, minutes=1)
+    JOBS["impersonations"].task.call_local()
+    assert db.session.scalar(select(func.count()).select_from(JobClaim)) == 1

@@ -4,7 +4,7 @@ from app.models.billing import Charge
 from app.models.catalogue import Plan, Product, ServiceType
 from app.models.credentials import CloudCredential
 from app.models.impersonation import EndReason, Impersonation, ImpersonationAction
-from app.models.jobs import JobRun, JobTrigger
+from app.models.jobs import JobClaim, JobRun, JobTrigger
 from app.models.subscription import Backorder, Subscription, SubscriptionEvent, SubscriptionItem
 from app.models.tenant import Tenant, TenantHost, TenantLike, TenantRef
 from app.models.user import CustomerProfile, User, UserSession
@@ -17,6 +17,7 @@ __all__ = [
     "EndReason",
     "Impersonation",
     "ImpersonationAction",
+    "JobClaim",
     "JobRun",
     "JobTrigger",
     "Plan",

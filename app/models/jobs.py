@@ -2,6 +2,9 @@
 
 A row is written once, when the run has finished (successfully or not), so there is never a run without
 an end. Only the latest runs of each job are kept (`app.tasks.schedule.KEEP_RUNS`).
+
+Every worker process runs the schedule, so each scheduled run is first claimed: one `job_claims` row per job
+and scheduled minute, which only one process can insert (its primary key). The others skip that minute.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import Index, PrimaryKeyConstraint, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -41,3 +44,14 @@ class JobRun(db.Model):
 
     def __repr__(self) -> str:
         return f"<JobRun {self.id} {self.job} {'ok' if self.ok else 'failed'}>"
+
+
+class JobClaim(db.Model):
+    """A scheduled run taken by one worker process: the job, the minute it was due, and who took it."""
+
+    __tablename__ = "job_claims"
+    __table_args__ = (PrimaryKeyConstraint("job", "due_at"),)
+
+    job: Mapped[str] = mapped_column(String(50))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str] = mapped_column(String(200))  # host and process id

@@ -3,7 +3,8 @@
 A job is a function that does its work once, inside an app context, and returns a short summary such as
 "3 cancellations took effect". `@periodic` registers it with a name, a one-line description and a
 schedule, and returns the Huey periodic task that runs it on that schedule. Both ways go through
-`run_job`, so a job runs the same code whoever starts it, and every run is recorded in `job_runs`.
+`run_job`, so a job runs the same code whoever starts it, and every run is recorded in `job_runs`. Every
+worker process keeps the schedule; a scheduled run is first `claim`ed, so one of them runs it.
 
 Adding a job is one decorated function in `app/tasks/jobs.py`:
 
@@ -25,6 +26,9 @@ process, so only `flask jobs run` (a process of its own) runs jobs as of another
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,11 +39,14 @@ from flask import Flask
 from huey import crontab
 from huey.api import TaskWrapper
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 
 from app.clock import now
 from app.extensions import db
-from app.models import JobRun, JobTrigger
+from app.models import JobClaim, JobRun, JobTrigger
 from app.tasks import app_context, huey
+
+log = logging.getLogger(__name__)
 
 KEEP_RUNS = 50  # per job; older runs are deleted when a new one is recorded
 SUMMARY_LENGTH = 200  # JobRun.summary
@@ -111,7 +118,8 @@ def periodic(name: str, schedule: Schedule, description: str) -> Callable[[Calla
             raise ValueError(f"two periodic jobs are named {name!r}")
 
         def run_on_schedule() -> None:
-            run_job(name, trigger=JobTrigger.SCHEDULE)
+            if claim(name):
+                run_job(name, trigger=JobTrigger.SCHEDULE)
 
         run_on_schedule.__doc__ = description
         task = huey.periodic_task(schedule.crontab(), name=f"periodic_{name.replace('-', '_')}")(run_on_schedule)
@@ -141,6 +149,25 @@ def run_job(name: str, *, trigger: JobTrigger, as_of: datetime | None = None) ->
             raise JobFailed(name, message) from error
         _record(name, trigger, started_at, as_of, ok=True, summary=summary)
     return summary
+
+
+def claim(name: str) -> bool:
+    """Take this minute's scheduled run of the job for this process; False when another process has it.
+
+    Every worker process runs the schedule and they all fire at the start of the minute; the claim's
+    primary key (job, minute) lets one insert win. Claims older than a day are forgotten as new ones come.
+    """
+    with app_context():
+        due_at = now().replace(second=0, microsecond=0)
+        db.session.execute(delete(JobClaim).where(JobClaim.job == name, JobClaim.due_at < due_at - timedelta(days=1)))
+        db.session.add(JobClaim(job=name, due_at=due_at, claimed_by=f"{socket.gethostname()}:{os.getpid()}"[:200]))
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            log.info("job %s due at %s was run by another worker", name, due_at.isoformat())
+            return False
+    return True
 
 
 def latest_runs() -> dict[str, JobRun]:
