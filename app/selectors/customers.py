@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 
@@ -16,7 +19,18 @@ def _like(text: str) -> str:
     return f"%{escaped.lower()}%"
 
 
-def find_customers(tenant: TenantLike, *, query: str = "", page: int = 1, per_page: int = 25) -> Page:
+@dataclass(frozen=True, slots=True)
+class CustomerRow:
+    """A customer as support's search lists them: plain values."""
+
+    id: int
+    name: str
+    email: str
+    is_active: bool
+    created_at: datetime
+
+
+def find_customers(tenant: TenantLike, *, query: str = "", page: int = 1, per_page: int = 25) -> Page[CustomerRow]:
     """Customers of `tenant` whose name or email contains `query` (any case), by name; one page plus a peek.
 
     Speed: the index `ix_users_tenant_role_name_id_email` holds everything the filter and the order need, so
@@ -26,14 +40,15 @@ def find_customers(tenant: TenantLike, *, query: str = "", page: int = 1, per_pa
     A contains-search, not a prefix one, because support looks people up by their last name too.
     """
     page = page_number(page)
-    statement = select(User).where(User.tenant_id == tenant.id, User.role == Role.CUSTOMER)
+    statement = (select(User.id, User.name, User.email, User.is_active, User.created_at)
+                 .where(User.tenant_id == tenant.id, User.role == Role.CUSTOMER))
     if query.strip():
         pattern = _like(query.strip())
         # Emails are stored lower-case (normalize_email), so only the name needs lower().
         statement = statement.where(or_(func.lower(User.name).like(pattern, escape="\\"),
                                         User.email.like(pattern, escape="\\")))
-    rows = db.session.scalars(one_page_and_a_peek(statement.order_by(User.name, User.id), page, per_page)).all()
-    return Page(list(rows[:per_page]), page, per_page, len(rows) > per_page)
+    rows = db.session.execute(one_page_and_a_peek(statement.order_by(User.name, User.id), page, per_page)).all()
+    return Page([CustomerRow(*row) for row in rows[:per_page]], page, per_page, len(rows) > per_page)
 
 
 def customer_for_staff(tenant: TenantLike, customer_id: int) -> User | None:

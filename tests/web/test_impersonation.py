@@ -74,10 +74,15 @@ def acting(client, auth, support, customer, clock):
 
 # --- the support area ------------------------------------------------------------------------------------------
 
-def test_search_results_link_to_the_customer_page(client, auth, support, customer):
+def test_search_results_link_to_the_customer_page(app, client, auth, support, customer):
+    from tests.querycount import count_queries
+
     auth.login(support.email)
-    page = client.get("/support/?q=casey").get_data(as_text=True)
-    assert f'href="/support/customers/{customer.id}"' in page
+    client.get("/support/?q=casey")
+    with count_queries(app) as log:
+        page = client.get("/support/?q=casey").get_data(as_text=True)
+    assert f'href="/support/customers/{customer.id}"' in page and "Casey Customer" in page
+    assert log.count == 2, log.statements  # the session's user; one page of customers
 
 
 def test_the_customer_page_shows_profile_subscriptions_and_events(client, auth, tenant, support, customer):
