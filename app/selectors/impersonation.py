@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from app.extensions import db
 from app.models import Impersonation, ImpersonationAction, TenantLike, User, UserSession
+from app.models.impersonation import EndReason
 from app.selectors.paging import Page, one_page_and_a_peek, page_number
 
 
@@ -36,9 +38,20 @@ def of_customer(tenant: TenantLike, customer: User, limit: int = 10) -> list[Imp
     ))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AuditRow:
-    impersonation: Impersonation
+    """One impersonation as the audit lists it: plain values."""
+
+    id: int
+    started_at: datetime
+    support_name: str
+    support_email: str
+    customer_name: str
+    customer_email: str
+    reason: str
+    ends_at: datetime
+    ended_at: datetime | None
+    end_reason: EndReason | None
     changes: int  # state-changing requests
     views: int  # pages viewed
 
@@ -50,16 +63,23 @@ def _actions(*, views: bool):  # type: ignore[no-untyped-def]
             .correlate(Impersonation).scalar_subquery())
 
 
+_support, _customer = aliased(User), aliased(User)
+_AUDIT = (
+    select(Impersonation.id, Impersonation.started_at, _support.name, _support.email, _customer.name,
+           _customer.email, Impersonation.reason, Impersonation.ends_at, Impersonation.ended_at,
+           Impersonation.end_reason, _actions(views=False), _actions(views=True))
+    .join(_support, _support.id == Impersonation.support_user_id)
+    .join(_customer, _customer.id == Impersonation.customer_id)
+    .order_by(Impersonation.started_at.desc(), Impersonation.id.desc())
+)
+
+
 def audit_page(tenant: TenantLike, *, page: int = 1, per_page: int = 25) -> Page[AuditRow]:
     """The tenant's impersonations, newest first, with both users and their action counts: one statement."""
     page = page_number(page)
-    records = db.session.execute(one_page_and_a_peek(
-        select(Impersonation, _actions(views=False), _actions(views=True))
-        .where(Impersonation.tenant_id == tenant.id)
-        .options(joinedload(Impersonation.support_user), joinedload(Impersonation.customer))
-        .order_by(Impersonation.started_at.desc(), Impersonation.id.desc()), page, per_page)).all()
-    rows = [AuditRow(record, changes, views) for record, changes, views in records[:per_page]]
-    return Page(rows, page, per_page, len(records) > per_page)
+    rows = db.session.execute(one_page_and_a_peek(_AUDIT.where(Impersonation.tenant_id == tenant.id),
+                                                  page, per_page)).all()
+    return Page([AuditRow(*row) for row in rows[:per_page]], page, per_page, len(rows) > per_page)
 
 
 def audit_record(tenant: TenantLike, impersonation_id: int) -> Impersonation | None:

@@ -487,7 +487,8 @@ def test_the_audit_reads_three_statements_and_writes_nothing_when_nothing_is_ope
     client.get("/admin/audit")
     with count_queries(app) as log:
         page = client.get("/admin/audit").get_data(as_text=True)
-    assert "Stopped by support" in page
+    assert "Stopped by support" in page and f'href="/admin/audit/{acting.id}"' in page
+    assert "Sam Support" in page and "Casey Customer" in page and "+ 1 views" in page
     # The session's user; whether any impersonation is still open; the page with both users and the counts.
     assert log.count == 3, log.statements
     assert not [s for s in log.statements if s.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE"))]
