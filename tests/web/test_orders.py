@@ -467,3 +467,22 @@ def test_the_price_charged_is_the_price_the_preview_showed(client, shopper, plan
     charge = db.session.scalars(select(Charge).where(Charge.subscription_id == subscription.id)).one()
     assert (charge.amount_minor, charge.currency) == (due_now, "EUR")
 
+
+
+def test_the_order_forms_selects_draw_what_wtforms_would(app):
+    from wtforms import Form, SelectField
+    from wtforms.fields.choices import SelectChoice
+
+    from app.blueprints.orders.forms import ChoiceSelect
+
+    choices = [SelectChoice("cx22", "CX22"), SelectChoice("fsn1", 'Falkenstein <"&">'), SelectChoice("a&b", "")]
+
+    class Plain(Form):
+        pick = SelectField("Pick", choices=choices, default="fsn1")
+
+    class Fast(Form):
+        pick = SelectField("Pick", choices=choices, default="fsn1", widget=ChoiceSelect())
+
+    plain, fast = Plain().pick, Fast().pick
+    assert str(fast(class_="input")) == str(plain(class_="input"))
+    assert 'selected value="fsn1">Falkenstein &lt;&#34;&amp;&#34;&gt;</option>' in str(fast())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_wtf import FlaskForm
+from markupsafe import Markup, escape
 from wtforms import BooleanField, HiddenField, IntegerField, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, NumberRange
@@ -29,15 +30,24 @@ class OrderForm(FlaskForm):
 
 
 class ChoiceSelect(Select):
-    """WTForms' select, minus a signature check it makes on every render.
+    """WTForms' select, drawn faster, with the same markup (tests/web/test_orders.py compares the two).
 
     WTForms 3.3 inspects `render_option`'s signature each time a select is drawn, to support overrides with
-    the old one; ours is the current one, so it is called directly (a third of the order form's time).
+    the old one, and builds each option's attributes through a format-string escaper; with a server type,
+    location and image to choose from, that was a third of the order form's time.
     """
 
     @classmethod
     def _dispatch_render_option(cls):  # type: ignore[no-untyped-def]
         return cls.render_option
+
+    @classmethod
+    def render_option(cls, choice: SelectChoice, **kwargs: Any) -> Markup:
+        if kwargs or choice.render_kw or not isinstance(choice.value, str):
+            return super().render_option(choice, **kwargs)
+        selected = "selected " if choice.selected else ""  # WTForms sorts the attributes by name
+        value, label = escape(choice.value), escape(choice.label or choice.value)
+        return Markup(f'<option {selected}value="{value}">{label}</option>')  # noqa: S704 - both are escaped
 
 
 def order_form(fields: list[ConfigField], **kwargs: Any) -> OrderForm:
