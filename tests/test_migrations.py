@@ -105,3 +105,29 @@ def test_subscriptions_canceled_before_the_end_of_life_existed_are_handed_to_it(
         assert str(rows[1].ready_at).startswith("2026-01-05") and str(rows[2].ready_at).startswith("2026-01-05")
         downgrade(revision="base")
         db.engine.dispose()
+
+
+def test_plans_count_the_subscriptions_they_had_before_the_count_existed(empty_database_url, tmp_path):
+    """Migration 0008: each plan's subscription count starts from its subscriptions."""
+    app = create_app({**config_for_tests(empty_database_url, str(tmp_path)),
+                      "SQLALCHEMY_ENGINE_OPTIONS": engine_options(empty_database_url)})
+    with app.app_context():
+        upgrade(revision="0007")
+        with db.engine.begin() as connection:
+            _insert(connection, "tenants", id=1, slug="t", name="T", retention_days=10)
+            _insert(connection, "users", id=1, tenant_id=1, email="a@b.c", role="customer")
+            _insert(connection, "service_types", id=1, tenant_id=1, slug="st", provider="hetzner")
+            _insert(connection, "products", id=1, tenant_id=1, slug="p", state="published")
+            for plan_id in (1, 2):
+                _insert(connection, "plans", id=plan_id, tenant_id=1, product_id=1, service_type_id=1,
+                        slug=f"pl{plan_id}", interval="month", state="published", cancellation_rule="immediate",
+                        downgrade_rule="period_end")
+            for sid, status in ((1, "canceled"), (2, "active"), (3, "pending_cancel")):
+                _insert(connection, "subscriptions", id=sid, tenant_id=1, user_id=1, plan_id=1, status=status,
+                        quantity=1, interval="month", version=1)
+        upgrade()
+        with db.engine.connect() as connection:
+            counts = dict(connection.execute(text("SELECT id, subscription_count FROM plans")).all())
+        assert counts == {1: 3, 2: 0}
+        downgrade(revision="base")
+        db.engine.dispose()

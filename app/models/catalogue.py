@@ -87,6 +87,9 @@ class Plan(Timestamps, db.Model):
     )
     migration_target_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"))
     sort_order: Mapped[int] = mapped_column(default=0)
+    # How many subscriptions were ever ordered on the plan: counted when one is created (app/services/ordering.py,
+    # the one place that creates them), so the admin's catalogue need not count a tenant's whole history.
+    subscription_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
     product: Mapped[Product] = relationship(back_populates="plans")
     service_type: Mapped[ServiceType] = relationship()

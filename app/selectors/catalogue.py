@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import groupby
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import contains_eager, joinedload, selectinload
 
 from app.domain.accounts import Role
 from app.domain.catalogue import CatalogueState
 from app.extensions import db
-from app.models import Plan, Product, ServiceType, Subscription, TenantLike, User
+from app.models import Plan, Product, ServiceType, TenantLike, User
 
 
 @dataclass(frozen=True)
@@ -52,27 +52,28 @@ def published_plan(tenant: TenantLike, plan_id: int) -> Plan | None:
 class CatalogueOverview:
     service_types: list[ServiceType]
     products: list[Product]
-    subscribers_by_plan: dict[int, int]
     customer_count: int
+
+    @property
+    def subscription_count(self) -> int:
+        return sum(plan.subscription_count for product in self.products for plan in product.plans)
+
+
+_customers = (select(func.count()).select_from(User)
+              .where(User.tenant_id == bindparam("tenant_id"), User.role == Role.CUSTOMER).scalar_subquery())
+# The customer count rides along with the service types: one statement fewer for every view of the page.
+_SERVICE_TYPES = (select(ServiceType, _customers).where(ServiceType.tenant_id == bindparam("tenant_id"))
+                  .order_by(ServiceType.name))
+_PRODUCTS = (select(Product).where(Product.tenant_id == bindparam("tenant_id"))
+             .options(joinedload(Product.plans).joinedload(Plan.service_type))
+             .order_by(Product.name, Product.version))
 
 
 def catalogue_overview(tenant: TenantLike) -> CatalogueOverview:
-    """Everything a tenant admin runs: service types, every product and plan in any state, and counts."""
-    service_types = db.session.scalars(
-        select(ServiceType).where(ServiceType.tenant_id == tenant.id).order_by(ServiceType.name)
-    ).all()
-    products = db.session.scalars(
-        select(Product)
-        .where(Product.tenant_id == tenant.id)
-        .options(joinedload(Product.plans).joinedload(Plan.service_type))
-        .order_by(Product.name, Product.version)
-    ).unique().all()
-    subscribers = db.session.execute(
-        select(Subscription.plan_id, func.count())
-        .where(Subscription.tenant_id == tenant.id)
-        .group_by(Subscription.plan_id)
-    ).all()
-    customers = db.session.scalar(
-        select(func.count()).select_from(User).where(User.tenant_id == tenant.id, User.role == Role.CUSTOMER)
-    )
-    return CatalogueOverview(list(service_types), list(products), dict(subscribers), customers or 0)
+    """Everything a tenant admin runs: service types, every product and plan in any state with the plans'
+    subscription counts, and the number of customers: two statements."""
+    given = {"tenant_id": tenant.id}
+    rows = db.session.execute(_SERVICE_TYPES, given).all()
+    customers = rows[0][1] if rows else db.session.scalar(select(_customers), given)
+    products = db.session.scalars(_PRODUCTS, given).unique().all()
+    return CatalogueOverview([service_type for service_type, _ in rows], list(products), customers or 0)

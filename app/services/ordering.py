@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager, joinedload
 
@@ -189,6 +189,9 @@ def _create(tenant: TenantLike, actor: Actor, draft: OrderDraft, auto_backorder:
     )
     db.session.add(subscription)
     db.session.flush()
+    db.session.execute(update(Plan).where(Plan.id == plan.id)
+                       .values(subscription_count=Plan.subscription_count + 1)
+                       .execution_options(synchronize_session=False))
     if plan.service_type.provider is not Provider.NONE:
         for _ in range(draft.quantity):
             db.session.add(SubscriptionItem(
