@@ -7,9 +7,10 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import contains_eager, joinedload
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.clock import now
 from app.domain.availability import Alternative, AlternativeKind, Availability, Offer, availability
@@ -60,14 +61,17 @@ class OrderDraft:
     quote: Quote
 
 
-_PLAN = (select(Plan).join(Plan.product).options(contains_eager(Plan.product), joinedload(Plan.service_type))
-         .where(Plan.id == bindparam("plan_id"), Plan.tenant_id == bindparam("tenant_id")))
+_WITH_PRODUCT_AND_SERVICE_TYPE = (joinedload(Plan.product), joinedload(Plan.service_type))
 
 
 def orderable_plan(tenant: TenantLike, plan_id: int) -> Plan:
-    """The tenant's plan, if it can be ordered now. Unknown or foreign ids: NotFound."""
-    plan = db.session.scalar(_PLAN, {"plan_id": plan_id, "tenant_id": tenant.id})
-    if plan is None:
+    """The tenant's plan, if it can be ordered now. Unknown or foreign ids: NotFound.
+
+    One statement, or none when this transaction has read the plan already (the order form's view, then the
+    order it places).
+    """
+    plan = db.session.get(Plan, plan_id, options=_WITH_PRODUCT_AND_SERVICE_TYPE)
+    if plan is None or plan.tenant_id != tenant.id:
         raise NotFound("There is no such plan.")
     if plan.state is not CatalogueState.PUBLISHED or plan.product.state is not CatalogueState.PUBLISHED:
         raise InvalidInput("This plan is no longer available for new orders. Please choose another plan.")
@@ -167,6 +171,7 @@ def place_order(*, tenant: TenantLike, actor: Actor, plan_id: int, requested_con
                                backorder=not availability.available)
         if subscription.status is SubscriptionStatus.PENDING_FULFILLMENT:
             _queue_provisioning(subscription)
+        placed_id = subscription.id
         db.session.commit()
     except IntegrityError:  # the same form, submitted twice at once: the other request won
         db.session.rollback()
@@ -174,7 +179,9 @@ def place_order(*, tenant: TenantLike, actor: Actor, plan_id: int, requested_con
         if existing is None:
             raise
         return _same_customer(existing, customer)
-    log.info("order placed", extra={"subscription_id": subscription.id})
+    # The commit expired every attribute; the id cannot have changed, so reading it needs no new transaction.
+    set_committed_value(subscription, "id", placed_id)
+    log.info("order placed", extra={"subscription_id": placed_id})
     return subscription
 
 
@@ -182,23 +189,20 @@ def _create(tenant: TenantLike, actor: Actor, draft: OrderDraft, auto_backorder:
             backorder: bool) -> Subscription:
     plan = draft.plan
     status = SubscriptionStatus.PENDING_BACKORDER if backorder else SubscriptionStatus.PENDING_FULFILLMENT
+    service_type = plan.service_type
+    servers = draft.quantity if service_type.provider is not Provider.NONE else 0
     subscription = Subscription(
         tenant_id=tenant.id, user_id=actor.user_id, plan_id=plan.id, status=status, quantity=draft.quantity,
         price_minor=draft.quote.recurring.amount, currency=plan.currency, interval=plan.interval,
         requested_config=draft.config, auto_backorder=auto_backorder, idempotency_key=key,
+        items=[SubscriptionItem(tenant_id=tenant.id, status=ItemStatus.PENDING, service_kind=service_type.service_kind,
+                                provider=service_type.provider, config=draft.config) for _ in range(servers)],
     )
     db.session.add(subscription)
     db.session.flush()
-    db.session.execute(update(Plan).where(Plan.id == plan.id)
-                       .values(subscription_count=Plan.subscription_count + 1)
+    db.session.execute(update(Plan).where(Plan.id == plan.id)  # counted, not edited: updated_at stays
+                       .values(subscription_count=Plan.subscription_count + 1, updated_at=Plan.updated_at)
                        .execution_options(synchronize_session=False))
-    if plan.service_type.provider is not Provider.NONE:
-        for _ in range(draft.quantity):
-            db.session.add(SubscriptionItem(
-                tenant_id=tenant.id, subscription_id=subscription.id, status=ItemStatus.PENDING,
-                service_kind=plan.service_type.service_kind, provider=plan.service_type.provider,
-                config=draft.config,
-            ))
     if backorder:
         db.session.add(_backorder(tenant, subscription, draft))
     events.record(subscription, "ordered", actor=actor, to_status=status, plan=plan.name,
@@ -246,8 +250,7 @@ def _require_complete_profile(customer: User) -> None:
 
 def _queue_provisioning(subscription: Subscription) -> None:
     db.session.flush()
-    for item_id in db.session.scalars(select(SubscriptionItem.id).where(
-            SubscriptionItem.subscription_id == subscription.id)):
-        work.later(Job.PROVISION_ITEM, item_id)
+    for item in subscription.items:  # created with the subscription: in the session, no statement
+        work.later(Job.PROVISION_ITEM, item.id)
 
 

@@ -13,7 +13,7 @@ from app.domain.catalogue import CatalogueState
 from app.extensions import db
 from app.models import Charge, Subscription, SubscriptionItem
 from tests import factories
-from tests.helpers import complete_profile, post_form, run_scheduled_tasks
+from tests.helpers import complete_profile, csrf_token, post_form, run_scheduled_tasks
 from tests.querycount import count_queries
 
 PROFILE = {"full_name": "Casey Customer", "billing_email": "billing@example.com", "company": "",
@@ -486,3 +486,27 @@ def test_the_order_forms_selects_draw_what_wtforms_would(app):
     plain, fast = Plain().pick, Fast().pick
     assert str(fast(class_="input")) == str(plain(class_="input"))
     assert 'selected value="fsn1">Falkenstein &lt;&#34;&amp;&#34;&gt;</option>' in str(fast())
+
+
+def test_an_order_is_one_transaction_that_counts_itself_on_its_plan(app, client, shopper, plan, cloud):
+    from app.models import Plan
+
+    key = idempotency_key(client, plan)
+    updated_at = plan.updated_at
+    data = {"serverType": "cx22", "location": "nbg1", "quantity": 1, "idempotency_key": key,
+            "csrf_token": csrf_token(client, f"/order/{plan.id}")}
+    with count_queries(app) as log:
+        response = client.post(f"/order/{plan.id}", data=data)
+    assert response.status_code == 303
+    # Reads: the session's user, the plan, the order key, the profile, the cloud account, the backorder queue.
+    # Writes: the subscription, its items, the plan's count, the event; then the commit. (What follows here is
+    # the provisioning, which the tests' queue runs at once, after the commit.)
+    placed = [i for i, s in enumerate(log.statements) if s.lstrip().upper().startswith("INSERT INTO SUBSCRIPTION_EV")]
+    assert placed[0] == 9, log.statements[:12]
+    assert not log.statements[10].lstrip().upper().startswith("SELECT SUBSCRIPTIONS.ID"), "read again after commit"
+    db.session.expire_all()
+    counted = db.session.get(Plan, plan.id)
+    assert counted.subscription_count == 1 and counted.updated_at == updated_at
+    assert client.post(f"/order/{plan.id}", data=data).status_code == 303  # the same form again: no new order
+    db.session.expire_all()
+    assert db.session.get(Plan, plan.id).subscription_count == 1
