@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 from typing import Any
 
+from app.clock import now
 from app.domain.accounts import Role
 from app.domain.catalogue import CatalogueState, Interval, Provider
+from app.domain.subscriptions import SubscriptionStatus
 from app.extensions import db
-from app.models import Plan, Product, ServiceType, Tenant, TenantHost, User
+from app.models import Plan, Product, ServiceType, Subscription, Tenant, TenantHost, User
 from app.services.passwords import hash_password
 
 PASSWORD = "correct horse battery staple"
@@ -68,3 +71,10 @@ def plan(tenant: Tenant, *, product_: Product | None = None, service_type_: Serv
               "interval": Interval.MONTH, "state": CatalogueState.PUBLISHED,
               "config_defaults": {"serverType": "cx22", "location": "nbg1"}, **values}
     return _save(Plan(tenant_id=tenant.id, product_id=product_.id, service_type_id=service_type_.id, **values))
+
+
+def subscription(tenant: Tenant, user: User, plan_: Plan, **values: Any) -> Subscription:
+    """An active monthly subscription to `plan_` at 9.90 EUR, its period ending in 30 days; no items."""
+    values = {"status": SubscriptionStatus.ACTIVE, "quantity": 1, "price_minor": 990, "currency": "EUR",
+              "interval": Interval.MONTH, "current_period_end": now() + timedelta(days=30), **values}
+    return _save(Subscription(tenant_id=tenant.id, user_id=user.id, plan_id=plan_.id, **values))

@@ -71,6 +71,17 @@ def _insert(connection, table_name: str, **values: object) -> None:
     connection.execute(table.insert().values(**values))
 
 
+def _catalogue(connection, *, plans: int) -> None:
+    """Tenant 1 (10 days' retention) with customer 1, and plans 1 to `plans` of one product."""
+    _insert(connection, "tenants", id=1, slug="t", name="T", retention_days=10)
+    _insert(connection, "users", id=1, tenant_id=1, email="a@b.c", role="customer")
+    _insert(connection, "service_types", id=1, tenant_id=1, slug="st", provider="hetzner")
+    _insert(connection, "products", id=1, tenant_id=1, slug="p", state="published")
+    for plan_id in range(1, plans + 1):
+        _insert(connection, "plans", id=plan_id, tenant_id=1, product_id=1, service_type_id=1, slug=f"pl{plan_id}",
+                interval="month", state="published", cancellation_rule="immediate", downgrade_rule="period_end")
+
+
 def test_subscriptions_canceled_before_the_end_of_life_existed_are_handed_to_it(empty_database_url, tmp_path):
     """Migration 0005: a deletion date from the tenant's retention, delivery times, and running servers of
     canceled subscriptions handed to the end of life."""
@@ -81,13 +92,7 @@ def test_subscriptions_canceled_before_the_end_of_life_existed_are_handed_to_it(
     with app.app_context():
         upgrade(revision="0004")
         with db.engine.begin() as connection:
-            _insert(connection, "tenants", id=1, slug="t", name="T", retention_days=10)
-            _insert(connection, "users", id=1, tenant_id=1, email="a@b.c", role="customer")
-            _insert(connection, "service_types", id=1, tenant_id=1, slug="st", provider="hetzner")
-            _insert(connection, "products", id=1, tenant_id=1, slug="p", state="published")
-            _insert(connection, "plans", id=1, tenant_id=1, product_id=1, service_type_id=1, slug="pl",
-                    interval="month", state="published", cancellation_rule="immediate",
-                    downgrade_rule="period_end")
+            _catalogue(connection, plans=1)
             for sid, status, canceled in ((1, "canceled", datetime(2026, 2, 1, tzinfo=UTC)), (2, "active", None)):
                 _insert(connection, "subscriptions", id=sid, tenant_id=1, user_id=1, plan_id=1, status=status,
                         quantity=1, interval="month", activated_at=datetime(2026, 1, 5, tzinfo=UTC),
@@ -114,14 +119,7 @@ def test_plans_count_the_subscriptions_they_had_before_the_count_existed(empty_d
     with app.app_context():
         upgrade(revision="0007")
         with db.engine.begin() as connection:
-            _insert(connection, "tenants", id=1, slug="t", name="T", retention_days=10)
-            _insert(connection, "users", id=1, tenant_id=1, email="a@b.c", role="customer")
-            _insert(connection, "service_types", id=1, tenant_id=1, slug="st", provider="hetzner")
-            _insert(connection, "products", id=1, tenant_id=1, slug="p", state="published")
-            for plan_id in (1, 2):
-                _insert(connection, "plans", id=plan_id, tenant_id=1, product_id=1, service_type_id=1,
-                        slug=f"pl{plan_id}", interval="month", state="published", cancellation_rule="immediate",
-                        downgrade_rule="period_end")
+            _catalogue(connection, plans=2)
             for sid, status in ((1, "canceled"), (2, "active"), (3, "pending_cancel")):
                 _insert(connection, "subscriptions", id=sid, tenant_id=1, user_id=1, plan_id=1, status=status,
                         quantity=1, interval="month", version=1)

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from app.clock import now
-from app.domain.catalogue import Interval
-from app.domain.subscriptions import ItemStatus, SubscriptionStatus
+from app.domain.subscriptions import ItemStatus
 from app.extensions import db
-from app.models import Subscription, SubscriptionItem
+from app.models import SubscriptionItem
 from tests import factories
 from tests.querycount import count_queries
 
 
 def failed_server(tenant, customer, plan, n: int, config: dict[str, str]) -> SubscriptionItem:
-    subscription = Subscription(tenant_id=tenant.id, user_id=customer.id, plan_id=plan.id,
-                                status=SubscriptionStatus.ACTIVE, quantity=1, price_minor=990, currency="EUR",
-                                interval=Interval.MONTH, current_period_end=now() + timedelta(days=30))
-    db.session.add(subscription)
-    db.session.flush()
+    subscription = factories.subscription(tenant, customer, plan)
     item = SubscriptionItem(tenant_id=tenant.id, subscription_id=subscription.id, status=ItemStatus.FAILED,
                             provider="hetzner", config=config, hostname=f"web-{n}", server_id=f"77{n}",
                             error_message=f"Server {n} was deleted outside the portal.")

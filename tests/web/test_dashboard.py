@@ -450,11 +450,7 @@ def test_the_dashboard_runs_a_fixed_number_of_queries(app, client, tenant, logge
 
 
 def test_the_detail_page_runs_a_fixed_number_of_queries(app, client, tenant, logged_in, plan, support):
-    subscription = Subscription(tenant_id=tenant.id, user_id=logged_in.id, plan_id=plan.id,
-                                status=SubscriptionStatus.ACTIVE, quantity=50, price_minor=990, currency="EUR",
-                                interval=Interval.MONTH, current_period_end=now() + timedelta(days=30))
-    db.session.add(subscription)
-    db.session.commit()
+    subscription = factories.subscription(tenant, logged_in, plan, quantity=50)
     add_items(subscription, 5)
     events.record(subscription, "note", actor=Actor(logged_in, impersonator=support))
     db.session.commit()
@@ -479,11 +475,7 @@ def test_the_detail_page_runs_a_fixed_number_of_queries(app, client, tenant, log
 
 
 def test_the_summary_and_item_fragments_run_two_statements(app, client, tenant, logged_in, plan):
-    subscription = Subscription(tenant_id=tenant.id, user_id=logged_in.id, plan_id=plan.id,
-                                status=SubscriptionStatus.ACTIVE, quantity=1, price_minor=990, currency="EUR",
-                                interval=Interval.MONTH, current_period_end=now() + timedelta(days=30))
-    db.session.add(subscription)
-    db.session.commit()
+    subscription = factories.subscription(tenant, logged_in, plan)
     add_items(subscription, 1)
     item = subscription.items[0]
     for path in (f"/subscriptions/{subscription.id}/summary", item_url(subscription, item)):
