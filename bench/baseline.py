@@ -1,6 +1,7 @@
 """The bare baseline: the same rows as the portal's pages, with nothing of the portal.
 
-Plain Flask, Jinja and the standard library's `sqlite3`: one SQL statement per page, rows as dicts, the
+Plain Flask, Jinja and the standard library's `sqlite3` (or `psycopg` on PostgreSQL, given a postgresql://
+URL): one SQL statement per page, rows as dicts, the
 same template markup (bench/templates/, copied from the portal's templates). The pages have a minimal
 HTML shell instead of the portal's base layout (no navigation, banners, flashes, CSRF token or htmx), and
 there is no login: the customer is named in the URL. The money, date and milestone rules are restated
@@ -12,10 +13,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
+import psycopg
 from flask import Flask, g, render_template, request
+from psycopg.rows import dict_row, tuple_row
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
@@ -44,12 +49,55 @@ ORDER BY pr.name, pr.version, pr.id, p.sort_order, p.price_minor, p.id
 """
 
 
+class Connection(Protocol):
+    """What the pages need of a connection: `execute` with `?` placeholders, rows that read like dicts."""
+
+    def execute(self, sql: str, parameters: tuple[Any, ...] = ..., /) -> Any: ...
+
+
+class PostgreSQL:
+    """psycopg with dict rows; the same statements as on SQLite, their `?` placeholders turned into `%s`."""
+
+    def __init__(self, url: str, *, by_position: bool = False) -> None:
+        self.conn = psycopg.connect(url.replace("+psycopg", ""), autocommit=True,
+                                    row_factory=tuple_row if by_position else dict_row)  # type: ignore[arg-type]
+
+    def execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> Iterable[Mapping[str, Any]]:
+        return self.conn.execute(sql.replace("?", "%s"), parameters)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> PostgreSQL:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def is_postgresql(database: str) -> bool:
+    return database.startswith(("postgresql:", "postgresql+psycopg:", "postgres:"))
+
+
+def connect(database: str, *, by_position: bool = False) -> Any:
+    """A connection to the SQLite file at the path `database`, or to the PostgreSQL database at that URL;
+    rows read by name, or `by_position` (sqlite3.Row reads both ways, psycopg's rows one)."""
+    if is_postgresql(database):
+        return PostgreSQL(database, by_position=by_position)
+    conn = sqlite3.connect(database)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
 class Milestone(NamedTuple):
     label: str
     at: datetime | None
 
 
-def moment(value: str | None) -> datetime | None:
+def moment(value: str | datetime | None) -> datetime | None:
+    """A stored time in UTC: SQLite keeps naive ISO text, PostgreSQL gives aware datetimes."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
     return datetime.fromisoformat(value).replace(tzinfo=UTC) if value else None
 
 
@@ -93,7 +141,7 @@ def date(value: datetime | None) -> str:
     return value.strftime("%-d %b %Y") if value else "—"
 
 
-def dashboard_rows(conn: sqlite3.Connection, tenant_id: int, user_id: int) -> list[dict[str, Any]]:
+def dashboard_rows(conn: Connection, tenant_id: int, user_id: int) -> list[dict[str, Any]]:
     rows = []
     for row in conn.execute(DASHBOARD, (tenant_id, user_id)):
         shown = dict(row)
@@ -103,12 +151,13 @@ def dashboard_rows(conn: sqlite3.Connection, tenant_id: int, user_id: int) -> li
     return rows
 
 
-def catalogue_offers(conn: sqlite3.Connection, tenant_id: int) -> list[dict[str, Any]]:
+def catalogue_offers(conn: Connection, tenant_id: int) -> list[dict[str, Any]]:
     """Published plans of published products, grouped by product (the customer's view of the catalogue)."""
     offers: list[dict[str, Any]] = []
     for row in conn.execute(CATALOGUE, (tenant_id,)):
         plan = dict(row)
-        plan["features"] = json.loads(row["features"] or "[]")
+        features = row["features"] or "[]"  # JSON text on SQLite, already a list from PostgreSQL
+        plan["features"] = json.loads(features) if isinstance(features, str) else features
         if not offers or offers[-1]["product"]["id"] != row["product_id"]:
             offers.append({"product": {"id": row["product_id"], "name": row["product_name"],
                                        "description": row["product_description"]}, "plans": []})
@@ -116,7 +165,7 @@ def catalogue_offers(conn: sqlite3.Connection, tenant_id: int) -> list[dict[str,
     return offers
 
 
-def preview_quote(conn: sqlite3.Connection, tenant_id: int, plan_id: int, quantity: int) -> dict[str, Any] | None:
+def preview_quote(conn: Connection, tenant_id: int, plan_id: int, quantity: int) -> dict[str, Any] | None:
     """The plan and its quote: the price times the quantity, due in full when the server is ready."""
     row = conn.execute("SELECT id, name, price_minor, currency, interval FROM plans "
                        "WHERE id = ? AND tenant_id = ? AND state = 'published'", (plan_id, tenant_id)).fetchone()
@@ -171,7 +220,7 @@ def timeline(row: sqlite3.Row, now: datetime) -> list[Entry]:
     return [Entry(e.label, e.at, e.done or e.at <= now) for e in entries]
 
 
-def summary_row(conn: sqlite3.Connection, tenant_id: int, user_id: int, subscription_id: int) -> dict[str, Any] | None:
+def summary_row(conn: Connection, tenant_id: int, user_id: int, subscription_id: int) -> dict[str, Any] | None:
     row = conn.execute(SUMMARY, (subscription_id, tenant_id, user_id)).fetchone()
     if row is None:
         return None
@@ -187,18 +236,24 @@ def datetime_utc(value: datetime | None) -> str:
     return value.strftime("%-d %b %Y, %H:%M UTC") if value else "—"
 
 
-def create_baseline(database_path: str) -> Flask:
-    """The bare app on the SQLite file at `database_path`; one connection per request, as the portal has."""
+def create_baseline(database: str) -> Flask:
+    """The bare app on a SQLite file's path (one connection per request, as the portal has) or on a
+    postgresql:// URL (one connection kept per thread, as the portal's pool lends one)."""
     app = Flask(__name__, template_folder=TEMPLATES)
     app.add_template_filter(money)
     app.add_template_filter(per_interval)
     app.add_template_filter(date)
     app.add_template_filter(datetime_utc)
 
-    def connection() -> sqlite3.Connection:
+    kept = threading.local()
+
+    def connection() -> Connection:
+        if is_postgresql(database):
+            if not hasattr(kept, "db"):
+                kept.db = connect(database)
+            return kept.db
         if "db" not in g:
-            g.db = sqlite3.connect(database_path)
-            g.db.row_factory = sqlite3.Row
+            g.db = connect(database)
         return g.db
 
     @app.teardown_appcontext

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import logging
 import re
-import sqlite3
 import statistics
 import sys
 import time
@@ -26,7 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from app.extensions import db
-from bench.baseline import create_baseline
+from bench.baseline import connect, create_baseline
 from bench.data import FEW, FEW_EMAIL, MANY, MANY_EMAIL, PASSWORD, PLANS, absolute, bench_app
 
 HTMX = {"HX-Request": "true"}
@@ -99,7 +98,7 @@ def logged_in(app: object, email: str) -> FlaskClient:
 
 def customer_ids(path: str, email: str) -> tuple[int, int]:
     """(tenant id, user id) of the known customer of the tenant on `localhost`."""
-    with sqlite3.connect(path) as conn:
+    with connect(path, by_position=True) as conn:
         row = conn.execute("SELECT u.tenant_id, u.id FROM users u JOIN tenant_hosts h ON h.tenant_id = u.tenant_id "
                            "WHERE h.hostname = 'localhost' AND u.email = ?", (email,)).fetchone()
     if row is None:
@@ -136,7 +135,7 @@ def operations(portal_app: object, path: str) -> list[Operation]:
 
 def active_subscription(path: str, user_id: int) -> int:
     """The customer's newest active subscription (what the summary fragment is measured on)."""
-    with sqlite3.connect(path) as conn:
+    with connect(path, by_position=True) as conn:
         row = conn.execute("SELECT max(id) FROM subscriptions WHERE user_id = ? AND status = 'active'",
                            (user_id,)).fetchone()
     if row[0] is None:
@@ -145,7 +144,7 @@ def active_subscription(path: str, user_id: int) -> int:
 
 
 def paid_plan(path: str, tenant_id: int) -> int:
-    with sqlite3.connect(path) as conn:
+    with connect(path, by_position=True) as conn:
         return conn.execute("SELECT min(id) FROM plans WHERE tenant_id = ? AND price_minor > 0",
                             (tenant_id,)).fetchone()[0]
 
@@ -212,9 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds, requests = (3, 20) if args.quick else (args.rounds, args.requests)
     database = absolute(args.database)
-    path = make_url(database).database
-    if make_url(database).get_backend_name() != "sqlite" or not path:
-        raise SystemExit("the baseline reads SQLite files only so far")
+    # The baseline and the checks read a SQLite file by its path, PostgreSQL by its URL.
+    path = make_url(database).database if make_url(database).get_backend_name() == "sqlite" else database
+    if not path:
+        raise SystemExit(f"no database file in {database}")
     logging.disable(logging.INFO)  # a log line per request would be measured too
     portal_app = bench_app(database)
     counter = Counter()
