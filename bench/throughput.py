@@ -78,23 +78,32 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(factory: str, environment: dict[str, str], workers: int = 2, port: int | None = None,
-             log: str | None = None) -> Iterator[str]:
-    """Serve `factory` (gunicorn's `module:callable` syntax) with sync workers on 127.0.0.1; yields its root
-    URL once it answers, and stops the whole process group on the way out, however that is taken."""
-    port = port or free_port()
-    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-               "--chdir", ROOT, "--log-level", "warning", factory]
+def started(command: list[str], environment: dict[str, str], log: str | None = None
+            ) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `command` from the project root in a process group of its own, its output appended to `log`; the
+    whole group is stopped on the way out, however that is taken."""
     env = {**os.environ, "PYTHONPATH": ROOT, **environment}
     with open(log or os.devnull, "ab") as output:
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=output,  # noqa: S603 - our own command
-                                   start_new_session=True)
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output,  # noqa: S603 - our own command
+                                   stderr=output, start_new_session=True)
     try:
+        yield process
+    finally:
+        stop(process)
+
+
+@contextmanager
+def gunicorn(app: str, environment: dict[str, str], workers: int = 2, port: int | None = None,
+             log: str | None = None) -> Iterator[str]:
+    """Serve `app` (gunicorn's `module:name` or `module:factory()`) with sync workers on 127.0.0.1; yields its
+    root URL once it answers."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+               "--log-level", "warning", app]
+    with started(command, environment, log) as process:
         url = f"http://127.0.0.1:{port}"
         wait_until_answering(url, process)
         yield url
-    finally:
-        stop(process)
 
 
 def wait_until_answering(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
