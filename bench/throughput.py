@@ -93,12 +93,11 @@ def started(command: list[str], environment: dict[str, str], log: str | None = N
 
 
 @contextmanager
-def gunicorn(app: str, environment: dict[str, str], workers: int = 2, port: int | None = None,
-             log: str | None = None) -> Iterator[str]:
-    """Serve `app` (gunicorn's `module:name` or `module:factory()`) with sync workers on 127.0.0.1; yields its
-    root URL once it answers."""
-    port = port or free_port()
-    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+def gunicorn(app: str, environment: dict[str, str], log: str | None = None) -> Iterator[str]:
+    """Serve `app` (gunicorn's `module:name` or `module:factory()`) with 2 sync workers on a free port of
+    127.0.0.1; yields its root URL once it answers."""
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
                "--log-level", "warning", app]
     with started(command, environment, log) as process:
         url = f"http://127.0.0.1:{port}"
@@ -107,29 +106,30 @@ def gunicorn(app: str, environment: dict[str, str], workers: int = 2, port: int 
 
 
 def wait_until_answering(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Return once `url` answers anything; fail when its server exits first or takes longer than `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"gunicorn for {url} exited with status {process.returncode}")
+            raise SystemExit(f"the server for {url} exited with status {process.returncode}")
         try:
             requests.get(url + "/", timeout=10, allow_redirects=False)
             return
         except requests.RequestException:  # not listening yet, or a worker still booting
             time.sleep(0.2)
-    raise SystemExit(f"gunicorn for {url} did not answer within {timeout:.0f} s")
+    raise SystemExit(f"the server for {url} did not answer within {timeout:.0f} s")
 
 
 def stop(process: subprocess.Popen[Any], grace: float = 10) -> None:
-    """SIGTERM to the process group (the master and its workers), SIGKILL if it has not gone after `grace`."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        except ProcessLookupError:
-            pass
+    """SIGTERM to the process group (e.g. gunicorn's master and its workers, even when the master has gone
+    already), SIGKILL if the leader has not exited after `grace`."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:  # the whole group has gone
+        process.wait()
 
 
 def terminate_on_sigterm() -> None:
@@ -168,8 +168,9 @@ class Run:
     socket_errors: int
 
 
-def wrk(url: str, seconds: float, headers: dict[str, str], script: str, connections: int = 8) -> Run:
-    command = ["wrk", f"-c{connections}", "-t2", f"-d{seconds:g}s", "-s", script, url]
+def wrk(url: str, seconds: float, headers: dict[str, str], script: str) -> Run:
+    """`wrk -c8 -t2` for `seconds` with `script` (WRK_SCRIPT, which counts the answers that are not 2xx)."""
+    command = ["wrk", "-c8", "-t2", f"-d{seconds:g}s", "-s", script, url]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603
@@ -219,7 +220,10 @@ def measure(database: str, rounds: int = 3, seconds: float = 10) -> Throughput:
                    "bare": (f"{bare}/{tenant_id}/{user_id}/subscriptions/", {})}
         for url, headers in targets.values():
             check_page(url, headers, MANY)
-            wrk(url, min(seconds, 2), headers, script.name)  # warm up
+            warm_up = wrk(url, min(seconds, 2), headers, script.name)
+            if warm_up.non_2xx or warm_up.socket_errors:
+                raise SystemExit(f"warming up on {url}: {warm_up.non_2xx} answers not 2xx, "
+                                 f"{warm_up.socket_errors} socket errors")
         for index in range(rounds):
             order = ("portal", "bare") if index % 2 == 0 else ("bare", "portal")
             for name in order:
