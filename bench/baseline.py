@@ -1,11 +1,11 @@
 """The bare baseline: the same rows as the portal's pages, with nothing of the portal.
 
-Plain Flask, Jinja and the standard library's `sqlite3` (or `psycopg` on PostgreSQL, given a postgresql://
-URL): one SQL statement per page, rows as dicts, the
-same template markup (bench/templates/, copied from the portal's templates). The pages have a minimal
-HTML shell instead of the portal's base layout (no navigation, banners, flashes, CSRF token or htmx), and
-there is no login: the customer is named in the URL. The money, date and milestone rules are restated
-here in a few lines, as a bare app would write them; what the portal adds beyond this is what is measured.
+Plain Flask, Jinja and the standard library's `sqlite3` (or `psycopg` given a postgresql:// URL): one SQL
+statement per page, rows as dicts, the same template markup (bench/templates/, copied from the portal's
+templates). The pages have a minimal HTML shell instead of the portal's base layout (no navigation, banners,
+flashes, CSRF token or htmx), and there is no login: the customer is named in the URL. The money, date and
+milestone rules are restated here in a few lines, as a bare app would write them; what the portal adds beyond
+this is what is measured.
 """
 
 from __future__ import annotations
