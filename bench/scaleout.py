@@ -14,12 +14,15 @@ for the Standard plan and submits it as a browser does (CSRF token, idempotency 
 twice at once, once through each web process (a double click that reaches two machines).
 
 Checks, each failing the exit status: every answer is a redirect to the subscription (no 5xx, no error page, no
-"database is locked" in any answer or log), both submissions of an order name the same subscription and each
-order made exactly one subscription, every ordered server is active within the timeout, and both worker
-processes ran provisioning tasks. The portal records nothing about which worker ran a task (job runs and
-subscription events name no process), so the spread is read from each worker's log (Huey's "Executing
-app.tasks.jobs.provision_item" lines). Logs are kept in instance/scaleout/. All processes are stopped at the
-end, Ctrl+C included.
+"database is locked" in any answer or log), both submissions of an order name the same subscription, each order
+made exactly one subscription and one server at the cloud, every ordered server is active within the timeout,
+each subscription was activated once, and both worker processes ran provisioning. The portal records nothing in
+the database about which process ran a task (job runs and subscription events name none), so the spread is read
+from each worker's log: Huey's "Executing app.tasks.jobs.provision_item" lines (steps) and the lifecycle's
+"subscription N: activate" lines (which worker delivered which subscription). It also notes, without failing,
+periodic jobs that ran more than once for the same minute (`job_runs`). The database must exist (e.g.
+`psql -h 127.0.0.1 -U postgres -c 'create database bench_scale owner root'`); sandbox servers boot in 2 s.
+Logs are kept in instance/scaleout/. All processes are stopped at the end, Ctrl+C included.
 """
 
 from __future__ import annotations
