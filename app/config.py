@@ -44,16 +44,17 @@ def _minutes(value: str | None, *, default: int) -> int:
     return minutes
 
 
-def _cache_seconds(value: str | None, *, default: float) -> float:
-    """How long the clouds' availability answers are kept, in seconds; 0 keeps none."""
+def _cache_seconds(environ: os._Environ[str] | dict[str, str], name: str, *, default: float) -> float:
+    """How long a cache (setting `name`) keeps an answer, in seconds; 0 keeps none."""
+    value = environ.get(name)
     if value is None or value.strip() == "":
         return default
     try:
         seconds = float(value)
     except ValueError:
-        raise ConfigError(f"AVAILABILITY_CACHE_SECONDS must be a number of seconds, not {value!r}.") from None
+        raise ConfigError(f"{name} must be a number of seconds, not {value!r}.") from None
     if not 0 <= seconds <= 3600:
-        raise ConfigError("AVAILABILITY_CACHE_SECONDS must be between 0 (no cache) and 3600.")
+        raise ConfigError(f"{name} must be between 0 (no cache) and 3600.")
     return seconds
 
 
@@ -118,6 +119,7 @@ class Settings:
     clouds: dict[str, str | None]
     impersonation_minutes: int
     availability_cache_seconds: float
+    tenant_cache_seconds: float
     extra_hosts: frozenset[str]
 
     @classmethod
@@ -143,7 +145,8 @@ class Settings:
                 key: environ.get(key) or default for key, default in CLOUD_ENDPOINTS.items()}
             | running_sandbox(environ, env, instance_path),
             impersonation_minutes=_minutes(environ.get("IMPERSONATION_MINUTES"), default=60),
-            availability_cache_seconds=_cache_seconds(environ.get("AVAILABILITY_CACHE_SECONDS"), default=30),
+            availability_cache_seconds=_cache_seconds(environ, "AVAILABILITY_CACHE_SECONDS", default=30),
+            tenant_cache_seconds=_cache_seconds(environ, "TENANT_CACHE_SECONDS", default=30),
             extra_hosts=_hosts(environ.get("EXTRA_HOSTS", "")),
         )
 
@@ -186,6 +189,7 @@ class Settings:
             "SANDBOX_IN_PROCESS": False,
             "IMPERSONATION_MINUTES": self.impersonation_minutes,
             "AVAILABILITY_CACHE_SECONDS": self.availability_cache_seconds,
+            "TENANT_CACHE_SECONDS": self.tenant_cache_seconds,
             "EXTRA_HOSTS": self.extra_hosts,
             **self.clouds,
         }

@@ -5,27 +5,41 @@ statement per page, rows as dicts, the same template markup (bench/templates/, c
 templates). The pages have a minimal HTML shell instead of the portal's base layout (no navigation, banners,
 flashes, CSRF token or htmx), and there is no login: the customer is named in the URL. The money, date and
 milestone rules are restated here in a few lines, as a bare app would write them; what the portal adds beyond
-this is what is measured.
+this is what is measured. The statements are the same on both databases (`?` placeholders, turned into `%s`
+for psycopg); the order's inserts read their new ids with `RETURNING` on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
+from urllib.parse import urlencode
 
 import psycopg
-from flask import Flask, g, render_template, request
+from flask import Flask, Response, g, redirect, render_template, request
 from psycopg.rows import dict_row, tuple_row
+from sqlalchemy.engine import make_url
+
+from bench import INSTANCE
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
 STATUS_LABELS = {"pending_fulfillment": "Setting up", "pending_backorder": "On backorder", "active": "Active",
                  "pending_cancel": "Pending cancellation", "suspended": "Suspended", "canceled": "Canceled"}
+ITEM_LABELS = {"decommissioning": "Switched off", "decommissioned": "Deleted"}  # the others: capitalized
+LOCATIONS = {"fsn1": "Falkenstein, Germany", "nbg1": "Nuremberg, Germany", "hel1": "Helsinki, Finland",
+             "ash": "Ashburn, Virginia, USA", "hil": "Hillsboro, Oregon, USA", "sin": "Singapore"}
+PROVIDERS = {"hetzner": "Hetzner Cloud", "digitalocean": "DigitalOcean", "none": "No provider"}
+END_REASONS = {"stopped": "Stopped by support", "expired": "Time limit reached", "logged_out": "Logged out",
+               "superseded": "Replaced by a newer impersonation", "session_ended": "Session ended elsewhere"}
+PER_PAGE = 25  # the staff lists' page
 
 DASHBOARD = """
 SELECT s.id, s.status, s.price_minor, s.currency, s.interval, s.auto_renew, s.current_period_end,
@@ -52,18 +66,19 @@ ORDER BY pr.name, pr.version, pr.id, p.sort_order, p.price_minor, p.id
 class Connection(Protocol):
     """What the pages need of a connection: `execute` with `?` placeholders, rows that read like dicts."""
 
-    def execute(self, sql: str, parameters: tuple[Any, ...] = ..., /) -> Any: ...
+    def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
 
 
 class PostgreSQL:
-    """psycopg with dict rows; the same statements as on SQLite, their `?` placeholders turned into `%s`."""
+    """psycopg in autocommit mode, rows as dicts (or tuples `by_position`); the same statements as on SQLite,
+    their `?` placeholders turned into `%s`."""
 
     def __init__(self, url: str, *, by_position: bool = False) -> None:
         self.conn = psycopg.connect(url.replace("+psycopg", ""), autocommit=True,
                                     row_factory=tuple_row if by_position else dict_row)  # type: ignore[arg-type]
 
-    def execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> Iterable[Mapping[str, Any]]:
-        return self.conn.execute(sql.replace("?", "%s"), parameters)  # type: ignore[arg-type]
+    def execute(self, sql: str, parameters: Any = ()) -> Any:
+        return self.conn.execute(sql.replace("?", "%s"), parameters)
 
     def close(self) -> None:
         self.conn.close()
@@ -79,14 +94,33 @@ def is_postgresql(database: str) -> bool:
     return database.startswith(("postgresql:", "postgresql+psycopg:", "postgres:"))
 
 
-def connect(database: str, *, by_position: bool = False) -> Any:
-    """A connection to the SQLite file at the path `database`, or to the PostgreSQL database at that URL;
-    rows read by name, or `by_position` (sqlite3.Row reads both ways, psycopg's rows one)."""
+def connect(database: str, *, by_position: bool = False, autocommit: bool = False) -> Any:
+    """A connection to the SQLite file at the path `database`, or to the PostgreSQL database at that URL. Rows
+    read by name (sqlite3.Row, psycopg's dict rows), or as plain tuples `by_position`. SQLite's connection
+    opens its transactions implicitly as the sqlite3 module does, or not at all with `autocommit` (the
+    statements then say BEGIN and COMMIT); psycopg's is always in autocommit mode."""
     if is_postgresql(database):
         return PostgreSQL(database, by_position=by_position)
-    conn = sqlite3.connect(database)
-    conn.row_factory = sqlite3.Row
+    conn = sqlite3.connect(database, isolation_level=None) if autocommit else sqlite3.connect(database)
+    if not by_position:
+        conn.row_factory = sqlite3.Row
     return conn
+
+
+def baseline_database(database: str) -> str:
+    """What the baseline and the runner's lookups take for a database URL: a SQLite file's path, or the
+    PostgreSQL URL itself."""
+    url = make_url(database)
+    if url.get_backend_name() == "postgresql":
+        return database
+    if url.get_backend_name() != "sqlite" or not url.database:
+        raise SystemExit(f"the baseline reads a SQLite file or PostgreSQL, not {database}")
+    return url.database
+
+
+def loaded(value: Any) -> Any:
+    """A JSON column's value: SQLite gives its text, psycopg the parsed value."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 class Milestone(NamedTuple):
@@ -101,7 +135,7 @@ def moment(value: str | datetime | None) -> datetime | None:
     return datetime.fromisoformat(value).replace(tzinfo=UTC) if value else None
 
 
-def milestone(row: sqlite3.Row) -> Milestone:
+def milestone(row: Mapping[str, Any]) -> Milestone:
     """The next date that matters (app/domain/subscriptions.py next_milestone, restated)."""
     status, period_end = row["status"], moment(row["current_period_end"])
     if row["price_minor"] == 0 and status in ("active", "pending_backorder", "pending_fulfillment"):
@@ -156,8 +190,7 @@ def catalogue_offers(conn: Connection, tenant_id: int) -> list[dict[str, Any]]:
     offers: list[dict[str, Any]] = []
     for row in conn.execute(CATALOGUE, (tenant_id,)):
         plan = dict(row)
-        features = row["features"] or "[]"  # JSON text on SQLite, already a list from PostgreSQL
-        plan["features"] = json.loads(features) if isinstance(features, str) else features
+        plan["features"] = loaded(row["features"] or "[]")
         if not offers or offers[-1]["product"]["id"] != row["product_id"]:
             offers.append({"product": {"id": row["product_id"], "name": row["product_name"],
                                        "description": row["product_description"]}, "plans": []})
@@ -165,17 +198,52 @@ def catalogue_offers(conn: Connection, tenant_id: int) -> list[dict[str, Any]]:
     return offers
 
 
+PLAN = """
+SELECT p.id, p.name, p.description, p.price_minor, p.currency, p.interval, p.config_defaults,
+       p.allow_customer_location_selection, pr.name AS product_name, st.provider, st.service_kind, st.config_schema
+FROM plans p JOIN products pr ON pr.id = p.product_id JOIN service_types st ON st.id = p.service_type_id
+WHERE p.id = ? AND p.tenant_id = ? AND p.state = 'published' AND pr.state = 'published'
+"""
+
+
+def orderable(conn: Connection, tenant_id: int, plan_id: int) -> dict[str, Any] | None:
+    """The published plan with its product's name and its service type (the order form and the order)."""
+    row = conn.execute(PLAN, (plan_id, tenant_id)).fetchone()
+    if row is None:
+        return None
+    plan = dict(row)
+    plan.update(config_defaults=loaded(row["config_defaults"]), config_schema=loaded(row["config_schema"]))
+    return plan
+
+
+def quote_of(plan: dict[str, Any], quantity: int) -> dict[str, Any]:
+    """The price times the quantity, due in full when the server is ready."""
+    total = plan["price_minor"] * quantity
+    line = {"description": f"Plan, {per_interval(plan['interval'])}", "quantity": quantity, "amount": total}
+    return {"lines": [line], "recurring": total, "due_now": total, "currency": plan["currency"],
+            "interval": plan["interval"]}
+
+
 def preview_quote(conn: Connection, tenant_id: int, plan_id: int, quantity: int) -> dict[str, Any] | None:
-    """The plan and its quote: the price times the quantity, due in full when the server is ready."""
+    """The plan and its quote."""
     row = conn.execute("SELECT id, name, price_minor, currency, interval FROM plans "
                        "WHERE id = ? AND tenant_id = ? AND state = 'published'", (plan_id, tenant_id)).fetchone()
     if row is None:
         return None
-    total = row["price_minor"] * quantity
-    line = {"description": f"Plan, {per_interval(row['interval'])}", "quantity": quantity,
-            "amount": total}
-    return {"plan": dict(row), "quote": {"lines": [line], "recurring": total, "due_now": total,
-                                         "currency": row["currency"], "interval": row["interval"]}}
+    return {"plan": dict(row), "quote": quote_of(dict(row), quantity)}
+
+
+def choices(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The order form's selects: each enum of the schema, in its order; the location only when selectable."""
+    fields = []
+    for name, spec in plan["config_schema"].get("properties", {}).items():
+        if name in ("location", "region") and not plan["allow_customer_location_selection"]:
+            continue
+        if isinstance(spec.get("enum"), list):
+            labels = location if name in ("location", "region") else str
+            fields.append({"name": name, "title": spec.get("title", name), "default": plan["config_defaults"].get(name),
+                           "choices": [(value, labels(value)) for value in spec["enum"]]})
+    return fields
 
 
 SUMMARY = """
@@ -192,7 +260,7 @@ class Entry(NamedTuple):
     done: bool
 
 
-def timeline(row: sqlite3.Row, now: datetime) -> list[Entry]:
+def timeline(row: Mapping[str, Any], now: datetime) -> list[Entry]:
     """Its dates, past and ahead (app/domain/timeline.py, restated)."""
     status, retention = row["status"], timedelta(days=row["retention_days"])
     period_end, effective = moment(row["current_period_end"]), moment(row["effective_at"])
@@ -236,14 +304,228 @@ def datetime_utc(value: datetime | None) -> str:
     return value.strftime("%-d %b %Y, %H:%M UTC") if value else "—"
 
 
+def location(code: str) -> str:
+    return f"{LOCATIONS[code]} ({code})" if code in LOCATIONS else code
+
+
+def humanize(value: str) -> str:
+    return str(value).replace("_", " ").capitalize()
+
+
+def status_label(value: str) -> str:
+    return STATUS_LABELS.get(value) or ITEM_LABELS.get(value) or humanize(value)
+
+
+def stamp(value: datetime) -> str:
+    """A moment as SQLAlchemy keeps it in SQLite: UTC, no offset."""
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def shown_item(row: Mapping[str, Any]) -> dict[str, Any]:
+    item = dict(row)
+    item.update(config=loaded(row["config"] or "{}"), in_progress=row["status"] in ("pending", "provisioning"),
+                status_label=ITEM_LABELS.get(row["status"], row["status"].capitalize()))
+    for name in ("powered_off_at", "deleted_at", "servers_delete_at"):
+        if name in item:
+            item[name] = moment(item[name])
+    return item
+
+
+def items_of(conn: Connection, tenant_id: int, subscription_id: int) -> list[dict[str, Any]]:
+    return [shown_item(row) for row in conn.execute(
+        "SELECT * FROM subscription_items WHERE subscription_id = ? AND tenant_id = ? ORDER BY id",
+        (subscription_id, tenant_id))]
+
+
+EVENTS = """
+SELECT e.*, a.name AS actor_name, i.name AS impersonator_name
+FROM subscription_events e LEFT JOIN users a ON a.id = e.actor_id LEFT JOIN users i ON i.id = e.impersonator_id
+WHERE e.subscription_id = ? AND e.tenant_id = ?
+ORDER BY e.created_at DESC, e.id DESC LIMIT 100
+"""
+
+
+def history_context(conn: Connection, tenant_id: int, status: str, subscription_id: int,
+                    items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The history region: the events with who acted, the servers they name, and whether something runs."""
+    events = [{**dict(row), "created_at": moment(row["created_at"])}
+              for row in conn.execute(EVENTS, (subscription_id, tenant_id))]
+    return {"events": events, "servers": {item["id"]: item["hostname"] or f"Server {item['id']}" for item in items},
+            "busy": status == "pending_fulfillment" or any(item["in_progress"] for item in items)}
+
+
+ITEM = """
+SELECT i.*, s.servers_delete_at FROM subscription_items i JOIN subscriptions s ON s.id = i.subscription_id
+WHERE i.id = ? AND i.subscription_id = ? AND s.tenant_id = ? AND s.user_id = ?
+"""
+
+
+def order_rows(conn: Connection, plan: dict[str, Any], tenant_id: int, user_id: int,
+               form: dict[str, str]) -> tuple[int, int]:
+    """What an order writes, in one transaction: the subscription, its item and its event. (id, item id)
+    SQLite takes the write lock at BEGIN and gives the new ids as `lastrowid`; PostgreSQL returns them
+    (`RETURNING id`) and takes aware datetimes for its timestamps."""
+    schema = plan["config_schema"].get("properties", {})
+    chosen = {name: value for name, value in form.items() if name in schema and value in schema[name].get("enum", ())}
+    config = json.dumps({**plan["config_defaults"], **chosen})
+    postgresql = isinstance(conn, PostgreSQL)
+    now: datetime | str = datetime.now(UTC) if postgresql else stamp(datetime.now(UTC))
+
+    def inserted(sql: str, parameters: tuple[Any, ...]) -> int:
+        if postgresql:
+            return int(conn.execute(f"{sql} RETURNING id", parameters).fetchone()["id"])
+        return conn.execute(sql, parameters).lastrowid or 0
+
+    status = "pending_fulfillment"
+    conn.execute("BEGIN" if postgresql else "BEGIN IMMEDIATE")
+    subscription_id = inserted(
+        "INSERT INTO subscriptions (tenant_id, user_id, plan_id, status, quantity, price_minor, currency, interval, "
+        "requested_config, auto_renew, auto_backorder, idempotency_key, version, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+        (tenant_id, user_id, plan["id"], status, plan["price_minor"], plan["currency"], plan["interval"], config,
+         True, "auto_backorder" in form, form["idempotency_key"], now, now))
+    item_id = inserted(
+        "INSERT INTO subscription_items (tenant_id, subscription_id, status, service_kind, provider, config, "
+        "created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)",
+        (tenant_id, subscription_id, plan["service_kind"], plan["provider"], config, now, now))
+    data = {"plan": plan["name"], "price": plan["price_minor"], "currency": plan["currency"], "quantity": 1}
+    conn.execute("INSERT INTO subscription_events (tenant_id, subscription_id, kind, to_status, actor_id, reason, "
+                 "data, created_at) VALUES (?, ?, 'ordered', ?, ?, '', ?, ?)",
+                 (tenant_id, subscription_id, status, user_id, json.dumps(data), now))
+    conn.execute("COMMIT")
+    return subscription_id, item_id
+
+
+# The bare queue: Huey's SQLite task table, one pickled message per job, written after the commit.
+QUEUE_TABLE = "CREATE TABLE IF NOT EXISTS task (id INTEGER PRIMARY KEY, queue TEXT NOT NULL, data BLOB NOT NULL, " \
+              "priority REAL NOT NULL DEFAULT 0.0)"
+
+
+def bare_queue(database: str) -> str:
+    """The bare app's queue: `bare-queue.sqlite3` beside the SQLite database, or in the benchmark's instance
+    folder (bench/__init__.py) beside the portal's queue when the data is on PostgreSQL."""
+    folder = INSTANCE if is_postgresql(database) else os.path.dirname(os.path.abspath(database))
+    return os.path.join(folder, "bare-queue.sqlite3")
+
+
+def enqueue(queue_path: str, job: str, *args: object) -> None:
+    with connect(queue_path, autocommit=True) as conn:
+        conn.execute("INSERT INTO task (queue, data, priority) VALUES ('bare', ?, 0)", (pickle.dumps((job, args)),))
+    conn.close()
+
+
+SUPPORT_SEARCH = """
+SELECT id, name, email, is_active, created_at FROM users
+WHERE tenant_id = ? AND role = 'customer' AND (lower(name) LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\')
+ORDER BY name, id LIMIT ? OFFSET ?
+"""
+
+
+def page_of(rows: list[dict[str, Any]], page: int) -> dict[str, Any]:
+    """One page of a staff list from PER_PAGE + 1 rows read."""
+    return {"rows": rows[:PER_PAGE], "page": page, "has_prev": page > 1, "has_next": len(rows) > PER_PAGE}
+
+
+def customers_matching(conn: Connection, tenant_id: int, query: str, page: int) -> dict[str, Any]:
+    pattern = "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = [{**dict(row), "created_at": moment(row["created_at"])} for row in conn.execute(
+        SUPPORT_SEARCH, (tenant_id, pattern, pattern, PER_PAGE + 1, (page - 1) * PER_PAGE))]
+    return page_of(rows, page)
+
+
+def tenant_name(conn: Connection, tenant_id: int) -> str:
+    return conn.execute("SELECT name FROM tenants WHERE id = ?", (tenant_id,)).fetchone()["name"]
+
+
+ADMIN_PLANS = """
+SELECT p.*, st.name AS service_type_name,
+       (SELECT count(*) FROM subscriptions s WHERE s.tenant_id = p.tenant_id AND s.plan_id = p.id) AS subscriptions
+FROM plans p JOIN service_types st ON st.id = p.service_type_id WHERE p.tenant_id = ? ORDER BY p.sort_order
+"""
+
+
+def admin_catalogue(conn: Connection, tenant_id: int) -> dict[str, Any]:
+    """Every product with its plans in any state, the service types, and the counts."""
+    plans = [dict(row) for row in conn.execute(ADMIN_PLANS, (tenant_id,))]
+    products = [{**dict(row), "plans": [p for p in plans if p["product_id"] == row["id"]]} for row in conn.execute(
+        "SELECT * FROM products WHERE tenant_id = ? ORDER BY name, version", (tenant_id,))]
+    service_types = [{**dict(row), "provider_label": PROVIDERS[row["provider"]],
+                      "configurable": ", ".join(loaded(row["config_schema"]).get("properties") or {})}
+                     for row in conn.execute("SELECT * FROM service_types WHERE tenant_id = ? ORDER BY name",
+                                             (tenant_id,))]
+    customers = conn.execute("SELECT count(*) AS customers FROM users WHERE tenant_id = ? AND role = 'customer'",
+                             (tenant_id,)).fetchone()["customers"]
+    return {"products": products, "service_types": service_types, "customer_count": customers,
+            "subscription_count": sum(plan["subscriptions"] for plan in plans)}
+
+
+ATTENTION = """
+SELECT i.id, i.hostname, i.provider, i.server_id, i.config, i.error_message, i.updated_at, s.id AS subscription_id,
+       s.status AS subscription_status, u.name AS user_name, u.email AS user_email, p.name AS plan_name
+FROM subscription_items i JOIN subscriptions s ON s.id = i.subscription_id JOIN users u ON u.id = s.user_id
+JOIN plans p ON p.id = s.plan_id
+WHERE i.tenant_id = ? AND i.status = 'failed' ORDER BY i.updated_at DESC LIMIT 200
+"""
+
+
+def failed_items(conn: Connection, tenant_id: int) -> list[dict[str, Any]]:
+    return [{**dict(row), "config": loaded(row["config"] or "{}"), "updated_at": moment(row["updated_at"])}
+            for row in conn.execute(ATTENTION, (tenant_id,))]
+
+
+AUDIT = """
+SELECT m.*, su.name AS support_name, su.email AS support_email, c.name AS customer_name, c.email AS customer_email,
+       (SELECT count(*) FROM impersonation_actions a WHERE a.impersonation_id = m.id AND a.method != 'GET') AS changes,
+       (SELECT count(*) FROM impersonation_actions a WHERE a.impersonation_id = m.id AND a.method = 'GET') AS views
+FROM impersonations m JOIN users su ON su.id = m.support_user_id JOIN users c ON c.id = m.customer_id
+WHERE m.tenant_id = ? ORDER BY m.started_at DESC, m.id DESC LIMIT ? OFFSET ?
+"""
+
+
+def audit_page(conn: Connection, tenant_id: int, page: int) -> dict[str, Any]:
+    rows = [{**dict(row), **{name: moment(row[name]) for name in ("started_at", "ends_at", "ended_at")}}
+            for row in conn.execute(AUDIT, (tenant_id, PER_PAGE + 1, (page - 1) * PER_PAGE))]
+    return page_of(rows, page)
+
+
+STAFF_SUBSCRIPTIONS = """
+SELECT s.id, u.name AS customer_name, u.email AS customer_email, p.name AS plan_name, s.status, s.price_minor,
+       s.currency, s.interval, s.quantity, s.current_period_end, s.effective_at, s.canceled_at, s.auto_renew,
+       s.servers_delete_at, s.purged_at,
+       (SELECT count(*) FROM subscription_items i WHERE i.subscription_id = s.id) AS servers,
+       (SELECT count(*) FROM subscription_items i WHERE i.subscription_id = s.id AND i.status = 'active') AS ready
+FROM subscriptions s JOIN users u ON u.id = s.user_id JOIN plans p ON p.id = s.plan_id
+WHERE s.tenant_id = ? ORDER BY s.created_at DESC, s.id DESC LIMIT ? OFFSET ?
+"""
+
+
+def staff_subscriptions(conn: Connection, tenant_id: int, page: int) -> dict[str, Any]:
+    rows = [{**dict(row), "status_label": STATUS_LABELS[row["status"]], "milestone": milestone(row)}
+            for row in conn.execute(STAFF_SUBSCRIPTIONS, (tenant_id, PER_PAGE + 1, (page - 1) * PER_PAGE))]
+    return page_of(rows, page)
+
+
+def pages_of(path: str, **params: str) -> Callable[[int], str]:
+    """The pager's link to page n of a list at `path` with `params` (as url_for writes it: page first)."""
+    return lambda page: f"{path}?{urlencode({'page': page, **params})}"
+
+
+
 def create_baseline(database: str) -> Flask:
     """The bare app on a SQLite file's path (one connection per request, as the portal has) or on a
     postgresql:// URL (one connection kept per thread, as the portal's pool lends one)."""
     app = Flask(__name__, template_folder=TEMPLATES)
-    app.add_template_filter(money)
-    app.add_template_filter(per_interval)
-    app.add_template_filter(date)
-    app.add_template_filter(datetime_utc)
+    for name, function in (("money", money), ("per_interval", per_interval), ("date", date),
+                           ("datetime_utc", datetime_utc), ("location", location), ("humanize", humanize),
+                           ("status_label", status_label), ("provider_label", PROVIDERS.__getitem__),
+                           ("end_reason_label", END_REASONS.__getitem__)):
+        app.add_template_filter(function, name)
+    queue_path = bare_queue(database)
+    os.makedirs(os.path.dirname(queue_path), exist_ok=True)
+    with connect(queue_path, by_position=True) as queue:
+        queue.execute("PRAGMA journal_mode=WAL")  # as Huey keeps its SQLite queue
+        queue.execute(QUEUE_TABLE)
+    queue.close()
 
     kept = threading.local()
 
@@ -251,16 +533,24 @@ def create_baseline(database: str) -> Flask:
         if is_postgresql(database):
             if not hasattr(kept, "db"):
                 kept.db = connect(database)
-            return kept.db
+            return kept.db  # type: ignore[no-any-return]
         if "db" not in g:
-            g.db = connect(database)
-        return g.db
+            g.db = connect(database, autocommit=True)  # transactions as the portal has them
+        return g.db  # type: ignore[no-any-return]
 
     @app.teardown_appcontext
     def close(_: BaseException | None) -> None:
         conn = g.pop("db", None)
         if conn is not None:
             conn.close()
+
+    customer_pages(app, connection, queue_path)
+    staff_pages(app, connection)
+    return app
+
+
+def customer_pages(app: Flask, connection: Callable[[], Connection], queue_path: str) -> None:
+    """The customer's pages and fragments; the customer is named in the URL."""
 
     @app.get("/<int:tenant_id>/<int:user_id>/subscriptions/")
     def index(tenant_id: int, user_id: int) -> str:
@@ -284,8 +574,85 @@ def create_baseline(database: str) -> Flask:
             return "", 404
         return render_template("_summary.html", s=row)
 
-    @app.get("/subscriptions/<int:subscription_id>")
-    def detail(subscription_id: int) -> str:  # only a link target of the dashboard so far
-        return str(subscription_id)
+    @app.get("/<int:tenant_id>/<int:user_id>/subscriptions/<int:subscription_id>")
+    def detail(tenant_id: int, user_id: int, subscription_id: int) -> str | tuple[str, int]:
+        conn = connection()
+        row = summary_row(conn, tenant_id, user_id, subscription_id)
+        if row is None:
+            return "", 404
+        items = items_of(conn, tenant_id, subscription_id)
+        return render_template("detail.html", s=row, items=items,
+                               **history_context(conn, tenant_id, row["status"], subscription_id, items))
 
-    return app
+    @app.get("/<int:tenant_id>/<int:user_id>/subscriptions/<int:subscription_id>/history")
+    def history(tenant_id: int, user_id: int, subscription_id: int) -> str | tuple[str, int]:
+        conn = connection()
+        row = conn.execute("SELECT id, status FROM subscriptions WHERE id = ? AND tenant_id = ? AND user_id = ?",
+                           (subscription_id, tenant_id, user_id)).fetchone()
+        if row is None:
+            return "", 404
+        items = items_of(conn, tenant_id, subscription_id)
+        return render_template("_history_panel.html", s=dict(row),
+                               **history_context(conn, tenant_id, row["status"], subscription_id, items))
+
+    @app.get("/<int:tenant_id>/<int:user_id>/subscriptions/<int:subscription_id>/items/<int:item_id>")
+    def item(tenant_id: int, user_id: int, subscription_id: int, item_id: int) -> str | tuple[str, int]:
+        row = connection().execute(ITEM, (item_id, subscription_id, tenant_id, user_id)).fetchone()
+        if row is None:
+            return "", 404
+        shown = shown_item(row)
+        return render_template("_item.html", item=shown,
+                               s={"id": subscription_id, "servers_delete_at": shown["servers_delete_at"]})
+
+    @app.get("/<int:tenant_id>/order/<int:plan_id>")
+    def order_form(tenant_id: int, plan_id: int) -> str | tuple[str, int]:
+        plan = orderable(connection(), tenant_id, plan_id)
+        if plan is None:
+            return "", 404
+        return render_template("order.html", plan=plan, fields=choices(plan), quote=quote_of(plan, 1),
+                               idempotency_key=uuid.uuid4().hex)
+
+    @app.post("/<int:tenant_id>/<int:user_id>/order/<int:plan_id>")
+    def order(tenant_id: int, user_id: int, plan_id: int) -> Response | tuple[str, int]:
+        conn = connection()
+        plan = orderable(conn, tenant_id, plan_id)
+        if plan is None:
+            return "", 404
+        subscription_id, item_id = order_rows(conn, plan, tenant_id, user_id, request.form.to_dict())
+        enqueue(queue_path, "provision_item", item_id)
+        return redirect(f"/subscriptions/{subscription_id}", 303)
+
+
+def staff_pages(app: Flask, connection: Callable[[], Connection]) -> None:
+    """Support's search and the tenant admin's lists; the tenant is named in the URL."""
+
+    @app.get("/<int:tenant_id>/support/")
+    def support(tenant_id: int) -> str:
+        conn, query = connection(), request.args.get("q", "")[:200]
+        page = request.args.get("page", 1, type=int) or 1
+        return render_template("support.html", tenant_name=tenant_name(conn, tenant_id), query=query,
+                               results=customers_matching(conn, tenant_id, query.strip(), page),
+                               href=pages_of("/support/", **({"q": query} if query else {})))
+
+    @app.get("/<int:tenant_id>/admin/")
+    def admin(tenant_id: int) -> str:
+        conn = connection()
+        return render_template("admin_catalogue.html", tenant_name=tenant_name(conn, tenant_id),
+                               **admin_catalogue(conn, tenant_id))
+
+    @app.get("/<int:tenant_id>/admin/servers")
+    def servers(tenant_id: int) -> str:
+        return render_template("servers.html", items=failed_items(connection(), tenant_id))
+
+    @app.get("/<int:tenant_id>/admin/audit")
+    def audit(tenant_id: int) -> str:
+        conn, page = connection(), request.args.get("page", 1, type=int) or 1
+        return render_template("audit.html", tenant_name=tenant_name(conn, tenant_id),
+                               results=audit_page(conn, tenant_id, page), href=pages_of("/admin/audit"))
+
+    @app.get("/<int:tenant_id>/admin/subscriptions")
+    def subscriptions(tenant_id: int) -> str:
+        conn, page = connection(), request.args.get("page", 1, type=int) or 1
+        return render_template("admin_subscriptions.html", tenant_name=tenant_name(conn, tenant_id),
+                               statuses=STATUS_LABELS, results=staff_subscriptions(conn, tenant_id, page),
+                               href=pages_of("/admin/subscriptions"))

@@ -5,12 +5,15 @@
 
 The database is created fresh (a SQLite file is deleted; on PostgreSQL the `public` schema is dropped and
 created again) and migrated with the portal's own migrations, then filled with set-based inserts (SQLAlchemy
-Core, lists of rows in batches; `COPY` on PostgreSQL, which builds L in about 2.5 minutes); the sequences
-are moved past the numbered rows and the planner's statistics are gathered (`ANALYZE`). Sizes: S is one
-tenant; M and L have 10 tenants, one holding half the rows (L: 100k customers, 1M subscriptions, meant for
-PostgreSQL). Each tenant has one known customer owning exactly 5 subscriptions and another owning exactly 50
-(the dashboard measurements). Invoices do not exist yet. The same seed gives the same rows, but for the
-password hash (its salt is random).
+Core, lists of rows in batches; `COPY` on PostgreSQL, which builds L in under 3 minutes); on PostgreSQL the
+sequences are moved past the numbered rows. The planner's statistics are gathered (`ANALYZE`; `VACUUM ANALYZE`
+on PostgreSQL, as autovacuum would after a bulk load). Sizes: S is one tenant; M and L have 10 tenants, one
+holding half the rows (L: 100k customers, 1M subscriptions, meant for PostgreSQL). Each tenant has one known
+customer owning exactly 5 subscriptions and another owning exactly 50 (the dashboard measurements), a customer
+with a complete profile and no subscriptions (who places the measured orders), a support user and a tenant
+admin, 50 failed servers (the admin's attention list) and 50 ended support impersonations with their actions
+(the audit); every size has all of them, on SQLite and PostgreSQL alike. Invoices do not exist yet. The same
+seed gives the same rows, but for the password hash (its salt is random).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import (
     CustomerProfile,
+    Impersonation,
+    ImpersonationAction,
     Plan,
     Product,
     ServiceType,
@@ -49,12 +54,20 @@ from app.models import (
     TenantHost,
     User,
 )
+from app.models.impersonation import EndReason
+from app.services.demo import HETZNER_SCHEMA  # the demo cloud server type: the order form has its choices
 from app.services.passwords import hash_password
 
 PASSWORD = "bench-customer-pass"  # noqa: S105 - a known password of generated test data
 FEW_EMAIL = "bench-customer@example.com"  # owns exactly 5 subscriptions
 MANY_EMAIL = "bench-customer-50@example.com"  # owns exactly 50 subscriptions
+ORDER_EMAIL = "bench-orderer@example.com"  # owns none: the runner's orders, removed after each run
+SUPPORT_EMAIL = "bench-support@example.com"
+ADMIN_EMAIL = "bench-admin@example.com"
 FEW, MANY = 5, 50
+ATTENTION = 50  # failed servers per tenant: the admin's attention list, the same length at every size
+AUDITS = 50  # ended impersonations per tenant, each with ACTIONS actions (the first a change, the rest views)
+ACTIONS = 4
 BATCH = 5000
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
@@ -80,6 +93,10 @@ STATES = [(SubscriptionStatus.ACTIVE, ItemStatus.ACTIVE, 80), (SubscriptionStatu
           (SubscriptionStatus.SUSPENDED, ItemStatus.ACTIVE, 3), (SubscriptionStatus.CANCELED,
                                                                   ItemStatus.DECOMMISSIONED, 10),
           (SubscriptionStatus.PENDING_FULFILLMENT, ItemStatus.PROVISIONING, 2)]
+
+# What a failed item looks like: no server, and the message its customer and the admin see.
+FAILURE = {"server_id": None, "hostname": None, "fqdn": None, "ipv4": None, "ready_at": None,
+           "error_message": "The cloud could not create the server (server type cx22 sold out in fsn1)."}
 
 
 def shares(total: int, tenants: int) -> list[int]:
@@ -149,12 +166,14 @@ class Builder:
         self.put(TenantHost.__table__, [{"tenant_id": tenant_id, "hostname": host}])
         plan_ids = self.catalogue(tenant_id, stamp)
         user_ids = self.customers(tenant_id, customers, stamp)
+        support_id, _ = self.staff(tenant_id, stamp)
         self.subscriptions(tenant_id, user_ids, plan_ids, subscriptions)
+        self.impersonations(tenant_id, support_id, user_ids)
 
     def catalogue(self, tenant_id: int, stamp: dict[str, datetime]) -> list[tuple[int, int, Interval]]:
         self.put(ServiceType.__table__, [{"id": tenant_id, "tenant_id": tenant_id, "slug": "cloud-server",
                                           "name": "Cloud server", "provider": Provider.HETZNER.value,
-                                          "service_kind": "server", "config_schema": {},
+                                          "service_kind": "server", "config_schema": HETZNER_SCHEMA,
                                           "cloud_init_template": "", **stamp}])
         self.put(Product.__table__, [{"id": tenant_id, "tenant_id": tenant_id, "slug": "cloud-servers",
                                       "name": "Cloud Servers", "description": "Servers on Hetzner Cloud.",
@@ -173,7 +192,7 @@ class Builder:
     def customers(self, tenant_id: int, count: int, stamp: dict[str, datetime]) -> list[int]:
         first = self.counts.get("users", 0) + 1
         ids = list(range(first, first + count))
-        emails = [FEW_EMAIL, MANY_EMAIL] + [f"customer-{i}@example.com" for i in range(2, count)]
+        emails = [FEW_EMAIL, MANY_EMAIL, ORDER_EMAIL] + [f"customer-{i}@example.com" for i in range(3, count)]
         self.put(User.__table__, ({"id": uid, "tenant_id": tenant_id, "email": email,
                                    "name": f"Customer {uid}", "password_hash": self.password_hash,
                                    "role": Role.CUSTOMER.value, "is_active": True, **stamp}
@@ -184,9 +203,36 @@ class Builder:
                                               "city": "Berlin", "country": "DE", **stamp} for uid in ids))
         return ids
 
+    def staff(self, tenant_id: int, stamp: dict[str, datetime]) -> tuple[int, int]:
+        """The tenant's support user and tenant admin: (support id, admin id)."""
+        first = self.counts["users"] + 1
+        self.put(User.__table__, [{"id": first + i, "tenant_id": tenant_id, "email": email, "name": name,
+                                   "password_hash": self.password_hash, "role": role.value, "is_active": True,
+                                   **stamp} for i, (email, name, role) in enumerate(
+                                       ((SUPPORT_EMAIL, "Bench Support", Role.SUPPORT),
+                                        (ADMIN_EMAIL, "Bench Admin", Role.TENANT_ADMIN)))])
+        return first, first + 1
+
+    def impersonations(self, tenant_id: int, support_id: int, user_ids: list[int]) -> None:
+        """Ended impersonations of random customers, each with one change and some page views."""
+        first = self.counts.get("impersonations", 0) + 1
+        rows, actions = [], []
+        for offset in range(AUDITS):
+            started = EPOCH + timedelta(days=offset, hours=self.rng.randrange(24))
+            rows.append({"id": first + offset, "tenant_id": tenant_id, "support_user_id": support_id,
+                         "customer_id": self.rng.choice(user_ids), "reason": f"Ticket #{4700 + offset}: order fails",
+                         "started_at": started, "ends_at": started + timedelta(minutes=30),
+                         "ended_at": started + timedelta(minutes=10), "end_reason": EndReason.STOPPED.value,
+                         "remote_addr": "127.0.0.1"})
+            actions += [{"impersonation_id": first + offset, "at": started + timedelta(minutes=n + 1),
+                         "method": "POST" if n == 0 else "GET", "path": "/subscriptions/", "endpoint":
+                         "subscriptions.index", "status_code": 200} for n in range(ACTIONS)]
+        self.put(Impersonation.__table__, rows)
+        self.put(ImpersonationAction.__table__, actions)
+
     def owners(self, user_ids: list[int], count: int) -> list[int]:
-        """The known customers own exactly 5 and 50; the others share the rest at random."""
-        rest = user_ids[2:]
+        """The known customers own exactly 5 and 50, the orderer none; the others share the rest at random."""
+        rest = user_ids[3:]
         return [user_ids[0]] * FEW + [user_ids[1]] * MANY + [self.rng.choice(rest)
                                                                for _ in range(count - FEW - MANY)]
 
@@ -195,10 +241,13 @@ class Builder:
         first = self.counts.get("subscriptions", 0) + 1
         subs, items, events = [], [], []
         weights = [w for _, _, w in STATES]
+        failed = set(self.rng.sample(range(FEW + MANY, count), ATTENTION))  # never the known customers'
         for offset, user_id in enumerate(self.owners(user_ids, count)):
             sid = first + offset
             plan_id, price, interval = self.rng.choice(plans)
             status, item_status, _ = self.rng.choices(STATES, weights)[0]
+            if offset in failed:  # provisioning gave up
+                status, item_status = SubscriptionStatus.PENDING_FULFILLMENT, ItemStatus.FAILED
             created = EPOCH + timedelta(minutes=offset * 7 + self.rng.randrange(7))
             subs.append(self.subscription(sid, tenant_id, user_id, plan_id, price, interval, status, created))
             items.append({"id": sid, "tenant_id": tenant_id, "subscription_id": sid, "status": item_status.value,
@@ -206,8 +255,8 @@ class Builder:
                           "config": {"serverType": "cx22", "location": "fsn1", "image": "ubuntu-24.04"},
                           "server_id": str(1_000_000 + sid), "hostname": f"srv-{sid}",
                           "fqdn": f"srv-{sid}.example.net", "ipv4": f"10.{sid >> 16 & 255}.{sid >> 8 & 255}."
-                          f"{sid & 255}", "ready_at": created + timedelta(minutes=1),
-                          "created_at": created, "updated_at": created})
+                          f"{sid & 255}", "ready_at": created + timedelta(minutes=1), "error_message": None,
+                          "created_at": created, "updated_at": created, **(FAILURE if offset in failed else {})})
             events.append({"tenant_id": tenant_id, "subscription_id": sid, "kind": "ordered", "from_status": None,
                            "to_status": SubscriptionStatus.PENDING_FULFILLMENT.value, "actor_id": user_id,
                            "reason": "", "data": {}, "created_at": created})
@@ -299,12 +348,17 @@ def build(size: Size, seed: int, database: str) -> dict[str, int]:
                                                                    shares(size.subscriptions, size.tenants),
                                                                    strict=True)):
                 builder.tenant(index, customers, subscriptions)
+            if conn.dialect.name == "sqlite":
+                # Statistics for the planner, as `PRAGMA optimize` gives a database in service; without them
+                # SQLite walks a tenant's whole created-at index for one customer's subscriptions.
+                conn.exec_driver_sql("ANALYZE")
             if conn.dialect.name == "postgresql":
                 move_sequences(conn)
-        with db.engine.begin() as conn:
-            # Statistics for the planner, as `PRAGMA optimize` or autovacuum give a database in service; without
-            # them SQLite walks a tenant's whole created-at index for one customer's subscriptions.
-            conn.exec_driver_sql("ANALYZE")
+        if db.engine.dialect.name == "postgresql":
+            # What autovacuum gives a database in service after a bulk load: the planner's statistics, and the
+            # visibility map that lets an index-only scan skip the table.
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE")
         db.engine.dispose()
     return builder.counts
 
@@ -322,8 +376,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Built size {args.size} (seed {args.seed}) in {database} in {elapsed:.1f} s:")
     for table, count in counts.items():
         print(f"  {table:24} {count:>9,}")
-    print(f"Known customers on every tenant: {FEW_EMAIL} ({FEW} subscriptions), {MANY_EMAIL} ({MANY}); "
-          f"password {PASSWORD!r}")
+    print(f"Known users on every tenant, password {PASSWORD!r}: customers {FEW_EMAIL} ({FEW} subscriptions), "
+          f"{MANY_EMAIL} ({MANY}), {ORDER_EMAIL} (none; places the measured orders); support {SUPPORT_EMAIL}; "
+          f"tenant admin {ADMIN_EMAIL}")
 
 
 if __name__ == "__main__":

@@ -31,11 +31,10 @@ from typing import Any
 
 import requests
 from flask import Flask
-from sqlalchemy.engine import make_url
 
-from bench.baseline import create_baseline
+from bench.baseline import baseline_database, create_baseline
 from bench.data import MANY, MANY_EMAIL, PASSWORD, absolute, bench_app
-from bench.run import CSRF, ROW, customer_ids
+from bench.run import CSRF, ROW, user_ids
 
 GOAL = 0.4  # portal requests/s over bare requests/s, at least
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,12 +62,6 @@ def portal_wsgi() -> Flask:
 def bare_wsgi() -> Flask:
     """gunicorn's app factory for the bare app (`bench.throughput:bare_wsgi()`)."""
     return create_baseline(baseline_database(os.environ[DATABASE_VARIABLE]))
-
-
-def baseline_database(database: str) -> str:
-    """What the baseline takes: a SQLite file's path, or the PostgreSQL URL itself."""
-    url = make_url(database)
-    return (url.database or "") if url.get_backend_name() == "sqlite" else database
 
 
 def free_port() -> int:
@@ -208,7 +201,7 @@ class Throughput:
 def measure(database: str, rounds: int = 3, seconds: float = 10) -> Throughput:
     """Serve both apps under gunicorn and measure their 50-row dashboards with wrk, interleaved."""
     database = absolute(database)
-    tenant_id, user_id = customer_ids(baseline_database(database), MANY_EMAIL)
+    tenant_id, user_id = user_ids(baseline_database(database), MANY_EMAIL)
     environment = {DATABASE_VARIABLE: database}
     figures = Throughput()
     with ExitStack() as stack, tempfile.NamedTemporaryFile("w", suffix=".lua") as script:

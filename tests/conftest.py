@@ -23,6 +23,7 @@ from app.clock import FrozenClock, SystemClock
 from app.config import engine_options, normalize_database_url
 from app.extensions import db, limiter
 from app.sandbox.cloud import reset_sandboxes
+from app.selectors.tenants import tenant_cache
 from app.services import availability_cache
 from app.services.clouds import forget_adapters
 from app.tasks import huey
@@ -105,6 +106,7 @@ def _transaction(request: pytest.FixtureRequest) -> Iterator[None]:
         finally:
             forget_adapters()
             availability_cache.clear()
+            tenant_cache().clear()
             db.session.remove()
             engines[None] = engine
             outer.rollback()

@@ -19,6 +19,10 @@ class QueryLog:
     def count(self) -> int:
         return len(self.statements)
 
+    def reading(self, table: str) -> list[str]:
+        """The statements that read `table`."""
+        return [s for s in self.statements if f"FROM {table} " in f"{s} " or f"JOIN {table} " in f"{s} "]
+
 
 @contextmanager
 def count_queries(app: Flask) -> Iterator[QueryLog]:

@@ -6,7 +6,7 @@ from app.models.credentials import CloudCredential
 from app.models.impersonation import EndReason, Impersonation, ImpersonationAction
 from app.models.jobs import JobRun, JobTrigger
 from app.models.subscription import Backorder, Subscription, SubscriptionEvent, SubscriptionItem
-from app.models.tenant import Tenant, TenantHost
+from app.models.tenant import Tenant, TenantHost, TenantLike, TenantRef
 from app.models.user import CustomerProfile, User, UserSession
 
 __all__ = [
@@ -27,6 +27,8 @@ __all__ = [
     "SubscriptionItem",
     "Tenant",
     "TenantHost",
+    "TenantLike",
+    "TenantRef",
     "User",
     "UserSession",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -33,3 +35,21 @@ class TenantHost(db.Model):
     hostname: Mapped[str] = mapped_column(String(253), unique=True)
 
     tenant: Mapped[Tenant] = relationship(back_populates="hosts")
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRef:
+    """What a request and the services it calls need of the current tenant; kept between requests."""
+
+    id: int
+    slug: str
+    name: str
+    retention_days: int
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> TenantRef:
+        return cls(tenant.id, tenant.slug, tenant.name, tenant.retention_days)
+
+
+# What services and selectors take as "the tenant": the row, or the snapshot a request carries.
+TenantLike = Tenant | TenantRef

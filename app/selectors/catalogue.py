@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import contains_eager, selectinload
+from sqlalchemy.orm import contains_eager, joinedload, selectinload
 
 from app.domain.accounts import Role
 from app.domain.catalogue import CatalogueState
 from app.extensions import db
-from app.models import Plan, Product, ServiceType, Subscription, Tenant, User
+from app.models import Plan, Product, ServiceType, Subscription, TenantLike, User
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class ProductOffer:
     plans: list[Plan]
 
 
-def published_offers(tenant: Tenant) -> list[ProductOffer]:
+def published_offers(tenant: TenantLike) -> list[ProductOffer]:
     """Published plans of published products, grouped by product, in one query."""
     plans = db.session.scalars(
         select(Plan)
@@ -37,7 +37,7 @@ def published_offers(tenant: Tenant) -> list[ProductOffer]:
     return [ProductOffer(product, list(group)) for product, group in groupby(plans, key=lambda p: p.product)]
 
 
-def published_plan(tenant: Tenant, plan_id: int) -> Plan | None:
+def published_plan(tenant: TenantLike, plan_id: int) -> Plan | None:
     """One plan that can be ordered now, or None (unknown, another tenant's, or not published)."""
     return db.session.scalar(
         select(Plan)
@@ -56,7 +56,7 @@ class CatalogueOverview:
     customer_count: int
 
 
-def catalogue_overview(tenant: Tenant) -> CatalogueOverview:
+def catalogue_overview(tenant: TenantLike) -> CatalogueOverview:
     """Everything a tenant admin runs: service types, every product and plan in any state, and counts."""
     service_types = db.session.scalars(
         select(ServiceType).where(ServiceType.tenant_id == tenant.id).order_by(ServiceType.name)
@@ -64,9 +64,9 @@ def catalogue_overview(tenant: Tenant) -> CatalogueOverview:
     products = db.session.scalars(
         select(Product)
         .where(Product.tenant_id == tenant.id)
-        .options(selectinload(Product.plans).selectinload(Plan.service_type))
+        .options(joinedload(Product.plans).joinedload(Plan.service_type))
         .order_by(Product.name, Product.version)
-    ).all()
+    ).unique().all()
     subscribers = db.session.execute(
         select(Subscription.plan_id, func.count())
         .where(Subscription.tenant_id == tenant.id)

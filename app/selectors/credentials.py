@@ -11,7 +11,7 @@ from sqlalchemy.orm import aliased
 
 from app.domain.catalogue import Provider
 from app.extensions import db
-from app.models import CloudCredential, Tenant, User
+from app.models import CloudCredential, TenantLike, User
 
 CLOUDS = (Provider.HETZNER, Provider.DIGITALOCEAN)
 ENV_TOKENS = {Provider.HETZNER: "HETZNER_TOKEN", Provider.DIGITALOCEAN: "DIGITALOCEAN_TOKEN"}
@@ -26,7 +26,7 @@ class CloudSetting:
     updated_by: str | None = None
 
 
-def cloud_settings(tenant: Tenant) -> list[CloudSetting]:
+def cloud_settings(tenant: TenantLike) -> list[CloudSetting]:
     editor = aliased(User)
     rows = {row.provider: (row, name) for row, name in db.session.execute(
         select(CloudCredential, editor.name).outerjoin(editor, editor.id == CloudCredential.updated_by_id)
@@ -34,7 +34,7 @@ def cloud_settings(tenant: Tenant) -> list[CloudSetting]:
     return [_setting(tenant, provider, rows.get(provider)) for provider in CLOUDS]
 
 
-def _setting(tenant: Tenant, provider: Provider, found: tuple[CloudCredential, str | None] | None) -> CloudSetting:
+def _setting(tenant: TenantLike, provider: Provider, found: tuple[CloudCredential, str | None] | None) -> CloudSetting:
     if found is not None:
         row, name = found
         return CloudSetting(provider, "tenant", row.token_hint, row.updated_at, name)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from app.domain.accounts import Role
 from app.extensions import db
-from app.models import Subscription, SubscriptionEvent, Tenant, User
+from app.models import Subscription, SubscriptionEvent, TenantLike, User
 from app.selectors.paging import Page, one_page_and_a_peek, page_number
 
 
@@ -16,7 +16,7 @@ def _like(text: str) -> str:
     return f"%{escaped.lower()}%"
 
 
-def find_customers(tenant: Tenant, *, query: str = "", page: int = 1, per_page: int = 25) -> Page:
+def find_customers(tenant: TenantLike, *, query: str = "", page: int = 1, per_page: int = 25) -> Page:
     """Customers of `tenant` whose name or email contains `query` (any case), by name; one page plus a peek.
 
     Speed: the index `ix_users_tenant_role_name_id_email` holds everything the filter and the order need, so
@@ -36,15 +36,15 @@ def find_customers(tenant: Tenant, *, query: str = "", page: int = 1, per_page: 
     return Page(list(rows[:per_page]), page, per_page, len(rows) > per_page)
 
 
-def customer_for_staff(tenant: Tenant, customer_id: int) -> User | None:
+def customer_for_staff(tenant: TenantLike, customer_id: int) -> User | None:
     """A customer of `tenant` (never staff, never another tenant's) with their profile; None otherwise."""
     return db.session.scalar(
         select(User).where(User.id == customer_id, User.tenant_id == tenant.id, User.role == Role.CUSTOMER)
-        .options(selectinload(User.profile))
+        .options(joinedload(User.profile))
     )
 
 
-def recent_events(tenant: Tenant, customer: User, limit: int = 20) -> list[SubscriptionEvent]:
+def recent_events(tenant: TenantLike, customer: User, limit: int = 20) -> list[SubscriptionEvent]:
     """The latest events of all the customer's subscriptions, newest first, with who acted and on what."""
     return list(db.session.scalars(
         select(SubscriptionEvent)

@@ -8,11 +8,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.extensions import db
-from app.models import Impersonation, ImpersonationAction, Tenant, User, UserSession
+from app.models import Impersonation, ImpersonationAction, TenantLike, User, UserSession
 from app.selectors.paging import Page, one_page_and_a_peek, page_number
 
 
-def running_in_session(tenant: Tenant, *, session_token: str) -> Impersonation | None:
+def running_in_session(tenant: TenantLike, *, session_token: str) -> Impersonation | None:
     """The open impersonation of `tenant` that the open session `session_token` belongs to, with both users.
 
     The deadline is not checked here: the caller decides what an overdue one means.
@@ -26,7 +26,7 @@ def running_in_session(tenant: Tenant, *, session_token: str) -> Impersonation |
     )
 
 
-def of_customer(tenant: Tenant, customer: User, limit: int = 10) -> list[Impersonation]:
+def of_customer(tenant: TenantLike, customer: User, limit: int = 10) -> list[Impersonation]:
     """The latest impersonations of `customer`, newest first, with the support user."""
     return list(db.session.scalars(
         select(Impersonation)
@@ -43,28 +43,26 @@ class AuditRow:
     views: int  # pages viewed
 
 
-def audit_page(tenant: Tenant, *, page: int = 1, per_page: int = 25) -> Page[AuditRow]:
-    """The tenant's impersonations, newest first, with both users and their action counts: two queries."""
+def _actions(*, views: bool):  # type: ignore[no-untyped-def]
+    """How many requests of each listed impersonation were page views (GET) or changes (anything else)."""
+    method = ImpersonationAction.method == "GET" if views else ImpersonationAction.method != "GET"
+    return (select(func.count()).where(ImpersonationAction.impersonation_id == Impersonation.id, method)
+            .correlate(Impersonation).scalar_subquery())
+
+
+def audit_page(tenant: TenantLike, *, page: int = 1, per_page: int = 25) -> Page[AuditRow]:
+    """The tenant's impersonations, newest first, with both users and their action counts: one statement."""
     page = page_number(page)
-    records = list(db.session.scalars(one_page_and_a_peek(
-        select(Impersonation).where(Impersonation.tenant_id == tenant.id)
+    records = db.session.execute(one_page_and_a_peek(
+        select(Impersonation, _actions(views=False), _actions(views=True))
+        .where(Impersonation.tenant_id == tenant.id)
         .options(joinedload(Impersonation.support_user), joinedload(Impersonation.customer))
-        .order_by(Impersonation.started_at.desc(), Impersonation.id.desc()), page, per_page)))
-    shown = records[:per_page]
-    counts: dict[tuple[int, bool], int] = {}
-    if shown:
-        is_view = ImpersonationAction.method == "GET"
-        for impersonation_id, view, count in db.session.execute(
-            select(ImpersonationAction.impersonation_id, is_view, func.count())
-            .where(ImpersonationAction.impersonation_id.in_([r.id for r in shown]))
-            .group_by(ImpersonationAction.impersonation_id, is_view)
-        ):
-            counts[(impersonation_id, bool(view))] = count
-    rows = [AuditRow(r, counts.get((r.id, False), 0), counts.get((r.id, True), 0)) for r in shown]
+        .order_by(Impersonation.started_at.desc(), Impersonation.id.desc()), page, per_page)).all()
+    rows = [AuditRow(record, changes, views) for record, changes, views in records[:per_page]]
     return Page(rows, page, per_page, len(records) > per_page)
 
 
-def audit_record(tenant: Tenant, impersonation_id: int) -> Impersonation | None:
+def audit_record(tenant: TenantLike, impersonation_id: int) -> Impersonation | None:
     """One impersonation of `tenant` with both users and every action, in order; None if not the tenant's."""
     return db.session.scalar(
         select(Impersonation)

@@ -2,23 +2,50 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import contains_eager
+from dataclasses import dataclass
+from datetime import datetime
 
-from app.domain.subscriptions import ItemStatus
+from sqlalchemy import bindparam, func, select
+
+from app.domain.catalogue import Provider
+from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
-from app.models import Subscription, SubscriptionItem, Tenant
+from app.models import Plan, Subscription, SubscriptionItem, TenantLike, User
 
 
-def items_needing_attention(tenant: Tenant, limit: int = 200) -> list[SubscriptionItem]:
+@dataclass(frozen=True, slots=True)
+class AttentionRow:
+    """A server that needs staff, as their list shows it: plain values."""
+
+    customer_name: str
+    customer_email: str
+    subscription_id: int
+    plan_name: str
+    subscription_status: SubscriptionStatus
+    hostname: str | None
+    provider: Provider
+    server_id: str | None
+    server_type: str
+    location: str
+    error_message: str | None
+    since: datetime
+
+
+_config = SubscriptionItem.config
+_NEEDING_ATTENTION = (
+    select(User.name, User.email, Subscription.id, Plan.name, Subscription.status, SubscriptionItem.hostname,
+           SubscriptionItem.provider, SubscriptionItem.server_id,
+           func.coalesce(_config["serverType"].as_string(), ""),
+           func.coalesce(_config["location"].as_string(), _config["region"].as_string(), ""),
+           SubscriptionItem.error_message, SubscriptionItem.updated_at)
+    .join(Subscription, Subscription.id == SubscriptionItem.subscription_id)
+    .join(User, User.id == Subscription.user_id).join(Plan, Plan.id == Subscription.plan_id)
+    .where(SubscriptionItem.tenant_id == bindparam("tenant_id"), SubscriptionItem.status == ItemStatus.FAILED)
+    .order_by(SubscriptionItem.updated_at.desc()).limit(bindparam("limit"))
+)
+
+
+def items_needing_attention(tenant: TenantLike, limit: int = 200) -> list[AttentionRow]:
     """Failed items (provisioning gave up, or the server vanished), newest first, with customer and plan."""
-    return list(db.session.scalars(
-        select(SubscriptionItem)
-        .join(SubscriptionItem.subscription).join(Subscription.user).join(Subscription.plan)
-        .options(contains_eager(SubscriptionItem.subscription).contains_eager(Subscription.user),
-                 contains_eager(SubscriptionItem.subscription).contains_eager(Subscription.plan))
-        .where(SubscriptionItem.tenant_id == tenant.id, SubscriptionItem.status == ItemStatus.FAILED)
-        .order_by(SubscriptionItem.updated_at.desc()).limit(limit)
-    ))
-
-
+    return [AttentionRow(*row) for row in db.session.execute(_NEEDING_ATTENTION,
+                                                             {"tenant_id": tenant.id, "limit": limit})]

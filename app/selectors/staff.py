@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import case, false, func, or_, select
+from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.domain.catalogue import Interval
-from app.domain.subscriptions import ItemStatus, Milestone, SubscriptionStatus, next_milestone
+from app.domain.subscriptions import Milestone, SubscriptionStatus, next_milestone
 from app.extensions import db
-from app.models import Plan, Subscription, SubscriptionItem, Tenant, User
+from app.models import Plan, Subscription, TenantLike, User
 from app.selectors.customers import _like
 from app.selectors.paging import Page, one_page_and_a_peek, page_number
+from app.selectors.subscriptions import SERVERS, SERVERS_READY
 
 # `#1234` looks a subscription up by its id; a number past the id columns (PostgreSQL `integer`) matches none.
 _BY_ID = re.compile(r"#\s*(\d{1,12})")
@@ -42,19 +43,19 @@ class SubscriptionRow:
         return self.price_minor == 0
 
 
-def find_subscriptions(tenant: Tenant, *, status: SubscriptionStatus | None = None, query: str = "",
+def find_subscriptions(tenant: TenantLike, *, status: SubscriptionStatus | None = None, query: str = "",
                        page: int = 1, per_page: int = 25) -> Page[SubscriptionRow]:
-    """The tenant's subscriptions, newest first, one page plus a peek: two statements.
+    """The tenant's subscriptions, newest first, one page plus a peek, with their servers counted: one statement.
 
     `status` keeps one status; `query` keeps those whose customer's name or email contains it (any case), or,
-    written `#1234`, the subscription with that id. The second statement counts the page's servers.
+    written `#1234`, the subscription with that id.
     """
     page = page_number(page)
     statement = (
         select(Subscription.id, User.name, User.email, Plan.name, Subscription.status, Subscription.price_minor,
                Subscription.currency, Subscription.interval, Subscription.quantity, Subscription.current_period_end,
                Subscription.effective_at, Subscription.canceled_at, Subscription.auto_renew,
-               Subscription.servers_delete_at, Subscription.purged_at)
+               Subscription.servers_delete_at, Subscription.purged_at, SERVERS_READY, SERVERS)
         .join(User, User.id == Subscription.user_id)
         .join(Plan, Plan.id == Subscription.plan_id)
         .where(Subscription.tenant_id == tenant.id)
@@ -64,9 +65,7 @@ def find_subscriptions(tenant: Tenant, *, status: SubscriptionStatus | None = No
     statement = statement.where(*_matching(query.strip()))
     rows = db.session.execute(one_page_and_a_peek(
         statement.order_by(Subscription.created_at.desc(), Subscription.id.desc()), page, per_page)).all()
-    shown = rows[:per_page]
-    servers = _server_counts(tenant, [row[0] for row in shown])
-    return Page([_row(row, servers.get(row[0], (0, 0))) for row in shown], page, per_page, len(rows) > per_page)
+    return Page([_row(row) for row in rows[:per_page]], page, per_page, len(rows) > per_page)
 
 
 def _matching(query: str) -> list[object]:
@@ -81,29 +80,17 @@ def _matching(query: str) -> list[object]:
     return [or_(func.lower(User.name).like(pattern, escape="\\"), User.email.like(pattern, escape="\\"))]
 
 
-def _server_counts(tenant: Tenant, subscription_ids: list[int]) -> dict[int, tuple[int, int]]:
-    """Ready and all servers of each subscription in `subscription_ids`."""
-    if not subscription_ids:
-        return {}
-    ready = func.sum(case((SubscriptionItem.status == ItemStatus.ACTIVE, 1), else_=0))
-    return {subscription_id: (int(active or 0), total) for subscription_id, active, total in db.session.execute(
-        select(SubscriptionItem.subscription_id, ready, func.count())
-        .where(SubscriptionItem.tenant_id == tenant.id, SubscriptionItem.subscription_id.in_(subscription_ids))
-        .group_by(SubscriptionItem.subscription_id)
-    )}
-
-
-def _row(row: tuple, servers: tuple[int, int]) -> SubscriptionRow:  # type: ignore[type-arg]
+def _row(row: tuple) -> SubscriptionRow:  # type: ignore[type-arg]
     (subscription_id, name, email, plan_name, status, price_minor, currency, interval, quantity, period_end,
-     effective_at, canceled_at, auto_renew, servers_delete_at, purged_at) = row
+     effective_at, canceled_at, auto_renew, servers_delete_at, purged_at, ready, total) = row
     milestone = next_milestone(status, period_end=period_end, effective_at=effective_at, canceled_at=canceled_at,
                                auto_renew=auto_renew, free=price_minor == 0, servers_delete_at=servers_delete_at,
                                purged=purged_at is not None)
     return SubscriptionRow(subscription_id, name, email, plan_name, status, price_minor, currency, interval,
-                           quantity, servers[0], servers[1], milestone)
+                           quantity, ready, total, milestone)
 
 
-def subscription_for_staff(tenant: Tenant, subscription_id: int) -> Subscription | None:
+def subscription_for_staff(tenant: TenantLike, subscription_id: int) -> Subscription | None:
     """One subscription of `tenant` with its customer, plan, product and items; None if not the tenant's."""
     return db.session.scalar(
         select(Subscription)

@@ -2,49 +2,103 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import selectinload
+from dataclasses import dataclass
 
-from app.domain.subscriptions import BackorderStatus
+from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy.orm import contains_eager, joinedload, selectinload
+
+from app.domain.catalogue import Interval
+from app.domain.subscriptions import BackorderStatus, ItemStatus, Milestone, SubscriptionStatus, next_milestone
 from app.extensions import db
-from app.models import Backorder, Plan, Subscription, SubscriptionEvent, SubscriptionItem, Tenant, User
+from app.models import Backorder, Plan, Product, Subscription, SubscriptionEvent, SubscriptionItem, TenantLike, User
 
 
-def customer_subscriptions(tenant: Tenant, customer: User) -> list[Subscription]:
-    """The customer's subscriptions, newest first, with plan, product and items: a fixed number of queries."""
+@dataclass(frozen=True, slots=True)
+class SubscriptionRow:
+    """One line of the customer's dashboard: plain values, no entity behind it."""
+
+    id: int
+    status: SubscriptionStatus
+    plan_name: str
+    product_name: str
+    servers: int
+    ready: int
+    price_minor: int
+    currency: str
+    interval: Interval
+    milestone: Milestone
+
+
+# A subscription's servers, and those of them ready: columns for any list of subscriptions (an index walk each).
+SERVERS = (select(func.count()).where(SubscriptionItem.subscription_id == Subscription.id)
+           .correlate(Subscription).scalar_subquery())
+SERVERS_READY = (select(func.count()).where(SubscriptionItem.subscription_id == Subscription.id,
+                                            SubscriptionItem.status == ItemStatus.ACTIVE)
+                 .correlate(Subscription).scalar_subquery())
+_DASHBOARD = (
+    select(Subscription.id, Subscription.status, Plan.name, Product.name, SERVERS, SERVERS_READY,
+           Subscription.price_minor,
+           Subscription.currency, Subscription.interval, Subscription.auto_renew, Subscription.current_period_end,
+           Subscription.effective_at, Subscription.canceled_at, Subscription.servers_delete_at,
+           Subscription.purged_at)
+    .join(Plan, Plan.id == Subscription.plan_id).join(Product, Product.id == Plan.product_id)
+    .where(Subscription.tenant_id == bindparam("tenant_id"), Subscription.user_id == bindparam("user_id"))
+    .order_by(Subscription.created_at.desc(), Subscription.id.desc())
+)
+
+
+def dashboard_rows(tenant: TenantLike, customer: User) -> list[SubscriptionRow]:
+    """The customer's subscriptions, newest first, as the dashboard lists them: one statement, plain rows."""
+    result = db.session.execute(_DASHBOARD, {"tenant_id": tenant.id, "user_id": customer.id})
+    return [SubscriptionRow(id_, status, plan, product, servers, ready, price, currency, interval,
+                            next_milestone(status, period_end=period_end, effective_at=effective_at,
+                                           canceled_at=canceled_at, auto_renew=auto_renew, free=price == 0,
+                                           servers_delete_at=delete_at, purged=purged_at is not None))
+            for (id_, status, plan, product, servers, ready, price, currency, interval, auto_renew, period_end,
+                 effective_at, canceled_at, delete_at, purged_at) in result]
+
+
+def customer_subscriptions(tenant: TenantLike, customer: User) -> list[Subscription]:
+    """The customer's subscriptions, newest first, with plan and product (joined) and items: two statements."""
     return list(db.session.scalars(
         select(Subscription)
         .where(Subscription.tenant_id == tenant.id, Subscription.user_id == customer.id)
-        .options(selectinload(Subscription.plan).selectinload(Plan.product),
+        .options(joinedload(Subscription.plan).joinedload(Plan.product),
                  selectinload(Subscription.items))
         .order_by(Subscription.created_at.desc(), Subscription.id.desc())
     ))
 
 
-def customer_subscription(tenant: Tenant, customer: User, subscription_id: int) -> Subscription | None:
-    """One of the customer's subscriptions with plan, product, service type and items; None if not theirs."""
-    return db.session.scalar(
-        select(Subscription)
-        .where(Subscription.id == subscription_id, Subscription.tenant_id == tenant.id,
-               Subscription.user_id == customer.id)
-        .options(selectinload(Subscription.plan).selectinload(Plan.product),
-                 selectinload(Subscription.plan).selectinload(Plan.service_type),
-                 selectinload(Subscription.items))
-    )
+_CUSTOMER_SUBSCRIPTION = (
+    select(Subscription)
+    .where(Subscription.id == bindparam("subscription_id"), Subscription.tenant_id == bindparam("tenant_id"),
+           Subscription.user_id == bindparam("user_id"))
+    .options(joinedload(Subscription.plan).joinedload(Plan.product),
+             joinedload(Subscription.plan).joinedload(Plan.service_type))
+)
+_CUSTOMER_SUBSCRIPTION_WITH_ITEMS = _CUSTOMER_SUBSCRIPTION.options(selectinload(Subscription.items))
 
 
-def customer_item(tenant: Tenant, customer: User, subscription_id: int, item_id: int) -> SubscriptionItem | None:
+def customer_subscription(tenant: TenantLike, customer: User, subscription_id: int, *, items: bool = True
+                          ) -> Subscription | None:
+    """One of the customer's subscriptions, with plan, product and service type joined in the same statement
+    (and its items in a second, unless `items` is False); None if not theirs."""
+    return db.session.scalar(_CUSTOMER_SUBSCRIPTION_WITH_ITEMS if items else _CUSTOMER_SUBSCRIPTION,
+                             {"subscription_id": subscription_id, "tenant_id": tenant.id, "user_id": customer.id})
+
+
+def customer_item(tenant: TenantLike, customer: User, subscription_id: int, item_id: int) -> SubscriptionItem | None:
     """One item of one of the customer's subscriptions, with its subscription; None if not theirs."""
     return db.session.scalar(
         select(SubscriptionItem)
         .join(SubscriptionItem.subscription)
         .where(SubscriptionItem.id == item_id, SubscriptionItem.subscription_id == subscription_id,
                Subscription.tenant_id == tenant.id, Subscription.user_id == customer.id)
-        .options(selectinload(SubscriptionItem.subscription))
+        .options(contains_eager(SubscriptionItem.subscription))
     )
 
 
-def tenant_item(tenant: Tenant, subscription_id: int, item_id: int) -> SubscriptionItem | None:
+def tenant_item(tenant: TenantLike, subscription_id: int, item_id: int) -> SubscriptionItem | None:
     """One item of one of the tenant's subscriptions, with its subscription (whoever owns it)."""
     return db.session.scalar(
         select(SubscriptionItem)
@@ -71,12 +125,15 @@ def history(subscription: Subscription, limit: int = 100) -> list[SubscriptionEv
         select(SubscriptionEvent)
         .where(SubscriptionEvent.subscription_id == subscription.id,
                SubscriptionEvent.tenant_id == subscription.tenant_id)
-        .options(selectinload(SubscriptionEvent.actor), selectinload(SubscriptionEvent.impersonator))
+        .options(joinedload(SubscriptionEvent.actor), joinedload(SubscriptionEvent.impersonator))
         .order_by(SubscriptionEvent.created_at.desc(), SubscriptionEvent.id.desc()).limit(limit)
     ))
 
 
 def waiting_backorder(subscription: Subscription) -> Backorder | None:
+    """The backorder the subscription waits on; only a backordered subscription can have one."""
+    if subscription.status is not SubscriptionStatus.PENDING_BACKORDER:
+        return None
     return db.session.scalar(select(Backorder).where(Backorder.subscription_id == subscription.id,
                                                      Backorder.status == BackorderStatus.WAITING))
 

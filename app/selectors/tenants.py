@@ -1,13 +1,23 @@
-"""Which tenant a request belongs to."""
+"""Which tenant a request belongs to, and the small cache that spares every request that lookup.
+
+A tenant changes rarely and every request needs it, so what a request needs of it (`TenantRef`) is kept per
+host in the app, for `TENANT_CACHE_SECONDS`. A change to a tenant or its hostnames, committed through the
+ORM, empties this process's cache at once; other processes see it when their entry ages out.
+"""
 
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections.abc import Callable
 
-from sqlalchemy import select
+from flask import current_app, has_app_context
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from app.extensions import db
-from app.models import Tenant, TenantHost
+from app.models import Tenant, TenantHost, TenantRef
 
 # A DNS name (labels of letters, digits and hyphens), an IPv4 address, or a bracketed IPv6 literal.
 _HOSTNAME = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
@@ -34,3 +44,53 @@ def tenant_for_host(hostname: str) -> Tenant | None:
 
 def tenant_by_slug(slug: str) -> Tenant | None:
     return db.session.scalar(select(Tenant).where(Tenant.slug == slug))
+
+
+class TenantCache:
+    """Host -> tenant (or None: no tenant), each entry kept `seconds`; at most `size` hosts are kept."""
+
+    def __init__(self, seconds: float, size: int = 512) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._entries: dict[str, tuple[float, TenantRef | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, host: str, resolve: Callable[[str], TenantRef | None]) -> TenantRef | None:
+        moment = time.monotonic()
+        entry = self._entries.get(host)
+        if entry is not None and entry[0] > moment:
+            return entry[1]
+        tenant = resolve(host)
+        if self.seconds > 0:
+            with self._lock:
+                if len(self._entries) >= self.size:  # hostile Host headers must not grow it without bound
+                    self._entries.clear()
+                self._entries[host] = (moment + self.seconds, tenant)
+        return tenant
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def tenant_cache() -> TenantCache:
+    """The current app's cache (created on first use)."""
+    cache = current_app.extensions.get("tenant_cache")
+    if cache is None:
+        cache = current_app.extensions["tenant_cache"] = TenantCache(current_app.config["TENANT_CACHE_SECONDS"])
+    return cache
+
+
+_CHANGED = "tenants_changed"
+
+
+@event.listens_for(Session, "after_flush")
+def _note_tenant_changes(session: Session, _context: object) -> None:
+    if any(isinstance(obj, Tenant | TenantHost) for obj in (*session.new, *session.dirty, *session.deleted)):
+        session.info[_CHANGED] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_changed_tenants(session: Session) -> None:
+    if session.info.pop(_CHANGED, False) and has_app_context():
+        tenant_cache().clear()

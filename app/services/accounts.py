@@ -12,7 +12,7 @@ from app.clock import now
 from app.domain.accounts import Role, normalize_email, password_problem
 from app.domain.policy import ActorKind
 from app.extensions import db
-from app.models import Tenant, User, UserSession
+from app.models import TenantLike, User, UserSession
 from app.services import impersonation
 from app.services.actors import Actor
 from app.services.errors import AuthenticationFailed, Forbidden, InvalidInput
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 LOGIN_FAILED = "Email or password is not right."
 
 
-def register_customer(*, tenant: Tenant, name: str, email: str, password: str) -> User:
+def register_customer(*, tenant: TenantLike, name: str, email: str, password: str) -> User:
     """Create a customer account in `tenant`. Raises InvalidInput naming the field at fault."""
     email = normalize_email(email)
     if problem := password_problem(password):
@@ -43,7 +43,7 @@ def register_customer(*, tenant: Tenant, name: str, email: str, password: str) -
     return user
 
 
-def log_in(*, tenant: Tenant, email: str, password: str, remote_addr: str | None,
+def log_in(*, tenant: TenantLike, email: str, password: str, remote_addr: str | None,
            user_agent: str | None) -> User:
     """Check the credentials and open a new server-side session; the user carries its token.
 
@@ -107,7 +107,7 @@ def set_active(*, actor: Actor, user: User, active: bool) -> None:
         end_all_sessions(user=user)
 
 
-def _email_taken(tenant: Tenant, email: str) -> bool:
+def _email_taken(tenant: TenantLike, email: str) -> bool:
     query = select(User.id).where(User.tenant_id == tenant.id, User.email == email)
     return db.session.scalar(query) is not None
 

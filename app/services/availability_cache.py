@@ -25,6 +25,7 @@ from flask import current_app
 from app.clock import now
 from app.domain.availability import Availability, Offer
 from app.domain.catalogue import Provider
+from app.models import TenantLike
 from app.services.clouds import provider_for
 
 T = TypeVar("T")
@@ -70,20 +71,20 @@ class _Answers:
 _answers = _Answers(MAX_ENTRIES)
 
 
-def check_availability(tenant_id: int, provider: Provider, server_type: str, location: str, *,
+def check_availability(tenant: TenantLike, provider: Provider, server_type: str, location: str, *,
                        live: bool = False) -> Availability:
     """The tenant's cloud's answer whether `server_type` can be placed in `location`, kept or (`live`) asked now.
 
     Raises ProviderError when the cloud cannot be asked.
     """
-    return _answer(("availability", tenant_id, provider, server_type, location), live,
-                   lambda: provider_for(tenant_id, provider).check_availability(server_type, location))
+    return _answer(("availability", tenant.id, provider, server_type, location), live,
+                   lambda: provider_for(tenant, provider).check_availability(server_type, location))
 
 
-def offers(tenant_id: int, provider: Provider, *, live: bool = False) -> list[Offer]:
+def offers(tenant: TenantLike, provider: Provider, *, live: bool = False) -> list[Offer]:
     """The tenant's cloud's offers with their availability, kept or (`live`) asked now. Raises ProviderError."""
-    return list(_answer(("offers", tenant_id, provider), live,
-                        lambda: tuple(provider_for(tenant_id, provider).offers())))
+    return list(_answer(("offers", tenant.id, provider), live,
+                        lambda: tuple(provider_for(tenant, provider).offers())))
 
 
 def clear() -> None:

@@ -14,7 +14,7 @@ from app.domain.geography import location_label
 from app.domain.policy import Do
 from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionStatus
 from app.extensions import db
-from app.models import Backorder, Subscription, SubscriptionItem, Tenant
+from app.models import Backorder, Subscription, SubscriptionItem, Tenant, TenantLike
 from app.providers.base import ProviderError
 from app.services import events, lifecycle, work
 from app.services.actors import Actor
@@ -43,8 +43,11 @@ def serve_backorders(limit: int = 200) -> list[int]:
 
 def _serve_queue(queue: list[Backorder]) -> list[int]:
     head = queue[0]
+    tenant = db.session.get(Tenant, head.tenant_id)
+    if tenant is None:
+        return []
     try:
-        cloud = provider_for(head.tenant_id, head.provider)
+        cloud = provider_for(tenant, head.provider)
     except ValueError:
         return []
     released: list[int] = []
@@ -72,7 +75,7 @@ def _release(backorder: Backorder) -> list[int]:
     return list(items)
 
 
-def alternatives_for(tenant: Tenant, subscription: Subscription) -> list[Alternative]:
+def alternatives_for(tenant: TenantLike, subscription: Subscription) -> list[Alternative]:
     """What the waiting subscription could switch to now (only choices its plan offers)."""
     from app.services import ordering
 
@@ -83,7 +86,7 @@ def alternatives_for(tenant: Tenant, subscription: Subscription) -> list[Alterna
         return []
 
 
-def switch_to_alternative(*, tenant: Tenant, actor: Actor, subscription_id: int, version: int, server_type: str,
+def switch_to_alternative(*, tenant: TenantLike, actor: Actor, subscription_id: int, version: int, server_type: str,
                           location: str) -> Subscription:
     """Leave the backorder queue for a configuration that is available now; provisioning starts at once."""
     from app.services import ordering
@@ -111,7 +114,7 @@ def switch_to_alternative(*, tenant: Tenant, actor: Actor, subscription_id: int,
     return subscription
 
 
-def _lock_waiting(tenant: Tenant, actor: Actor, subscription_id: int, version: int) -> Subscription:
+def _lock_waiting(tenant: TenantLike, actor: Actor, subscription_id: int, version: int) -> Subscription:
     try:
         subscription = lifecycle.lock(tenant, subscription_id)
         actor.may(Do.SWITCH_BACKORDER, subscription)

@@ -18,8 +18,7 @@ from flask import current_app
 from app import providers
 from app.clock import now
 from app.domain.catalogue import Provider
-from app.extensions import db
-from app.models import Tenant
+from app.models import TenantLike
 from app.providers.base import CloudProvider, ErrorKind, ProviderError
 from app.sandbox.cloud import sandbox_for
 from app.services.credentials import ENDPOINTS, token_for
@@ -27,20 +26,17 @@ from app.services.credentials import ENDPOINTS, token_for
 SANDBOX_ENDPOINTS = {Provider.HETZNER: "SANDBOX_HETZNER_URL", Provider.DIGITALOCEAN: "SANDBOX_DIGITALOCEAN_URL"}
 
 
-def provider_for(tenant_id: int, provider: Provider) -> CloudProvider:
+def provider_for(tenant: TenantLike, provider: Provider) -> CloudProvider:
     """The cloud account that serves `provider` for this tenant, and no other tenant's."""
     if provider not in providers.ADAPTERS:
         raise ValueError("a service type without a provider has no cloud")
     config = current_app.config
-    tenant = db.session.get(Tenant, tenant_id)
-    if tenant is None:
-        raise ValueError(f"no tenant {tenant_id}")
     if token := token_for(tenant, provider):
         return _adapter(provider, token, config[ENDPOINTS[provider]], config["CLOUD_TIMEOUT"])
     if sandbox_url := config.get(SANDBOX_ENDPOINTS[provider]):
         return _adapter(provider, f"sandbox-{tenant.slug}", sandbox_url, config["CLOUD_TIMEOUT"])
     if config.get("SANDBOX_IN_PROCESS"):
-        return sandbox_for(tenant_id, provider.value, now, boot_seconds=config["SANDBOX_BOOT_SECONDS"],
+        return sandbox_for(tenant.id, provider.value, now, boot_seconds=config["SANDBOX_BOOT_SECONDS"],
                            action_seconds=config["SANDBOX_ACTION_SECONDS"])
     raise ProviderError(ErrorKind.AUTH, f"No {provider.label} account is set up for this portal yet. "
                                         "Please contact the operator.")

@@ -20,7 +20,7 @@ from app.clock import now
 from app.domain.accounts import Role
 from app.domain.catalogue import Provider
 from app.extensions import db
-from app.models import CloudCredential, Tenant
+from app.models import CloudCredential, TenantLike
 from app.providers import check_token
 from app.providers.base import ErrorKind, ProviderError
 from app.selectors.credentials import CLOUDS, ENV_TOKENS
@@ -43,7 +43,7 @@ def _fernet() -> Fernet:
     return Fernet(base64.urlsafe_b64encode(derived))
 
 
-def token_for(tenant: Tenant, provider: Provider) -> str | None:
+def token_for(tenant: TenantLike, provider: Provider) -> str | None:
     """The tenant's own token for `provider`; the environment's only for the default tenant; else None."""
     row = db.session.scalar(select(CloudCredential).where(CloudCredential.tenant_id == tenant.id,
                                                           CloudCredential.provider == provider))
@@ -58,7 +58,7 @@ def token_for(tenant: Tenant, provider: Provider) -> str | None:
     return None
 
 
-def set_token(*, tenant: Tenant, actor: Actor, provider: Provider, token: str) -> CloudCredential:
+def set_token(*, tenant: TenantLike, actor: Actor, provider: Provider, token: str) -> CloudCredential:
     """Store (or replace) the tenant's token for `provider`, encrypted. Tenant admins only."""
     _require_admin(tenant, actor)
     token = token.strip()
@@ -81,7 +81,7 @@ def set_token(*, tenant: Tenant, actor: Actor, provider: Provider, token: str) -
     return row
 
 
-def clear_token(*, tenant: Tenant, actor: Actor, provider: Provider) -> None:
+def clear_token(*, tenant: TenantLike, actor: Actor, provider: Provider) -> None:
     """Forget the tenant's token: its servers are then managed in the sandbox cloud."""
     _require_admin(tenant, actor)
     db.session.execute(delete(CloudCredential).where(CloudCredential.tenant_id == tenant.id,
@@ -102,6 +102,6 @@ def _check_with_the_cloud(provider: Provider, token: str) -> None:
                            ) from None
 
 
-def _require_admin(tenant: Tenant, actor: Actor) -> None:
+def _require_admin(tenant: TenantLike, actor: Actor) -> None:
     if actor.user.role is not Role.TENANT_ADMIN or actor.user.tenant_id != tenant.id or actor.impersonator:
         raise Forbidden("Only the tenant's admins can change cloud credentials.")

@@ -29,7 +29,7 @@ from app.domain.catalogue import Provider
 from app.domain.retry import MAX_ATTEMPTS, backoff_delay
 from app.domain.subscriptions import ITEM_TRANSITIONS, ItemStatus, SubscriptionStatus
 from app.extensions import db
-from app.models import Subscription, SubscriptionEvent, SubscriptionItem, Tenant
+from app.models import Subscription, SubscriptionEvent, SubscriptionItem, Tenant, TenantLike
 from app.providers.base import CloudProvider, ErrorKind, PowerState, ProviderError
 from app.services import events, lifecycle
 from app.services.actors import Actor
@@ -61,7 +61,7 @@ def advance(item_id: int, attempt: int = 1) -> Next | None:
     tenant = db.session.get(Tenant, item.tenant_id)
     assert tenant is not None
     try:
-        cloud = provider_for(tenant.id, item.provider)
+        cloud = provider_for(tenant, item.provider)
         if not delivered(item):
             return _delete_undelivered(cloud, item, tenant)
         return _shut_down(cloud, item, attempt)
@@ -82,7 +82,7 @@ def _locked(item: SubscriptionItem) -> bool:
     return item.status is ItemStatus.DECOMMISSIONING
 
 
-def _delete_undelivered(cloud: CloudProvider, item: SubscriptionItem, tenant: Tenant) -> None:
+def _delete_undelivered(cloud: CloudProvider, item: SubscriptionItem, tenant: TenantLike) -> None:
     deleted = delete_servers(cloud, item, tenant)
     return _end(item, "server_deleted", DECOMMISSIONING, "The order was canceled before the server was delivered.",
                 server_ids=deleted)
@@ -239,7 +239,7 @@ def _delete_for_good(item: SubscriptionItem) -> None:
     if item.provider is not Provider.NONE:
         tenant = db.session.get(Tenant, item.tenant_id)
         assert tenant is not None
-        deleted = delete_servers(provider_for(tenant.id, item.provider), item, tenant)
+        deleted = delete_servers(provider_for(tenant, item.provider), item, tenant)
     reason = "The retention period ended: the server was deleted."
     if item.status is ItemStatus.DECOMMISSIONED:
         if deleted:  # a leftover (a create that finished after the item ended)

@@ -25,7 +25,7 @@ from sqlalchemy import exists, func, select, update
 from app.clock import now
 from app.domain.accounts import Role
 from app.extensions import db
-from app.models import EndReason, Impersonation, ImpersonationAction, Tenant, User, UserSession
+from app.models import EndReason, Impersonation, ImpersonationAction, Tenant, TenantLike, User, UserSession
 from app.services import sessions
 from app.services.actors import Actor
 from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -57,7 +57,7 @@ def reason_problem(reason: str) -> str | None:
     return None
 
 
-def start(*, tenant: Tenant, actor: Actor, customer_id: int, reason: str, minutes: int,
+def start(*, tenant: TenantLike, actor: Actor, customer_id: int, reason: str, minutes: int,
           remote_addr: str | None, user_agent: str | None) -> Switch:
     """Let the support user `actor.user` act as the customer `customer_id` of `tenant` for `minutes`.
 
@@ -94,7 +94,7 @@ def start(*, tenant: Tenant, actor: Actor, customer_id: int, reason: str, minute
     return Switch(record, customer)
 
 
-def stop(*, tenant: Tenant, session_token: str, remote_addr: str | None, user_agent: str | None) -> Switch:
+def stop(*, tenant: TenantLike, session_token: str, remote_addr: str | None, user_agent: str | None) -> Switch:
     """The support user ends the impersonation running in `session_token` and gets a session of their own.
 
     NotFound when no impersonation of `tenant` runs in that session (already ended, e.g. in another tab).
@@ -102,7 +102,7 @@ def stop(*, tenant: Tenant, session_token: str, remote_addr: str | None, user_ag
     return _end(tenant, session_token, EndReason.STOPPED, remote_addr, user_agent)
 
 
-def expire(*, tenant: Tenant, session_token: str, remote_addr: str | None, user_agent: str | None) -> Switch:
+def expire(*, tenant: TenantLike, session_token: str, remote_addr: str | None, user_agent: str | None) -> Switch:
     """Close the impersonation of `session_token` whose deadline has passed; the support user gets a session.
 
     The record's `ended_at` is its deadline: no request acted as the customer after it.
@@ -123,7 +123,7 @@ def end_with_session(*, session_token: str) -> Impersonation | None:
     return record
 
 
-def close_if_session_gone(*, tenant: Tenant, impersonation_id: int) -> Impersonation | None:
+def close_if_session_gone(*, tenant: TenantLike, impersonation_id: int) -> Impersonation | None:
     """An impersonating browser came back without a usable session: close its record if it is still open.
 
     That happens when the session was ended from elsewhere (the customer disabled, all sessions ended) or
@@ -151,7 +151,7 @@ def close_all_finished() -> int:
     return sum(close_finished(tenant=tenant) for tenant in db.session.scalars(select(Tenant)))
 
 
-def close_finished(*, tenant: Tenant) -> int:
+def close_finished(*, tenant: TenantLike) -> int:
     """Close every open impersonation of `tenant` that is over although nobody asked since; returns how many.
 
     Past its deadline: "expired", ended at the deadline (its session is revoked now). Its session ended
@@ -161,6 +161,8 @@ def close_finished(*, tenant: Tenant) -> int:
     """
     moment = now()
     is_open = (Impersonation.tenant_id == tenant.id, Impersonation.ended_at.is_(None))
+    if db.session.scalar(select(Impersonation.id).where(*is_open).limit(1)) is None:
+        return 0  # the usual case: one read, and no write for the audit page to wait on
     overdue = select(Impersonation.id).where(*is_open, Impersonation.ends_at <= moment).scalar_subquery()
     _revoke(UserSession.impersonation_id.in_(overdue))
     expired = db.session.execute(
@@ -194,7 +196,7 @@ def record_action(*, impersonation_id: int, method: str, path: str, endpoint: st
 
 # --- rules and helpers ---------------------------------------------------------------------------------------
 
-def _support_user(tenant: Tenant, actor: Actor) -> User:
+def _support_user(tenant: TenantLike, actor: Actor) -> User:
     user = actor.user
     if actor.impersonator is not None:
         raise Forbidden("You are already impersonating a customer. Stop that first.")
@@ -205,7 +207,7 @@ def _support_user(tenant: Tenant, actor: Actor) -> User:
     return user
 
 
-def _target(tenant: Tenant, support: User, customer_id: int) -> User:
+def _target(tenant: TenantLike, support: User, customer_id: int) -> User:
     customer = db.session.scalar(select(User).where(User.id == customer_id, User.tenant_id == tenant.id))
     if customer is None:
         raise NotFound("There is no such customer.")
@@ -226,7 +228,7 @@ def _running():  # type: ignore[no-untyped-def]
             .where(Impersonation.ended_at.is_(None), UserSession.revoked_at.is_(None)))
 
 
-def _end(tenant: Tenant, session_token: str, how: EndReason, remote_addr: str | None, user_agent: str | None
+def _end(tenant: TenantLike, session_token: str, how: EndReason, remote_addr: str | None, user_agent: str | None
          ) -> Switch:
     record = db.session.scalar(_running().where(UserSession.token == session_token,
                                                 Impersonation.tenant_id == tenant.id))

@@ -36,7 +36,7 @@ from app.domain.subscriptions import (
     plan_transition,
 )
 from app.extensions import db
-from app.models import Backorder, Charge, Subscription, SubscriptionItem, Tenant
+from app.models import Backorder, Charge, Subscription, SubscriptionItem, Tenant, TenantLike
 from app.services import events, work
 from app.services.actors import Actor
 from app.services.errors import Conflict, InvalidInput, NotFound
@@ -51,7 +51,7 @@ PERMISSION = {Action.CANCEL: Do.CANCEL, Action.RESUME: Do.RESUME, Action.SUSPEND
               Action.REINSTATE: Do.REINSTATE}
 
 
-def lock(tenant: Tenant, subscription_id: int) -> Subscription:
+def lock(tenant: TenantLike, subscription_id: int) -> Subscription:
     """The tenant's subscription, locked for this transaction (SELECT ... FOR UPDATE on PostgreSQL)."""
     subscription = db.session.scalar(
         select(Subscription).where(Subscription.id == subscription_id, Subscription.tenant_id == tenant.id)
@@ -62,7 +62,7 @@ def lock(tenant: Tenant, subscription_id: int) -> Subscription:
     return subscription
 
 
-def change(*, tenant: Tenant, actor: Actor, subscription_id: int, action: Action, version: int | None = None,
+def change(*, tenant: TenantLike, actor: Actor, subscription_id: int, action: Action, version: int | None = None,
            reason: str = "", grace_ends_at: datetime | None = None) -> Subscription:
     """Find the tenant's subscription, check that `actor` may do `action`, apply it and commit.
 

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager, joinedload
 
@@ -18,7 +18,7 @@ from app.domain.configuration import config_errors, customer_fields, geography_k
 from app.domain.pricing import PlanPrice, PricingError, Quote, quote
 from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionStatus
 from app.extensions import db
-from app.models import Backorder, Plan, Subscription, SubscriptionItem, Tenant, User
+from app.models import Backorder, Plan, Subscription, SubscriptionItem, TenantLike, User
 from app.providers.base import ErrorKind, ProviderError
 from app.services import availability_cache, events, work
 from app.services.actors import Actor
@@ -60,13 +60,13 @@ class OrderDraft:
     quote: Quote
 
 
-def orderable_plan(tenant: Tenant, plan_id: int) -> Plan:
+_PLAN = (select(Plan).join(Plan.product).options(contains_eager(Plan.product), joinedload(Plan.service_type))
+         .where(Plan.id == bindparam("plan_id"), Plan.tenant_id == bindparam("tenant_id")))
+
+
+def orderable_plan(tenant: TenantLike, plan_id: int) -> Plan:
     """The tenant's plan, if it can be ordered now. Unknown or foreign ids: NotFound."""
-    plan = db.session.scalar(
-        select(Plan).join(Plan.product)
-        .options(contains_eager(Plan.product), joinedload(Plan.service_type))
-        .where(Plan.id == plan_id, Plan.tenant_id == tenant.id)
-    )
+    plan = db.session.scalar(_PLAN, {"plan_id": plan_id, "tenant_id": tenant.id})
     if plan is None:
         raise NotFound("There is no such plan.")
     if plan.state is not CatalogueState.PUBLISHED or plan.product.state is not CatalogueState.PUBLISHED:
@@ -92,7 +92,7 @@ def draft_order(plan: Plan, requested: dict[str, Any], quantity: int) -> OrderDr
     return OrderDraft(plan, config, quantity, price(plan, quantity))
 
 
-def check_availability(tenant: Tenant, draft: OrderDraft, *, live: bool = False) -> Availability:
+def check_availability(tenant: TenantLike, draft: OrderDraft, *, live: bool = False) -> Availability:
     """Ask the plan's cloud whether the config can be placed now (plain SaaS plans always can).
 
     The cloud's answer may be a few seconds old (`availability_cache`), which suits previews and
@@ -105,9 +105,9 @@ def check_availability(tenant: Tenant, draft: OrderDraft, *, live: bool = False)
     where = draft.config.get(geography_key(service_type.config_schema) or "location", "")
     server_type = draft.config["serverType"]
     try:
-        found = availability_cache.check_availability(tenant.id, provider, server_type, where, live=live)
+        found = availability_cache.check_availability(tenant, provider, server_type, where, live=live)
         if found.available and _queue_length(tenant, provider, server_type, where):
-            found = _behind_the_queue(availability_cache.offers(tenant.id, provider, live=live), server_type, where)
+            found = _behind_the_queue(availability_cache.offers(tenant, provider, live=live), server_type, where)
     except ProviderError as error:
         if error.kind is ErrorKind.AUTH:
             log.error("tenant %s: %s refused the portal's credentials: %s", tenant.slug, provider, error)
@@ -118,7 +118,7 @@ def check_availability(tenant: Tenant, draft: OrderDraft, *, live: bool = False)
     return replace(found, alternatives=tuple(_orderable_alternatives(draft.plan, found.alternatives)))
 
 
-def _queue_length(tenant: Tenant, provider: Provider, server_type: str, location: str) -> int:
+def _queue_length(tenant: TenantLike, provider: Provider, server_type: str, location: str) -> int:
     return db.session.scalar(select(func.count()).select_from(Backorder).where(
         Backorder.tenant_id == tenant.id, Backorder.provider == provider, Backorder.server_type == server_type,
         Backorder.location == location, Backorder.status == BackorderStatus.WAITING)) or 0
@@ -145,7 +145,7 @@ def _orderable_alternatives(plan: Plan, alternatives: tuple[Alternative, ...]) -
                  else alt.kind is AlternativeKind.OTHER_SERVER_TYPE)]
 
 
-def place_order(*, tenant: Tenant, actor: Actor, plan_id: int, requested_config: dict[str, Any], quantity: int,
+def place_order(*, tenant: TenantLike, actor: Actor, plan_id: int, requested_config: dict[str, Any], quantity: int,
                 auto_backorder: bool, idempotency_key: str) -> Subscription:
     """Order `plan_id` for the acting customer; the same `idempotency_key` always gives the same subscription.
 
@@ -178,7 +178,7 @@ def place_order(*, tenant: Tenant, actor: Actor, plan_id: int, requested_config:
     return subscription
 
 
-def _create(tenant: Tenant, actor: Actor, draft: OrderDraft, auto_backorder: bool, key: str, *,
+def _create(tenant: TenantLike, actor: Actor, draft: OrderDraft, auto_backorder: bool, key: str, *,
             backorder: bool) -> Subscription:
     plan = draft.plan
     status = SubscriptionStatus.PENDING_BACKORDER if backorder else SubscriptionStatus.PENDING_FULFILLMENT
@@ -203,7 +203,7 @@ def _create(tenant: Tenant, actor: Actor, draft: OrderDraft, auto_backorder: boo
     return subscription
 
 
-def _backorder(tenant: Tenant, subscription: Subscription, draft: OrderDraft) -> Backorder:
+def _backorder(tenant: TenantLike, subscription: Subscription, draft: OrderDraft) -> Backorder:
     schema = draft.plan.service_type.config_schema
     return Backorder(tenant_id=tenant.id, subscription_id=subscription.id,
                      provider=draft.plan.service_type.provider, server_type=draft.config["serverType"],
@@ -224,7 +224,7 @@ def _check_idempotency_key(key: str) -> None:
         raise InvalidInput("This order form is out of date. Please reload the page and order again.")
 
 
-def _by_idempotency_key(tenant: Tenant, key: str) -> Subscription | None:
+def _by_idempotency_key(tenant: TenantLike, key: str) -> Subscription | None:
     return db.session.scalar(
         select(Subscription).where(Subscription.tenant_id == tenant.id, Subscription.idempotency_key == key)
     )

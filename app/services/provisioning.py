@@ -27,7 +27,7 @@ from app.domain.configuration import geography_key
 from app.domain.retry import MAX_ATTEMPTS, backoff_delay
 from app.domain.subscriptions import ITEM_TRANSITIONS, Action, BackorderStatus, ItemStatus, SubscriptionStatus
 from app.extensions import db
-from app.models import Backorder, Plan, Subscription, SubscriptionItem, Tenant
+from app.models import Backorder, Plan, Subscription, SubscriptionItem, Tenant, TenantLike
 from app.providers.base import CloudProvider, ErrorKind, ProviderError, ServerInfo, ServerSpec
 from app.services import events, lifecycle, work
 from app.services.actors import Actor
@@ -55,7 +55,7 @@ class Next:
     attempt: int
 
 
-def server_spec(item: SubscriptionItem, tenant: Tenant, dns_base_domain: str) -> ServerSpec:
+def server_spec(item: SubscriptionItem, tenant: TenantLike, dns_base_domain: str) -> ServerSpec:
     """The deterministic name and labels that tie a server to its item, whoever creates it and how often.
 
     Raises UserDataError when the service type's cloud-init template cannot be rendered within the limit.
@@ -75,12 +75,12 @@ def server_spec(item: SubscriptionItem, tenant: Tenant, dns_base_domain: str) ->
     )
 
 
-def server_labels(tenant: Tenant, item: SubscriptionItem) -> dict[str, str]:
+def server_labels(tenant: TenantLike, item: SubscriptionItem) -> dict[str, str]:
     return {TENANT_LABEL: tenant.slug, ITEM_LABEL: str(item.id),
             f"{LABEL_PREFIX}-subscription": str(item.subscription_id)}
 
 
-def hostname(item: SubscriptionItem, tenant: Tenant) -> str:
+def hostname(item: SubscriptionItem, tenant: TenantLike) -> str:
     return f"{tenant.slug}-s{item.subscription_id}-i{item.id}"[:63]
 
 
@@ -119,7 +119,7 @@ def _waiting_backorder(subscription: Subscription) -> Backorder | None:
                                                      Backorder.status == BackorderStatus.WAITING))
 
 
-def _create(item: SubscriptionItem, tenant: Tenant, dns_base_domain: str, attempt: int) -> Next | None:
+def _create(item: SubscriptionItem, tenant: TenantLike, dns_base_domain: str, attempt: int) -> Next | None:
     if item.status is ItemStatus.PENDING:
         if not _lock(item):  # canceled since it was read
             db.session.rollback()
@@ -131,7 +131,7 @@ def _create(item: SubscriptionItem, tenant: Tenant, dns_base_domain: str, attemp
     except UserDataError as error:
         return _fail(item, "This server cannot be set up because of a configuration problem on our side. "
                            "Our staff have been told.", staff_note=error.args[0])
-    cloud = provider_for(tenant.id, item.provider)
+    cloud = provider_for(tenant, item.provider)
     info = cloud.create_server(spec)
     if not _lock(item):
         return _settled_meanwhile(cloud, item, tenant, info)
@@ -156,7 +156,7 @@ def _lock(item: SubscriptionItem) -> bool:
             and item.status in (ItemStatus.PENDING, ItemStatus.PROVISIONING))
 
 
-def _settled_meanwhile(cloud: CloudProvider, item: SubscriptionItem, tenant: Tenant, info: ServerInfo) -> None:
+def _settled_meanwhile(cloud: CloudProvider, item: SubscriptionItem, tenant: TenantLike, info: ServerInfo) -> None:
     """The item moved on while its server was being created.
 
     If the cancellation won the race, the server was never delivered, so it goes at once. Its id is written
@@ -190,7 +190,7 @@ def delivered(item: SubscriptionItem) -> bool:
     return item.ready_at is not None or item.subscription.activated_at is not None
 
 
-def delete_servers(cloud: CloudProvider, item: SubscriptionItem, tenant: Tenant) -> list[str]:
+def delete_servers(cloud: CloudProvider, item: SubscriptionItem, tenant: TenantLike) -> list[str]:
     """Delete every server made for `item`: the one recorded and any other carrying its labels (a create
     whose answer was lost). Servers already gone are fine. Returns the ids asked to be deleted."""
     ids = [server.server_id for server in cloud.managed_servers(ITEM_LABEL, str(item.id))
@@ -202,8 +202,8 @@ def delete_servers(cloud: CloudProvider, item: SubscriptionItem, tenant: Tenant)
     return ids
 
 
-def _poll(item: SubscriptionItem, tenant: Tenant, attempt: int) -> Next | None:
-    info = provider_for(tenant.id, item.provider).server_info(item.server_id or "")
+def _poll(item: SubscriptionItem, tenant: TenantLike, attempt: int) -> Next | None:
+    info = provider_for(tenant, item.provider).server_info(item.server_id or "")
     if not _lock(item):  # canceled meanwhile: decommissioning deletes the server
         db.session.rollback()
         return None

@@ -58,7 +58,7 @@ def reconcile(tenant_id: int, provider: Provider) -> Report:
     tenant = db.session.get(Tenant, tenant_id)
     if tenant is None:
         return Report()
-    cloud = provider_for(tenant_id, provider)
+    cloud = provider_for(tenant, provider)
     servers = cloud.managed_servers(TENANT_LABEL, tenant.slug)
     items = _items_named(tenant_id, provider, servers)
     report = Report()

@@ -10,7 +10,7 @@ from app.domain.policy import Do
 from app.domain.retry import MAX_ATTEMPTS, backoff_delay
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus, power_controls_enabled
 from app.extensions import db
-from app.models import SubscriptionItem, Tenant, User
+from app.models import SubscriptionItem, Tenant, TenantLike, User
 from app.providers.base import ActionInfo, ErrorKind, PowerState, ProviderError, ServerInfo
 from app.selectors.subscriptions import tenant_item
 from app.services import events
@@ -28,7 +28,7 @@ class PowerCommand(StrEnum):
     RESTART = "restart"
 
 
-def permitted_item(tenant: Tenant, actor: Actor, action: Do, subscription_id: int, item_id: int
+def permitted_item(tenant: TenantLike, actor: Actor, action: Do, subscription_id: int, item_id: int
                    ) -> SubscriptionItem:
     """The tenant's item if `actor` may do `action` to its subscription, else NotFound or Forbidden, before
     anything reaches a cloud."""
@@ -42,18 +42,18 @@ def permitted_item(tenant: Tenant, actor: Actor, action: Do, subscription_id: in
     return item
 
 
-def live_info(*, tenant: Tenant, viewer: User, subscription_id: int, item_id: int) -> ServerInfo:
+def live_info(*, tenant: TenantLike, viewer: User, subscription_id: int, item_id: int) -> ServerInfo:
     """What the cloud says about the item's server right now."""
     item = permitted_item(tenant, Actor(viewer), Do.VIEW, subscription_id, item_id)
     if item.server_id is None:
         raise InvalidInput("This server has not been created yet.")
     try:
-        return provider_for(tenant.id, item.provider).server_info(item.server_id)
+        return provider_for(tenant, item.provider).server_info(item.server_id)
     except ProviderError as error:
         raise _customer_error(error) from None
 
 
-def power(*, tenant: Tenant, actor: Actor, subscription_id: int, item_id: int, command: PowerCommand) -> ActionInfo:
+def power(*, tenant: TenantLike, actor: Actor, subscription_id: int, item_id: int, command: PowerCommand) -> ActionInfo:
     """Start, stop or restart the item's server. Refused while suspended or canceled, or before it is ready."""
     item = permitted_item(tenant, actor, Do.POWER, subscription_id, item_id)
     if not power_controls_enabled(item.subscription.status):
@@ -61,7 +61,7 @@ def power(*, tenant: Tenant, actor: Actor, subscription_id: int, item_id: int, c
         raise InvalidInput(f"Server controls are off while the subscription is {status}.")
     if item.status is not ItemStatus.ACTIVE or item.server_id is None:
         raise InvalidInput("This server is not ready yet.")
-    cloud = provider_for(tenant.id, item.provider)
+    cloud = provider_for(tenant, item.provider)
     run = {PowerCommand.START: cloud.power_on, PowerCommand.STOP: cloud.power_off,
            PowerCommand.RESTART: cloud.reboot}[command]
     try:
@@ -83,7 +83,7 @@ def lifecycle_power(item_id: int, *, on: bool, attempt: int = 1) -> Next | None:
     if item is None or item.subscription.status is not wanted or item.server_id is None \
             or item.status is not ItemStatus.ACTIVE:
         return None
-    cloud = provider_for(item.tenant_id, item.provider)
+    cloud = provider_for(db.session.get(Tenant, item.tenant_id), item.provider)
     try:
         info = cloud.server_info(item.server_id)
         if info.power is (PowerState.RUNNING if on else PowerState.OFF):

@@ -16,7 +16,7 @@ from app.clock import now
 from app.domain.policy import Do
 from app.domain.subscriptions import LONGEST_AHEAD, Action, SubscriptionStatus
 from app.extensions import db
-from app.models import Subscription, Tenant
+from app.models import Subscription, TenantLike
 from app.services import events, lifecycle
 from app.services.actors import Actor
 from app.services.errors import Conflict, InvalidInput, ServiceError
@@ -28,20 +28,20 @@ REASON_MAX_LENGTH = 500
 MAX_PERIODS_AT_ONCE = 24
 
 
-def cancel(*, tenant: Tenant, actor: Actor, subscription_id: int, version: int | None = None,
+def cancel(*, tenant: TenantLike, actor: Actor, subscription_id: int, version: int | None = None,
            reason: str = "") -> Subscription:
     """Cancel by the plan's rule: at the period's end (pending_cancel) or now (canceled, then end of life)."""
     return lifecycle.change(tenant=tenant, actor=actor, subscription_id=subscription_id, action=Action.CANCEL,
                             version=version, reason=reason)
 
 
-def resume(*, tenant: Tenant, actor: Actor, subscription_id: int, version: int | None = None) -> Subscription:
+def resume(*, tenant: TenantLike, actor: Actor, subscription_id: int, version: int | None = None) -> Subscription:
     """Take back a pending cancellation before it takes effect."""
     return lifecycle.change(tenant=tenant, actor=actor, subscription_id=subscription_id, action=Action.RESUME,
                             version=version)
 
 
-def suspend(*, tenant: Tenant, actor: Actor, subscription_id: int, reason: str, version: int | None = None,
+def suspend(*, tenant: TenantLike, actor: Actor, subscription_id: int, reason: str, version: int | None = None,
             grace_ends_at: datetime | None = None) -> Subscription:
     """Suspend an active subscription: its servers are powered off (kept, with their data) and their controls
     disabled until it is reinstated; at the end of the grace period (default 30 days) it is canceled.
@@ -52,14 +52,14 @@ def suspend(*, tenant: Tenant, actor: Actor, subscription_id: int, reason: str, 
                             version=version, reason=_required(reason), grace_ends_at=grace_ends_at)
 
 
-def reinstate(*, tenant: Tenant, actor: Actor, subscription_id: int, reason: str,
+def reinstate(*, tenant: TenantLike, actor: Actor, subscription_id: int, reason: str,
               version: int | None = None) -> Subscription:
     """Reinstate a suspended subscription within its grace period: its servers are powered back on."""
     return lifecycle.change(tenant=tenant, actor=actor, subscription_id=subscription_id, action=Action.REINSTATE,
                             version=version, reason=_required(reason))
 
 
-def extend_retention(*, tenant: Tenant, actor: Actor, subscription_id: int, until: datetime,
+def extend_retention(*, tenant: TenantLike, actor: Actor, subscription_id: int, until: datetime,
                      reason: str, version: int | None = None) -> Subscription:
     """Keep a canceled subscription's servers and data longer (a tenant admin, with a reason)."""
     reason = _required(reason)

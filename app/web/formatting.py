@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from flask import Flask
@@ -14,7 +15,9 @@ from app.domain.pricing import Money
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 
 
+@lru_cache(maxsize=4096, typed=True)
 def money(amount: int, currency: str) -> str:
+    """€12.50 for (1250, "EUR"); kept, because a page shows the same few prices many times."""
     return Money(amount, currency).format()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Flask, abort, current_app, g, request
 
-from app.selectors.tenants import is_hostname, normalize_host, tenant_by_slug, tenant_for_host
+from app.selectors.tenants import TenantRef, is_hostname, normalize_host, tenant_by_slug, tenant_cache, tenant_for_host
 
 UNKNOWN_HOST = "This portal does not answer on this address."
 
@@ -21,16 +21,25 @@ def load_tenant() -> None:
     host = normalize_host(request.host)
     if not is_hostname(host):
         abort(400, UNKNOWN_HOST)
+    resolved = tenant_cache().get(host, _resolve)
+    if resolved is None:
+        if current_app.config["PORTAL_ENV"] == "production" and host not in current_app.config["EXTRA_HOSTS"]:
+            abort(400, UNKNOWN_HOST)
+        abort(404, "No portal is configured for this address.")
+    g.tenant = resolved
+    g.tenant_name = resolved.name  # for the last-resort error page, which must not read the database
+
+
+def _resolve(host: str) -> TenantRef | None:
+    """The tenant listing `host`; else, for a host no tenant lists, the default tenant (outside production,
+    or in it for `EXTRA_HOSTS`). None when neither applies."""
     tenant = tenant_for_host(host)
     if tenant is None:
         config = current_app.config
         if config["PORTAL_ENV"] == "production" and host not in config["EXTRA_HOSTS"]:
-            abort(400, UNKNOWN_HOST)
+            return None
         tenant = tenant_by_slug(config["DEFAULT_TENANT"])
-    if tenant is None:
-        abort(404, "No portal is configured for this address.")
-    g.tenant = tenant
-    g.tenant_name = tenant.name  # for the last-resort error page, which must not read the database
+    return TenantRef.of(tenant) if tenant is not None else None
 
 
 def init_app(app: Flask) -> None:

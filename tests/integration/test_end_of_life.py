@@ -144,7 +144,7 @@ def shutdown_requests(fake: Any, server_id: str) -> int:
 
 def dies_after(monkeypatch: pytest.MonkeyPatch, tenant, provider: Provider, operation: str) -> None:  # type: ignore[no-untyped-def]
     """The adapter's next `operation` reaches the fake cloud; then the worker dies before recording the answer."""
-    adapter = provider_for(tenant.id, provider)  # the kept adapter the services use
+    adapter = provider_for(tenant, provider)  # the kept adapter the services use
     original = getattr(adapter, operation)
 
     def then_die(*args: Any) -> Any:
@@ -242,7 +242,7 @@ def test_cancel_while_the_create_is_in_flight_leaves_none(tenant, customer, buye
         subscription = order(tenant, buyer, provider)
     finally:
         huey.immediate = True
-    adapter = provider_for(tenant.id, provider)
+    adapter = provider_for(tenant, provider)
     create = adapter.create_server
 
     def create_while_the_customer_cancels(spec):  # type: ignore[no-untyped-def]

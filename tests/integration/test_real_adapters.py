@@ -190,7 +190,7 @@ def test_row28_a_server_made_before_the_worker_died_is_adopted_and_orphans_are_d
         huey.immediate = True
     item = item_of(subscription.id)
     spec = provisioning.server_spec(item, tenant, "cloud.example.test")
-    cloud = provider_for(tenant.id, Provider.HETZNER)
+    cloud = provider_for(tenant, Provider.HETZNER)
     cloud.create_server(spec)  # the cloud answered; the worker died before the commit
     orphan = ServerSpec(name="default-s999-i999", server_type="cx22", location="nbg1", image="ubuntu-24.04",
                         labels={"portal-tenant": tenant.slug, "portal-item": "999999"})

@@ -97,13 +97,13 @@ def test_answers_are_kept_per_server_type_and_location(tenant, plan, sandbox, cl
 
 def test_offers_are_kept_per_tenant_and_cloud(tenant, other_tenant, sandbox, clock):
     theirs = sandbox_for(other_tenant.id, "hetzner", now)
-    first = availability_cache.offers(tenant.id, Provider.HETZNER)
+    first = availability_cache.offers(tenant, Provider.HETZNER)
     first.clear()  # a caller's copy: the kept list is not changed through it
-    assert availability_cache.offers(tenant.id, Provider.HETZNER)
-    availability_cache.offers(other_tenant.id, Provider.HETZNER)
+    assert availability_cache.offers(tenant, Provider.HETZNER)
+    availability_cache.offers(other_tenant, Provider.HETZNER)
     assert (asked(sandbox, ("offers",)), asked(theirs, ("offers",))) == (1, 1)
 
-    availability_cache.offers(tenant.id, Provider.HETZNER, live=True)
+    availability_cache.offers(tenant, Provider.HETZNER, live=True)
     assert asked(sandbox, ("offers",)) == 2
 
 

@@ -197,7 +197,9 @@ def test_the_list_pages_by_25_and_keeps_the_filters(app, client, as_admin, tenan
         client.get("/admin/subscriptions")
     with count_queries(app) as short:
         client.get("/admin/subscriptions?page=2")
-    assert full.count == short.count  # two statements for the page, however many rows it shows
+    assert full.count == short.count == 2, full.statements  # the session's user; the page with its servers counted
+    assert "2 of 2 ready" not in first and "1 of 2 ready" in first  # add_subscriptions: one of two servers active
+    assert f'href="/admin/subscriptions/{rows(first)[0]}"' in first  # each row links to its page
 
 
 # --- the detail page -------------------------------------------------------------------------------------------

@@ -439,13 +439,14 @@ def test_the_dashboard_runs_a_fixed_number_of_queries(app, client, tenant, logge
     client.get("/subscriptions/")
     with count_queries(app) as few:
         page = client.get("/subscriptions/").get_data(as_text=True)
-    assert page.count("Bulk plan") == 5
+    assert page.count("Bulk plan") == 5 and len(re.findall(r'href="/subscriptions/\d+"', page)) == 5  # row links
 
     add_subscriptions(tenant, logged_in, 45, service_type=service_type)
     with count_queries(app) as many:
         page = client.get("/subscriptions/").get_data(as_text=True)
     assert page.count("Bulk plan") == 50
     assert many.count == few.count, many.statements
+    assert few.count == 2, few.statements  # the session's user, then the list in one statement
 
 
 def test_the_detail_page_runs_a_fixed_number_of_queries(app, client, tenant, logged_in, plan, support):
@@ -472,3 +473,21 @@ def test_the_detail_page_runs_a_fixed_number_of_queries(app, client, tenant, log
         page = client.get(path).get_data(as_text=True)
     assert page.count('class="item-card"') == 50
     assert many.count == few.count, many.statements
+    # The session's user; the subscription with plan, product and service type; its items; its history
+    # with who acted.
+    assert few.count == 4, few.statements
+
+
+def test_the_summary_and_item_fragments_run_two_statements(app, client, tenant, logged_in, plan):
+    subscription = Subscription(tenant_id=tenant.id, user_id=logged_in.id, plan_id=plan.id,
+                                status=SubscriptionStatus.ACTIVE, quantity=1, price_minor=990, currency="EUR",
+                                interval=Interval.MONTH, current_period_end=now() + timedelta(days=30))
+    db.session.add(subscription)
+    db.session.commit()
+    add_items(subscription, 1)
+    item = subscription.items[0]
+    for path in (f"/subscriptions/{subscription.id}/summary", item_url(subscription, item)):
+        client.get(path, headers=HX)
+        with count_queries(app) as log:
+            assert client.get(path, headers=HX).status_code == 200
+        assert log.count == 2, log.statements  # the session's user, then what the fragment shows

@@ -470,3 +470,19 @@ def test_the_audit_closes_impersonations_whose_browser_never_came_back(app, admi
 def test_the_audit_is_for_admins_only(request, client, auth, who):
     auth.login(request.getfixturevalue(who).email)
     assert client.get("/admin/audit").status_code == 403
+
+
+def test_the_audit_reads_three_statements_and_writes_nothing_when_nothing_is_open(app, client, auth, admin, acting,
+                                                                                   clock):
+    from tests.querycount import count_queries
+
+    stop(client)
+    auth.logout()
+    auth.login(admin.email)
+    client.get("/admin/audit")
+    with count_queries(app) as log:
+        page = client.get("/admin/audit").get_data(as_text=True)
+    assert "Stopped by support" in page
+    # The session's user; whether any impersonation is still open; the page with both users and the counts.
+    assert log.count == 3, log.statements
+    assert not [s for s in log.statements if s.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE"))]

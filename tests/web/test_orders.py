@@ -404,6 +404,13 @@ def test_the_preview_runs_at_most_one_query_of_its_own(app, client, shopper, pla
     assert preview.count - baseline.count <= 1, preview.statements
 
 
+def test_the_order_form_reads_the_session_and_the_plan_only(app, client, shopper, plan):
+    client.get(f"/order/{plan.id}")
+    with count_queries(app) as log:
+        assert client.get(f"/order/{plan.id}").status_code == 200
+    assert log.count == 2, log.statements  # the session's user; the plan with product and service type
+
+
 @pytest.mark.parametrize(
     ("quantity", "message"),
     [("0", "The quantity must be at least 1."), ("-3", "The quantity must be at least 1."),

@@ -8,6 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, IntegerField, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, NumberRange
+from wtforms.widgets import Select
 
 from app.domain.configuration import ConfigField
 from app.domain.geography import GEOGRAPHY_LABELLED, location_label
@@ -27,6 +28,18 @@ class OrderForm(FlaskForm):
         return {name: self[name].data for name in self.config_names}
 
 
+class ChoiceSelect(Select):
+    """WTForms' select, minus a signature check it makes on every render.
+
+    WTForms 3.3 inspects `render_option`'s signature each time a select is drawn, to support overrides with
+    the old one; ours is the current one, so it is called directly (a third of the order form's time).
+    """
+
+    @classmethod
+    def _dispatch_render_option(cls):  # type: ignore[no-untyped-def]
+        return cls.render_option
+
+
 def order_form(fields: list[ConfigField], **kwargs: Any) -> OrderForm:
     """An OrderForm with a select for each of `fields`, locations shown by name."""
 
@@ -38,6 +51,6 @@ def order_form(fields: list[ConfigField], **kwargs: Any) -> OrderForm:
         choices = [SelectChoice(value, labels(value)) for value in field.choices]
         # The service validates choices against the schema and explains errors beside the field.
         setattr(Form, field.name, SelectField(field.title, choices=choices, default=field.default,
-                                              validate_choice=False))
+                                              validate_choice=False, widget=ChoiceSelect()))
     return Form(**kwargs)
 

@@ -20,8 +20,8 @@ from app.web.access import current_actor, customer_required
 HISTORY_CHANGED = "history-changed"
 
 
-def _own(subscription_id: int) -> Subscription:
-    subscription = selectors.customer_subscription(g.tenant, current_user, subscription_id)
+def _own(subscription_id: int, *, items: bool = True) -> Subscription:
+    subscription = selectors.customer_subscription(g.tenant, current_user, subscription_id, items=items)
     if subscription is None:
         abort(404)
     return subscription
@@ -31,7 +31,7 @@ def _own(subscription_id: int) -> Subscription:
 @customer_required
 def index() -> str:
     return render_template("subscriptions/index.html",
-                           subscriptions=selectors.customer_subscriptions(g.tenant, current_user))
+                           subscriptions=selectors.dashboard_rows(g.tenant, current_user))
 
 
 @bp.get("/<int:subscription_id>")
@@ -45,7 +45,7 @@ def detail(subscription_id: int) -> str:
 @bp.get("/<int:subscription_id>/summary")
 @customer_required
 def summary(subscription_id: int) -> str:
-    return render_template("subscriptions/_summary.html", **_summary_context(_own(subscription_id)))
+    return render_template("subscriptions/_summary.html", **_summary_context(_own(subscription_id, items=False)))
 
 
 @bp.get("/<int:subscription_id>/history")
