@@ -1,10 +1,12 @@
 """The bare baseline: the same rows as the portal's pages, with nothing of the portal.
 
-Plain Flask, Jinja and the standard library's `sqlite3`: one SQL statement per page, rows as dicts, the
-same template markup (bench/templates/, copied from the portal's templates). The pages have a minimal
-HTML shell instead of the portal's base layout (no navigation, banners, flashes, CSRF token or htmx), and
-there is no login: the customer is named in the URL. The money, date and milestone rules are restated
-here in a few lines, as a bare app would write them; what the portal adds beyond this is what is measured.
+Plain Flask, Jinja and the standard library's `sqlite3` (or `psycopg` given a postgresql:// URL): one SQL
+statement per page, rows as dicts, the same template markup (bench/templates/, copied from the portal's
+templates). The pages have a minimal HTML shell instead of the portal's base layout (no navigation, banners,
+flashes, CSRF token or htmx), and there is no login: the customer is named in the URL. The money, date and
+milestone rules are restated here in a few lines, as a bare app would write them; what the portal adds beyond
+this is what is measured. The statements are the same on both databases (`?` placeholders, turned into `%s`
+for psycopg); the order's inserts read their new ids with `RETURNING` on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -13,13 +15,19 @@ import json
 import os
 import pickle
 import sqlite3
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlencode
 
+import psycopg
 from flask import Flask, Response, g, redirect, render_template, request
+from psycopg.rows import dict_row, tuple_row
+from sqlalchemy.engine import make_url
+
+from bench import INSTANCE
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
@@ -55,16 +63,79 @@ ORDER BY pr.name, pr.version, pr.id, p.sort_order, p.price_minor, p.id
 """
 
 
+class Connection(Protocol):
+    """What the pages need of a connection: `execute` with `?` placeholders, rows that read like dicts."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
+
+
+class PostgreSQL:
+    """psycopg in autocommit mode, rows as dicts (or tuples `by_position`); the same statements as on SQLite,
+    their `?` placeholders turned into `%s`."""
+
+    def __init__(self, url: str, *, by_position: bool = False) -> None:
+        self.conn = psycopg.connect(url.replace("+psycopg", ""), autocommit=True,
+                                    row_factory=tuple_row if by_position else dict_row)  # type: ignore[arg-type]
+
+    def execute(self, sql: str, parameters: Any = ()) -> Any:
+        return self.conn.execute(sql.replace("?", "%s"), parameters)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> PostgreSQL:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def is_postgresql(database: str) -> bool:
+    return database.startswith(("postgresql:", "postgresql+psycopg:", "postgres:"))
+
+
+def connect(database: str, *, by_position: bool = False, autocommit: bool = False) -> Any:
+    """A connection to the SQLite file at the path `database`, or to the PostgreSQL database at that URL. Rows
+    read by name (sqlite3.Row, psycopg's dict rows), or as plain tuples `by_position`. SQLite's connection
+    opens its transactions implicitly as the sqlite3 module does, or not at all with `autocommit` (the
+    statements then say BEGIN and COMMIT); psycopg's is always in autocommit mode."""
+    if is_postgresql(database):
+        return PostgreSQL(database, by_position=by_position)
+    conn = sqlite3.connect(database, isolation_level=None) if autocommit else sqlite3.connect(database)
+    if not by_position:
+        conn.row_factory = sqlite3.Row
+    return conn
+
+
+def baseline_database(database: str) -> str:
+    """What the baseline and the runner's lookups take for a database URL: a SQLite file's path, or the
+    PostgreSQL URL itself."""
+    url = make_url(database)
+    if url.get_backend_name() == "postgresql":
+        return database
+    if url.get_backend_name() != "sqlite" or not url.database:
+        raise SystemExit(f"the baseline reads a SQLite file or PostgreSQL, not {database}")
+    return url.database
+
+
+def loaded(value: Any) -> Any:
+    """A JSON column's value: SQLite gives its text, psycopg the parsed value."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 class Milestone(NamedTuple):
     label: str
     at: datetime | None
 
 
-def moment(value: str | None) -> datetime | None:
+def moment(value: str | datetime | None) -> datetime | None:
+    """A stored time in UTC: SQLite keeps naive ISO text, PostgreSQL gives aware datetimes."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
     return datetime.fromisoformat(value).replace(tzinfo=UTC) if value else None
 
 
-def milestone(row: sqlite3.Row) -> Milestone:
+def milestone(row: Mapping[str, Any]) -> Milestone:
     """The next date that matters (app/domain/subscriptions.py next_milestone, restated)."""
     status, period_end = row["status"], moment(row["current_period_end"])
     if row["price_minor"] == 0 and status in ("active", "pending_backorder", "pending_fulfillment"):
@@ -104,7 +175,7 @@ def date(value: datetime | None) -> str:
     return value.strftime("%-d %b %Y") if value else "—"
 
 
-def dashboard_rows(conn: sqlite3.Connection, tenant_id: int, user_id: int) -> list[dict[str, Any]]:
+def dashboard_rows(conn: Connection, tenant_id: int, user_id: int) -> list[dict[str, Any]]:
     rows = []
     for row in conn.execute(DASHBOARD, (tenant_id, user_id)):
         shown = dict(row)
@@ -114,12 +185,12 @@ def dashboard_rows(conn: sqlite3.Connection, tenant_id: int, user_id: int) -> li
     return rows
 
 
-def catalogue_offers(conn: sqlite3.Connection, tenant_id: int) -> list[dict[str, Any]]:
+def catalogue_offers(conn: Connection, tenant_id: int) -> list[dict[str, Any]]:
     """Published plans of published products, grouped by product (the customer's view of the catalogue)."""
     offers: list[dict[str, Any]] = []
     for row in conn.execute(CATALOGUE, (tenant_id,)):
         plan = dict(row)
-        plan["features"] = json.loads(row["features"] or "[]")
+        plan["features"] = loaded(row["features"] or "[]")
         if not offers or offers[-1]["product"]["id"] != row["product_id"]:
             offers.append({"product": {"id": row["product_id"], "name": row["product_name"],
                                        "description": row["product_description"]}, "plans": []})
@@ -135,13 +206,13 @@ WHERE p.id = ? AND p.tenant_id = ? AND p.state = 'published' AND pr.state = 'pub
 """
 
 
-def orderable(conn: sqlite3.Connection, tenant_id: int, plan_id: int) -> dict[str, Any] | None:
+def orderable(conn: Connection, tenant_id: int, plan_id: int) -> dict[str, Any] | None:
     """The published plan with its product's name and its service type (the order form and the order)."""
     row = conn.execute(PLAN, (plan_id, tenant_id)).fetchone()
     if row is None:
         return None
     plan = dict(row)
-    plan.update(config_defaults=json.loads(row["config_defaults"]), config_schema=json.loads(row["config_schema"]))
+    plan.update(config_defaults=loaded(row["config_defaults"]), config_schema=loaded(row["config_schema"]))
     return plan
 
 
@@ -153,7 +224,7 @@ def quote_of(plan: dict[str, Any], quantity: int) -> dict[str, Any]:
             "interval": plan["interval"]}
 
 
-def preview_quote(conn: sqlite3.Connection, tenant_id: int, plan_id: int, quantity: int) -> dict[str, Any] | None:
+def preview_quote(conn: Connection, tenant_id: int, plan_id: int, quantity: int) -> dict[str, Any] | None:
     """The plan and its quote."""
     row = conn.execute("SELECT id, name, price_minor, currency, interval FROM plans "
                        "WHERE id = ? AND tenant_id = ? AND state = 'published'", (plan_id, tenant_id)).fetchone()
@@ -189,7 +260,7 @@ class Entry(NamedTuple):
     done: bool
 
 
-def timeline(row: sqlite3.Row, now: datetime) -> list[Entry]:
+def timeline(row: Mapping[str, Any], now: datetime) -> list[Entry]:
     """Its dates, past and ahead (app/domain/timeline.py, restated)."""
     status, retention = row["status"], timedelta(days=row["retention_days"])
     period_end, effective = moment(row["current_period_end"]), moment(row["effective_at"])
@@ -217,7 +288,7 @@ def timeline(row: sqlite3.Row, now: datetime) -> list[Entry]:
     return [Entry(e.label, e.at, e.done or e.at <= now) for e in entries]
 
 
-def summary_row(conn: sqlite3.Connection, tenant_id: int, user_id: int, subscription_id: int) -> dict[str, Any] | None:
+def summary_row(conn: Connection, tenant_id: int, user_id: int, subscription_id: int) -> dict[str, Any] | None:
     row = conn.execute(SUMMARY, (subscription_id, tenant_id, user_id)).fetchone()
     if row is None:
         return None
@@ -250,9 +321,9 @@ def stamp(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def shown_item(row: sqlite3.Row) -> dict[str, Any]:
+def shown_item(row: Mapping[str, Any]) -> dict[str, Any]:
     item = dict(row)
-    item.update(config=json.loads(row["config"] or "{}"), in_progress=row["status"] in ("pending", "provisioning"),
+    item.update(config=loaded(row["config"] or "{}"), in_progress=row["status"] in ("pending", "provisioning"),
                 status_label=ITEM_LABELS.get(row["status"], row["status"].capitalize()))
     for name in ("powered_off_at", "deleted_at", "servers_delete_at"):
         if name in item:
@@ -260,7 +331,7 @@ def shown_item(row: sqlite3.Row) -> dict[str, Any]:
     return item
 
 
-def items_of(conn: sqlite3.Connection, tenant_id: int, subscription_id: int) -> list[dict[str, Any]]:
+def items_of(conn: Connection, tenant_id: int, subscription_id: int) -> list[dict[str, Any]]:
     return [shown_item(row) for row in conn.execute(
         "SELECT * FROM subscription_items WHERE subscription_id = ? AND tenant_id = ? ORDER BY id",
         (subscription_id, tenant_id))]
@@ -274,7 +345,7 @@ ORDER BY e.created_at DESC, e.id DESC LIMIT 100
 """
 
 
-def history_context(conn: sqlite3.Connection, tenant_id: int, status: str, subscription_id: int,
+def history_context(conn: Connection, tenant_id: int, status: str, subscription_id: int,
                     items: list[dict[str, Any]]) -> dict[str, Any]:
     """The history region: the events with who acted, the servers they name, and whether something runs."""
     events = [{**dict(row), "created_at": moment(row["created_at"])}
@@ -289,31 +360,40 @@ WHERE i.id = ? AND i.subscription_id = ? AND s.tenant_id = ? AND s.user_id = ?
 """
 
 
-def order_rows(conn: sqlite3.Connection, plan: dict[str, Any], tenant_id: int, user_id: int,
+def order_rows(conn: Connection, plan: dict[str, Any], tenant_id: int, user_id: int,
                form: dict[str, str]) -> tuple[int, int]:
-    """What an order writes, in one transaction: the subscription, its item and its event. (id, item id)"""
+    """What an order writes, in one transaction: the subscription, its item and its event. (id, item id)
+    SQLite takes the write lock at BEGIN and gives the new ids as `lastrowid`; PostgreSQL returns them
+    (`RETURNING id`) and takes aware datetimes for its timestamps."""
     schema = plan["config_schema"].get("properties", {})
     chosen = {name: value for name, value in form.items() if name in schema and value in schema[name].get("enum", ())}
     config = json.dumps({**plan["config_defaults"], **chosen})
-    now = stamp(datetime.now(UTC))
+    postgresql = isinstance(conn, PostgreSQL)
+    now: datetime | str = datetime.now(UTC) if postgresql else stamp(datetime.now(UTC))
+
+    def inserted(sql: str, parameters: tuple[Any, ...]) -> int:
+        if postgresql:
+            return int(conn.execute(f"{sql} RETURNING id", parameters).fetchone()["id"])
+        return conn.execute(sql, parameters).lastrowid or 0
+
     status = "pending_fulfillment"
-    conn.execute("BEGIN IMMEDIATE")
-    subscription_id = conn.execute(
+    conn.execute("BEGIN" if postgresql else "BEGIN IMMEDIATE")
+    subscription_id = inserted(
         "INSERT INTO subscriptions (tenant_id, user_id, plan_id, status, quantity, price_minor, currency, interval, "
         "requested_config, auto_renew, auto_backorder, idempotency_key, version, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, 1, ?, ?, 1, ?, ?)",
+        "VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
         (tenant_id, user_id, plan["id"], status, plan["price_minor"], plan["currency"], plan["interval"], config,
-         "auto_backorder" in form, form["idempotency_key"], now, now)).lastrowid
-    item_id = conn.execute(
+         True, "auto_backorder" in form, form["idempotency_key"], now, now))
+    item_id = inserted(
         "INSERT INTO subscription_items (tenant_id, subscription_id, status, service_kind, provider, config, "
         "created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)",
-        (tenant_id, subscription_id, plan["service_kind"], plan["provider"], config, now, now)).lastrowid
+        (tenant_id, subscription_id, plan["service_kind"], plan["provider"], config, now, now))
     data = {"plan": plan["name"], "price": plan["price_minor"], "currency": plan["currency"], "quantity": 1}
     conn.execute("INSERT INTO subscription_events (tenant_id, subscription_id, kind, to_status, actor_id, reason, "
                  "data, created_at) VALUES (?, ?, 'ordered', ?, ?, '', ?, ?)",
                  (tenant_id, subscription_id, status, user_id, json.dumps(data), now))
     conn.execute("COMMIT")
-    return subscription_id or 0, item_id or 0
+    return subscription_id, item_id
 
 
 # The bare queue: Huey's SQLite task table, one pickled message per job, written after the commit.
@@ -321,13 +401,15 @@ QUEUE_TABLE = "CREATE TABLE IF NOT EXISTS task (id INTEGER PRIMARY KEY, queue TE
               "priority REAL NOT NULL DEFAULT 0.0)"
 
 
-def bare_queue(database_path: str) -> str:
-    """The bare app's queue: `bare-queue.sqlite3` beside the database."""
-    return os.path.join(os.path.dirname(os.path.abspath(database_path)), "bare-queue.sqlite3")
+def bare_queue(database: str) -> str:
+    """The bare app's queue: `bare-queue.sqlite3` beside the SQLite database, or in the benchmark's instance
+    folder (bench/__init__.py) beside the portal's queue when the data is on PostgreSQL."""
+    folder = INSTANCE if is_postgresql(database) else os.path.dirname(os.path.abspath(database))
+    return os.path.join(folder, "bare-queue.sqlite3")
 
 
 def enqueue(queue_path: str, job: str, *args: object) -> None:
-    with sqlite3.connect(queue_path, isolation_level=None) as conn:
+    with connect(queue_path, autocommit=True) as conn:
         conn.execute("INSERT INTO task (queue, data, priority) VALUES ('bare', ?, 0)", (pickle.dumps((job, args)),))
     conn.close()
 
@@ -344,15 +426,15 @@ def page_of(rows: list[dict[str, Any]], page: int) -> dict[str, Any]:
     return {"rows": rows[:PER_PAGE], "page": page, "has_prev": page > 1, "has_next": len(rows) > PER_PAGE}
 
 
-def customers_matching(conn: sqlite3.Connection, tenant_id: int, query: str, page: int) -> dict[str, Any]:
+def customers_matching(conn: Connection, tenant_id: int, query: str, page: int) -> dict[str, Any]:
     pattern = "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     rows = [{**dict(row), "created_at": moment(row["created_at"])} for row in conn.execute(
         SUPPORT_SEARCH, (tenant_id, pattern, pattern, PER_PAGE + 1, (page - 1) * PER_PAGE))]
     return page_of(rows, page)
 
 
-def tenant_name(conn: sqlite3.Connection, tenant_id: int) -> str:
-    return conn.execute("SELECT name FROM tenants WHERE id = ?", (tenant_id,)).fetchone()[0]
+def tenant_name(conn: Connection, tenant_id: int) -> str:
+    return conn.execute("SELECT name FROM tenants WHERE id = ?", (tenant_id,)).fetchone()["name"]
 
 
 ADMIN_PLANS = """
@@ -362,17 +444,17 @@ FROM plans p JOIN service_types st ON st.id = p.service_type_id WHERE p.tenant_i
 """
 
 
-def admin_catalogue(conn: sqlite3.Connection, tenant_id: int) -> dict[str, Any]:
+def admin_catalogue(conn: Connection, tenant_id: int) -> dict[str, Any]:
     """Every product with its plans in any state, the service types, and the counts."""
     plans = [dict(row) for row in conn.execute(ADMIN_PLANS, (tenant_id,))]
     products = [{**dict(row), "plans": [p for p in plans if p["product_id"] == row["id"]]} for row in conn.execute(
         "SELECT * FROM products WHERE tenant_id = ? ORDER BY name, version", (tenant_id,))]
     service_types = [{**dict(row), "provider_label": PROVIDERS[row["provider"]],
-                      "configurable": ", ".join(json.loads(row["config_schema"]).get("properties") or {})}
+                      "configurable": ", ".join(loaded(row["config_schema"]).get("properties") or {})}
                      for row in conn.execute("SELECT * FROM service_types WHERE tenant_id = ? ORDER BY name",
                                              (tenant_id,))]
-    customers = conn.execute("SELECT count(*) FROM users WHERE tenant_id = ? AND role = 'customer'",
-                             (tenant_id,)).fetchone()[0]
+    customers = conn.execute("SELECT count(*) AS customers FROM users WHERE tenant_id = ? AND role = 'customer'",
+                             (tenant_id,)).fetchone()["customers"]
     return {"products": products, "service_types": service_types, "customer_count": customers,
             "subscription_count": sum(plan["subscriptions"] for plan in plans)}
 
@@ -386,8 +468,8 @@ WHERE i.tenant_id = ? AND i.status = 'failed' ORDER BY i.updated_at DESC LIMIT 2
 """
 
 
-def failed_items(conn: sqlite3.Connection, tenant_id: int) -> list[dict[str, Any]]:
-    return [{**dict(row), "config": json.loads(row["config"] or "{}"), "updated_at": moment(row["updated_at"])}
+def failed_items(conn: Connection, tenant_id: int) -> list[dict[str, Any]]:
+    return [{**dict(row), "config": loaded(row["config"] or "{}"), "updated_at": moment(row["updated_at"])}
             for row in conn.execute(ATTENTION, (tenant_id,))]
 
 
@@ -400,7 +482,7 @@ WHERE m.tenant_id = ? ORDER BY m.started_at DESC, m.id DESC LIMIT ? OFFSET ?
 """
 
 
-def audit_page(conn: sqlite3.Connection, tenant_id: int, page: int) -> dict[str, Any]:
+def audit_page(conn: Connection, tenant_id: int, page: int) -> dict[str, Any]:
     rows = [{**dict(row), **{name: moment(row[name]) for name in ("started_at", "ends_at", "ended_at")}}
             for row in conn.execute(AUDIT, (tenant_id, PER_PAGE + 1, (page - 1) * PER_PAGE))]
     return page_of(rows, page)
@@ -417,7 +499,7 @@ WHERE s.tenant_id = ? ORDER BY s.created_at DESC, s.id DESC LIMIT ? OFFSET ?
 """
 
 
-def staff_subscriptions(conn: sqlite3.Connection, tenant_id: int, page: int) -> dict[str, Any]:
+def staff_subscriptions(conn: Connection, tenant_id: int, page: int) -> dict[str, Any]:
     rows = [{**dict(row), "status_label": STATUS_LABELS[row["status"]], "milestone": milestone(row)}
             for row in conn.execute(STAFF_SUBSCRIPTIONS, (tenant_id, PER_PAGE + 1, (page - 1) * PER_PAGE))]
     return page_of(rows, page)
@@ -429,25 +511,32 @@ def pages_of(path: str, **params: str) -> Callable[[int], str]:
 
 
 
-def create_baseline(database_path: str) -> Flask:
-    """The bare app on the SQLite file at `database_path`; one connection per request, as the portal has."""
+def create_baseline(database: str) -> Flask:
+    """The bare app on a SQLite file's path (one connection per request, as the portal has) or on a
+    postgresql:// URL (one connection kept per thread, as the portal's pool lends one)."""
     app = Flask(__name__, template_folder=TEMPLATES)
     for name, function in (("money", money), ("per_interval", per_interval), ("date", date),
                            ("datetime_utc", datetime_utc), ("location", location), ("humanize", humanize),
                            ("status_label", status_label), ("provider_label", PROVIDERS.__getitem__),
                            ("end_reason_label", END_REASONS.__getitem__)):
         app.add_template_filter(function, name)
-    queue_path = bare_queue(database_path)
-    with sqlite3.connect(queue_path) as queue:
+    queue_path = bare_queue(database)
+    os.makedirs(os.path.dirname(queue_path), exist_ok=True)
+    with connect(queue_path, by_position=True) as queue:
         queue.execute("PRAGMA journal_mode=WAL")  # as Huey keeps its SQLite queue
         queue.execute(QUEUE_TABLE)
     queue.close()
 
-    def connection() -> sqlite3.Connection:
+    kept = threading.local()
+
+    def connection() -> Connection:
+        if is_postgresql(database):
+            if not hasattr(kept, "db"):
+                kept.db = connect(database)
+            return kept.db  # type: ignore[no-any-return]
         if "db" not in g:
-            g.db = sqlite3.connect(database_path, isolation_level=None)  # transactions as the portal has them
-            g.db.row_factory = sqlite3.Row
-        return g.db
+            g.db = connect(database, autocommit=True)  # transactions as the portal has them
+        return g.db  # type: ignore[no-any-return]
 
     @app.teardown_appcontext
     def close(_: BaseException | None) -> None:
@@ -460,7 +549,7 @@ def create_baseline(database_path: str) -> Flask:
     return app
 
 
-def customer_pages(app: Flask, connection: Callable[[], sqlite3.Connection], queue_path: str) -> None:
+def customer_pages(app: Flask, connection: Callable[[], Connection], queue_path: str) -> None:
     """The customer's pages and fragments; the customer is named in the URL."""
 
     @app.get("/<int:tenant_id>/<int:user_id>/subscriptions/")
@@ -534,7 +623,7 @@ def customer_pages(app: Flask, connection: Callable[[], sqlite3.Connection], que
         return redirect(f"/subscriptions/{subscription_id}", 303)
 
 
-def staff_pages(app: Flask, connection: Callable[[], sqlite3.Connection]) -> None:
+def staff_pages(app: Flask, connection: Callable[[], Connection]) -> None:
     """Support's search and the tenant admin's lists; the tenant is named in the URL."""
 
     @app.get("/<int:tenant_id>/support/")

@@ -1,32 +1,41 @@
-"""Build a benchmark data set (sizes S and M) reproducibly from a seed.
+"""Build a benchmark data set (sizes S, M and L) reproducibly from a seed, on SQLite or PostgreSQL.
 
     python -m bench.data --size S --seed 1 --database sqlite:///instance/bench-S.sqlite3
+    python -m bench.data --size L --seed 1 --database postgresql://127.0.0.1:5432/bench
 
-The database is created fresh and migrated with the portal's own migrations, then filled with set-based
-inserts (SQLAlchemy Core, lists of rows in batches); the planner's statistics are gathered. Each tenant has
-one known customer owning exactly 5 subscriptions and another owning exactly 50 (the dashboard
-measurements), a customer with a complete profile and no subscriptions (who places the measured orders), a
-support user and a tenant admin, 50 failed servers (the admin's attention list) and 50 ended support
-impersonations with their actions (the audit). Invoices do not exist yet. The same seed gives the same rows,
-but for the password hash (its salt is random).
+The database is created fresh (a SQLite file is deleted; on PostgreSQL the `public` schema is dropped and
+created again) and migrated with the portal's own migrations, then filled with set-based inserts (SQLAlchemy
+Core, lists of rows in batches; `COPY` on PostgreSQL, which builds L in under 3 minutes); on PostgreSQL the
+sequences are moved past the numbered rows. The planner's statistics are gathered (`ANALYZE`; `VACUUM ANALYZE`
+on PostgreSQL, as autovacuum would after a bulk load). Sizes: S is one tenant; M and L have 10 tenants, one
+holding half the rows (L: 100k customers, 1M subscriptions, meant for PostgreSQL). Each tenant has one known
+customer owning exactly 5 subscriptions and another owning exactly 50 (the dashboard measurements), a customer
+with a complete profile and no subscriptions (who places the measured orders), a support user and a tenant
+admin, 50 failed servers (the admin's attention list) and 50 ended support impersonations with their actions
+(the audit); every size has all of them, on SQLite and PostgreSQL alike. Invoices do not exist yet. The same
+seed gives the same rows, but for the password hash (its salt is random).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import Enum
+from itertools import chain
 from typing import Any
 
 import flask_migrate
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.engine import Connection, make_url
 
 from app import create_app
+from app.config import engine_options, normalize_database_url
 from app.domain.accounts import Role
 from app.domain.catalogue import CatalogueState, ChangeRule, Interval, Provider
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
@@ -72,7 +81,8 @@ class Size:
 
 
 SIZES = {"S": Size(tenants=1, customers=1_000, subscriptions=10_000),
-         "M": Size(tenants=10, customers=10_000, subscriptions=100_000)}
+         "M": Size(tenants=10, customers=10_000, subscriptions=100_000),
+         "L": Size(tenants=10, customers=100_000, subscriptions=1_000_000)}
 
 # (slug, name, price in cents, interval): the plans every tenant sells.
 PLANS = [("trial", "Trial", 0, Interval.MONTH), ("standard", "Standard", 990, Interval.MONTH),
@@ -119,9 +129,33 @@ class Builder:
         self.counts: dict[str, int] = {}
 
     def put(self, table: Table, rows: Iterable[dict[str, Any]]) -> None:
+        if self.conn.dialect.name == "postgresql":
+            self.copy(table, rows)
+            return
         for batch in batches(rows):
             self.conn.execute(insert(table), batch)
             self.counts[table.name] = self.counts.get(table.name, 0) + len(batch)
+
+    def copy(self, table: Table, rows: Iterable[dict[str, Any]]) -> None:
+        """PostgreSQL's COPY, in this transaction; the Python-side column defaults an INSERT would apply are
+        applied here."""
+        rows = iter(rows)
+        first = next(rows, None)
+        if first is None:
+            return
+        defaults = {column.name: column.default.arg(None) if column.default.is_callable else column.default.arg
+                    for column in table.columns if column.name not in first and column.default is not None
+                    and (column.default.is_scalar or column.default.is_callable)}
+        names = [*first, *defaults]
+        quoted = ", ".join(f'"{name}"' for name in names)
+        cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        count = 0
+        with cursor.copy(f"COPY {table.name} ({quoted}) FROM STDIN") as copy:
+            for row in chain([first], rows):
+                copy.write_row([copy_value(value) for value in chain((row[name] for name in first),
+                                                                     defaults.values())])
+                count += 1
+        self.counts[table.name] = self.counts.get(table.name, 0) + count
 
     def tenant(self, index: int, customers: int, subscriptions: int) -> None:
         tenant_id = index + 1
@@ -253,9 +287,18 @@ class Builder:
                 "version": 1, "created_at": created, "updated_at": created}
 
 
+def copy_value(value: Any) -> Any:
+    """A value as COPY takes it: JSON columns as JSON text, enums as their stored value."""
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return value.value if isinstance(value, Enum) else value
+
+
 def bench_app(database: str) -> Any:
     """The portal on `database`, as the benchmark runs it (fast password hashing, no rate limit)."""
-    return create_app({"SQLALCHEMY_DATABASE_URI": database, "SECRET_KEY": "bench-secret-key",
+    url = normalize_database_url(database)
+    return create_app({"SQLALCHEMY_DATABASE_URI": url, "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
+                       "SECRET_KEY": "bench-secret-key",
                        "ARGON2_PARAMETERS": {"time_cost": 1, "memory_cost": 8, "parallelism": 1},
                        "RATELIMIT_ENABLED": False, "RATELIMIT_STORAGE_URI": "memory://",
                        "DEFAULT_TENANT": "bench-0", "SANDBOX_IN_PROCESS": True})
@@ -271,15 +314,30 @@ def absolute(database: str) -> str:
     return database
 
 
-def fresh_sqlite(database: str) -> None:
+def fresh(database: str) -> None:
+    """Delete the SQLite file, or drop and recreate PostgreSQL's `public` schema with everything in it."""
     url = make_url(database)
     if url.get_backend_name() == "sqlite" and url.database and os.path.exists(url.database):
         os.remove(url.database)
+    if url.get_backend_name() == "postgresql":
+        with bench_app(database).app_context():
+            with db.engine.begin() as conn:
+                conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
+                conn.exec_driver_sql("CREATE SCHEMA public")
+            db.engine.dispose()
+
+
+def move_sequences(conn: Connection) -> None:
+    """PostgreSQL: the builder numbers rows itself, so each `id` sequence must start after the last of them."""
+    for table in db.metadata.sorted_tables:
+        if "id" in table.columns and table.columns["id"].primary_key:
+            conn.execute(select(func.setval(func.pg_get_serial_sequence(table.name, "id"),
+                                            func.coalesce(func.max(table.c.id), 0) + 1, False)))
 
 
 def build(size: Size, seed: int, database: str) -> dict[str, int]:
     """Create, migrate and fill `database`; returns the rows written per table."""
-    fresh_sqlite(database)
+    fresh(database)
     app = bench_app(database)
     with app.app_context():
         flask_migrate.upgrade(directory=MIGRATIONS)
@@ -294,6 +352,13 @@ def build(size: Size, seed: int, database: str) -> dict[str, int]:
                 # Statistics for the planner, as `PRAGMA optimize` gives a database in service; without them
                 # SQLite walks a tenant's whole created-at index for one customer's subscriptions.
                 conn.exec_driver_sql("ANALYZE")
+            if conn.dialect.name == "postgresql":
+                move_sequences(conn)
+        if db.engine.dialect.name == "postgresql":
+            # What autovacuum gives a database in service after a bulk load: the planner's statistics, and the
+            # visibility map that lets an index-only scan skip the table.
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE")
         db.engine.dispose()
     return builder.counts
 

@@ -3,12 +3,16 @@
     python -m bench.run --database sqlite:///instance/bench-S.sqlite3 [--rounds N] [--requests N] [--quick]
     python -m bench.run --database sqlite:///instance/bench-S.sqlite3 --compare sqlite:///instance/bench-M.sqlite3
     python -m bench.run --quick --build S     # CI: build S (a few seconds), then the quick run
+    python -m bench.run --database postgresql://127.0.0.1:5432/bench [--quick]
 
 Both apps run in this process behind Flask test clients. Each round times a batch of requests to the portal
 and a batch to the baseline (A B, then B A in the next round, ...); the ratio of the two is the round's
 figure, and the median over the rounds with its range is what counts. SQL statements are counted on the
 portal's engine, and the statements of one request of each operation are checked with SQLite's
-`EXPLAIN QUERY PLAN` (bench/plans.py). With `--compare`, the portal on the second data set is timed in the
+`EXPLAIN QUERY PLAN` or PostgreSQL's `EXPLAIN (FORMAT JSON)` (bench/plans.py). The data set is a SQLite file
+or a PostgreSQL database (`--database postgresql://127.0.0.1:5432/bench`, built with `python -m bench.data`);
+the bare pages read it with `sqlite3` or psycopg, and the runner's own reads and clean-ups go through
+`bench.baseline.connect` as well. With `--compare`, the portal on the second data set is timed in the
 same rounds, and each operation's M/S ratio of the portal's time is checked against the growth goal.
 Exits 1 when a goal is missed. To measure another operation, add a line to `operations()`.
 """
@@ -18,12 +22,12 @@ from __future__ import annotations
 import argparse
 import logging
 import re
-import sqlite3
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,12 +35,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from huey.storage import SqliteStorage
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
 
 from app.extensions import db
 from app.tasks import huey
 from bench import INSTANCE
-from bench.baseline import bare_queue, create_baseline
+from bench.baseline import bare_queue, baseline_database, connect, create_baseline, is_postgresql
 from bench.data import (
     ADMIN_EMAIL,
     ATTENTION,
@@ -153,7 +156,7 @@ class Bench:
 
     def __init__(self, database: str) -> None:
         self.database = database
-        self.path = make_url(database).database or ""
+        self.path = baseline_database(database)  # a SQLite file's path, or the PostgreSQL URL
         self.portal = bench_app(database)
         self.bare = create_baseline(self.path).test_client()
         self.recorder = Recorder()
@@ -212,12 +215,26 @@ def user_ids(path: str, email: str) -> tuple[int, int]:
     return row[0], row[1]
 
 
+@contextmanager
+def connection(path: str) -> Iterator[Any]:
+    """A connection to the data set (a SQLite file's path or a PostgreSQL URL) outside the portal, rows as
+    tuples; SQLite's transaction is committed on the way out (psycopg's connection is in autocommit mode), and
+    the connection closed."""
+    conn = connect(path, by_position=True)
+    try:
+        if is_postgresql(path):
+            yield conn
+        else:
+            with conn:
+                yield conn
+    finally:
+        conn.close()
+
+
 def query(path: str, sql: str, *parameters: object) -> Any:
     """The first row of a read of the data set, outside the portal."""
-    with sqlite3.connect(path) as conn:
-        row = conn.execute(sql, parameters).fetchone()
-    conn.close()
-    return row
+    with connection(path) as conn:
+        return conn.execute(sql, parameters).fetchone()
 
 
 def operations(bench: Bench) -> list[Operation]:
@@ -292,30 +309,29 @@ ORDERED = {"subscriptions": "SELECT tenant_id, user_id, plan_id, status, quantit
                                  "WHERE subscription_id = ? ORDER BY id",
            "subscription_events": "SELECT tenant_id, kind, from_status, to_status, actor_id, impersonator_id, item_id, "
                                   "reason, json(data) FROM subscription_events WHERE subscription_id = ? ORDER BY id"}
+# PostgreSQL gives JSON columns parsed, so they compare as values; it has no json() function.
+ORDERED_POSTGRESQL = {**ORDERED, "subscription_events": ORDERED["subscription_events"].replace("json(data)", "data")}
 
 
 def same_orders(path: str, op: Operation) -> None:
     """Both orders wrote the same rows (ids, keys and times aside), so like is measured against like."""
     ids = [int(location.rstrip("/").rsplit("/", 1)[1]) for location in (op.portal(), op.baseline())]
-    with sqlite3.connect(path) as conn:
-        for table, sql in ORDERED.items():
+    with connection(path) as conn:
+        for table, sql in (ORDERED_POSTGRESQL if is_postgresql(path) else ORDERED).items():
             portal, bare = (conn.execute(sql, (sid,)).fetchall() for sid in ids)
             if not portal or portal != bare:
                 raise SystemExit(f"{op.name}: the portal and the baseline wrote different {table}: {portal} {bare}")
-    conn.close()
 
 
 def remove_orders(path: str, user_id: int) -> None:
     """Remove the orders placed while measuring, and what came with them: the data set stays as built."""
-    with sqlite3.connect(path) as conn:
+    with connection(path) as conn:
         owned = "SELECT id FROM subscriptions WHERE user_id = ?"
         for table in ("subscription_events", "subscription_items", "backorders"):
             conn.execute(f"DELETE FROM {table} WHERE subscription_id IN ({owned})", (user_id,))  # noqa: S608
         conn.execute("DELETE FROM subscriptions WHERE user_id = ?", (user_id,))
-    conn.close()
-    with sqlite3.connect(bare_queue(path)) as queue:
+    with connection(bare_queue(path)) as queue:
         queue.execute("DELETE FROM task")
-    queue.close()
 
 
 def cut(page: str, region: tuple[str, str]) -> str:
@@ -421,13 +437,6 @@ def same_statements(ops: list[Operation], label: str) -> list[tuple[str, bool]]:
             for name, counts in families.items()]
 
 
-def sqlite_path(database: str) -> str:
-    url = make_url(database)
-    if url.get_backend_name() != "sqlite" or not url.database:
-        raise SystemExit("the baseline reads SQLite files only so far")
-    return url.database
-
-
 def own_queue() -> None:
     """The orders placed while measuring go to the benchmark's own queue, which is emptied after use."""
     if not isinstance(huey.storage, SqliteStorage) or not huey.storage.filename.startswith(INSTANCE):
@@ -448,14 +457,12 @@ def main(argv: list[str] | None = None) -> int:
     rounds, count = (3, 20) if args.quick else (args.rounds, args.requests)
     margin = NOISE_MARGIN if args.quick else 0.0
     database = absolute(args.database or f"sqlite:///instance/bench-{args.build or 'S'}.sqlite3")
-    sqlite_path(database)
+    baseline_database(database)  # a SQLite file or PostgreSQL, before anything is built
     if args.build:
         build(SIZES[args.build], 1, database)
     own_queue()
     logging.disable(logging.INFO)  # a log line per request would be measured too
     benches = [Bench(database)] + ([Bench(absolute(args.compare))] if args.compare else [])
-    for bench in benches:
-        sqlite_path(bench.database)
     registries = [operations(bench) for bench in benches]
     for ops in zip(*registries, strict=True):
         measure(list(zip(ops, benches, strict=True)), rounds, count)
