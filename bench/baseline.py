@@ -438,8 +438,7 @@ def tenant_name(conn: Connection, tenant_id: int) -> str:
 
 
 ADMIN_PLANS = """
-SELECT p.*, st.name AS service_type_name,
-       (SELECT count(*) FROM subscriptions s WHERE s.tenant_id = p.tenant_id AND s.plan_id = p.id) AS subscriptions
+SELECT p.*, st.name AS service_type_name, p.subscription_count AS subscriptions
 FROM plans p JOIN service_types st ON st.id = p.service_type_id WHERE p.tenant_id = ? ORDER BY p.sort_order
 """
 
