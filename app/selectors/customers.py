@@ -34,20 +34,25 @@ def find_customers(tenant: TenantLike, *, query: str = "", page: int = 1, per_pa
     """Customers of `tenant` whose name or email contains `query` (any case), by name; one page plus a peek.
 
     Speed: the index `ix_users_tenant_role_name_id_email` holds everything the filter and the order need, so
-    the database walks one tenant's customers in name order, tests name and email on the index entries and
-    reads the table only for the rows it returns, stopping after one page. A common word stops early; a
-    query that matches nobody walks the tenant's index once (about 4 ms for 10,000 customers on SQLite).
+    the page's ids are found in the index alone (an index-only scan: one tenant's customers in name order,
+    name and email tested on the index entries, stopping after one page), and the table is read only for
+    the rows shown. Both in one statement. A common word stops early; a query that matches nobody walks the
+    tenant's index once (about 4 ms for 10,000 customers on SQLite). Selecting the shown columns in the
+    walk itself would make PostgreSQL read the table for every entry, and prefer to read all of it.
     A contains-search, not a prefix one, because support looks people up by their last name too.
     """
     page = page_number(page)
-    statement = (select(User.id, User.name, User.email, User.is_active, User.created_at)
-                 .where(User.tenant_id == tenant.id, User.role == Role.CUSTOMER))
+    matching = select(User.id).where(User.tenant_id == tenant.id, User.role == Role.CUSTOMER)
     if query.strip():
         pattern = _like(query.strip())
         # Emails are stored lower-case (normalize_email), so only the name needs lower().
-        statement = statement.where(or_(func.lower(User.name).like(pattern, escape="\\"),
-                                        User.email.like(pattern, escape="\\")))
-    rows = db.session.execute(one_page_and_a_peek(statement.order_by(User.name, User.id), page, per_page)).all()
+        matching = matching.where(or_(func.lower(User.name).like(pattern, escape="\\"),
+                                      User.email.like(pattern, escape="\\")))
+    shown = one_page_and_a_peek(matching.order_by(User.name, User.id), page, per_page).subquery()
+    rows = db.session.execute(
+        select(User.id, User.name, User.email, User.is_active, User.created_at)
+        .join(shown, shown.c.id == User.id).order_by(User.name, User.id)
+    ).all()
     return Page([CustomerRow(*row) for row in rows[:per_page]], page, per_page, len(rows) > per_page)
 
 
