@@ -453,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=100, help="requests per batch")
     parser.add_argument("--quick", action="store_true",
                         help=f"3 rounds of 20 requests; ratios may exceed their goals by {NOISE_MARGIN:.0%}")
+    parser.add_argument("--only", action="append", metavar="TEXT",
+                        help="measure only the operations whose name contains TEXT (repeatable)")
     args = parser.parse_args(argv)
     rounds, count = (3, 20) if args.quick else (args.rounds, args.requests)
     margin = NOISE_MARGIN if args.quick else 0.0
@@ -463,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     own_queue()
     logging.disable(logging.INFO)  # a log line per request would be measured too
     benches = [Bench(database)] + ([Bench(absolute(args.compare))] if args.compare else [])
-    registries = [operations(bench) for bench in benches]
+    registries = [[op for op in operations(bench) if not args.only or any(text in op.name for text in args.only)]
+                  for bench in benches]
     for ops in zip(*registries, strict=True):
         measure(list(zip(ops, benches, strict=True)), rounds, count)
     print(f"{rounds} rounds of {count} requests each, interleaved, in process"

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -61,7 +61,8 @@ class OrderDraft:
     quote: Quote
 
 
-_WITH_PRODUCT_AND_SERVICE_TYPE = (joinedload(Plan.product), joinedload(Plan.service_type))
+_PLAN = (select(Plan).where(Plan.id == bindparam("plan_id"))
+         .options(joinedload(Plan.product), joinedload(Plan.service_type)))
 
 
 def orderable_plan(tenant: TenantLike, plan_id: int) -> Plan:
@@ -70,7 +71,8 @@ def orderable_plan(tenant: TenantLike, plan_id: int) -> Plan:
     One statement, or none when this transaction has read the plan already (the order form's view, then the
     order it places).
     """
-    plan = db.session.get(Plan, plan_id, options=_WITH_PRODUCT_AND_SERVICE_TYPE)
+    plan = (db.session.identity_map.get(db.session.identity_key(Plan, plan_id))
+            or db.session.scalar(_PLAN, {"plan_id": plan_id}))
     if plan is None or plan.tenant_id != tenant.id:
         raise NotFound("There is no such plan.")
     if plan.state is not CatalogueState.PUBLISHED or plan.product.state is not CatalogueState.PUBLISHED:
