@@ -180,6 +180,7 @@ class SubscriptionEvent(db.Model):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
+    subscription: Mapped[Subscription] = relationship()
     actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])
     impersonator: Mapped[User | None] = relationship(foreign_keys=[impersonator_id])
 

@@ -14,7 +14,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from app.clock import now
 from app.domain.accounts import Role
@@ -43,10 +43,13 @@ def _fernet() -> Fernet:
     return Fernet(base64.urlsafe_b64encode(derived))
 
 
+_CREDENTIAL = select(CloudCredential).where(CloudCredential.tenant_id == bindparam("tenant_id"),
+                                           CloudCredential.provider == bindparam("provider"))
+
+
 def token_for(tenant: TenantLike, provider: Provider) -> str | None:
     """The tenant's own token for `provider`; the environment's only for the default tenant; else None."""
-    row = db.session.scalar(select(CloudCredential).where(CloudCredential.tenant_id == tenant.id,
-                                                          CloudCredential.provider == provider))
+    row = db.session.scalar(_CREDENTIAL, {"tenant_id": tenant.id, "provider": provider})
     if row is not None:
         try:
             return _fernet().decrypt(row.token_ciphertext.encode()).decode()
@@ -67,8 +70,7 @@ def set_token(*, tenant: TenantLike, actor: Actor, provider: Provider, token: st
     if not 16 <= len(token) <= 200 or any(ch.isspace() for ch in token):
         raise InvalidInput("This does not look like an API token.", field="token")
     _check_with_the_cloud(provider, token)
-    row = db.session.scalar(select(CloudCredential).where(CloudCredential.tenant_id == tenant.id,
-                                                          CloudCredential.provider == provider))
+    row = db.session.scalar(_CREDENTIAL, {"tenant_id": tenant.id, "provider": provider})
     if row is None:
         row = CloudCredential(tenant_id=tenant.id, provider=provider)
         db.session.add(row)

@@ -20,8 +20,8 @@ def record(subscription: Subscription, kind: str, *, actor: Actor | None = None,
     """
     if actor is not None and actor.user is None:
         data = {"by": actor.name or str(actor.kind), **data}
-    event = SubscriptionEvent(
-        tenant_id=subscription.tenant_id, subscription_id=subscription.id, item_id=item.id if item else None,
+    event = SubscriptionEvent(  # by relationship: a subscription not yet written gets its event in the same flush
+        tenant_id=subscription.tenant_id, subscription=subscription, item_id=item.id if item else None,
         kind=kind, from_status=from_status, to_status=to_status,
         actor_id=actor.user_id if actor else None, impersonator_id=actor.impersonator_id if actor else None,
         reason=reason, data=data, created_at=now(),

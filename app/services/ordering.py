@@ -124,10 +124,15 @@ def check_availability(tenant: TenantLike, draft: OrderDraft, *, live: bool = Fa
     return replace(found, alternatives=tuple(_orderable_alternatives(draft.plan, found.alternatives)))
 
 
+_QUEUE_LENGTH = select(func.count()).select_from(Backorder).where(
+    Backorder.tenant_id == bindparam("tenant_id"), Backorder.provider == bindparam("provider"),
+    Backorder.server_type == bindparam("server_type"), Backorder.location == bindparam("location"),
+    Backorder.status == BackorderStatus.WAITING)
+
+
 def _queue_length(tenant: TenantLike, provider: Provider, server_type: str, location: str) -> int:
-    return db.session.scalar(select(func.count()).select_from(Backorder).where(
-        Backorder.tenant_id == tenant.id, Backorder.provider == provider, Backorder.server_type == server_type,
-        Backorder.location == location, Backorder.status == BackorderStatus.WAITING)) or 0
+    return db.session.scalar(_QUEUE_LENGTH, {"tenant_id": tenant.id, "provider": provider,
+                                             "server_type": server_type, "location": location}) or 0
 
 
 def _behind_the_queue(offers: list[Offer], server_type: str, location: str) -> Availability:
@@ -201,14 +206,14 @@ def _create(tenant: TenantLike, actor: Actor, draft: OrderDraft, auto_backorder:
                                 provider=service_type.provider, config=draft.config) for _ in range(servers)],
     )
     db.session.add(subscription)
-    db.session.flush()
+    events.record(subscription, "ordered", actor=actor, to_status=status, plan=plan.name,
+                  price=draft.quote.recurring.amount, currency=plan.currency, quantity=draft.quantity)
+    db.session.flush()  # the subscription, its items and its event, in one flush
     db.session.execute(update(Plan).where(Plan.id == plan.id)  # counted, not edited: updated_at stays
                        .values(subscription_count=Plan.subscription_count + 1, updated_at=Plan.updated_at)
                        .execution_options(synchronize_session=False))
     if backorder:
         db.session.add(_backorder(tenant, subscription, draft))
-    events.record(subscription, "ordered", actor=actor, to_status=status, plan=plan.name,
-                  price=draft.quote.recurring.amount, currency=plan.currency, quantity=draft.quantity)
     return subscription
 
 
@@ -233,10 +238,12 @@ def _check_idempotency_key(key: str) -> None:
         raise InvalidInput("This order form is out of date. Please reload the page and order again.")
 
 
+_BY_KEY = select(Subscription).where(Subscription.tenant_id == bindparam("tenant_id"),
+                                     Subscription.idempotency_key == bindparam("key"))
+
+
 def _by_idempotency_key(tenant: TenantLike, key: str) -> Subscription | None:
-    return db.session.scalar(
-        select(Subscription).where(Subscription.tenant_id == tenant.id, Subscription.idempotency_key == key)
-    )
+    return db.session.scalar(_BY_KEY, {"tenant_id": tenant.id, "key": key})
 
 
 def _same_customer(subscription: Subscription, customer: User) -> Subscription:
@@ -251,7 +258,6 @@ def _require_complete_profile(customer: User) -> None:
 
 
 def _queue_provisioning(subscription: Subscription) -> None:
-    db.session.flush()
     for item in subscription.items:  # created with the subscription: in the session, no statement
         work.later(Job.PROVISION_ITEM, item.id)
 

@@ -499,11 +499,13 @@ def test_an_order_is_one_transaction_that_counts_itself_on_its_plan(app, client,
         response = client.post(f"/order/{plan.id}", data=data)
     assert response.status_code == 303
     # Reads: the session's user, the plan, the order key, the profile, the cloud account, the backorder queue.
-    # Writes: the subscription, its items, the plan's count, the event; then the commit. (What follows here is
-    # the provisioning, which the tests' queue runs at once, after the commit.)
-    placed = [i for i, s in enumerate(log.statements) if s.lstrip().upper().startswith("INSERT INTO SUBSCRIPTION_EV")]
-    assert placed[0] == 9, log.statements[:12]
-    assert not log.statements[10].lstrip().upper().startswith("SELECT SUBSCRIPTIONS.ID"), "read again after commit"
+    # Writes: the subscription, its item and its event in one flush, the plan's count; then the commit. What
+    # follows here is the provisioning, which the tests' queue runs at once, after the commit.
+    kinds = [" ".join(s.split()[:3]).upper() for s in log.statements[:11]]
+    assert kinds[6] == "INSERT INTO SUBSCRIPTIONS" and kinds[9] == "UPDATE PLANS SET", kinds
+    assert sorted(kinds[7:9]) == ["INSERT INTO SUBSCRIPTION_EVENTS", "INSERT INTO SUBSCRIPTION_ITEMS"], kinds
+    assert all(kind.startswith("SELECT") for kind in kinds[:6]), kinds
+    assert not kinds[10].startswith("SELECT SUBSCRIPTIONS.ID"), "the subscription was read again after the commit"
     db.session.expire_all()
     counted = db.session.get(Plan, plan.id)
     assert counted.subscription_count == 1 and counted.updated_at == updated_at

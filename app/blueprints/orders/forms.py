@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -52,6 +53,12 @@ class ChoiceSelect(Select):
 
 def order_form(fields: list[ConfigField], **kwargs: Any) -> OrderForm:
     """An OrderForm with a select for each of `fields`, locations shown by name."""
+    return _form_class(tuple(fields))(**kwargs)
+
+
+@lru_cache(maxsize=256)
+def _form_class(fields: tuple[ConfigField, ...]) -> type[OrderForm]:
+    """The form class for these fields, made once: plans offer the same few sets of choices on every visit."""
 
     class Form(OrderForm):
         config_names = tuple(field.name for field in fields)
@@ -62,5 +69,4 @@ def order_form(fields: list[ConfigField], **kwargs: Any) -> OrderForm:
         # The service validates choices against the schema and explains errors beside the field.
         setattr(Form, field.name, SelectField(field.title, choices=choices, default=field.default,
                                               validate_choice=False, widget=ChoiceSelect()))
-    return Form(**kwargs)
-
+    return Form
