@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from app.domain.accounts import Role
 from app.extensions import db
 from app.models import Subscription, SubscriptionEvent, TenantLike, User
-from app.selectors.paging import Page, one_page_and_a_peek, page_number
+from app.selectors.paging import Page, page_number
 
 
 def _like(text: str) -> str:
@@ -42,18 +42,26 @@ def find_customers(tenant: TenantLike, *, query: str = "", page: int = 1, per_pa
     A contains-search, not a prefix one, because support looks people up by their last name too.
     """
     page = page_number(page)
-    matching = select(User.id).where(User.tenant_id == tenant.id, User.role == Role.CUSTOMER)
-    if query.strip():
-        pattern = _like(query.strip())
-        # Emails are stored lower-case (normalize_email), so only the name needs lower().
-        matching = matching.where(or_(func.lower(User.name).like(pattern, escape="\\"),
-                                      User.email.like(pattern, escape="\\")))
-    shown = one_page_and_a_peek(matching.order_by(User.name, User.id), page, per_page).subquery()
-    rows = db.session.execute(
-        select(User.id, User.name, User.email, User.is_active, User.created_at)
-        .join(shown, shown.c.id == User.id).order_by(User.name, User.id)
-    ).all()
+    pattern = _like(query.strip()) if query.strip() else None
+    rows = db.session.execute(_SEARCH if pattern else _ALL, {
+        "tenant_id": tenant.id, "pattern": pattern, "limit": per_page + 1, "offset": (page - 1) * per_page,
+    }).all()
     return Page([CustomerRow(*row) for row in rows[:per_page]], page, per_page, len(rows) > per_page)
+
+
+def _one_page(matching: Select) -> Select:  # type: ignore[type-arg]
+    """The customers whose ids `matching` finds (one page and a peek, in name order), with what the list shows."""
+    shown = (matching.order_by(User.name, User.id).limit(bindparam("limit")).offset(bindparam("offset"))
+             .subquery())
+    return (select(User.id, User.name, User.email, User.is_active, User.created_at)
+            .join(shown, shown.c.id == User.id).order_by(User.name, User.id))
+
+
+_CUSTOMERS = select(User.id).where(User.tenant_id == bindparam("tenant_id"), User.role == Role.CUSTOMER)
+_ALL = _one_page(_CUSTOMERS)
+# Emails are stored lower-case (normalize_email), so only the name needs lower().
+_SEARCH = _one_page(_CUSTOMERS.where(or_(func.lower(User.name).like(bindparam("pattern"), escape="\\"),
+                                         User.email.like(bindparam("pattern"), escape="\\"))))
 
 
 def customer_for_staff(tenant: TenantLike, customer_id: int) -> User | None:
