@@ -65,7 +65,7 @@ ROW = re.compile(r"<tr>\s*<td>")
 CARD = re.compile(r'<article class="plan-card')
 # Values that differ on every page by design (a form's CSRF token and order key): not compared.
 PER_REQUEST = re.compile(r'(name="(?:csrf_token|idempotency_key)" type="hidden" value=")[^"]*"')
-# Quick mode (3 rounds of 20 requests, as CI runs it on shared 2-core machines) lets each ratio exceed its
+# Quick mode (5 rounds of 20 requests, as CI runs it on shared 2-core machines) lets each ratio exceed its
 # goal by this much before failing: medians of such short runs moved by up to about 15% between runs here.
 NOISE_MARGIN = 0.15
 GROWTH = 1.2  # each page at M within 1.2x of its time at S
@@ -461,11 +461,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=100, help="requests per batch")
     parser.add_argument("--quick", action="store_true",
-                        help=f"3 rounds of 20 requests; ratios may exceed their goals by {NOISE_MARGIN:.0%}")
+                        help=f"5 rounds of 20 requests; ratios may exceed their goals by {NOISE_MARGIN:.0%}")
     parser.add_argument("--only", action="append", metavar="TEXT",
                         help="measure only the operations whose name contains TEXT (repeatable)")
     args = parser.parse_args(argv)
-    rounds, count = (3, 20) if args.quick else (args.rounds, args.requests)
+    rounds, count = (5, 20) if args.quick else (args.rounds, args.requests)
     margin = NOISE_MARGIN if args.quick else 0.0
     database = absolute(args.database or f"sqlite:///instance/bench-{args.build or 'S'}.sqlite3")
     baseline_database(database)  # a SQLite file or PostgreSQL, before anything is built
