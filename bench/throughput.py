@@ -15,6 +15,7 @@ exit, Ctrl+C included.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import re
 import signal
@@ -55,13 +56,18 @@ end
 
 
 def portal_wsgi() -> Flask:
-    """gunicorn's app factory for the portal (`bench.throughput:portal_wsgi()`)."""
-    return bench_app(os.environ[DATABASE_VARIABLE])  # type: ignore[no-any-return]
+    """gunicorn's app factory for the portal (`bench.throughput:portal_wsgi()`); frozen for the garbage
+    collector as wsgi.py freezes the portal's own processes."""
+    app = bench_app(os.environ[DATABASE_VARIABLE])
+    gc.freeze()
+    return app  # type: ignore[no-any-return]
 
 
 def bare_wsgi() -> Flask:
-    """gunicorn's app factory for the bare app (`bench.throughput:bare_wsgi()`)."""
-    return create_baseline(baseline_database(os.environ[DATABASE_VARIABLE]))
+    """gunicorn's app factory for the bare app (`bench.throughput:bare_wsgi()`), frozen alike."""
+    app = create_baseline(baseline_database(os.environ[DATABASE_VARIABLE]))
+    gc.freeze()
+    return app
 
 
 def free_port() -> int:
