@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from flask import Flask, abort, current_app, g, request
 
-from app.selectors.tenants import TenantRef, is_hostname, normalize_host, tenant_by_slug, tenant_cache, tenant_for_host
+from app.models import TenantRef
+from app.selectors.tenants import is_hostname, normalize_host, tenant_by_slug, tenant_cache, tenant_for_host
 
 UNKNOWN_HOST = "This portal does not answer on this address."
 
