@@ -37,9 +37,15 @@ def empty_database_url(tmp_path):
         admin.dispose()
 
 
-def test_upgrade_from_empty_gives_the_models_schema(empty_database_url, tmp_path):
-    app = create_app({**config_for_tests(empty_database_url, str(tmp_path)),
-                      "SQLALCHEMY_ENGINE_OPTIONS": engine_options(empty_database_url)})
+@pytest.fixture
+def empty_app(empty_database_url, tmp_path):
+    """The portal on the empty database (nothing migrated yet)."""
+    return create_app({**config_for_tests(empty_database_url, str(tmp_path)),
+                       "SQLALCHEMY_ENGINE_OPTIONS": engine_options(empty_database_url)})
+
+
+def test_upgrade_from_empty_gives_the_models_schema(empty_app):
+    app = empty_app
     with app.app_context():
         upgrade()
         with db.engine.connect() as connection:
@@ -82,14 +88,12 @@ def _catalogue(connection, *, plans: int) -> None:
                 interval="month", state="published", cancellation_rule="immediate", downgrade_rule="period_end")
 
 
-def test_subscriptions_canceled_before_the_end_of_life_existed_are_handed_to_it(empty_database_url, tmp_path):
+def test_subscriptions_canceled_before_the_end_of_life_existed_are_handed_to_it(empty_app):
     """Migration 0005: a deletion date from the tenant's retention, delivery times, and running servers of
     canceled subscriptions handed to the end of life."""
     from datetime import UTC, datetime
 
-    app = create_app({**config_for_tests(empty_database_url, str(tmp_path)),
-                      "SQLALCHEMY_ENGINE_OPTIONS": engine_options(empty_database_url)})
-    with app.app_context():
+    with empty_app.app_context():
         upgrade(revision="0004")
         with db.engine.begin() as connection:
             _catalogue(connection, plans=1)
@@ -112,11 +116,9 @@ def test_subscriptions_canceled_before_the_end_of_life_existed_are_handed_to_it(
         db.engine.dispose()
 
 
-def test_plans_count_the_subscriptions_they_had_before_the_count_existed(empty_database_url, tmp_path):
+def test_plans_count_the_subscriptions_they_had_before_the_count_existed(empty_app):
     """Migration 0008: each plan's subscription count starts from its subscriptions."""
-    app = create_app({**config_for_tests(empty_database_url, str(tmp_path)),
-                      "SQLALCHEMY_ENGINE_OPTIONS": engine_options(empty_database_url)})
-    with app.app_context():
+    with empty_app.app_context():
         upgrade(revision="0007")
         with db.engine.begin() as connection:
             _catalogue(connection, plans=2)
