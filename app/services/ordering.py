@@ -192,6 +192,12 @@ def place_order(*, tenant: TenantLike, actor: Actor, plan_id: int, requested_con
     return subscription
 
 
+# One more subscription on the plan: counted, not edited, so its updated_at stays.
+_COUNT_ORDER = (update(Plan).where(Plan.id == bindparam("plan_id"))
+                .values(subscription_count=Plan.subscription_count + 1, updated_at=Plan.updated_at)
+                .execution_options(synchronize_session=False))
+
+
 def _create(tenant: TenantLike, actor: Actor, draft: OrderDraft, auto_backorder: bool, key: str, *,
             backorder: bool) -> Subscription:
     plan = draft.plan
@@ -209,9 +215,7 @@ def _create(tenant: TenantLike, actor: Actor, draft: OrderDraft, auto_backorder:
     events.record(subscription, "ordered", actor=actor, to_status=status, plan=plan.name,
                   price=draft.quote.recurring.amount, currency=plan.currency, quantity=draft.quantity)
     db.session.flush()  # the subscription, its items and its event, in one flush
-    db.session.execute(update(Plan).where(Plan.id == plan.id)  # counted, not edited: updated_at stays
-                       .values(subscription_count=Plan.subscription_count + 1, updated_at=Plan.updated_at)
-                       .execution_options(synchronize_session=False))
+    db.session.execute(_COUNT_ORDER, {"plan_id": plan.id})
     if backorder:
         db.session.add(_backorder(tenant, subscription, draft))
     return subscription
