@@ -8,7 +8,6 @@ ORM, empties this process's cache at once; other processes see it when their ent
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable
 
@@ -17,6 +16,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from app.extensions import db
+from app.kept import KeptAnswers
 from app.models import Tenant, TenantHost, TenantRef
 
 # A DNS name (labels of letters, digits and hyphens), an IPv4 address, or a bracketed IPv6 literal.
@@ -47,30 +47,28 @@ def tenant_by_slug(slug: str) -> Tenant | None:
 
 
 class TenantCache:
-    """Host -> tenant (or None: no tenant), each entry kept `seconds`; at most `size` hosts are kept."""
+    """Host -> tenant (or None: no tenant), each kept `seconds` on a monotonic clock; at most `size` hosts, the
+    least recently used going first (hostile Host headers must not grow it without bound)."""
 
     def __init__(self, seconds: float, size: int = 512) -> None:
         self.seconds = seconds
-        self.size = size
-        self._entries: dict[str, tuple[float, TenantRef | None]] = {}
-        self._lock = threading.Lock()
+        self._kept = KeptAnswers(size)
 
     def get(self, host: str, resolve: Callable[[str], TenantRef | None]) -> TenantRef | None:
         moment = time.monotonic()
-        entry = self._entries.get(host)
-        if entry is not None and entry[0] > moment:
-            return entry[1]
+        found, tenant = self._kept.get(host, moment, self.seconds)
+        if found:
+            return tenant  # type: ignore[return-value]
         tenant = resolve(host)
         if self.seconds > 0:
-            with self._lock:
-                if len(self._entries) >= self.size:  # hostile Host headers must not grow it without bound
-                    self._entries.clear()
-                self._entries[host] = (moment + self.seconds, tenant)
+            self._kept.put(host, moment, tenant)
         return tenant
 
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        self._kept.clear()
+
+    def __len__(self) -> int:
+        return len(self._kept)
 
 
 def tenant_cache() -> TenantCache:

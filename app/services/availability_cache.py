@@ -14,10 +14,8 @@ cloud may be asked up to N times per period. Time comes from `app.clock.now()` (
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TypeVar
 
 from flask import current_app
@@ -25,6 +23,7 @@ from flask import current_app
 from app.clock import now
 from app.domain.availability import Availability, Offer
 from app.domain.catalogue import Provider
+from app.kept import KeptAnswers
 from app.models import TenantLike
 from app.services.clouds import provider_for
 
@@ -32,43 +31,7 @@ T = TypeVar("T")
 MAX_ENTRIES = 4096
 
 
-class _Answers:
-    """A bounded, thread-safe map of key -> (when it was asked, answer); the least recently used goes first."""
-
-    def __init__(self, max_entries: int) -> None:
-        self._entries: OrderedDict[Hashable, tuple[datetime, object]] = OrderedDict()
-        self._max_entries = max_entries
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable, moment: datetime, ttl: timedelta) -> tuple[bool, object]:
-        """(True, answer) if one asked in the `ttl` before `moment` is kept; else (False, None)."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return False, None
-            asked_at, answer = entry
-            if not asked_at <= moment < asked_at + ttl:  # also when the clock was set back past it
-                del self._entries[key]
-                return False, None
-            self._entries.move_to_end(key)
-            return True, answer
-
-    def put(self, key: Hashable, moment: datetime, answer: object) -> None:
-        with self._lock:
-            self._entries[key] = (moment, answer)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-_answers = _Answers(MAX_ENTRIES)
+_answers = KeptAnswers(MAX_ENTRIES)
 
 
 def check_availability(tenant: TenantLike, provider: Provider, server_type: str, location: str, *,

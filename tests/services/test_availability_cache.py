@@ -11,6 +11,7 @@ import pytest
 from app.clock import now
 from app.config import ConfigError, Settings
 from app.domain.catalogue import Provider
+from app.kept import KeptAnswers
 from app.providers.base import ErrorKind
 from app.sandbox.cloud import SandboxCloud, sandbox_for
 from app.services import availability_cache, backorders, ordering
@@ -128,7 +129,7 @@ def test_errors_are_not_kept(tenant, plan, sandbox, clock):
 
 
 def test_the_cache_is_bounded_and_forgets_the_least_recently_used():
-    answers = availability_cache._Answers(max_entries=2)
+    answers = KeptAnswers(max_entries=2)
     moment, ttl = datetime(2026, 3, 15, tzinfo=UTC), timedelta(seconds=30)
     answers.put("a", moment, 1)
     answers.put("b", moment, 2)
@@ -140,7 +141,7 @@ def test_the_cache_is_bounded_and_forgets_the_least_recently_used():
 
 
 def test_the_cache_takes_many_threads_at_once():
-    answers = availability_cache._Answers(max_entries=50)
+    answers = KeptAnswers(max_entries=50)
     moment, ttl = datetime(2026, 3, 15, tzinfo=UTC), timedelta(seconds=30)
     errors: list[BaseException] = []
 

@@ -49,7 +49,7 @@ def test_many_unknown_hosts_do_not_grow_the_cache_without_bound():
     looked_up = []
     for index in range(10):
         cache.get(f"host-{index}.example", lambda host: looked_up.append(host))  # type: ignore[func-returns-value]
-    assert len(cache._entries) <= 3 and len(looked_up) == 10
+    assert len(cache) <= 3 and len(looked_up) == 10
 
 
 def test_an_entry_is_kept_for_its_time_only(monkeypatch):
