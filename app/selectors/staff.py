@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import false, func, or_, select
+from sqlalchemy import Row, false, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.domain.catalogue import Interval
-from app.domain.subscriptions import Milestone, SubscriptionStatus, next_milestone
+from app.domain.subscriptions import Milestone, SubscriptionStatus
 from app.extensions import db
 from app.models import Plan, Subscription, TenantLike, User
 from app.selectors.customers import _like
 from app.selectors.paging import Page, one_page_and_a_peek, page_number
-from app.selectors.subscriptions import SERVERS, SERVERS_READY
+from app.selectors.subscriptions import MILESTONE_COLUMNS, SERVERS, SERVERS_READY, milestone_of
 
 # `#1234` looks a subscription up by its id; a number past the id columns (PostgreSQL `integer`) matches none.
 _BY_ID = re.compile(r"#\s*(\d{1,12})")
@@ -52,10 +53,9 @@ def find_subscriptions(tenant: TenantLike, *, status: SubscriptionStatus | None 
     """
     page = page_number(page)
     statement = (
-        select(Subscription.id, User.name, User.email, Plan.name, Subscription.status, Subscription.price_minor,
-               Subscription.currency, Subscription.interval, Subscription.quantity, Subscription.current_period_end,
-               Subscription.effective_at, Subscription.canceled_at, Subscription.auto_renew,
-               Subscription.servers_delete_at, Subscription.purged_at, SERVERS_READY, SERVERS)
+        select(Subscription.id, User.name.label("customer_name"), User.email.label("customer_email"),
+               Plan.name.label("plan_name"), Subscription.currency, Subscription.interval, Subscription.quantity,
+               SERVERS_READY.label("servers_ready"), SERVERS.label("servers_total"), *MILESTONE_COLUMNS)
         .join(User, User.id == Subscription.user_id)
         .join(Plan, Plan.id == Subscription.plan_id)
         .where(Subscription.tenant_id == tenant.id)
@@ -80,14 +80,10 @@ def _matching(query: str) -> list[object]:
     return [or_(func.lower(User.name).like(pattern, escape="\\"), User.email.like(pattern, escape="\\"))]
 
 
-def _row(row: tuple) -> SubscriptionRow:  # type: ignore[type-arg]
-    (subscription_id, name, email, plan_name, status, price_minor, currency, interval, quantity, period_end,
-     effective_at, canceled_at, auto_renew, servers_delete_at, purged_at, ready, total) = row
-    milestone = next_milestone(status, period_end=period_end, effective_at=effective_at, canceled_at=canceled_at,
-                               auto_renew=auto_renew, free=price_minor == 0, servers_delete_at=servers_delete_at,
-                               purged=purged_at is not None)
-    return SubscriptionRow(subscription_id, name, email, plan_name, status, price_minor, currency, interval,
-                           quantity, ready, total, milestone)
+def _row(row: Row[Any]) -> SubscriptionRow:
+    return SubscriptionRow(row.id, row.customer_name, row.customer_email, row.plan_name, row.status, row.price_minor,
+                           row.currency, row.interval, row.quantity, row.servers_ready, row.servers_total,
+                           milestone_of(row))
 
 
 def subscription_for_staff(tenant: TenantLike, subscription_id: int) -> Subscription | None:

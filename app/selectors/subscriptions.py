@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy import Row, and_, bindparam, func, or_, select
 from sqlalchemy.orm import contains_eager, joinedload, selectinload
 
 from app.domain.catalogue import Interval
@@ -14,7 +15,7 @@ from app.models import Backorder, Plan, Product, Subscription, SubscriptionEvent
 
 
 @dataclass(frozen=True, slots=True)
-class SubscriptionRow:
+class DashboardRow:
     """One line of the customer's dashboard: plain values, no entity behind it."""
 
     id: int
@@ -35,27 +36,34 @@ SERVERS = (select(func.count()).where(SubscriptionItem.subscription_id == Subscr
 SERVERS_READY = (select(func.count()).where(SubscriptionItem.subscription_id == Subscription.id,
                                             SubscriptionItem.status == ItemStatus.ACTIVE)
                  .correlate(Subscription).scalar_subquery())
+# What a list selects of each subscription to show its next milestone (`milestone_of`).
+MILESTONE_COLUMNS = (Subscription.status, Subscription.price_minor, Subscription.auto_renew,
+                     Subscription.current_period_end, Subscription.effective_at, Subscription.canceled_at,
+                     Subscription.servers_delete_at, Subscription.purged_at)
+
+
+def milestone_of(row: Row[Any]) -> Milestone:
+    """The next date that matters, for a row that selected MILESTONE_COLUMNS (as Subscription.milestone_as)."""
+    return next_milestone(row.status, period_end=row.current_period_end, effective_at=row.effective_at,
+                          canceled_at=row.canceled_at, auto_renew=row.auto_renew, free=row.price_minor == 0,
+                          servers_delete_at=row.servers_delete_at, purged=row.purged_at is not None)
+
+
 _DASHBOARD = (
-    select(Subscription.id, Subscription.status, Plan.name, Product.name, SERVERS, SERVERS_READY,
-           Subscription.price_minor,
-           Subscription.currency, Subscription.interval, Subscription.auto_renew, Subscription.current_period_end,
-           Subscription.effective_at, Subscription.canceled_at, Subscription.servers_delete_at,
-           Subscription.purged_at)
+    select(Subscription.id, Plan.name.label("plan_name"), Product.name.label("product_name"),
+           SERVERS.label("servers"), SERVERS_READY.label("ready"), Subscription.currency, Subscription.interval,
+           *MILESTONE_COLUMNS)
     .join(Plan, Plan.id == Subscription.plan_id).join(Product, Product.id == Plan.product_id)
     .where(Subscription.tenant_id == bindparam("tenant_id"), Subscription.user_id == bindparam("user_id"))
     .order_by(Subscription.created_at.desc(), Subscription.id.desc())
 )
 
 
-def dashboard_rows(tenant: TenantLike, customer: User) -> list[SubscriptionRow]:
+def dashboard_rows(tenant: TenantLike, customer: User) -> list[DashboardRow]:
     """The customer's subscriptions, newest first, as the dashboard lists them: one statement, plain rows."""
-    result = db.session.execute(_DASHBOARD, {"tenant_id": tenant.id, "user_id": customer.id})
-    return [SubscriptionRow(id_, status, plan, product, servers, ready, price, currency, interval,
-                            next_milestone(status, period_end=period_end, effective_at=effective_at,
-                                           canceled_at=canceled_at, auto_renew=auto_renew, free=price == 0,
-                                           servers_delete_at=delete_at, purged=purged_at is not None))
-            for (id_, status, plan, product, servers, ready, price, currency, interval, auto_renew, period_end,
-                 effective_at, canceled_at, delete_at, purged_at) in result]
+    return [DashboardRow(row.id, row.status, row.plan_name, row.product_name, row.servers, row.ready,
+                         row.price_minor, row.currency, row.interval, milestone_of(row))
+            for row in db.session.execute(_DASHBOARD, {"tenant_id": tenant.id, "user_id": customer.id})]
 
 
 def customer_subscriptions(tenant: TenantLike, customer: User) -> list[Subscription]:
