@@ -30,3 +30,10 @@ def password_problem(password: str) -> str | None:
     if len(password) > PASSWORD_MAX_LENGTH:
         return f"Use at most {PASSWORD_MAX_LENGTH} characters."
     return None
+
+
+class TokenPurpose(StrEnum):
+    """What a link sent by email lets its holder do, once."""
+
+    RESET_PASSWORD = "reset_password"  # noqa: S105 (a purpose, not a password)
+    VERIFY_EMAIL = "verify_email"  # confirm the address given at registration, or a new one (email change)

@@ -132,6 +132,8 @@ class SubscriptionItem(Timestamps, db.Model):
     __table_args__ = (
         Index("ix_subscription_items_provider_server", "provider", "server_id"),
         Index("ix_subscription_items_tenant_status", "tenant_id", "status"),
+        # Server names are unique within the tenant's domain while the server exists (cleared at purge).
+        Index("uq_subscription_items_tenant_hostname", "tenant_id", "hostname", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -149,6 +151,9 @@ class SubscriptionItem(Timestamps, db.Model):
     ipv4: Mapped[str | None] = mapped_column(String(45))
     ipv6: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # A Hetzner server made without an SSH key gets a root password: kept encrypted (app/services/secrets.py)
+    # until its customer has seen it once, then cleared.
+    root_password_sealed: Mapped[str | None] = mapped_column(Text)
     ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # delivered: the server came up
     shutdown_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a graceful shutdown was asked for
     powered_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # off, awaiting deletion

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.domain.accounts import Role
+from app.domain.accounts import Role, TokenPurpose
 from app.extensions import db
 from app.models.base import Timestamps, UTCDateTime, enum_type
 from app.models.tenant import Tenant
@@ -29,6 +29,14 @@ class User(Timestamps, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(enum_type(Role, "role"), default=Role.CUSTOMER)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # None until the address is confirmed through the link sent to it (registration).
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The optional notifications (app/domain/notifications.py) this user turned off, by event name.
+    email_opt_outs: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    # Account deletion: when the customer deleted it, when its personal data is purged, and when it was.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    purge_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     tenant: Mapped[Tenant] = relationship()
     profile: Mapped[CustomerProfile | None] = relationship(back_populates="user", uselist=False,
@@ -96,3 +104,23 @@ class CustomerProfile(Timestamps, db.Model):
     @property
     def is_complete(self) -> bool:
         return all((self.full_name, self.billing_email, self.address, self.city, self.country))
+
+
+class AccountToken(db.Model):
+    """A single-use link sent by email: reset a password, or confirm an address. Only its hash is kept; it
+    works for its user in its tenant, until it expires or is used."""
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (Index("ix_account_tokens_user_purpose", "user_id", "purpose"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[TokenPurpose] = mapped_column(enum_type(TokenPurpose, "token_purpose"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the secret in the link
+    new_email: Mapped[str | None] = mapped_column(String(254))  # VERIFY_EMAIL for an email change
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
