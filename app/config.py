@@ -121,6 +121,7 @@ class Settings:
     availability_cache_seconds: float
     tenant_cache_seconds: float
     extra_hosts: frozenset[str]
+    mail: dict[str, object]
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str], instance_path: str) -> Settings:
@@ -148,6 +149,7 @@ class Settings:
             availability_cache_seconds=_cache_seconds(environ, "AVAILABILITY_CACHE_SECONDS", default=30),
             tenant_cache_seconds=_cache_seconds(environ, "TENANT_CACHE_SECONDS", default=30),
             extra_hosts=_hosts(environ.get("EXTRA_HOSTS", "")),
+            mail=mail_settings(environ, env, instance_path),
         )
 
     def as_flask_config(self, instance_path: str) -> dict[str, object]:
@@ -191,8 +193,46 @@ class Settings:
             "AVAILABILITY_CACHE_SECONDS": self.availability_cache_seconds,
             "TENANT_CACHE_SECONDS": self.tenant_cache_seconds,
             "EXTRA_HOSTS": self.extra_hosts,
+            **self.mail,
             **self.clouds,
         }
+
+
+MAIL_BACKENDS = ("smtp", "file", "locmem", "console")
+
+
+def mail_settings(environ: os._Environ[str] | dict[str, str], env: str, instance_path: str) -> dict[str, object]:
+    """How email leaves (flask-mailman's settings): SMTP in production, a local outbox folder in development,
+    kept in memory in tests."""
+    default_backend = {"production": "smtp", "development": "file", "testing": "locmem"}[env]
+    backend = (environ.get("MAIL_BACKEND") or default_backend).strip().lower()
+    if backend not in MAIL_BACKENDS:
+        raise ConfigError(f"MAIL_BACKEND must be one of {', '.join(MAIL_BACKENDS)}, not {backend!r}.")
+    use_tls, use_ssl = _bool(environ.get("MAIL_USE_TLS"), True), _bool(environ.get("MAIL_USE_SSL"), False)
+    if use_tls and use_ssl:
+        raise ConfigError("Set MAIL_USE_TLS (STARTTLS, usually port 587) or MAIL_USE_SSL (port 465), not both.")
+    port = environ.get("MAIL_PORT") or ("465" if use_ssl else "587")
+    try:
+        retention = int(environ.get("EMAIL_BODY_RETENTION_DAYS") or "30")
+        port_number = int(port)
+    except ValueError:
+        raise ConfigError("MAIL_PORT and EMAIL_BODY_RETENTION_DAYS must be whole numbers.") from None
+    return {
+        "MAIL_BACKEND": backend,
+        "MAIL_SERVER": environ.get("MAIL_SERVER") or "localhost",
+        "MAIL_PORT": port_number,
+        "MAIL_USE_TLS": use_tls,
+        "MAIL_USE_SSL": use_ssl,
+        "MAIL_USERNAME": environ.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": environ.get("MAIL_PASSWORD") or None,
+        "MAIL_TIMEOUT": 20,
+        "MAIL_DEFAULT_SENDER": environ.get("MAIL_DEFAULT_SENDER") or "noreply@localhost",
+        "MAIL_FILE_PATH": environ.get("MAIL_FILE_PATH") or os.path.join(instance_path, "outbox"),
+        "EMAIL_BODY_RETENTION_DAYS": retention,
+        # Links in emails sent by the worker (no request to take the host from) go to the tenant's first host,
+        # on this port when it is not the scheme's own (`flask up` sets it to the port it serves on).
+        "PUBLIC_PORT": int(environ["PUBLIC_PORT"]) if (environ.get("PUBLIC_PORT") or "").isdigit() else None,
+    }
 
 
 def engine_options(url: str) -> dict[str, object]:

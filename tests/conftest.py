@@ -46,6 +46,7 @@ def config_for_tests(database_url: str, instance_path: str) -> dict[str, object]
         "ARGON2_PARAMETERS": FAST_ARGON2,
         "RATELIMIT_STORAGE_URI": "memory://",
         "DEFAULT_TENANT": "default",
+        "MAIL_BACKEND": "locmem",  # sent emails land in app.extensions["mailman"].outbox (the `outbox` fixture)
         "SANDBOX_IN_PROCESS": True,  # the fast in-process cloud; tests/integration drive the fake APIs
     }
 
@@ -99,6 +100,7 @@ def _transaction(request: pytest.FixtureRequest) -> Iterator[None]:
         db.session.remove()
         db.session.session_factory.kw["join_transaction_mode"] = "create_savepoint"
         limiter.reset()
+        app.extensions["mailman"].outbox = []
         reset_sandboxes()
         huey.storage.flush_schedule()
         try:

@@ -18,6 +18,9 @@ class Tenant(Timestamps, db.Model):
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     retention_days: Mapped[int] = mapped_column(default=7)
+    # Emails go out in the tenant's name: "Name <address>"; unset, the tenant's name and MAIL_DEFAULT_SENDER.
+    email_sender_name: Mapped[str | None] = mapped_column(String(100))
+    email_sender_address: Mapped[str | None] = mapped_column(String(254))
 
     hosts: Mapped[list[TenantHost]] = relationship(
         back_populates="tenant", cascade="all, delete-orphan", order_by="TenantHost.hostname"

@@ -24,6 +24,7 @@ class Job(StrEnum):
     DECOMMISSION_ITEM = "decommission_item"  # shut a canceled subscription's server down, or delete it
     POWER_OFF_ITEM = "power_off_item"  # suspended
     POWER_ON_ITEM = "power_on_item"  # reinstated
+    SEND_EMAIL = "send_email"  # one logged email (app/services/notifications.py)
 
 
 _PENDING = "work_after_commit"

@@ -6,7 +6,7 @@ import signal
 
 from huey.consumer import Consumer
 
-from app.tasks import huey, jobs  # noqa: F401  (importing jobs registers the tasks)
+from app.tasks import email, huey, jobs  # noqa: F401  (importing them registers the tasks)
 
 
 def consumer(workers: int) -> Consumer:

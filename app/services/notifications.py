@@ -1,0 +1,175 @@
+"""Emails to customers: recorded in the email log with the change they tell about, sent after it commits.
+
+`notify(Event.X, user=...)` renders `templates/emails/<event>.txt` and `.html` (sharing `emails/_layout.*`)
+in the tenant's name and adds the message to the caller's transaction: the email exists exactly when the
+change does. Once that commits, the queue sends it (`deliver`), retrying with backoff; a send that keeps
+failing is marked failed in the log and never undoes the change. Kinds a customer turned off are logged as
+skipped and not sent (`app/domain/notifications.py` decides which may be turned off).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from email.utils import formataddr
+from typing import Any
+
+from flask import current_app, g, has_request_context, request
+from flask_mailman import EmailMultiAlternatives
+from sqlalchemy import select, update
+
+from app.clock import now
+from app.domain.notifications import MAX_SEND_ATTEMPTS, EmailStatus, Event, send_retry_delay, wants
+from app.extensions import db, mail
+from app.models import EmailMessage, Subscription, Tenant, TenantHost, TenantLike, User
+from app.services.work import Job, later
+
+log = logging.getLogger(__name__)
+
+SEND_LEASE = timedelta(minutes=10)  # a worker that claimed a message and died: another sends it after this
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def notify(event: Event, *, user: User, subscription: Subscription | None = None, to: str | None = None,
+           **context: Any) -> EmailMessage:
+    """Record `event`'s email to `user` (or to the address `to`, e.g. a new address to confirm) in the current
+    transaction; it is queued for sending when that commits. `context` goes to the templates."""
+    tenant = db.session.get(Tenant, user.tenant_id)
+    assert tenant is not None
+    sent = wants(event, user.email_opt_outs or []) and user.purged_at is None
+    rendered = render(event, tenant=tenant, user=user, subscription=subscription, **context)
+    moment = now()
+    message = EmailMessage(
+        tenant_id=tenant.id, user_id=user.id, subscription_id=subscription.id if subscription else None,
+        event=event.value, to_address=to or user.email, from_address=sender(tenant), subject=rendered.subject,
+        text_body=rendered.text, html_body=rendered.html, created_at=moment,
+        status=EmailStatus.QUEUED if sent else EmailStatus.SKIPPED, next_attempt_at=moment if sent else None,
+    )
+    db.session.add(message)
+    if sent:
+        db.session.flush()  # its id, for the queue
+        later(Job.SEND_EMAIL, message.id)
+    return message
+
+
+def sender(tenant: Tenant) -> str:
+    """`Tenant name <address>`: the tenant's own sender if set, else the portal's default address."""
+    address = tenant.email_sender_address or current_app.config["MAIL_DEFAULT_SENDER"]
+    return formataddr((tenant.email_sender_name or tenant.name, address))
+
+
+def render(event: Event, *, tenant: Tenant, user: User, subscription: Subscription | None = None,
+           **context: Any) -> Rendered:
+    """The subject (set in the text template), the text and the HTML of `event`'s email."""
+    values = {"event": event, "tenant": tenant, "user": user, "subscription": subscription,
+              "link": Links(tenant), **context}
+    env = current_app.jinja_env
+    text = env.get_template(f"emails/{event.value}.txt").make_module(values)
+    html = env.get_template(f"emails/{event.value}.html").render(values)
+    subject = " ".join(str(getattr(text, "subject", "")).split()) or event.spec.label
+    return Rendered(subject=subject[:255], text=str(text).strip() + "\n", html=html)
+
+
+class Links:
+    """Absolute links into the tenant's portal, for templates: `link("subscriptions.detail", id=3)`.
+
+    In a request of that tenant, on the host the request came to; otherwise (the worker) on the tenant's
+    first host, with the configured scheme and `PUBLIC_PORT`."""
+
+    def __init__(self, tenant: TenantLike) -> None:
+        self.tenant = tenant
+        self._host: str | None = None
+
+    def __call__(self, endpoint: str, **values: Any) -> str:
+        scheme, host = self._where()
+        adapter = current_app.url_map.bind(host, url_scheme=scheme)
+        return adapter.build(endpoint, values, force_external=True)
+
+    def _where(self) -> tuple[str, str]:
+        if has_request_context() and getattr(g.get("tenant"), "id", None) == self.tenant.id:
+            return request.scheme, request.host
+        if self._host is None:
+            name = db.session.scalar(select(TenantHost.hostname).where(TenantHost.tenant_id == self.tenant.id)
+                                     .order_by(TenantHost.id).limit(1)) or "localhost"
+            port = current_app.config.get("PUBLIC_PORT")
+            self._host = f"{name}:{port}" if port else name
+        return current_app.config["PREFERRED_URL_SCHEME"], self._host
+
+
+def deliver(message_id: int) -> int | None:
+    """Send one queued email. Returns the seconds to wait before trying again, or None when settled (sent,
+    failed for good, or not this worker's to send)."""
+    moment = now()
+    claimed = db.session.execute(  # one sender at a time: the claim is a lease, taken by a conditional update
+        update(EmailMessage)
+        .where(EmailMessage.id == message_id, EmailMessage.status == EmailStatus.QUEUED,
+               EmailMessage.next_attempt_at <= moment)
+        .values(next_attempt_at=moment + SEND_LEASE, attempts=EmailMessage.attempts + 1)
+    ).rowcount
+    db.session.commit()
+    if not claimed:
+        return None
+    message = db.session.get(EmailMessage, message_id)
+    assert message is not None
+    try:
+        _send(message)
+    except Exception as error:  # SMTP refusals, timeouts, resets, a full disk: all retried the same way
+        return _failed(message, error)
+    message.status, message.sent_at, message.next_attempt_at, message.last_error = (
+        EmailStatus.SENT, now(), None, None)
+    db.session.commit()
+    log.info("email sent", extra={"email_id": message.id, "event": message.event})
+    return None
+
+
+def _send(message: EmailMessage) -> None:
+    email = EmailMultiAlternatives(message.subject, message.text_body or "", message.from_address,
+                                   [message.to_address], connection=mail.get_connection(),
+                                   headers={"X-Portal-Email-Id": str(message.id)})
+    if message.html_body:
+        email.attach_alternative(message.html_body, "text/html")
+    email.send()
+
+
+def _failed(message: EmailMessage, error: Exception) -> int | None:
+    message.last_error = f"{type(error).__name__}: {error}"[:2000]
+    if message.attempts >= MAX_SEND_ATTEMPTS:
+        message.status, message.failed_at, message.next_attempt_at = EmailStatus.FAILED, now(), None
+        delay = None
+        log.warning("email failed for good after %s attempts: %s", message.attempts, message.last_error,
+                    extra={"email_id": message.id})
+    else:
+        delay = send_retry_delay(message.attempts)
+        message.next_attempt_at = now() + timedelta(seconds=delay)
+        log.info("email not sent, tried again in %ss: %s", delay, message.last_error,
+                 extra={"email_id": message.id})
+    db.session.commit()
+    return delay
+
+
+def due(limit: int = 500) -> list[int]:
+    """Queued emails whose time has come and that no worker holds: those the queue lost (a worker that died,
+    a queue emptied); the periodic job hands them to the queue again."""
+    return list(db.session.scalars(
+        select(EmailMessage.id).where(EmailMessage.status == EmailStatus.QUEUED,
+                                      EmailMessage.next_attempt_at <= now())
+        .order_by(EmailMessage.next_attempt_at).limit(limit)))
+
+
+def forget_old_bodies(retention_days: int) -> int:
+    """Clear the bodies of emails older than `retention_days`; the rest of the log stays."""
+    moment = now()
+    result = db.session.execute(
+        update(EmailMessage)
+        .where(EmailMessage.created_at < moment - timedelta(days=retention_days),
+               EmailMessage.body_purged_at.is_(None))
+        .values(text_body=None, html_body=None, body_purged_at=moment))
+    db.session.commit()
+    return result.rowcount
