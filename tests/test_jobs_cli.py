@@ -22,7 +22,7 @@ from app.tasks.schedule import JOBS
 from tests import factories
 from tests.services.conftest import boot, complete_profile, place
 
-EVERY_MINUTE = {"expiry", "renewal", "grace-end", "backorders", "stuck-provisioning", "impersonations"}
+EVERY_MINUTE = {"expiry", "renewal", "grace-end", "backorders", "stuck-provisioning", "impersonations", "emails"}
 UTC_TIME = "%Y-%m-%d %H:%M:%S UTC"
 
 

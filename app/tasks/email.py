@@ -31,7 +31,7 @@ def send_lost_emails() -> str:
     return counted(len(lost), "queued email handed to the queue again", "queued emails handed to the queue again")
 
 
-@periodic("email-bodies", hourly(17), "Forget the bodies of logged emails past EMAIL_BODY_RETENTION_DAYS")
+@periodic("email-bodies", hourly(), "Forget the bodies of logged emails past EMAIL_BODY_RETENTION_DAYS")
 def forget_email_bodies() -> str:
     from flask import current_app
 

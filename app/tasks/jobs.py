@@ -130,3 +130,6 @@ def reconcile_clouds() -> str:
     if unreachable:  # recorded as a failure, after the others were reconciled
         raise RuntimeError(f"{summary}; not reconciled: {'; '.join(unreachable)}")
     return summary
+
+
+from app.tasks import email  # noqa: E402, F401  (its task and periodic jobs join the registry with these)
