@@ -44,14 +44,21 @@ def notify(event: Event, *, user: User, subscription: Subscription | None = None
     tenant = db.session.get(Tenant, user.tenant_id)
     assert tenant is not None
     sent = wants(event, user.email_opt_outs or []) and user.purged_at is None
-    rendered = render(event, tenant=tenant, user=user, subscription=subscription, **context)
     moment = now()
     message = EmailMessage(
         tenant_id=tenant.id, user_id=user.id, subscription_id=subscription.id if subscription else None,
-        event=event.value, to_address=to or user.email, from_address=sender(tenant), subject=rendered.subject,
-        text_body=rendered.text, html_body=rendered.html, created_at=moment,
+        event=event.value, to_address=to or user.email, from_address=sender(tenant), created_at=moment,
         status=EmailStatus.QUEUED if sent else EmailStatus.SKIPPED, next_attempt_at=moment if sent else None,
     )
+    try:
+        rendered = render(event, tenant=tenant, user=user, subscription=subscription, **context)
+    except Exception as error:  # a template's bug must not undo the change it tells about: logged as failed
+        log.exception("email %s could not be rendered", event.value)
+        message.subject, message.status, message.next_attempt_at = event.spec.label, EmailStatus.FAILED, None
+        message.failed_at, message.last_error = moment, f"Not rendered: {type(error).__name__}: {error}"[:2000]
+        db.session.add(message)
+        return message
+    message.subject, message.text_body, message.html_body = rendered.subject, rendered.text, rendered.html
     db.session.add(message)
     if sent:
         db.session.flush()  # its id, for the queue
