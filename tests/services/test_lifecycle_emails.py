@@ -178,3 +178,13 @@ def test_an_email_that_cannot_be_rendered_is_logged_as_failed_and_the_change_sta
     assert message.status is EmailStatus.FAILED and message.subject == "Cancellation scheduled"
     assert message.last_error == "Not rendered: RuntimeError: a template bug" and message.text_body is None
     assert outbox(app) == []
+
+
+def test_links_in_an_email_a_job_sends_go_to_the_tenants_host_on_the_public_port(app, tenant, customer,
+                                                                                   active_subscription, clock,
+                                                                                   monkeypatch):
+    monkeypatch.setitem(app.config, "PUBLIC_PORT", 5123)  # what `flask up --port 5123` sets
+    subscriptions.cancel(tenant=tenant, actor=Actor(customer), subscription_id=active_subscription.id)
+    clock.set(reloaded(active_subscription).effective_at)
+    subscriptions.expire_due_cancellations()
+    assert f"http://localhost:5123/subscriptions/{active_subscription.id}" in outbox(app)[-1].body
