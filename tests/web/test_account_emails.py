@@ -185,3 +185,29 @@ def test_support_acting_for_the_customer_sees_the_choices_but_cannot_change_them
     assert response.status_code == 403
     assert "email choices can only be changed by the customer" in response.get_data(as_text=True)
     assert reloaded(acting).email_opt_outs == []
+
+
+# --- a mail server that is down ---------------------------------------------------------------------------------
+
+def test_a_cancel_with_the_mail_server_down_is_kept_and_its_email_waits_for_a_retry(app, client, tenant, logged_in,
+                                                                                     monkeypatch):
+    import smtplib
+
+    from flask_mailman.backends.locmem import EmailBackend
+
+    from app.domain.subscriptions import SubscriptionStatus
+    from app.models import Subscription
+
+    def refuse(self, messages):  # type: ignore[no-untyped-def]
+        raise smtplib.SMTPConnectError(421, "Service not available")
+
+    monkeypatch.setattr(EmailBackend, "send_messages", refuse)
+    subscription = factories.subscription(tenant, logged_in, factories.plan(tenant, name="Cloud S"))
+    response = post_form(client, f"/subscriptions/{subscription.id}/cancel",
+                         {"version": str(subscription.version), "reason": ""})
+    assert response.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Subscription, subscription.id).status is SubscriptionStatus.PENDING_CANCEL
+    page = client.get("/account/emails").get_data(as_text=True)
+    assert "Your Cloud S subscription ends on" in page and ">Retrying</span>" in page
+    assert app.extensions["mailman"].outbox == []
