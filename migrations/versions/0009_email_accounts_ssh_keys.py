@@ -1,4 +1,4 @@
-"""Email log, account links, SSH keys, account deletion, server names unique per tenant, sealed root passwords
+"""Email log, tenants' sender, account links, SSH keys, account deletion, server names unique per tenant, sealed root passwords
 
 Revision ID: 0009
 Revises: 0008
@@ -88,6 +88,10 @@ def upgrade():
         batch_op.add_column(sa.Column('root_password_sealed', sa.Text(), nullable=True))
         batch_op.create_index('uq_subscription_items_tenant_hostname', ['tenant_id', 'hostname'], unique=True)
 
+    with op.batch_alter_table('tenants', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('email_sender_name', sa.String(length=100), nullable=True))
+        batch_op.add_column(sa.Column('email_sender_address', sa.String(length=254), nullable=True))
+
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('email_verified_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('email_opt_outs', sa.JSON(), server_default='[]', nullable=False))
@@ -111,3 +115,5 @@ def downgrade():
     op.drop_table('email_messages')
     op.drop_table('ssh_keys')
     op.drop_table('account_tokens')
+    op.drop_column('tenants', 'email_sender_address')
+    op.drop_column('tenants', 'email_sender_name')
