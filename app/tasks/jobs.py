@@ -9,7 +9,8 @@ import logging
 
 from app.services.work import Job
 from app.tasks import app_context, huey
-from app.tasks.schedule import counted, every_minute, every_minutes, periodic
+from app.tasks.email import send_email
+from app.tasks.schedule import counted, every_minute, every_minutes, hourly, periodic
 
 log = logging.getLogger(__name__)
 
@@ -130,3 +131,32 @@ def reconcile_clouds() -> str:
     if unreachable:  # recorded as a failure, after the others were reconciled
         raise RuntimeError(f"{summary}; not reconciled: {'; '.join(unreachable)}")
     return summary
+
+
+@periodic("emails", every_minute(), "Send the queued emails the queue lost (a worker that died mid-send)")
+def send_lost_emails() -> str:
+    from app.services import notifications
+
+    lost = notifications.due()
+    for message_id in lost:
+        send_email(message_id)
+    return counted(len(lost), "queued email handed to the queue again", "queued emails handed to the queue again")
+
+
+@periodic("email-bodies", hourly(), "Forget the bodies of logged emails past EMAIL_BODY_RETENTION_DAYS")
+def forget_email_bodies() -> str:
+    from flask import current_app
+
+    from app.services import notifications
+
+    return counted(notifications.forget_old_bodies(current_app.config["EMAIL_BODY_RETENTION_DAYS"]),
+                   "email body forgotten", "email bodies forgotten")
+
+
+@periodic("deletion-ahead", hourly(),
+          "Tell the owners of canceled subscriptions whose servers are deleted within 3 days (once each)")
+def warn_of_deletions() -> str:
+    from app.services import decommissioning
+
+    return counted(decommissioning.warn_of_deletions(), "owner told of a deletion ahead",
+                   "owners told of a deletion ahead")
