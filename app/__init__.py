@@ -108,6 +108,7 @@ def configure_blueprints(app: Flask) -> None:
     from app.blueprints.auth import bp as auth_bp
     from app.blueprints.catalogue import bp as catalogue_bp
     from app.blueprints.orders import bp as orders_bp
+    from app.blueprints.outbox import bp as outbox_bp
     from app.blueprints.subscriptions import bp as subscriptions_bp
     from app.blueprints.support import bp as support_bp
 
@@ -118,6 +119,7 @@ def configure_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(support_bp, url_prefix="/support")
     app.register_blueprint(account_bp, url_prefix="/account")
+    app.register_blueprint(outbox_bp)  # answers 404 in production
 
 
 def configure_cli(app: Flask) -> None:

@@ -60,6 +60,8 @@ def up_command(host: str, port: int, demo: bool, log_requests: str) -> None:
                    else "Demo data already loaded.")
     from app.tasks.worker import start_beside_web_server
 
+    if not current_app.config.get("PUBLIC_PORT"):  # links in emails the worker sends point at this portal
+        current_app.config["PUBLIC_PORT"] = port
     clouds = _sandbox_clouds(quiet=log_requests == "quiet")
     worker = start_beside_web_server(workers=2)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop as on Ctrl+C: the worker, the clouds, their file

@@ -94,3 +94,43 @@ def send_retry_delay(attempt: int) -> int:
 def wants(event: Event, opted_out: frozenset[str] | set[str] | list[str]) -> bool:
     """Whether a customer who turned off `opted_out` gets `event`: the required ones always go."""
     return not event.optional or event.value not in opted_out
+
+
+WHY_ALWAYS_SENT: dict[Category, str] = {
+    Category.MONEY: "It is about money you owe or were charged.",
+    Category.SECURITY: "It is about the security of your account.",
+    Category.DELETION: "It is about servers or data being deleted.",
+    Category.SERVICE: "It is about your service.",
+}
+"""Why a required email cannot be turned off, as the Notifications page says it."""
+
+
+def event_label(value: str) -> str:
+    """What the email log calls a logged event (also one this version no longer sends)."""
+    try:
+        return Event(value).spec.label
+    except ValueError:
+        return value.replace("_", " ").capitalize()
+
+
+def status_label(status: EmailStatus, attempts: int) -> str:
+    """A logged email's status in words: a queued one that was tried already is being retried."""
+    if status is EmailStatus.QUEUED:
+        return "Retrying" if attempts else "Queued"
+    if status is EmailStatus.SKIPPED:
+        return "Skipped: turned off"
+    return status.label
+
+
+def is_secret(value: str) -> bool:
+    """Whether a logged email's body may hold a secret (a link that resets a password or confirms an address):
+    shown to its owner only, never to support or to someone acting for them."""
+    try:
+        return Event(value).spec.category is Category.SECURITY
+    except ValueError:
+        return True
+
+
+def turned_off(wanted: set[str] | frozenset[str]) -> list[str]:
+    """The opt-outs of a customer who wants the optional events in `wanted`, in a stable order."""
+    return [event.value for event in OPTIONAL_EVENTS if event.value not in wanted]

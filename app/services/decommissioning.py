@@ -9,7 +9,10 @@ Each entry point is safe to run again at any moment, also after a worker died be
   shut down within SHUTDOWN_TIMEOUT, and then kept, off, until the retention period ends (`powered_off_at`).
   A server the cloud no longer knows ends the item.
 - `delete_due()`, the retention job, deletes the servers of every canceled subscription whose
-  `servers_delete_at` has passed and then purges its personal and provisioning data, exactly once.
+  `servers_delete_at` has passed and then purges its personal and provisioning data, exactly once, and tells
+  its owner (DELETION_DONE).
+- `warn_of_deletions()` emails the owner of each canceled subscription whose servers are deleted within
+  DELETION_WARNING, once per subscription (DELETION_AHEAD).
 - `stalled()`, the decommissioning sweeper, finds the items whose worker died between steps, to queue again.
 
 Writes lock the subscription row first, as every lifecycle change does, and read the item again.
@@ -20,20 +23,22 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.clock import now
 from app.domain.catalogue import Provider
+from app.domain.notifications import Event
 from app.domain.retry import MAX_ATTEMPTS, backoff_delay
 from app.domain.subscriptions import ITEM_TRANSITIONS, ItemStatus, SubscriptionStatus
 from app.extensions import db
-from app.models import Subscription, SubscriptionEvent, SubscriptionItem, Tenant, TenantLike
+from app.models import EmailMessage, Subscription, SubscriptionEvent, SubscriptionItem, Tenant, TenantLike
 from app.providers.base import CloudProvider, ErrorKind, PowerState, ProviderError
 from app.services import events, lifecycle
 from app.services.actors import Actor
 from app.services.clouds import provider_for
+from app.services.notifications import notify
 from app.services.provisioning import Next, delete_servers, delivered
 
 log = logging.getLogger(__name__)
@@ -44,6 +49,7 @@ POLL_SECONDS = 5.0
 SHUTDOWN_TIMEOUT = timedelta(minutes=2)  # from `shutdown_at`: then the power is cut
 GIVE_UP_AFTER = timedelta(minutes=15)  # from `shutdown_at`: stop polling; the sweeper starts over later
 STALLED_AFTER = timedelta(minutes=5)
+DELETION_WARNING = timedelta(days=3)  # how long before the deletion its owner is told (once)
 
 
 # --- advance: one item, step by step ------------------------------------------------------------------------
@@ -225,6 +231,8 @@ def _retire(subscription_id: int, failures: list[str] | None) -> int:
         return 0
     _purge(subscription)
     try:
+        if subscription.activated_at is not None:  # servers were delivered: tell their owner they are gone
+            notify(Event.DELETION_DONE, user=subscription.user, subscription=subscription)
         db.session.commit()
     except StaleDataError:  # changed under us (SQLite has no row locks): the next run sees it afresh
         db.session.rollback()
@@ -270,3 +278,42 @@ def _purge(subscription: Subscription) -> None:
     events.record(subscription, "purged", actor=RETENTION,
                   reason="The retention period ended: the servers were deleted and the subscription's personal "
                          "and provisioning data removed.")
+
+
+# --- warn_of_deletions: the owner is told ahead ---------------------------------------------------------------
+
+def warn_of_deletions(limit: int = 500) -> int:
+    """Email the owner of every canceled subscription whose kept servers are deleted within DELETION_WARNING,
+    exactly once per subscription, however often this runs and on however many workers: each subscription is
+    locked (others skip it) and checked again for the email in the email log, in the transaction that adds it.
+    Returns how many were told."""
+    ids = db.session.scalars(select(Subscription.id).where(*_to_warn()).order_by(Subscription.servers_delete_at)
+                             .limit(limit)).all()
+    db.session.rollback()  # end the read; each subscription gets a transaction of its own
+    return sum(_warn(subscription_id) for subscription_id in ids)
+
+
+def _to_warn() -> tuple[object, ...]:
+    moment = now()
+    warned = exists().where(  # by tenant and user first: the email log's index holds those
+        EmailMessage.tenant_id == Subscription.tenant_id, EmailMessage.user_id == Subscription.user_id,
+        EmailMessage.subscription_id == Subscription.id, EmailMessage.event == Event.DELETION_AHEAD.value)
+    kept = exists().where(SubscriptionItem.subscription_id == Subscription.id,
+                          SubscriptionItem.status == ItemStatus.DECOMMISSIONING)
+    return (Subscription.status == SubscriptionStatus.CANCELED, Subscription.servers_delete_at > moment,
+            Subscription.servers_delete_at <= moment + DELETION_WARNING, Subscription.purged_at.is_(None),
+            Subscription.activated_at.is_not(None), kept, ~warned)
+
+
+def _warn(subscription_id: int) -> int:
+    subscription = db.session.scalar(select(Subscription).where(Subscription.id == subscription_id, *_to_warn())
+                                     .with_for_update(skip_locked=True))
+    if subscription is None:  # told already, extended, purged, or another worker has it
+        db.session.rollback()
+        return 0
+    servers = [item.hostname or f"Server {item.id}" for item in subscription.items
+               if item.status is ItemStatus.DECOMMISSIONING]
+    notify(Event.DELETION_AHEAD, user=subscription.user, subscription=subscription, servers=servers,
+           delete_at=subscription.servers_delete_at)
+    db.session.commit()
+    return 1

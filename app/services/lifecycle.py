@@ -7,7 +7,9 @@ event (who, on whose behalf, why) and asks for the follow-up work, which runs af
 - cancellation effective: servers that were delivered are shut down (graceful, then powered off) and kept
   until `servers_delete_at` (the tenant's retention); servers never delivered are deleted at once;
 - suspended: servers powered off; reinstated: powered on again;
-- activated or renewed: the period's charge, once (a unique constraint per subscription, kind and period).
+- activated or renewed: the period's charge, once (a unique constraint per subscription, kind and period);
+- cancellation scheduled or effective, suspended, reinstated: the owner's email, logged in this transaction and
+  sent after it commits (`_tell_the_owner`), so each transition sends exactly one whoever applies it.
 
 Items and backorders move through `move_item` and `move_backorder`, which ask their transition tables.
 """
@@ -16,12 +18,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.clock import now
 from app.domain.billing import ChargeKind
+from app.domain.notifications import Event
 from app.domain.policy import Do
 from app.domain.pricing import period_end
 from app.domain.subscriptions import (
@@ -40,6 +44,7 @@ from app.models import Backorder, Charge, Subscription, SubscriptionItem, Tenant
 from app.services import events, work
 from app.services.actors import Actor
 from app.services.errors import Conflict, InvalidInput, NotFound
+from app.services.notifications import notify
 from app.services.work import Job
 
 log = logging.getLogger(__name__)
@@ -75,6 +80,9 @@ def change(*, tenant: TenantLike, actor: Actor, subscription_id: int, action: Ac
         if version is not None and subscription.version != version:
             raise Conflict(RELOAD)
         apply(subscription, action, actor=actor, reason=reason, grace_ends_at=grace_ends_at)
+    except StaleDataError:  # the email's flush met a concurrent writer (no row locks on SQLite)
+        db.session.rollback()
+        raise Conflict(RELOAD) from None
     except Exception:
         db.session.rollback()
         raise
@@ -110,6 +118,7 @@ def apply(subscription: Subscription, action: Action, *, actor: Actor, reason: s
                   to_status=transition.to_status, reason=reason[:500],
                   effective_at=transition.effective_at.isoformat() if transition.effective_at else None, **data)
     _SETTERS[transition.to_status](subscription, transition, moment)  # after: its item events follow this one
+    _tell_the_owner(subscription, transition, reason)
     log.info("subscription %s: %s %s -> %s", subscription.id, action.value, transition.from_status,
              transition.to_status)
     return transition
@@ -223,6 +232,27 @@ def _close_backorder(subscription: Subscription, status: BackorderStatus) -> Non
                                                           Backorder.status == BackorderStatus.WAITING))
     if backorder is not None:
         move_backorder(backorder, status)
+
+
+# --- the owner's email about the transition -----------------------------------------------------------------
+
+def _tell_the_owner(subscription: Subscription, transition: Transition, reason: str) -> None:
+    """The email of this transition, if it has one, in the transaction that applies it (sent after commit)."""
+    if not transition.changes_status:
+        return  # a renewal: the charge tells
+    target, send = transition.to_status, partial(notify, user=subscription.user, subscription=subscription,
+                                                 action=transition.action.value)
+    if target is SubscriptionStatus.PENDING_CANCEL:
+        send(Event.CANCELLATION_SCHEDULED, ends_at=transition.effective_at)
+    elif target is SubscriptionStatus.CANCELED:
+        kept = [item.hostname or f"Server {item.id}" for item in subscription.items
+                if item.status is ItemStatus.DECOMMISSIONING and (item.ready_at or subscription.activated_at)]
+        send(Event.CANCELLATION_EFFECTIVE, ended_at=subscription.canceled_at, kept=kept,
+             delete_at=subscription.servers_delete_at)
+    elif target is SubscriptionStatus.SUSPENDED:
+        send(Event.SUSPENDED, reason=reason, grace_ends_at=transition.effective_at)
+    elif transition.action is Action.REINSTATE:
+        send(Event.REINSTATED)
 
 
 # --- items and backorders -------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 in the tenant's name and adds the message to the caller's transaction: the email exists exactly when the
 change does. Once that commits, the queue sends it (`deliver`), retrying with backoff; a send that keeps
 failing is marked failed in the log and never undoes the change. Kinds a customer turned off are logged as
-skipped and not sent (`app/domain/notifications.py` decides which may be turned off).
+skipped and not sent (`app/domain/notifications.py` decides which may be turned off). A tenant admin may send a
+failed one again (`send_again`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from flask_mailman import EmailMultiAlternatives
 from sqlalchemy import select, update
 
 from app.clock import now
+from app.domain.accounts import Role
 from app.domain.notifications import MAX_SEND_ATTEMPTS, EmailStatus, Event, send_retry_delay, wants
 from app.extensions import db, mail
 from app.models import EmailMessage, Subscription, Tenant, TenantHost, TenantLike, User
+from app.services.actors import Actor
+from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.services.work import Job, later
 
 log = logging.getLogger(__name__)
@@ -44,14 +48,21 @@ def notify(event: Event, *, user: User, subscription: Subscription | None = None
     tenant = db.session.get(Tenant, user.tenant_id)
     assert tenant is not None
     sent = wants(event, user.email_opt_outs or []) and user.purged_at is None
-    rendered = render(event, tenant=tenant, user=user, subscription=subscription, **context)
     moment = now()
     message = EmailMessage(
         tenant_id=tenant.id, user_id=user.id, subscription_id=subscription.id if subscription else None,
-        event=event.value, to_address=to or user.email, from_address=sender(tenant), subject=rendered.subject,
-        text_body=rendered.text, html_body=rendered.html, created_at=moment,
+        event=event.value, to_address=to or user.email, from_address=sender(tenant), created_at=moment,
         status=EmailStatus.QUEUED if sent else EmailStatus.SKIPPED, next_attempt_at=moment if sent else None,
     )
+    try:
+        rendered = render(event, tenant=tenant, user=user, subscription=subscription, **context)
+    except Exception as error:  # a template's bug must not undo the change it tells about: logged as failed
+        log.exception("email %s could not be rendered", event.value)
+        message.subject, message.status, message.next_attempt_at = event.spec.label, EmailStatus.FAILED, None
+        message.failed_at, message.last_error = moment, f"Not rendered: {type(error).__name__}: {error}"[:2000]
+        db.session.add(message)
+        return message
+    message.subject, message.text_body, message.html_body = rendered.subject, rendered.text, rendered.html
     db.session.add(message)
     if sent:
         db.session.flush()  # its id, for the queue
@@ -152,6 +163,31 @@ def _failed(message: EmailMessage, error: Exception) -> int | None:
                  extra={"email_id": message.id})
     db.session.commit()
     return delay
+
+
+def send_again(*, tenant: TenantLike, actor: Actor, message_id: int) -> EmailMessage:
+    """Queue a failed email of `tenant` once more, from the tenant's current sender, with a fresh set of
+    attempts. Tenant admins only, as themselves; logged with who asked. The last error stays until it is sent."""
+    user = actor.user
+    if user is None or user.role is not Role.TENANT_ADMIN or user.tenant_id != tenant.id or actor.impersonator:
+        raise Forbidden("Only the tenant's admins can send an email again.")
+    message = db.session.scalar(select(EmailMessage).where(EmailMessage.id == message_id,
+                                                           EmailMessage.tenant_id == tenant.id).with_for_update())
+    if message is None:
+        raise NotFound("There is no such email.")
+    if message.status is not EmailStatus.FAILED:
+        raise Conflict(f"This email is {message.status.label.lower()}, not failed: there is nothing to send again.")
+    if message.body_purged_at is not None or message.text_body is None:
+        raise InvalidInput("The text of this email is no longer kept, so it cannot be sent again.")
+    row = db.session.get(Tenant, tenant.id)
+    assert row is not None
+    message.status, message.attempts, message.failed_at = EmailStatus.QUEUED, 0, None
+    message.next_attempt_at, message.from_address = now(), sender(row)
+    later(Job.SEND_EMAIL, message.id)
+    db.session.commit()
+    log.info("email %s queued again by user %s", message.id, user.id,
+             extra={"tenant_id": tenant.id, "email_id": message.id, "user_id": user.id})
+    return message
 
 
 def due(limit: int = 500) -> list[int]:

@@ -11,6 +11,7 @@ import logging
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.clock import now
 from app.domain.policy import Do
@@ -144,6 +145,9 @@ def _apply_one(subscription_id: int, action: Action, actor: Actor, event: str, r
     except ServiceError as error:  # no longer due: changed by someone else in the meantime
         db.session.rollback()
         log.info("subscription %s: %s skipped: %s", subscription_id, action.value, error.message)
+        return 0
+    except StaleDataError:  # changed under us before the commit (SQLite has no row locks): the next run sees it
+        db.session.rollback()
         return 0
     return 1
 

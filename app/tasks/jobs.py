@@ -151,3 +151,12 @@ def forget_email_bodies() -> str:
 
     return counted(notifications.forget_old_bodies(current_app.config["EMAIL_BODY_RETENTION_DAYS"]),
                    "email body forgotten", "email bodies forgotten")
+
+
+@periodic("deletion-ahead", hourly(),
+          "Tell the owners of canceled subscriptions whose servers are deleted within 3 days (once each)")
+def warn_of_deletions() -> str:
+    from app.services import decommissioning
+
+    return counted(decommissioning.warn_of_deletions(), "owner told of a deletion ahead",
+                   "owners told of a deletion ahead")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from flask import Flask
+from markupsafe import Markup, escape
 
 from app.domain.catalogue import Interval
 from app.domain.countries import country_name
@@ -67,7 +69,23 @@ def power_label(info: Any) -> str:
     return humanize(power)
 
 
+_URL = re.compile(r"https?://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]]")
+
+
+_LINK = Markup('<a href="{url}" rel="noopener noreferrer">{url}</a>')
+
+
+def linkify(text: str | None) -> Markup:
+    """Plain text, escaped, with its http(s) addresses as links (an email's text body)."""
+    text, parts, start = text or "", [], 0
+    for match in _URL.finditer(text):
+        parts += [escape(text[start:match.start()]), _LINK.format(url=match.group(0))]  # format escapes the url
+        start = match.end()
+    return Markup("").join([*parts, escape(text[start:])])
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_filter(linkify)
     app.add_template_filter(power_label)
     app.add_template_filter(country_name, "country")
     app.add_template_filter(status_label)

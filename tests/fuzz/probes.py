@@ -52,6 +52,8 @@ ORDER_CONFIG = ("serverType", "location", "image")
 QUERY_ARGS: dict[str, tuple[str, ...]] = {
     "support.index": ("q", "page"),
     "admin.audit": ("page",),
+    "admin.emails": ("page",),
+    "account.emails": ("page",),
     "auth.login": ("next",),
     "auth.register": ("next",),
     "account.profile": ("next",),
@@ -87,6 +89,8 @@ FORMS: dict[str, Callable[[World, dict[str, str]], dict[str, str | Value]]] = {
     "subscriptions.switch": lambda w, _: {"version": CURRENT_VERSION, "server_type": "cx22", "location": "fsn1"},
     "subscriptions.resume": lambda w, _: {"version": CURRENT_VERSION},
     "support.impersonate": lambda w, _: {"reason": "Ticket #4711: cannot order"},
+    "account.save_notifications": lambda w, _: {"wanted": "server_ready"},
+    "admin.set_sender": lambda w, _: {"name": "Nimbus Help", "address": "help@example.com"},
 }
 NO_FIELDS = ("extra",)  # forms without fields get hostile values in a field no view reads
 

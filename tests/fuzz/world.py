@@ -12,9 +12,19 @@ from datetime import timedelta
 from app.clock import FrozenClock, now
 from app.domain.accounts import Role
 from app.domain.catalogue import Interval
+from app.domain.notifications import EmailStatus
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
-from app.models import CustomerProfile, EndReason, Impersonation, Subscription, SubscriptionItem, Tenant, User
+from app.models import (
+    CustomerProfile,
+    EmailMessage,
+    EndReason,
+    Impersonation,
+    Subscription,
+    SubscriptionItem,
+    Tenant,
+    User,
+)
 from app.sandbox.cloud import sandbox_for
 from app.services import ordering
 from app.services.actors import Actor
@@ -57,7 +67,8 @@ def build(clock: FrozenClock) -> World:
         subscription_id=subscription.id, item_id=item_id, record_id=record.id,
         ids={"plan_id": (plan.id, their_plan.id), "subscription_id": (subscription.id, their_subscription.id),
              "item_id": (item_id, their_subscription.items[0].id), "customer_id": (customer.id, theirs.id),
-             "impersonation_id": (record.id, their_record.id)},
+             "impersonation_id": (record.id, their_record.id),
+             "email_id": (_email(customer).id, _email(theirs).id)},
     )
 
 
@@ -104,3 +115,15 @@ def _audit(tenant: Tenant, support: User, customer: User) -> Impersonation:
     db.session.add(record)
     db.session.commit()
     return record
+
+
+def _email(customer: User) -> EmailMessage:
+    """A failed email of the customer: one they read in their log, and an admin can send again."""
+    message = EmailMessage(tenant_id=customer.tenant_id, user_id=customer.id, event="suspended",
+                           to_address=customer.email, from_address="Fuzz <noreply@localhost>",
+                           subject="Your subscription is suspended", text_body="See http://localhost/x",
+                           html_body="<p>See</p>", status=EmailStatus.FAILED, attempts=5, created_at=now(),
+                           failed_at=now(), last_error="SMTPServerDisconnected")
+    db.session.add(message)
+    db.session.commit()
+    return message

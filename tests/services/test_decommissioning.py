@@ -377,7 +377,7 @@ def test_an_order_canceled_before_its_worker_ran_makes_no_server(tenant, custome
     with worker_down() as queue:
         subscription = place(tenant, customer, plan)
         cancel(tenant, customer, subscription)
-        assert queue.queue_size() == 1  # the provisioning, still queued
+        assert queue.queue_size() == 2  # the provisioning, still queued, and the email about the cancellation
     item = only_item(subscription)
     assert item.status is ItemStatus.DECOMMISSIONED
 

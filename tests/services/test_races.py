@@ -403,3 +403,33 @@ def test_cancel_racing_provisioning_leaves_no_running_server_and_no_charge_for_n
             assert item.status is ItemStatus.DECOMMISSIONING and item.ready_at is not None, results
             assert sandbox.server_count() == 1 and charges == 1
             assert sandbox.server_info(item.server_id).power.value == "off"
+
+
+# --- The deletion-ahead email, asked for by several workers at once ---------------------------------------------
+
+
+def test_workers_warning_of_a_deletion_at_once_send_one_email(race_app, world):
+    from app.models import EmailMessage
+    from app.services import decommissioning
+
+    with race_app.app_context():
+        start = now() - timedelta(days=5)
+        subscription = Subscription(
+            tenant_id=world.tenant_id, user_id=world.user_id, plan_id=world.plan_id,
+            status=SubscriptionStatus.CANCELED, quantity=1, price_minor=990, currency="EUR",
+            interval=Interval.MONTH, requested_config={}, activated_at=start, canceled_at=start,
+            effective_at=start, servers_delete_at=now() + timedelta(days=2))
+        db.session.add(subscription)
+        db.session.flush()
+        db.session.add(SubscriptionItem(tenant_id=world.tenant_id, subscription_id=subscription.id,
+                                        status=ItemStatus.DECOMMISSIONING, provider="hetzner", config={},
+                                        hostname="kept-1", server_id="42", ready_at=start))
+        db.session.commit()
+        subscription_id = subscription.id
+
+    told = at_once(race_app, 8, lambda _: decommissioning.warn_of_deletions())
+
+    assert sum(told) == 1, told
+    with race_app.app_context():
+        assert scalar_count(EmailMessage, EmailMessage.subscription_id == subscription_id,
+                            EmailMessage.event == "deletion_ahead") == 1

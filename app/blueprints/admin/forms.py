@@ -121,3 +121,13 @@ class KeepLongerForm(VersionForm):
         moment = _start_of(self.until.data)
         assert moment is not None  # validated
         return moment
+
+
+class SenderForm(FlaskForm):
+    """Who the tenant's emails come from; blanks fall back to the tenant's name and the portal's address."""
+
+    name = StringField("Sender name", filters=[strip], validators=[Optional(), Length(max=100)],
+                       description="Shown as who the email is from. Blank: the tenant's name.")
+    address = StringField("Sender address", filters=[strip], validators=[Optional(), Length(max=254)],
+                          description="Blank: the portal's MAIL_DEFAULT_SENDER. The mail server must be allowed "
+                                      "to send from it.", render_kw={"autocomplete": "off", "inputmode": "email"})

@@ -11,6 +11,7 @@ from app.domain.profiles import LABELS
 from app.models import User
 from app.selectors import impersonation as impersonations
 from app.selectors.customers import customer_for_staff, find_customers, recent_events
+from app.selectors.emails import customer_emails
 from app.selectors.subscriptions import customer_subscriptions
 from app.services import impersonation
 from app.services.errors import InvalidInput, NotFound, ServiceError
@@ -41,7 +42,7 @@ def _customer_page(customer: User, form: ImpersonateForm, status: int = 200) -> 
         "support/customer.html", customer=customer, form=form, labels=LABELS, subscriptions=subscriptions,
         events=recent_events(g.tenant, customer),
         servers={item.id: item.hostname or f"Server {item.id}" for s in subscriptions for item in s.items},
-        impersonations=impersonations.of_customer(g.tenant, customer),
+        impersonations=impersonations.of_customer(g.tenant, customer), emails=customer_emails(g.tenant, customer),
         minutes=current_app.config["IMPERSONATION_MINUTES"],
     )
     return page, status
