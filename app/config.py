@@ -229,6 +229,9 @@ def mail_settings(environ: os._Environ[str] | dict[str, str], env: str, instance
         "MAIL_DEFAULT_SENDER": environ.get("MAIL_DEFAULT_SENDER") or "noreply@localhost",
         "MAIL_FILE_PATH": environ.get("MAIL_FILE_PATH") or os.path.join(instance_path, "outbox"),
         "EMAIL_BODY_RETENTION_DAYS": retention,
+        # The development outbox page (/outbox) lists the tenant's latest emails, reset links included, to
+        # anyone: only where no email leaves the machine, and never in production.
+        "OUTBOX_PAGE": env != "production" and backend != "smtp",
         # Links in emails sent by the worker (no request to take the host from) go to the tenant's first host,
         # on this port when it is not the scheme's own (`flask up` sets it to the port it serves on).
         "PUBLIC_PORT": int(environ["PUBLIC_PORT"]) if (environ.get("PUBLIC_PORT") or "").isdigit() else None,

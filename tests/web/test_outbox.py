@@ -36,15 +36,24 @@ def test_the_outbox_is_linked_from_the_login_page_and_the_footer_outside_product
                                                                                      monkeypatch):
     login = client.get("/login").get_data(as_text=True)
     assert login.count('href="/outbox"') == 2  # the sentence under the form, and the footer
-    monkeypatch.setitem(app.config, "PORTAL_ENV", "production")
+    monkeypatch.setitem(app.config, "OUTBOX_PAGE", False)
     assert 'href="/outbox"' not in client.get("/login").get_data(as_text=True)
 
 
 def test_the_outbox_does_not_exist_in_production(app, client, tenant, customer, monkeypatch):
     logged_email(customer, "Reset your password")
-    monkeypatch.setitem(app.config, "PORTAL_ENV", "production")
+    monkeypatch.setitem(app.config, "OUTBOX_PAGE", False)
     response = client.get("/outbox")
     assert response.status_code == 404 and "Reset your password" not in response.get_data(as_text=True)
+
+
+def test_the_outbox_page_exists_only_where_emails_do_not_leave_the_machine():
+    from app.config import mail_settings
+
+    assert mail_settings({}, "development", "/tmp")["OUTBOX_PAGE"] is True  # the file backend
+    assert mail_settings({"MAIL_BACKEND": "smtp"}, "development", "/tmp")["OUTBOX_PAGE"] is False
+    assert mail_settings({"MAIL_BACKEND": "file"}, "production", "/tmp")["OUTBOX_PAGE"] is False
+    assert mail_settings({}, "production", "/tmp")["OUTBOX_PAGE"] is False
 
 
 def test_flask_up_makes_the_links_in_emails_point_at_the_port_it_serves_on(app, runner, monkeypatch):

@@ -1,4 +1,5 @@
-"""The development outbox: the latest emails of the tenant, readable without logging in, outside production only.
+"""The development outbox: the latest emails of the tenant, readable without logging in, outside production
+and only while emails do not leave the machine (no SMTP).
 
 Someone trying the portal without a mail server (the file backend writes to instance/outbox) can follow a
 password reset or confirmation link from here. In production it does not exist (404).
@@ -14,7 +15,7 @@ from app.selectors.emails import outbox as latest
 
 @bp.before_request
 def outside_production_only() -> None:
-    if current_app.config["PORTAL_ENV"] == "production":
+    if not current_app.config["OUTBOX_PAGE"]:  # production, or emails that really leave (SMTP)
         abort(404)
 
 
