@@ -38,6 +38,32 @@ def complete_profile(user) -> None:  # type: ignore[no-untyped-def]
     db.session.commit()
 
 
+_LINK = re.compile(r"https?://[^/\s]+(/(?:reset-password|confirm-email)/[^\s<>\"]+)")
+
+
+def outbox(app) -> list:  # type: ignore[no-untyped-def, type-arg]
+    """The emails sent so far in this test (flask-mailman's locmem backend)."""
+    return app.extensions["mailman"].outbox
+
+
+def emails_to(app, address: str) -> list:  # type: ignore[no-untyped-def, type-arg]
+    return [message for message in outbox(app) if address in message.to]
+
+
+def emailed_link(app, address: str) -> str:  # type: ignore[no-untyped-def]
+    """The path of the latest account link (password reset, confirmation) emailed to `address`."""
+    for message in reversed(emails_to(app, address)):
+        if match := _LINK.search(message.body):
+            return match.group(1)
+    raise AssertionError(f"no link was emailed to {address}")
+
+
+def follow_emailed_link(client: FlaskClient, app, address: str, data: dict[str, object] | None = None,  # type: ignore[no-untyped-def]
+                        **kwargs: object) -> TestResponse:
+    """Send the form behind the latest link emailed to `address` (the confirm button, or `data`)."""
+    return post_form(client, emailed_link(app, address), data, **kwargs)
+
+
 class AuthActions:
     def __init__(self, client: FlaskClient) -> None:
         self.client = client
