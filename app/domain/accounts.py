@@ -72,6 +72,7 @@ def purged_email(user_id: int) -> str:
 
 
 PURGED_NAME = "Deleted account"
+NO_PASSWORD = "!"  # noqa: S105  (what a purged account keeps of its password hash: no password matches it)
 
 
 def purge_delay(purge_days: int, retention_days: int) -> timedelta:

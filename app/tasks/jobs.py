@@ -9,7 +9,7 @@ import logging
 
 from app.services.work import Job
 from app.tasks import app_context, huey
-from app.tasks.schedule import counted, every_minute, every_minutes, periodic
+from app.tasks.schedule import counted, every_minute, every_minutes, hourly, periodic
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,14 @@ def close_impersonations() -> str:
     from app.services import impersonation
 
     return counted(impersonation.close_all_finished(), "impersonation closed", "impersonations closed")
+
+
+@periodic("account-purge", hourly(),
+          "Deleted accounts whose purge date has come: personal data purged, once")
+def purge_deleted_accounts() -> str:
+    from app.services import deletion
+
+    return counted(deletion.purge_due(), "account purged", "accounts purged")
 
 
 @periodic("reconciler", every_minutes(10),

@@ -132,7 +132,7 @@ def test_new_links_at_login_are_throttled(app, client, tenant):
 
 
 def test_registrations_for_one_address_are_throttled(app, customer):
-    for n in range(5):
+    for _ in range(5):
         assert register(app.test_client(), email=customer.email).status_code == 303
     response = register(app.test_client(), email=customer.email)
     assert response.status_code == 429
