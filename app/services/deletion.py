@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select, update
 
 from app.clock import now
 from app.domain.accounts import NO_PASSWORD, PURGED_NAME, purge_delay, purged_email
-from app.domain.notifications import Event
+from app.domain.notifications import EmailStatus, Event
 from app.domain.policy import Do
 from app.domain.subscriptions import Action, SubscriptionStatus
 from app.extensions import db
@@ -131,8 +131,12 @@ def _purge(user_id: int) -> int:
         return 0
     for model in (CustomerProfile, SshKey, AccountToken, UserSession):
         db.session.execute(delete(model).where(model.user_id == user_id))
+    logged = EmailMessage.user_id == user_id
+    db.session.execute(  # one still waiting to be sent never goes: there is nothing left to send, nor anyone
+        update(EmailMessage).where(logged, EmailMessage.status == EmailStatus.QUEUED)
+        .values(status=EmailStatus.SKIPPED, next_attempt_at=None).execution_options(synchronize_session=False))
     db.session.execute(
-        update(EmailMessage).where(EmailMessage.user_id == user_id)
+        update(EmailMessage).where(logged)
         .values(to_address=placeholder, text_body=None, html_body=None,
                 body_purged_at=func.coalesce(EmailMessage.body_purged_at, moment))
         .execution_options(synchronize_session=False))

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from app.domain.accounts import AccountState, TokenPurpose
-from app.domain.notifications import Event
+from app.domain.notifications import EmailStatus, Event
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import (
@@ -167,6 +167,9 @@ def test_nothing_is_purged_before_its_date(deleted, clock):
 
 def test_the_purge_removes_personal_data_once_and_keeps_the_subscriptions(tenant, deleted, active_subscription,
                                                                          clock):
+    waiting = db.session.scalar(select(EmailMessage).where(EmailMessage.user_id == deleted.id).limit(1))
+    waiting.status, waiting.next_attempt_at = EmailStatus.QUEUED, clock.now()  # a send still being retried
+    db.session.commit()
     clock.advance(days=PURGE_DAYS)
     assert deletion.purge_due() == 1
 
@@ -179,6 +182,7 @@ def test_the_purge_removes_personal_data_once_and_keeps_the_subscriptions(tenant
     messages = list(db.session.scalars(select(EmailMessage).where(EmailMessage.user_id == user.id)))
     assert messages and all(m.to_address == f"deleted-{user.id}@invalid" and m.text_body is None
                             and m.html_body is None and m.body_purged_at is not None for m in messages)
+    assert reloaded(EmailMessage, waiting).status is EmailStatus.SKIPPED  # never sent to the placeholder
     assert reloaded(Subscription, active_subscription).user_id == user.id  # the history stays, anonymised
     assert count(SubscriptionEvent, SubscriptionEvent.subscription_id == active_subscription.id) > 0
 

@@ -119,6 +119,7 @@ def test_support_and_admins_see_the_account_as_deleted_then_purged(app, client, 
     AuthActions(staff).login(support.email)
     page = staff.get(f"/support/customers/{logged_in.id}").get_data(as_text=True)
     assert "Deleted, purged" in page and "Casey Customer" not in page and "Deleted account" in page
+    assert "Purged with the account on 14 Apr 2026" in page
 
 
 def test_the_purge_runs_by_hand_as_of_a_time_and_once(runner, client, logged_in, clock):
