@@ -8,7 +8,7 @@ from app.extensions import db
 from app.models import User
 from app.services.passwords import verify_password
 from tests import factories
-from tests.helpers import AuthActions, emails_to, follow_emailed_link, post_form
+from tests.helpers import AuthActions, emails_to, follow_emailed_link, post_form, without_csrf
 
 NEW = "a brand new passphrase ✓"
 
@@ -180,3 +180,21 @@ def test_hostile_input_is_shown_escaped(client, logged_in):
     response = change_email(client, '"><script>alert(1)</script>@x')
     page = response.get_data(as_text=True)
     assert response.status_code == 400 and "<script>alert(1)" not in page
+
+
+def test_an_email_change_reads_the_same_for_a_taken_and_a_free_address(app, tenant, customer):
+    factories.user(tenant, email="taken@example.com", name="Tara Taken")
+    answers = []
+    for address in ("taken@example.com", "free@example.com"):
+        client = app.test_client()
+        AuthActions(client).login(customer.email)
+        response = change_email(client, address)
+        page = client.get(response.headers["Location"]).get_data(as_text=True)
+        answers.append((response.status_code, response.headers["Location"],
+                        without_csrf(response.get_data(as_text=True)),
+                        without_csrf(page).replace(address, "ADDRESS")))
+    assert answers[0] == answers[1]
+    assert "A confirmation is pending for <strong>ADDRESS</strong>" in answers[0][3]
+    assert [m.subject for m in emails_to(app, "taken@example.com")] == ["Someone tried to use your email address"]
+    assert [m.subject for m in emails_to(app, "free@example.com")] == ["Confirm your new login email"]
+    assert reloaded(customer).email == "casey@example.com"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import pytest
@@ -13,11 +12,10 @@ from app.extensions import db
 from app.models import AccountToken, EndReason, Impersonation, User, UserSession
 from app.services.passwords import verify_password
 from tests import factories
-from tests.helpers import AuthActions, emailed_link, emails_to, outbox, post_form
+from tests.helpers import AuthActions, emailed_link, emails_to, outbox, post_form, without_csrf
 
 NEW = "a fresh and long passphrase"
 OTHER = {"base_url": "http://other.test"}
-_CSRF = re.compile(r'(name="csrf_token" type="hidden" value="|"X-CSRFToken": ")[^"]+')
 
 
 def ask(client, email, **kwargs):
@@ -37,9 +35,6 @@ def reloaded(user: User) -> User:
 def is_logged_in(client, **kwargs) -> bool:
     return "Log out" in client.get("/", **kwargs).get_data(as_text=True)
 
-
-def without_csrf(page: str) -> str:
-    return _CSRF.sub(r"\1", page)
 
 
 def test_the_login_page_offers_it(client, tenant):

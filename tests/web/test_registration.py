@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import pytest
@@ -12,20 +11,24 @@ from app.extensions import db
 from app.models import User
 from app.services.passwords import verify_password
 from tests import factories
-from tests.helpers import AuthActions, emailed_link, emails_to, follow_emailed_link, outbox, post_form
+from tests.helpers import (
+    AuthActions,
+    emailed_link,
+    emails_to,
+    follow_emailed_link,
+    outbox,
+    post_form,
+    without_csrf,
+)
 
 OTHER = {"base_url": "http://other.test"}
 PASSWORD = "a sound passphrase"
-_CSRF = re.compile(r'(name="csrf_token" type="hidden" value="|"X-CSRFToken": ")[^"]+')
 
 
 def register(client, email="new@example.com", password=PASSWORD, **kwargs):
     data = {"name": "New Person", "email": email, "password": password, "confirm": password}
     return post_form(client, "/register", data, **kwargs)
 
-
-def without_csrf(page: str) -> str:
-    return _CSRF.sub(r"\1", page)
 
 
 def is_logged_in(client, **kwargs) -> bool:
