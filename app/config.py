@@ -44,6 +44,19 @@ def _minutes(value: str | None, *, default: int) -> int:
     return minutes
 
 
+def _days(value: str | None, *, default: int) -> int:
+    """How many days a deleted account's personal data is kept before it is purged (0 to ten years)."""
+    if value is None or value.strip() == "":
+        return default
+    try:
+        days = int(value)
+    except ValueError:
+        raise ConfigError(f"ACCOUNT_PURGE_DAYS must be a whole number of days, not {value!r}.") from None
+    if not 0 <= days <= 3650:
+        raise ConfigError("ACCOUNT_PURGE_DAYS must be between 0 and 3650.")
+    return days
+
+
 def _cache_seconds(environ: os._Environ[str] | dict[str, str], name: str, *, default: float) -> float:
     """How long a cache (setting `name`) keeps an answer, in seconds; 0 keeps none."""
     value = environ.get(name)
@@ -112,6 +125,9 @@ class Settings:
     dns_base_domain: str
     login_limit_account: str
     login_limit_address: str
+    account_email_limit: str
+    account_email_limit_address: str
+    account_purge_days: int
     proxy_hops: int
     log_level: str
     max_content_length: int
@@ -138,6 +154,9 @@ class Settings:
             dns_base_domain=environ.get("DNS_BASE_DOMAIN", "cloud.example.test"),
             login_limit_account=environ.get("LOGIN_LIMIT_ACCOUNT", "5 per minute;20 per hour"),
             login_limit_address=environ.get("LOGIN_LIMIT_ADDRESS", "20 per minute;200 per hour"),
+            account_email_limit=environ.get("ACCOUNT_EMAIL_LIMIT", "5 per hour;20 per day"),
+            account_email_limit_address=environ.get("ACCOUNT_EMAIL_LIMIT_ADDRESS", "20 per hour;100 per day"),
+            account_purge_days=_days(environ.get("ACCOUNT_PURGE_DAYS"), default=30),
             proxy_hops=int(environ.get("PROXY_HOPS", "0")),
             log_level=environ.get("LOG_LEVEL", "INFO").upper(),
             max_content_length=int(environ.get("MAX_CONTENT_LENGTH", str(1024 * 1024))),
@@ -168,6 +187,9 @@ class Settings:
             "RATELIMIT_HEADERS_ENABLED": False,
             "LOGIN_LIMIT_ACCOUNT": self.login_limit_account,
             "LOGIN_LIMIT_ADDRESS": self.login_limit_address,
+            "ACCOUNT_EMAIL_LIMIT": self.account_email_limit,
+            "ACCOUNT_EMAIL_LIMIT_ADDRESS": self.account_email_limit_address,
+            "ACCOUNT_PURGE_DAYS": self.account_purge_days,
             "DEFAULT_TENANT": self.default_tenant,
             "DNS_BASE_DOMAIN": self.dns_base_domain,
             "PROXY_HOPS": self.proxy_hops,

@@ -195,6 +195,7 @@ class Builder:
         emails = [FEW_EMAIL, MANY_EMAIL, ORDER_EMAIL] + [f"customer-{i}@example.com" for i in range(3, count)]
         self.put(User.__table__, ({"id": uid, "tenant_id": tenant_id, "email": email,
                                    "name": f"Customer {uid}", "password_hash": self.password_hash,
+                                   "email_verified_at": stamp["created_at"],
                                    "role": Role.CUSTOMER.value, "is_active": True, **stamp}
                                   for uid, email in zip(ids, emails, strict=True)))
         self.put(CustomerProfile.__table__, ({"user_id": uid, "full_name": f"Customer {uid}",
@@ -208,6 +209,7 @@ class Builder:
         first = self.counts["users"] + 1
         self.put(User.__table__, [{"id": first + i, "tenant_id": tenant_id, "email": email, "name": name,
                                    "password_hash": self.password_hash, "role": role.value, "is_active": True,
+                                   "email_verified_at": stamp["created_at"],
                                    **stamp} for i, (email, name, role) in enumerate(
                                        ((SUPPORT_EMAIL, "Bench Support", Role.SUPPORT),
                                         (ADMIN_EMAIL, "Bench Admin", Role.TENANT_ADMIN)))])

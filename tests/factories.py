@@ -31,10 +31,11 @@ def tenant(slug: str | None = None, name: str = "Tenant", hosts: list[str] | Non
 
 
 def user(tenant: Tenant, *, email: str | None = None, name: str = "Test User", role: Role = Role.CUSTOMER,
-         password: str = PASSWORD, is_active: bool = True) -> User:
+         password: str = PASSWORD, is_active: bool = True, verified: bool = True) -> User:
+    """A user whose address is confirmed (unless `verified=False`: registered, not confirmed yet)."""
     email = email or f"user{next(_seq)}@example.com"
     return _save(User(tenant_id=tenant.id, email=email, name=name, role=role, is_active=is_active,
-                      password_hash=hash_password(password)))
+                      password_hash=hash_password(password), email_verified_at=now() if verified else None))
 
 
 HETZNER_SCHEMA = {

@@ -10,6 +10,7 @@ from werkzeug.test import TestResponse
 from tests.factories import PASSWORD
 
 _TOKEN = re.compile(r'"X-CSRFToken": "([^"]+)"')
+_TOKENS = re.compile(r'(csrf_token"[^>]*? value="|"X-CSRFToken": ")[^"]+')
 
 
 def csrf_token(client: FlaskClient, path: str = "/", **kwargs: object) -> str:
@@ -18,6 +19,11 @@ def csrf_token(client: FlaskClient, path: str = "/", **kwargs: object) -> str:
     match = _TOKEN.search(page)
     assert match, f"no CSRF token on {path}"
     return match.group(1)
+
+
+def without_csrf(page: str) -> str:
+    """`page` with its CSRF tokens blanked: two answers that differ only in those are the same answer."""
+    return _TOKENS.sub(r"\1", page)
 
 
 def post_form(client: FlaskClient, path: str, data: dict[str, object] | None = None, **kwargs: object
@@ -36,6 +42,32 @@ def complete_profile(user) -> None:  # type: ignore[no-untyped-def]
     db.session.add(CustomerProfile(user_id=user.id, full_name=user.name, billing_email=user.email,
                                    address="Hauptstrasse 1", city="Berlin", country="DE"))
     db.session.commit()
+
+
+_LINK = re.compile(r"https?://[^/\s]+(/(?:reset-password|confirm-email)/[^\s<>\"]+)")
+
+
+def outbox(app) -> list:  # type: ignore[no-untyped-def, type-arg]
+    """The emails sent so far in this test (flask-mailman's locmem backend)."""
+    return app.extensions["mailman"].outbox
+
+
+def emails_to(app, address: str) -> list:  # type: ignore[no-untyped-def, type-arg]
+    return [message for message in outbox(app) if address in message.to]
+
+
+def emailed_link(app, address: str) -> str:  # type: ignore[no-untyped-def]
+    """The path of the latest account link (password reset, confirmation) emailed to `address`."""
+    for message in reversed(emails_to(app, address)):
+        if match := _LINK.search(message.body):
+            return match.group(1)
+    raise AssertionError(f"no link was emailed to {address}")
+
+
+def follow_emailed_link(client: FlaskClient, app, address: str, data: dict[str, object] | None = None,  # type: ignore[no-untyped-def]
+                        **kwargs: object) -> TestResponse:
+    """Send the form behind the latest link emailed to `address` (the confirm button, or `data`)."""
+    return post_form(client, emailed_link(app, address), data, **kwargs)
 
 
 class AuthActions:

@@ -69,6 +69,7 @@ class Action(StrEnum):
     PROVISIONED = "provisioned"
     ACTIVATE = "activate"
     BACKORDER = "backorder"
+    TERMINATE = "terminate"  # ends now whatever the plan's rule: the customer deleted their account
 
     @property
     def by_customer(self) -> bool:
@@ -112,6 +113,12 @@ TRANSITIONS: Final[tuple[tuple[SubscriptionStatus, Action, SubscriptionStatus], 
     (_S.PENDING_FULFILLMENT, _A.ACTIVATE, _S.ACTIVE),
     (_S.PENDING_FULFILLMENT, _A.CANCEL, _S.CANCELED),
     (_S.PENDING_FULFILLMENT, _A.BACKORDER, _S.PENDING_BACKORDER),  # capacity gone, autoBackorder set
+    # The account is deleted: whatever is not canceled yet ends now.
+    (_S.ACTIVE, _A.TERMINATE, _S.CANCELED),
+    (_S.PENDING_CANCEL, _A.TERMINATE, _S.CANCELED),
+    (_S.SUSPENDED, _A.TERMINATE, _S.CANCELED),
+    (_S.PENDING_BACKORDER, _A.TERMINATE, _S.CANCELED),
+    (_S.PENDING_FULFILLMENT, _A.TERMINATE, _S.CANCELED),
 )
 """Every (from, action, to) the lifecycle allows; nothing leaves `canceled`."""
 
@@ -269,6 +276,7 @@ _PLANNERS: Final[Mapping[Action, Callable[[_Facts], Transition]]] = MappingProxy
         _A.PROVISIONED: _plan_activate,
         _A.ACTIVATE: _plan_activate,
         _A.BACKORDER: lambda f: f.to(_S.PENDING_BACKORDER),
+        _A.TERMINATE: lambda f: f.to(_S.CANCELED, f.now),
     }
 )
 
@@ -284,6 +292,7 @@ _PAST_TENSE: Final = MappingProxyType(
         _A.PROVISIONED: "marked as provisioned",
         _A.ACTIVATE: "activated",
         _A.BACKORDER: "put on backorder",
+        _A.TERMINATE: "ended",
     }
 )
 
@@ -303,7 +312,7 @@ _REFUSALS: Final = MappingProxyType(
 def refusal_message(status: SubscriptionStatus, action: Action) -> str:
     """Why `action` is not possible in `status`, in words for the customer."""
     if status is _S.CANCELED:
-        if action in (_A.CANCEL, _A.EXPIRE, _A.GRACE_END, _A.SUSPEND):
+        if action in (_A.CANCEL, _A.EXPIRE, _A.GRACE_END, _A.SUSPEND, _A.TERMINATE):
             return "This subscription is already canceled."
         return "This subscription is canceled and cannot be reactivated; place a new order instead."
     default = f"This subscription is {status.label.lower()}, so it cannot be {_PAST_TENSE[action]}."

@@ -1,21 +1,28 @@
-"""Registration, login and logout. Sessions live in the database so they can be ended for good."""
+"""Registration and address confirmation, login and logout, password and login email.
+
+Sessions live in the database so they can be ended for good. Nothing here tells anyone whether an address has an
+account (RELIABILITY row 36): registration and email change answer alike and tell the address's owner by email.
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.clock import now
-from app.domain.accounts import Role, normalize_email, password_problem
+from app.domain.accounts import Role, TokenPurpose, normalize_email, password_problem
+from app.domain.notifications import Event
 from app.domain.policy import ActorKind
 from app.extensions import db
 from app.models import TenantLike, User, UserSession
-from app.services import impersonation
+from app.services import account_links, confirmation, impersonation
 from app.services.actors import Actor
-from app.services.errors import AuthenticationFailed, Forbidden, InvalidInput
+from app.services.errors import AuthenticationFailed, Forbidden, InvalidInput, NotConfirmed
+from app.services.notifications import notify
 from app.services.passwords import burn_verification, hash_password, verify_password
 from app.services.sessions import add_session
 
@@ -24,39 +31,56 @@ log = logging.getLogger(__name__)
 LOGIN_FAILED = "Email or password is not right."
 
 
-def register_customer(*, tenant: TenantLike, name: str, email: str, password: str) -> User:
-    """Create a customer account in `tenant`. Raises InvalidInput naming the field at fault."""
+def register_customer(*, tenant: TenantLike, name: str, email: str, password: str) -> User | None:
+    """Create a customer account in `tenant`, not confirmed yet, and email it the link that confirms the address
+    and logs in (VERIFY_EMAIL). Until then the account cannot log in.
+
+    The answer reveals nothing about other accounts (RELIABILITY row 36): when the address already has an
+    account in the tenant, nothing is created, its owner is told by email (ACCOUNT_EXISTS) and None is
+    returned, and the caller answers exactly as for a new account. Both ways hash the password and write one
+    email, so they take about as long. Raises InvalidInput (field "password") for a password the rules refuse.
+    """
     email = normalize_email(email)
     if problem := password_problem(password):
         raise InvalidInput(problem, field="password")
-    if _email_taken(tenant, email):
-        raise InvalidInput("An account with this email already exists. Log in instead.", field="email")
-    user = User(tenant_id=tenant.id, name=name.strip(), email=email, role=Role.CUSTOMER,
-                password_hash=hash_password(password))
-    db.session.add(user)
-    try:
+    password_hash = hash_password(password)
+    owner = _by_email(tenant.id, email)
+    if owner is None:
+        user = User(tenant_id=tenant.id, name=name.strip(), email=email, role=Role.CUSTOMER,
+                    password_hash=password_hash)
+        db.session.add(user)
+        try:
+            db.session.flush()
+        except IntegrityError:  # the same address registered a moment ago, in another request
+            db.session.rollback()
+            owner = _by_email(tenant.id, email)
+        else:
+            confirmation.send(user)
+            db.session.commit()
+            log.info("account registered", extra={"tenant": tenant.slug, "user_id": user.id})
+            return user
+    if owner is not None:
+        confirmation.tell_owner(owner, attempt="registration")
         db.session.commit()
-    except IntegrityError:  # the same email registered a moment ago, in another request
-        db.session.rollback()
-        raise InvalidInput("An account with this email already exists. Log in instead.", field="email") from None
-    log.info("account registered", extra={"tenant": tenant.slug, "user_id": user.id})
-    return user
+    return None
 
 
 def log_in(*, tenant: TenantLike, email: str, password: str, remote_addr: str | None,
            user_agent: str | None) -> User:
     """Check the credentials and open a new server-side session; the user carries its token.
 
-    Unknown email, wrong password and disabled account all answer the same, in the same time.
+    Unknown email, wrong password and disabled or deleted account all answer the same, in the same time. With
+    the right password but an address not confirmed yet, raises NotConfirmed (the caller may send a new link).
     """
-    user = db.session.scalar(
-        select(User).where(User.tenant_id == tenant.id, User.email == normalize_email(email))
-    )
+    user = _by_email(tenant.id, email)
     if user is None:
         burn_verification(password)
     if user is None or not verify_password(user.password_hash, password) or not user.is_active:
         log.warning("login failed", extra={"tenant": tenant.slug, "remote_addr": remote_addr})
         raise AuthenticationFailed(LOGIN_FAILED)
+    if user.email_verified_at is None:
+        log.info("login refused: address not confirmed", extra={"tenant": tenant.slug, "user_id": user.id})
+        raise NotConfirmed(user_id=user.id, email=user.email)
     log.info("login", extra={"tenant": tenant.slug, "user_id": user.id})
     return start_session(user=user, remote_addr=remote_addr, user_agent=user_agent)
 
@@ -84,6 +108,16 @@ def log_out(*, user: User) -> None:
         db.session.commit()
 
 
+def end_every_session(user: User) -> int:
+    """Log `user` out everywhere: close support's impersonations of them and revoke every session of theirs.
+    Returns how many sessions ended; the caller commits."""
+    impersonation.close_all_of(customer_id=user.id)
+    return db.session.execute(
+        update(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=now()).execution_options(synchronize_session=False)
+    ).rowcount
+
+
 def end_all_sessions(*, user: User, keep_token: str | None = None) -> int:
     """Revoke every open session of `user` but `keep_token` (password change, disabled account)."""
     statement = update(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
@@ -107,9 +141,8 @@ def set_active(*, actor: Actor, user: User, active: bool) -> None:
         end_all_sessions(user=user)
 
 
-def _email_taken(tenant: TenantLike, email: str) -> bool:
-    query = select(User.id).where(User.tenant_id == tenant.id, User.email == email)
-    return db.session.scalar(query) is not None
+def _by_email(tenant_id: int, email: str) -> User | None:
+    return db.session.scalar(select(User).where(User.tenant_id == tenant_id, User.email == normalize_email(email)))
 
 
 # --- sessions opened as part of a larger change, password and email ----------------------------------------
@@ -123,9 +156,9 @@ def change_password(*, actor: Actor, current_password: str, new_password: str, r
     """Set a new password for `actor.user`, who proves it with the current one.
 
     Every other session of the user ends (RELIABILITY row 4) and the current one is renewed: the returned
-    user carries the new session's token, to be put in a fresh cookie. Refused (Forbidden) while support
-    impersonates the user; a wrong current password or a weak new one raises InvalidInput naming the field.
-    Nothing changes when refused.
+    user carries the new session's token, to be put in a fresh cookie. The user is told by email. Refused
+    (Forbidden) while support impersonates the user; a wrong current password or a weak new one raises
+    InvalidInput naming the field. Nothing changes when refused.
     """
     user = _owner(actor, "password")
     if not verify_password(user.password_hash, current_password):
@@ -136,19 +169,23 @@ def change_password(*, actor: Actor, current_password: str, new_password: str, r
     if verify_password(user.password_hash, new_password):
         raise InvalidInput("Choose a password different from the current one.", field="new_password")
     user.password_hash = hash_password(new_password)
-    db.session.execute(update(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
-                       .values(revoked_at=now()))
+    end_every_session(user)
     add_session(user=user, remote_addr=remote_addr, user_agent=user_agent)
+    notify(Event.PASSWORD_CHANGED, user=user, when=when(now()))
     db.session.commit()
     log.info("password changed; other sessions ended", extra={"user_id": user.id})
     return user
 
 
-def change_email(*, actor: Actor, password: str, new_email: str) -> User:
-    """Change the login email of `actor.user`, who confirms with their password.
+def change_email(*, actor: Actor, password: str, new_email: str) -> str:
+    """Ask to change the login email of `actor.user`, who confirms with their password; returns the new address,
+    normalized. Nothing changes until the new address confirms through the link sent there (`confirm_email`);
+    until then the old one stays and a new request replaces the pending one.
 
-    The email is normalized and must be free in the user's tenant (InvalidInput naming the field, also when
-    another request takes it at the same moment). Refused (Forbidden) while support impersonates the user.
+    When the new address already has an account in the tenant, the answer is the same and its owner is told
+    instead (ACCOUNT_EXISTS): nobody learns through this form who has an account (RELIABILITY row 36). Refused
+    (Forbidden) while support impersonates the user; a wrong password or an invalid address raises InvalidInput
+    naming the field.
     """
     user = _owner(actor, "email")
     email = normalize_email(new_email)
@@ -163,18 +200,20 @@ def change_email(*, actor: Actor, password: str, new_email: str) -> User:
         raise InvalidInput("Enter a valid email address.", field="email") from None
     if len(email) > 254:
         raise InvalidInput("Use an email of at most 254 characters.", field="email")
-    taken = InvalidInput("Another account already uses this email.", field="email")
-    if db.session.scalar(select(User.id).where(User.tenant_id == user.tenant_id, User.email == email)):
-        raise taken
-    old = user.email
-    user.email = email
-    try:
-        db.session.commit()
-    except IntegrityError:  # taken by another request a moment ago
-        db.session.rollback()
-        raise taken from None
-    log.info("email changed", extra={"user_id": user.id, "old_email": old})
-    return user
+    owner = _by_email(user.tenant_id, email)
+    if owner is None:
+        confirmation.send(user, new_email=email)
+    else:  # pending all the same, so the page reads alike; the link that would confirm it is never sent
+        account_links.issue(user=user, purpose=TokenPurpose.VERIFY_EMAIL, new_email=email)
+        confirmation.tell_owner(owner, attempt="email_change")
+    db.session.commit()
+    log.info("email change asked", extra={"user_id": user.id})
+    return email
+
+
+def when(moment: datetime) -> str:
+    """A moment as the account emails name it: "15 Mar 2026, 10:00 UTC"."""
+    return f"{moment.astimezone(UTC):%-d %b %Y, %H:%M} UTC"
 
 
 def _owner(actor: Actor, what: str) -> User:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from app.clock import now
 from app.domain.accounts import Role
 from app.domain.catalogue import CatalogueState, ChangeRule, Interval, Provider
 from app.extensions import db
@@ -106,7 +107,7 @@ def _staff_and_customer(summary: DemoSummary, tenant: Tenant) -> None:
     ]
     for role, email, name in people:
         _get_or_add(summary, User, f"{tenant.slug} {role} {email}", {"tenant_id": tenant.id, "email": email},
-                    name=name, role=role, password_hash=hash_password(DEMO_PASSWORDS[role]))
+                    name=name, role=role, password_hash=hash_password(DEMO_PASSWORDS[role]), email_verified_at=now())
 
 
 def _service_type(summary: DemoSummary, tenant: Tenant, slug: str, name: str, provider: Provider,

@@ -34,3 +34,14 @@ class Conflict(ServiceError):
     """Someone else changed the thing first; reload and try again."""
 
     status_code = 409
+
+
+class NotConfirmed(ServiceError):
+    """The right password, but the account's address is not confirmed yet: it cannot log in until it is."""
+
+    status_code = 403
+
+    def __init__(self, *, user_id: int, email: str) -> None:
+        super().__init__(f"Confirm your email address first: open the link we sent to {email}.")
+        self.user_id = user_id
+        self.email = email

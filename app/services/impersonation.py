@@ -123,6 +123,18 @@ def end_with_session(*, session_token: str) -> Impersonation | None:
     return record
 
 
+def close_all_of(*, customer_id: int) -> int:
+    """Every session of the customer is being ended (password reset, account deleted): close each open
+    impersonation of them ("session_ended") and revoke its session. Returns how many; the caller commits."""
+    closed = 0
+    for record in db.session.scalars(select(Impersonation).where(Impersonation.customer_id == customer_id,
+                                                                 Impersonation.ended_at.is_(None))):
+        if _close(record, EndReason.SESSION_ENDED, now()):
+            _log_end(record)
+            closed += 1
+    return closed
+
+
 def close_if_session_gone(*, tenant: TenantLike, impersonation_id: int) -> Impersonation | None:
     """An impersonating browser came back without a usable session: close its record if it is still open.
 

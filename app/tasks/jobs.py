@@ -106,6 +106,14 @@ def close_impersonations() -> str:
     return counted(impersonation.close_all_finished(), "impersonation closed", "impersonations closed")
 
 
+@periodic("account-purge", hourly(),
+          "Deleted accounts whose purge date has come: personal data purged, once")
+def purge_deleted_accounts() -> str:
+    from app.services import deletion
+
+    return counted(deletion.purge_due(), "account purged", "accounts purged")
+
+
 @periodic("reconciler", every_minutes(10),
           "Adopt servers the portal lost track of, delete orphans, flag servers deleted at the cloud")
 def reconcile_clouds() -> str:

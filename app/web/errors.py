@@ -56,7 +56,8 @@ def handle_http(error: HTTPException) -> tuple[str, int] | Response:
     code = error.code or 500
     # Our own aborts carry a message meant for people; werkzeug's defaults are replaced by ours.
     detail = error.description if error.description != type(error).description else None
-    if code == 429:  # the limiter's own text names the limit; people get the plain message
+    limit = getattr(error, "limit", None)  # set by the limiter
+    if limit is not None and not limit.error_message:  # the limiter's own text names the limit: people get ours
         detail = None
     return render_error(code, detail)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import signal
 import threading
@@ -429,7 +430,41 @@ def ready_customer(live_server: LiveServer) -> tuple[str, str]:
         tenant = db.session.scalar(select(Tenant).where(Tenant.slug == "default"))
         assert tenant is not None
         user = register_customer(tenant=tenant, name="Sol Doubt", email=email, password=password)
+        assert user is not None
+        confirmed(user)
         save_profile(actor=Actor(user), full_name="Sol Doubt", billing_email=email, company="", address="Main St 1",
                      postal_code="10115", city="Berlin", country="DE")
         db.session.remove()
     return email, password
+
+
+# --- accounts ------------------------------------------------------------------------------------------
+
+def confirmed(user: Any) -> None:
+    """Confirm a registered user's address as its link would (journeys that confirm by email do it in the
+    browser, with `emailed_link`)."""
+    from app.clock import now
+    from app.extensions import db
+
+    user.email_verified_at = now()
+    db.session.commit()
+
+
+_LINK = re.compile(r"https?://[^/\s]+(/(?:reset-password|confirm-email)/\S+)")
+
+
+def emailed_link(live_server: LiveServer, address: str) -> str:
+    """The path of the latest account link the live server emailed to `address`, from its email log."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import EmailMessage
+
+    with live_server.app.app_context():
+        bodies = db.session.scalars(select(EmailMessage.text_body).where(EmailMessage.to_address == address)
+                                    .order_by(EmailMessage.id.desc())).all()
+        db.session.remove()
+    for body in bodies:
+        if match := _LINK.search(body or ""):
+            return match.group(1)
+    raise AssertionError(f"no link was emailed to {address}")

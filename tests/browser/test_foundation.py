@@ -14,6 +14,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from app.domain.accounts import Role
 from app.services.demo import DEMO_PASSWORDS
+from tests.browser.conftest import confirmed, emailed_link
 
 if TYPE_CHECKING:
     from tests.browser.conftest import BrowserWatch, LiveServer
@@ -76,7 +77,8 @@ def expect_catalogue(page: Page) -> None:
 
 # --- journeys ------------------------------------------------------------------------------------------
 
-def test_new_customer_registers_browses_and_logs_in_again(page: Page, watch: BrowserWatch) -> None:
+def test_new_customer_registers_browses_and_logs_in_again(page: Page, watch: BrowserWatch,
+                                                          live_server: LiveServer) -> None:
     email = f"journey-{uuid.uuid4().hex[:12]}@example.com"
     password = "a long journey password"
 
@@ -91,6 +93,14 @@ def test_new_customer_registers_browses_and_logs_in_again(page: Page, watch: Bro
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_label("Repeat the password").fill(password)
     page.get_by_role("button", name="Create account").click()
+
+    # Not logged in yet: the address is confirmed first, through the link emailed to it.
+    expect(page.get_by_role("heading", name="Check your inbox", level=1)).to_be_visible()
+    expect(page.get_by_text(email)).to_be_visible()
+    expect(nav(page).get_by_role("link", name="Log in")).to_be_visible()
+    page.goto(emailed_link(live_server, email))
+    expect(page.get_by_role("heading", name="Confirm your email address", level=1)).to_be_visible()
+    page.get_by_role("button", name="Confirm and log in").click()
 
     # Lands logged in, on the catalogue.
     expect(page).to_have_url(re.compile(r"/$"))
@@ -117,15 +127,49 @@ def test_new_customer_registers_browses_and_logs_in_again(page: Page, watch: Bro
     assert watch.problems() == []
 
 
-def test_new_customer_is_welcomed(page: Page) -> None:
+def test_new_customer_is_welcomed(page: Page, live_server: LiveServer) -> None:
+    email = f"welcome-{uuid.uuid4().hex[:12]}@example.com"
     page.goto("/register")
     page.get_by_label("Your name").fill("Wendy Welcome")
-    page.get_by_label("Email").fill(f"welcome-{uuid.uuid4().hex[:12]}@example.com")
+    page.get_by_label("Email").fill(email)
     page.get_by_label("Password", exact=True).fill("a long welcome password")
     page.get_by_label("Repeat the password").fill("a long welcome password")
     page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("heading", name="Check your inbox", level=1)).to_be_visible()
+    page.goto(emailed_link(live_server, email))
+    page.get_by_role("button", name="Confirm and log in").click()
     expect(nav(page).get_by_role("button", name="Log out")).to_be_visible()
-    expect(page.get_by_role("status")).to_contain_text("Welcome! Your account is ready.", timeout=2000)
+    expect(page.get_by_role("status")).to_contain_text("Your address is confirmed. Welcome!", timeout=2000)
+
+
+def test_a_forgotten_password_is_set_again_through_the_emailed_link(page: Page, live_server: LiveServer) -> None:
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Tenant
+    from app.services.accounts import register_customer
+
+    email, new_password = f"forgetful-{uuid.uuid4().hex[:12]}@example.com", "a remembered passphrase"
+    with live_server.app.app_context():
+        tenant = db.session.scalar(select(Tenant).where(Tenant.slug == "default"))
+        user = register_customer(tenant=tenant, name="Fran Forgetful", email=email, password="a forgotten password")
+        confirmed(user)
+        db.session.remove()
+
+    page.goto("/login")
+    page.get_by_role("link", name="Forgot your password?").click()
+    page.get_by_label("Email").fill(email)
+    page.get_by_role("button", name="Email me a link").click()
+    expect(page.get_by_role("heading", name="Check your inbox", level=1)).to_be_visible()
+    page.goto(emailed_link(live_server, email))
+    expect(page.get_by_text(email)).to_be_visible()
+    page.get_by_label("New password", exact=True).fill(new_password)
+    page.get_by_label("Repeat the new password").fill(new_password)
+    page.get_by_role("button", name="Set password and log in").click()
+    expect(nav(page)).to_contain_text("Fran Forgetful")
+    expect(page.get_by_role("status")).to_contain_text("Your new password is set.", timeout=2000)
+    log_out(page)
+    log_in(page, email, new_password)
 
 
 def test_wrong_password_is_refused(page: Page) -> None:
@@ -169,7 +213,7 @@ def support_search_customers(live_server: LiveServer) -> list[str]:
         for name, local in SUPPORT_SEARCH_CUSTOMERS:
             email = f"{local}@example.com"
             if db.session.scalar(select(User).where(User.tenant_id == tenant.id, User.email == email)) is None:
-                register_customer(tenant=tenant, name=name, email=email, password="a customer's password")
+                confirmed(register_customer(tenant=tenant, name=name, email=email, password="a customer's password"))
         db.session.remove()
     return [name for name, _ in SUPPORT_SEARCH_CUSTOMERS]
 
@@ -250,6 +294,10 @@ def test_every_page_is_clean_under_the_csp(page: Page, watch: BrowserWatch,
     problems += check_clean(page, watch, "/")
     problems += check_clean(page, watch, "/login")
     problems += check_clean(page, watch, "/register")
+    problems += check_clean(page, watch, "/forgot-password")
+    problems += check_clean(page, watch, "/forgot-password/sent")
+    problems += check_clean(page, watch, "/register/check-your-inbox")
+    problems += check_clean(page, watch, "/reset-password/not-a-link", status=404)
     problems += check_clean(page, watch, "/no-such-page", status=404)
     expect(page.get_by_role("heading", name="Not found", level=1)).to_be_visible()
 
@@ -268,6 +316,8 @@ def test_every_page_is_clean_under_the_csp(page: Page, watch: BrowserWatch,
     expect(nav(page)).to_contain_text("Casey Customer")
     problems += check_clean(page, watch, "/admin/", status=403)
     expect(page.get_by_role("heading", name="Not allowed", level=1)).to_be_visible()
+    problems += check_clean(page, watch, "/account/security")
+    problems += check_clean(page, watch, "/account/delete")
     log_out(page)
     assert problems == []
 

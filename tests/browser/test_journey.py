@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING
 
 from playwright.sync_api import Locator, Page, expect
 
+from tests.browser.conftest import emailed_link
+
 if TYPE_CHECKING:
-    from tests.browser.conftest import BrowserWatch
+    from tests.browser.conftest import BrowserWatch, LiveServer
 
 PROVISIONING_TIMEOUT = 30_000  # ms: the sandbox boots in ~8 s, the card polls every 2 s, the summary every 3 s
 POWER_TIMEOUT = 10_000  # ms: a power action takes ~3 s, the live info polls every 1 s
@@ -25,7 +27,8 @@ def nav(page: Page) -> Locator:
     return page.get_by_role("navigation", name="Main")
 
 
-def sign_up(page: Page, name: str) -> None:
+def sign_up(page: Page, live_server: LiveServer, name: str) -> None:
+    """Register, then confirm the address through the emailed link, which logs in."""
     email = f"journey-{uuid.uuid4().hex[:12]}@example.com"
     page.goto("/")
     nav(page).get_by_role("link", name="Sign up").click()
@@ -35,6 +38,9 @@ def sign_up(page: Page, name: str) -> None:
     page.get_by_label("Password", exact=True).fill("a long journey password")
     page.get_by_label("Repeat the password").fill("a long journey password")
     page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("heading", name="Check your inbox", level=1)).to_be_visible()
+    page.goto(emailed_link(live_server, email))
+    page.get_by_role("button", name="Confirm and log in").click()
     expect(nav(page)).to_contain_text(name)
 
 
@@ -69,9 +75,9 @@ def expect_power(page: Page, state: str, text: str) -> None:
     expect(power).to_contain_text(text)
 
 
-def test_customer_orders_runs_and_cancels_a_server(page: Page, watch: BrowserWatch) -> None:
+def test_customer_orders_runs_and_cancels_a_server(page: Page, watch: BrowserWatch, live_server: LiveServer) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})
-    sign_up(page, "Jordan Journey")
+    sign_up(page, live_server, "Jordan Journey")
 
     # The catalogue: order the Standard plan.
     standard = page.locator('.plan-card[data-plan="standard-monthly"]')

@@ -76,6 +76,8 @@ FORMS: dict[str, Callable[[World, dict[str, str]], dict[str, str | Value]]] = {
     "auth.login": lambda w, _: {"email": w.customer.email, "password": PASSWORD},
     "auth.register": lambda w, _: {"name": "Rita Register", "email": NEW_EMAIL, "password": PASSWORD,
                                    "confirm": PASSWORD},
+    "auth.forgot_password": lambda w, _: {"email": w.customer.email},
+    "auth.reset_password": lambda w, _: {"password": PASSWORD, "confirm": PASSWORD},
     "account.profile": lambda w, _: {"full_name": "Casey Customer", "billing_email": "casey@example.com",
                                      "company": "ACME", "address": "Hauptstrasse 1", "postal_code": "10115",
                                      "city": "Berlin", "country": "DE"},

@@ -80,3 +80,20 @@ def test_other_commands_find_the_sandbox_clouds_a_running_flask_up_serves(tmp_pa
     assert production["SANDBOX_HETZNER_URL"] is None
     (tmp_path / SANDBOX_FILE).write_text("not json")
     assert Settings.from_env({}, str(tmp_path)).clouds["SANDBOX_HETZNER_URL"] is None
+
+
+def test_deleted_accounts_are_purged_after_30_days_unless_configured(tmp_path):
+    assert settings(tmp_path)["ACCOUNT_PURGE_DAYS"] == 30
+    assert settings(tmp_path, ACCOUNT_PURGE_DAYS="90")["ACCOUNT_PURGE_DAYS"] == 90
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "3651"])
+def test_a_bad_purge_period_is_refused(tmp_path, value):
+    with pytest.raises(ConfigError, match="ACCOUNT_PURGE_DAYS"):
+        settings(tmp_path, ACCOUNT_PURGE_DAYS=value)
+
+
+def test_account_emails_are_throttled_per_address_and_per_client(tmp_path):
+    config = settings(tmp_path, ACCOUNT_EMAIL_LIMIT="2 per hour")
+    assert config["ACCOUNT_EMAIL_LIMIT"] == "2 per hour"
+    assert config["ACCOUNT_EMAIL_LIMIT_ADDRESS"] == "20 per hour;100 per day"

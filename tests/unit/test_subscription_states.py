@@ -48,6 +48,8 @@ ALLOWED: dict[tuple[SubscriptionStatus, Action], SubscriptionStatus] = {
     (S.PENDING_FULFILLMENT, A.ACTIVATE): S.ACTIVE,
     (S.PENDING_FULFILLMENT, A.CANCEL): S.CANCELED,
     (S.PENDING_FULFILLMENT, A.BACKORDER): S.PENDING_BACKORDER,  # provisioning found no capacity
+    # The customer deleted their account: every subscription not canceled yet ends now.
+    **{(status, A.TERMINATE): S.CANCELED for status in S if status is not S.CANCELED},
 }
 FORBIDDEN = [pair for pair in itertools.product(S, A) if pair not in ALLOWED]
 
@@ -304,3 +306,17 @@ def test_backorder_transitions(current: BackorderStatus, target: BackorderStatus
     else:
         with pytest.raises(TransitionError, match=f"This backorder is {current.value} and cannot become"):
             backorder_transition(current, target)
+
+
+@pytest.mark.parametrize("status", [s for s in S if s is not S.CANCELED])
+def test_terminate_ends_now_whatever_the_plan_or_a_pending_date(status: SubscriptionStatus) -> None:
+    transition = plan_transition(status, A.TERMINATE, now=NOW, period_end=LATER, effective_at=LATER,
+                                 cancellation_rule=ChangeRule.PERIOD_END)
+
+    assert transition == Transition(status, S.CANCELED, A.TERMINATE, NOW)
+
+
+def test_terminate_is_not_a_customer_button() -> None:
+    assert not A.TERMINATE.by_customer
+    with pytest.raises(TransitionError, match="already canceled"):
+        plan(S.CANCELED, A.TERMINATE)

@@ -11,7 +11,7 @@ from app.models import User, UserSession
 from app.services import accounts
 from app.services.actors import Actor
 from tests import factories
-from tests.helpers import csrf_token, post_form
+from tests.helpers import csrf_token, emails_to, follow_emailed_link, post_form
 
 
 def register(client, email="new@example.com", password="a sound passphrase", **extra):
@@ -23,13 +23,20 @@ def is_logged_in(client) -> bool:
     return "Log out" in client.get("/").get_data(as_text=True)
 
 
-def test_register_creates_a_customer_and_logs_in(client, tenant):
+def test_register_creates_a_customer_who_confirms_the_address_to_log_in(app, client, tenant):
+    # Registration no longer logs in: the answer must not depend on whether the address has an account
+    # (tests/web/test_registration.py), so the new account waits for its address to be confirmed.
     response = register(client, email="  New@Example.COM ")
     assert response.status_code == 303
-    assert response.headers["Location"] == "/"
+    assert response.headers["Location"] == "/register/check-your-inbox"
     user = db.session.scalar(select(User).where(User.email == "new@example.com"))
-    assert user.role == Role.CUSTOMER and user.tenant_id == tenant.id
+    assert user.role == Role.CUSTOMER and user.tenant_id == tenant.id and user.email_verified_at is None
     assert user.password_hash.startswith("$argon2id$")
+    assert not is_logged_in(client)
+    [email] = emails_to(app, "new@example.com")
+    assert email.subject == "Confirm your email address"
+    response = follow_emailed_link(client, app, "new@example.com")
+    assert response.status_code == 303 and response.headers["Location"] == "/"
     assert is_logged_in(client)
 
 
@@ -39,11 +46,12 @@ def test_register_ignores_role_and_tenant_fields(client, tenant, other_tenant):
     assert (user.role, user.tenant_id, user.is_active) == (Role.CUSTOMER, tenant.id, True)
 
 
-def test_register_refuses_a_taken_email_and_changes_nothing(client, customer):
+def test_register_with_a_taken_email_creates_nothing_and_tells_the_owner(app, client, customer):
     response = register(client, email=customer.email.upper())
-    assert response.status_code == 400
-    assert "already exists" in response.get_data(as_text=True)
+    assert response.status_code == 303 and response.headers["Location"] == "/register/check-your-inbox"
     assert db.session.scalar(select(func.count()).select_from(User)) == 1
+    [email] = emails_to(app, customer.email)
+    assert email.subject == "Someone tried to use your email address"
 
 
 @pytest.mark.parametrize(
@@ -59,8 +67,9 @@ def test_register_explains_bad_passwords(client, tenant, password, confirm, mess
 
 
 @pytest.mark.parametrize("password", ["  leading spaces count", "ünïcødé pässwörd ✓ 密码", "x" * 1000])
-def test_passwords_are_taken_whole(client, tenant, auth, password):
+def test_passwords_are_taken_whole(app, client, tenant, auth, password):
     register(client, email="whole@example.com", password=password)
+    follow_emailed_link(client, app, "whole@example.com")
     auth.logout()
     assert auth.login("whole@example.com", password.strip() + "!").status_code == 401
     assert auth.login("whole@example.com", password).status_code == 303

@@ -50,10 +50,10 @@ def test_the_outbox_does_not_exist_in_production(app, client, tenant, customer, 
 def test_the_outbox_page_exists_only_where_emails_do_not_leave_the_machine():
     from app.config import mail_settings
 
-    assert mail_settings({}, "development", "/tmp")["OUTBOX_PAGE"] is True  # the file backend
-    assert mail_settings({"MAIL_BACKEND": "smtp"}, "development", "/tmp")["OUTBOX_PAGE"] is False
-    assert mail_settings({"MAIL_BACKEND": "file"}, "production", "/tmp")["OUTBOX_PAGE"] is False
-    assert mail_settings({}, "production", "/tmp")["OUTBOX_PAGE"] is False
+    assert mail_settings({}, "development", "instance")["OUTBOX_PAGE"] is True  # the file backend
+    assert mail_settings({"MAIL_BACKEND": "smtp"}, "development", "instance")["OUTBOX_PAGE"] is False
+    assert mail_settings({"MAIL_BACKEND": "file"}, "production", "instance")["OUTBOX_PAGE"] is False
+    assert mail_settings({}, "production", "instance")["OUTBOX_PAGE"] is False
 
 
 def test_flask_up_makes_the_links_in_emails_point_at_the_port_it_serves_on(app, runner, monkeypatch):

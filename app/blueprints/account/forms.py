@@ -60,3 +60,9 @@ class EmailForm(FlaskForm):
                        render_kw={"autocomplete": "email"})
     password = PasswordField("Your password", validators=[InputRequired(), Length(max=PASSWORD_MAX_LENGTH)],
                              description="To confirm it is you.", render_kw={"autocomplete": "current-password"})
+
+
+class DeleteAccountForm(FlaskForm):
+    password = PasswordField("Your password", validators=[InputRequired(), Length(max=PASSWORD_MAX_LENGTH)],
+                             description="To confirm it is you. This cannot be undone.",
+                             render_kw={"autocomplete": "current-password"})

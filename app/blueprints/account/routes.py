@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, flash, redirect, render_template, request, session, url_for
+from flask import Response, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user
 
 from app.blueprints.account import bp
@@ -10,6 +10,7 @@ from app.blueprints.account.forms import EmailForm, PasswordForm, ProfileForm
 from app.domain.profiles import LABELS
 from app.extensions import limiter
 from app.models import CustomerProfile, User
+from app.selectors.accounts import pending_email_change
 from app.selectors.profiles import profile_for
 from app.services import accounts, profiles
 from app.services.errors import Conflict, InvalidInput, ServiceError
@@ -62,10 +63,19 @@ def _refused(response: Response) -> bool:
     return response.status_code == 400
 
 
+def _email_change_key() -> str:
+    """Every email change asked for sends an email (to the new address, or to its owner): counted per account."""
+    return f"email-change:{getattr(current_user, 'id', '-')}"
+
+
+TOO_MANY_EMAIL_CHANGES = "You asked to change your email several times in a short while. Please wait an hour."
+
+
 def _security_page(password_form: PasswordForm | None = None, email_form: EmailForm | None = None,
                    status: int = 200) -> tuple[str, int]:
     page = render_template("account/security.html", password_form=password_form or PasswordForm(prefix="password"),
-                           email_form=email_form or EmailForm(prefix="email"))
+                           email_form=email_form or EmailForm(prefix="email"),
+                           pending=pending_email_change(current_user._get_current_object()))
     return page, status
 
 
@@ -106,6 +116,8 @@ def change_password() -> Response | tuple[str, int]:
 
 @bp.post("/security/email")
 @limiter.limit("10 per hour", key_func=_user_key, deduct_when=_refused)
+@limiter.limit(lambda: current_app.config["ACCOUNT_EMAIL_LIMIT"], key_func=_email_change_key,
+               error_message=TOO_MANY_EMAIL_CHANGES)
 @customer_required
 @not_while_impersonating(OWNER_ONLY)
 def change_email() -> Response | tuple[str, int]:
@@ -113,9 +125,11 @@ def change_email() -> Response | tuple[str, int]:
     if not form.validate_on_submit():
         return _security_page(email_form=form, status=400)
     try:
-        accounts.change_email(actor=current_actor(), password=form.password.data, new_email=form.email.data)
+        email = accounts.change_email(actor=current_actor(), password=form.password.data, new_email=form.email.data)
     except ServiceError as error:
         _refusal(form, error)
         return _security_page(email_form=form, status=error.status_code)
-    flash("Your login email is changed. Use it the next time you log in.", "success")
+    # The same words whether or not the address has an account (its owner is told by email instead).
+    flash(f"We sent a link to {email}. Your login email changes when you open it; until then it stays "
+          f"{current_user.email}.", "success")
     return redirect(url_for(".security"), 303)

@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("auth", __name__)
 
-from app.blueprints.auth import routes  # noqa: E402, F401  (routes register themselves on bp)
+from app.blueprints.auth import links, routes  # noqa: E402, F401  (routes register themselves on bp)

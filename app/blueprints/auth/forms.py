@@ -32,3 +32,27 @@ class RegisterForm(FlaskForm):
     confirm = PasswordField("Repeat the password",
                             validators=[InputRequired(), EqualTo("password", "The passwords differ.")],
                             render_kw={"autocomplete": "new-password"})
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("Email", filters=[strip],
+                       validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
+                       description="The address you log in with. We email you a link to set a new password.",
+                       render_kw={"autocomplete": "username", "autofocus": True})
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField(
+        "New password",
+        validators=[InputRequired(), Length(min=PASSWORD_MIN_LENGTH, max=PASSWORD_MAX_LENGTH,
+                                            message=f"Use {PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters.")],
+        description=f"At least {PASSWORD_MIN_LENGTH} characters. Every session of your account is logged out.",
+        render_kw={"autocomplete": "new-password", "autofocus": True},
+    )
+    confirm = PasswordField("Repeat the new password",
+                            validators=[InputRequired(), EqualTo("password", "The passwords differ.")],
+                            render_kw={"autocomplete": "new-password"})
+
+
+class ConfirmForm(FlaskForm):
+    """A button that confirms an address (a POST, so that mail scanners opening the link change nothing)."""
