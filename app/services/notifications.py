@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 
 from app.clock import now
 from app.domain.accounts import Role
-from app.domain.notifications import MAX_SEND_ATTEMPTS, EmailStatus, Event, send_retry_delay, wants
+from app.domain.notifications import MAX_SEND_ATTEMPTS, EmailStatus, Event, is_secret, send_retry_delay, wants
 from app.extensions import db, mail
 from app.models import EmailMessage, Subscription, Tenant, TenantHost, TenantLike, User
 from app.services.actors import Actor
@@ -135,6 +135,10 @@ def deliver(message_id: int) -> int | None:
         return _failed(message, error)
     message.status, message.sent_at, message.next_attempt_at, message.last_error = (
         EmailStatus.SENT, now(), None, None)
+    if is_secret(message.event) and not current_app.config["OUTBOX_PAGE"]:
+        # Its links reset a password or confirm an address: once delivered, the log keeps no copy of them.
+        message.text_body = message.html_body = None
+        message.body_purged_at = message.sent_at
     db.session.commit()
     log.info("email sent", extra={"email_id": message.id, "event": message.event})
     return None

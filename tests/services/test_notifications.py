@@ -139,3 +139,21 @@ def test_old_bodies_are_forgotten_and_the_log_line_stays(app, customer, clock):
     assert message.text_body is None and message.html_body is None and message.body_purged_at == clock.now()
     assert message.subject == "Your password was changed" and message.status is EmailStatus.SENT
     assert notifications.forget_old_bodies(30) == 0
+
+
+def test_security_emails_keep_no_copy_of_their_text_once_sent_where_emails_leave_the_machine(app, customer, clock,
+                                                                                           monkeypatch):
+    monkeypatch.setitem(app.config, "OUTBOX_PAGE", False)  # production, or SMTP
+    message = notifications.notify(Event.PASSWORD_CHANGED, user=customer)
+    db.session.commit()
+    db.session.refresh(message)
+    assert message.status is EmailStatus.SENT and "Hello Ann" in outbox(app)[0].body
+    assert message.text_body is None and message.html_body is None and message.body_purged_at == clock.now()
+    assert message.subject == "Your password was changed"
+
+
+def test_the_development_outbox_keeps_security_emails_to_follow_their_links(app, customer):
+    message = notifications.notify(Event.PASSWORD_CHANGED, user=customer)
+    db.session.commit()
+    db.session.refresh(message)
+    assert app.config["OUTBOX_PAGE"] and "Hello Ann" in message.text_body
