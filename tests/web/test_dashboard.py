@@ -101,12 +101,15 @@ def add_subscriptions(tenant, user, how_many: int, *, service_type) -> None:
     db.session.commit()
 
 
+_names = itertools.count(1)  # server names are unique within the tenant
+
+
 def add_items(subscription: Subscription, how_many: int) -> None:
     for n in range(how_many):
         item = SubscriptionItem(tenant_id=subscription.tenant_id, subscription_id=subscription.id,
                                 status=ItemStatus.ACTIVE if n % 2 else ItemStatus.PROVISIONING,
                                 provider="hetzner", config={"serverType": "cx22", "location": "nbg1"},
-                                hostname=f"bulk-{subscription.id}-{n}", ipv4=f"192.0.2.{n % 250 + 1}")
+                                hostname=f"bulk-{subscription.id}-{next(_names)}", ipv4=f"192.0.2.{n % 250 + 1}")
         db.session.add(item)
         db.session.flush()
         events.record(subscription, "server_created", item=item, actor=Actor(subscription.user))
