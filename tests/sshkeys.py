@@ -32,3 +32,11 @@ def private_key() -> str:
     """An OpenSSH private key, as someone might paste by mistake."""
     return ed25519.Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.OpenSSH,
                                                               NoEncryption()).decode()
+
+
+def added_key(tenant, user, comment: str = "casey@laptop") -> int:  # type: ignore[no-untyped-def]
+    """A new Ed25519 key on `user`'s account, added through the service; its id."""
+    from app.services import ssh_keys
+    from app.services.actors import Actor
+
+    return ssh_keys.add_key(tenant=tenant, actor=Actor(user), public_key=ed25519_key(comment)).id

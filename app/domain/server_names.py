@@ -53,9 +53,14 @@ def names(name: str, quantity: int) -> list[str]:
     return [name, *(f"{name}-{n}" for n in range(2, max(quantity, 1) + 1))]
 
 
+def tenant_domain(tenant_slug: str, base_domain: str) -> str:
+    """The tenant's servers' domain: `<tenant slug>.<base domain>`."""
+    return ".".join(part for part in (tenant_slug, base_domain.strip(".")) if part)
+
+
 def fqdn(name: str, tenant_slug: str, base_domain: str) -> str:
     """Where the server is reached, and its name at the cloud: `<name>.<tenant slug>.<base domain>`."""
-    return ".".join(part for part in (name, tenant_slug, base_domain.strip(".")) if part)
+    return f"{name}.{tenant_domain(tenant_slug, base_domain)}"
 
 
 def suggest(rng: random.Random | None = None) -> str:

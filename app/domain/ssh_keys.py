@@ -13,7 +13,9 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -141,3 +143,31 @@ def _bits(key: object) -> int:
     if isinstance(key, ed25519.Ed25519PublicKey):
         return 256
     raise KeyProblem("This kind of key is not accepted.")
+
+
+# --- the keys a server is made with ------------------------------------------------------------------------------
+
+CONFIG_KEY = "sshKeys"  # where an item's config keeps the keys chosen when it was ordered
+
+
+def snapshot(keys: Iterable[Any]) -> list[dict[str, str]]:
+    """What an item keeps of each chosen key (anything with name, fingerprint and public_key): enough to apply
+    and show it again however the customer's keys change later."""
+    return [{"name": key.name, "fingerprint": key.fingerprint, "public_key": key.public_key} for key in keys]
+
+
+def server_keys(config: dict[str, Any]) -> list[dict[str, str]]:
+    """The keys kept in an item's config (see `snapshot`); none for items ordered without."""
+    kept = config.get(CONFIG_KEY)
+    return [key for key in kept if isinstance(key, dict)] if isinstance(kept, list) else []
+
+
+def authorized_keys(config: dict[str, Any]) -> list[str]:
+    """The public keys to authorize on an item's server, one line each."""
+    return [key["public_key"] for key in server_keys(config) if key.get("public_key")]
+
+
+def keep_keys(new_config: dict[str, Any], old_config: dict[str, Any]) -> dict[str, Any]:
+    """`new_config` (a changed server type, location, ...) with the keys `old_config` kept."""
+    kept = old_config.get(CONFIG_KEY)
+    return {**new_config, CONFIG_KEY: kept} if kept is not None else dict(new_config)
