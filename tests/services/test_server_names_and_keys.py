@@ -156,7 +156,7 @@ def test_only_the_customers_own_keys_can_be_chosen(tenant, customer, profile, pl
 
 def test_at_most_ten_keys_per_server(tenant, customer, profile, plan, sandbox):
     keys = tuple(added_key(tenant, customer, f"key-{n}") for n in range(11))
-    with pytest.raises(InvalidInput, match="Choose at most 10 keys."):
+    with pytest.raises(InvalidInput, match="Choose at most 10 keys"):
         place(tenant, customer, plan, ssh_key_ids=keys)
 
 
