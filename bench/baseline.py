@@ -329,7 +329,8 @@ def stamp(value: datetime) -> str:
 def shown_item(row: Mapping[str, Any]) -> dict[str, Any]:
     item = dict(row)
     item.update(config=loaded(row["config"] or "{}"), in_progress=row["status"] in ("pending", "provisioning"),
-                status_label=ITEM_LABELS.get(row["status"], row["status"].capitalize()))
+                status_label=ITEM_LABELS.get(row["status"], row["status"].capitalize()),
+                name=row["fqdn"] or row["hostname"] or f"Server {row['id']}")
     for name in ("powered_off_at", "deleted_at", "servers_delete_at"):
         if name in item:
             item[name] = moment(item[name])
@@ -355,12 +356,13 @@ def history_context(conn: Connection, tenant_id: int, status: str, subscription_
     """The history region: the events with who acted, the servers they name, and whether something runs."""
     events = [{**dict(row), "created_at": moment(row["created_at"])}
               for row in conn.execute(EVENTS, (subscription_id, tenant_id))]
-    return {"events": events, "servers": {item["id"]: item["hostname"] or f"Server {item['id']}" for item in items},
+    return {"events": events, "servers": {item["id"]: item["name"] for item in items},
             "busy": status == "pending_fulfillment" or any(item["in_progress"] for item in items)}
 
 
 ITEM = """
-SELECT i.*, s.servers_delete_at FROM subscription_items i JOIN subscriptions s ON s.id = i.subscription_id
+SELECT i.*, s.servers_delete_at, s.status AS subscription_status
+FROM subscription_items i JOIN subscriptions s ON s.id = i.subscription_id
 WHERE i.id = ? AND i.subscription_id = ? AND s.tenant_id = ? AND s.user_id = ?
 """
 
@@ -619,7 +621,8 @@ def customer_pages(app: Flask, connection: Callable[[], Connection], queue_path:
             return "", 404
         shown = shown_item(row)
         return render_template("_item.html", item=shown,
-                               s={"id": subscription_id, "servers_delete_at": shown["servers_delete_at"]})
+                               s={"id": subscription_id, "servers_delete_at": shown["servers_delete_at"],
+                                  "status": shown["subscription_status"]})
 
     @app.get("/<int:tenant_id>/<int:user_id>/order/<int:plan_id>")
     def order_form(tenant_id: int, user_id: int, plan_id: int) -> str | tuple[str, int]:
