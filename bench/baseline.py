@@ -47,7 +47,9 @@ SELECT s.id, s.status, s.price_minor, s.currency, s.interval, s.auto_renew, s.cu
        s.effective_at, s.canceled_at, s.servers_delete_at, s.purged_at,
        p.name AS plan_name, pr.name AS product_name,
        (SELECT count(*) FROM subscription_items i WHERE i.subscription_id = s.id) AS servers,
-       (SELECT count(*) FROM subscription_items i WHERE i.subscription_id = s.id AND i.status = 'active') AS ready
+       (SELECT count(*) FROM subscription_items i WHERE i.subscription_id = s.id AND i.status = 'active') AS ready,
+       (SELECT coalesce(i.fqdn, i.hostname) FROM subscription_items i WHERE i.subscription_id = s.id
+        ORDER BY i.id LIMIT 1) AS server_name
 FROM subscriptions s JOIN plans p ON p.id = s.plan_id JOIN products pr ON pr.id = p.product_id
 WHERE s.tenant_id = ? AND s.user_id = ?
 ORDER BY s.created_at DESC, s.id DESC
@@ -479,7 +481,8 @@ def admin_catalogue(conn: Connection, tenant_id: int) -> dict[str, Any]:
 
 
 ATTENTION = """
-SELECT i.id, i.hostname, i.provider, i.server_id, i.config, i.error_message, i.updated_at, s.id AS subscription_id,
+SELECT i.id, coalesce(i.fqdn, i.hostname) AS name, i.provider, i.server_id, i.config, i.error_message, i.updated_at,
+       s.id AS subscription_id,
        s.status AS subscription_status, u.name AS user_name, u.email AS user_email, p.name AS plan_name
 FROM subscription_items i JOIN subscriptions s ON s.id = i.subscription_id JOIN users u ON u.id = s.user_id
 JOIN plans p ON p.id = s.plan_id
@@ -512,7 +515,9 @@ SELECT s.id, u.name AS customer_name, u.email AS customer_email, p.name AS plan_
        s.currency, s.interval, s.quantity, s.current_period_end, s.effective_at, s.canceled_at, s.auto_renew,
        s.servers_delete_at, s.purged_at,
        (SELECT count(*) FROM subscription_items i WHERE i.subscription_id = s.id) AS servers,
-       (SELECT count(*) FROM subscription_items i WHERE i.subscription_id = s.id AND i.status = 'active') AS ready
+       (SELECT count(*) FROM subscription_items i WHERE i.subscription_id = s.id AND i.status = 'active') AS ready,
+       (SELECT coalesce(i.fqdn, i.hostname) FROM subscription_items i WHERE i.subscription_id = s.id
+        ORDER BY i.id LIMIT 1) AS server_name
 FROM subscriptions s JOIN users u ON u.id = s.user_id JOIN plans p ON p.id = s.plan_id
 WHERE s.tenant_id = ? ORDER BY s.created_at DESC, s.id DESC LIMIT ? OFFSET ?
 """
