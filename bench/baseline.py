@@ -40,13 +40,16 @@ PROVIDERS = {"hetzner": "Hetzner Cloud", "digitalocean": "DigitalOcean", "none":
 END_REASONS = {"stopped": "Stopped by support", "expired": "Time limit reached", "logged_out": "Logged out",
                "superseded": "Replaced by a newer impersonation", "session_ended": "Session ended elsewhere"}
 PER_PAGE = 25  # the staff lists' page
+DNS_BASE_DOMAIN = "servers.bench.test"  # the portal's, as bench/data.py configures it
 
 DASHBOARD = """
 SELECT s.id, s.status, s.price_minor, s.currency, s.interval, s.auto_renew, s.current_period_end,
        s.effective_at, s.canceled_at, s.servers_delete_at, s.purged_at,
        p.name AS plan_name, pr.name AS product_name,
        (SELECT count(*) FROM subscription_items i WHERE i.subscription_id = s.id) AS servers,
-       (SELECT count(*) FROM subscription_items i WHERE i.subscription_id = s.id AND i.status = 'active') AS ready
+       (SELECT count(*) FROM subscription_items i WHERE i.subscription_id = s.id AND i.status = 'active') AS ready,
+       (SELECT coalesce(i.fqdn, i.hostname) FROM subscription_items i WHERE i.subscription_id = s.id
+        ORDER BY i.id LIMIT 1) AS server_name
 FROM subscriptions s JOIN plans p ON p.id = s.plan_id JOIN products pr ON pr.id = p.product_id
 WHERE s.tenant_id = ? AND s.user_id = ?
 ORDER BY s.created_at DESC, s.id DESC
@@ -200,10 +203,14 @@ def catalogue_offers(conn: Connection, tenant_id: int) -> list[dict[str, Any]]:
 
 PLAN = """
 SELECT p.id, p.name, p.description, p.price_minor, p.currency, p.interval, p.config_defaults,
-       p.allow_customer_location_selection, pr.name AS product_name, st.provider, st.service_kind, st.config_schema
+       p.allow_customer_location_selection, pr.name AS product_name, st.provider, st.service_kind, st.config_schema,
+       t.slug AS tenant_slug
 FROM plans p JOIN products pr ON pr.id = p.product_id JOIN service_types st ON st.id = p.service_type_id
+JOIN tenants t ON t.id = p.tenant_id
 WHERE p.id = ? AND p.tenant_id = ? AND p.state = 'published' AND pr.state = 'published'
 """
+KEYS = "SELECT id, name, fingerprint, public_key, is_default FROM ssh_keys WHERE tenant_id = ? AND user_id = ? " \
+       "ORDER BY name, id"
 
 
 def orderable(conn: Connection, tenant_id: int, plan_id: int) -> dict[str, Any] | None:
@@ -324,7 +331,8 @@ def stamp(value: datetime) -> str:
 def shown_item(row: Mapping[str, Any]) -> dict[str, Any]:
     item = dict(row)
     item.update(config=loaded(row["config"] or "{}"), in_progress=row["status"] in ("pending", "provisioning"),
-                status_label=ITEM_LABELS.get(row["status"], row["status"].capitalize()))
+                status_label=ITEM_LABELS.get(row["status"], row["status"].capitalize()),
+                name=row["fqdn"] or row["hostname"] or f"Server {row['id']}")
     for name in ("powered_off_at", "deleted_at", "servers_delete_at"):
         if name in item:
             item[name] = moment(item[name])
@@ -350,24 +358,38 @@ def history_context(conn: Connection, tenant_id: int, status: str, subscription_
     """The history region: the events with who acted, the servers they name, and whether something runs."""
     events = [{**dict(row), "created_at": moment(row["created_at"])}
               for row in conn.execute(EVENTS, (subscription_id, tenant_id))]
-    return {"events": events, "servers": {item["id"]: item["hostname"] or f"Server {item['id']}" for item in items},
+    return {"events": events, "servers": {item["id"]: item["name"] for item in items},
             "busy": status == "pending_fulfillment" or any(item["in_progress"] for item in items)}
 
 
 ITEM = """
-SELECT i.*, s.servers_delete_at FROM subscription_items i JOIN subscriptions s ON s.id = i.subscription_id
+SELECT i.*, s.servers_delete_at, s.status AS subscription_status
+FROM subscription_items i JOIN subscriptions s ON s.id = i.subscription_id
 WHERE i.id = ? AND i.subscription_id = ? AND s.tenant_id = ? AND s.user_id = ?
 """
 
 
+def ssh_keys(conn: Connection, tenant_id: int, user_id: int, ids: list[int] | None = None) -> list[dict[str, Any]]:
+    """The customer's SSH keys by name (those of `ids` only, when given)."""
+    rows = [dict(row) for row in conn.execute(KEYS, (tenant_id, user_id)).fetchall()]
+    return rows if ids is None else [row for row in rows if row["id"] in ids]
+
+
 def order_rows(conn: Connection, plan: dict[str, Any], tenant_id: int, user_id: int,
-               form: dict[str, str]) -> tuple[int, int]:
-    """What an order writes, in one transaction: the subscription, its item and its event. (id, item id)
+               form: dict[str, Any]) -> tuple[int, int]:
+    """What an order writes, in one transaction: the subscription, its item (named, with the chosen SSH keys
+    kept) and its event. (id, item id)
     SQLite takes the write lock at BEGIN and gives the new ids as `lastrowid`; PostgreSQL returns them
     (`RETURNING id`) and takes aware datetimes for its timestamps."""
     schema = plan["config_schema"].get("properties", {})
     chosen = {name: value for name, value in form.items() if name in schema and value in schema[name].get("enum", ())}
-    config = json.dumps({**plan["config_defaults"], **chosen})
+    requested = {**plan["config_defaults"], **chosen}
+    keys = [{"name": k["name"], "fingerprint": k["fingerprint"], "public_key": k["public_key"]}
+            for k in ssh_keys(conn, tenant_id, user_id, [int(i) for i in form.get("ssh_keys", [])])]
+    config = json.dumps(requested)
+    item_config = json.dumps({**requested, "sshKeys": keys}) if keys else config
+    hostname = form["hostname"]
+    fqdn = f"{hostname}.{plan['tenant_slug']}.{DNS_BASE_DOMAIN}"
     postgresql = isinstance(conn, PostgreSQL)
     now: datetime | str = datetime.now(UTC) if postgresql else stamp(datetime.now(UTC))
 
@@ -386,8 +408,8 @@ def order_rows(conn: Connection, plan: dict[str, Any], tenant_id: int, user_id: 
          True, "auto_backorder" in form, form["idempotency_key"], now, now))
     item_id = inserted(
         "INSERT INTO subscription_items (tenant_id, subscription_id, status, service_kind, provider, config, "
-        "created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)",
-        (tenant_id, subscription_id, plan["service_kind"], plan["provider"], config, now, now))
+        "hostname, fqdn, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
+        (tenant_id, subscription_id, plan["service_kind"], plan["provider"], item_config, hostname, fqdn, now, now))
     data = {"plan": plan["name"], "price": plan["price_minor"], "currency": plan["currency"], "quantity": 1}
     conn.execute("INSERT INTO subscription_events (tenant_id, subscription_id, kind, to_status, actor_id, reason, "
                  "data, created_at) VALUES (?, ?, 'ordered', ?, ?, '', ?, ?)",
@@ -459,7 +481,8 @@ def admin_catalogue(conn: Connection, tenant_id: int) -> dict[str, Any]:
 
 
 ATTENTION = """
-SELECT i.id, i.hostname, i.provider, i.server_id, i.config, i.error_message, i.updated_at, s.id AS subscription_id,
+SELECT i.id, coalesce(i.fqdn, i.hostname) AS name, i.provider, i.server_id, i.config, i.error_message, i.updated_at,
+       s.id AS subscription_id,
        s.status AS subscription_status, u.name AS user_name, u.email AS user_email, p.name AS plan_name
 FROM subscription_items i JOIN subscriptions s ON s.id = i.subscription_id JOIN users u ON u.id = s.user_id
 JOIN plans p ON p.id = s.plan_id
@@ -492,7 +515,9 @@ SELECT s.id, u.name AS customer_name, u.email AS customer_email, p.name AS plan_
        s.currency, s.interval, s.quantity, s.current_period_end, s.effective_at, s.canceled_at, s.auto_renew,
        s.servers_delete_at, s.purged_at,
        (SELECT count(*) FROM subscription_items i WHERE i.subscription_id = s.id) AS servers,
-       (SELECT count(*) FROM subscription_items i WHERE i.subscription_id = s.id AND i.status = 'active') AS ready
+       (SELECT count(*) FROM subscription_items i WHERE i.subscription_id = s.id AND i.status = 'active') AS ready,
+       (SELECT coalesce(i.fqdn, i.hostname) FROM subscription_items i WHERE i.subscription_id = s.id
+        ORDER BY i.id LIMIT 1) AS server_name
 FROM subscriptions s JOIN users u ON u.id = s.user_id JOIN plans p ON p.id = s.plan_id
 WHERE s.tenant_id = ? ORDER BY s.created_at DESC, s.id DESC LIMIT ? OFFSET ?
 """
@@ -601,15 +626,19 @@ def customer_pages(app: Flask, connection: Callable[[], Connection], queue_path:
             return "", 404
         shown = shown_item(row)
         return render_template("_item.html", item=shown,
-                               s={"id": subscription_id, "servers_delete_at": shown["servers_delete_at"]})
+                               s={"id": subscription_id, "servers_delete_at": shown["servers_delete_at"],
+                                  "status": shown["subscription_status"]})
 
-    @app.get("/<int:tenant_id>/order/<int:plan_id>")
-    def order_form(tenant_id: int, plan_id: int) -> str | tuple[str, int]:
-        plan = orderable(connection(), tenant_id, plan_id)
+    @app.get("/<int:tenant_id>/<int:user_id>/order/<int:plan_id>")
+    def order_form(tenant_id: int, user_id: int, plan_id: int) -> str | tuple[str, int]:
+        conn = connection()
+        plan = orderable(conn, tenant_id, plan_id)
         if plan is None:
             return "", 404
         return render_template("order.html", plan=plan, fields=choices(plan), quote=quote_of(plan, 1),
-                               idempotency_key=uuid.uuid4().hex)
+                               idempotency_key=uuid.uuid4().hex, hostname=f"server-{uuid.uuid4().hex[:8]}",
+                               domain=f"{plan['tenant_slug']}.{DNS_BASE_DOMAIN}",
+                               keys=ssh_keys(conn, tenant_id, user_id))
 
     @app.post("/<int:tenant_id>/<int:user_id>/order/<int:plan_id>")
     def order(tenant_id: int, user_id: int, plan_id: int) -> Response | tuple[str, int]:
@@ -617,7 +646,8 @@ def customer_pages(app: Flask, connection: Callable[[], Connection], queue_path:
         plan = orderable(conn, tenant_id, plan_id)
         if plan is None:
             return "", 404
-        subscription_id, item_id = order_rows(conn, plan, tenant_id, user_id, request.form.to_dict())
+        form = {**request.form.to_dict(), "ssh_keys": request.form.getlist("ssh_keys")}
+        subscription_id, item_id = order_rows(conn, plan, tenant_id, user_id, form)
         enqueue(queue_path, "provision_item", item_id)
         return redirect(f"/subscriptions/{subscription_id}", 303)
 

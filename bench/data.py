@@ -10,7 +10,8 @@ sequences are moved past the numbered rows. The planner's statistics are gathere
 on PostgreSQL, as autovacuum would after a bulk load). Sizes: S is one tenant; M and L have 10 tenants, one
 holding half the rows (L: 100k customers, 1M subscriptions, meant for PostgreSQL). Each tenant has one known
 customer owning exactly 5 subscriptions and another owning exactly 50 (the dashboard measurements), a customer
-with a complete profile and no subscriptions (who places the measured orders), a support user and a tenant
+with a complete profile, one SSH key (preselected for orders) and no subscriptions (who places the measured
+orders), a support user and a tenant
 admin, 50 failed servers (the admin's attention list) and 50 ended support impersonations with their actions
 (the audit); every size has all of them, on SQLite and PostgreSQL alike. Invoices do not exist yet. The same
 seed gives the same rows, but for the password hash (its salt is random).
@@ -31,6 +32,8 @@ from itertools import chain
 from typing import Any
 
 import flask_migrate
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.engine import Connection, make_url
 
@@ -38,6 +41,7 @@ from app import create_app
 from app.config import engine_options, normalize_database_url
 from app.domain.accounts import Role
 from app.domain.catalogue import CatalogueState, ChangeRule, Interval, Provider
+from app.domain.ssh_keys import parse_public_key
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import (
@@ -47,6 +51,7 @@ from app.models import (
     Plan,
     Product,
     ServiceType,
+    SshKey,
     Subscription,
     SubscriptionEvent,
     SubscriptionItem,
@@ -57,6 +62,7 @@ from app.models import (
 from app.models.impersonation import EndReason
 from app.services.demo import HETZNER_SCHEMA  # the demo cloud server type: the order form has its choices
 from app.services.passwords import hash_password
+from bench.baseline import DNS_BASE_DOMAIN
 
 PASSWORD = "bench-customer-pass"  # noqa: S105 - a known password of generated test data
 FEW_EMAIL = "bench-customer@example.com"  # owns exactly 5 subscriptions
@@ -202,7 +208,17 @@ class Builder:
                                               "billing_email": f"billing-{uid}@example.com", "company": "",
                                               "address": f"{uid} Main Street", "postal_code": "10115",
                                               "city": "Berlin", "country": "DE", **stamp} for uid in ids))
+        self.put(SshKey.__table__, [self.ssh_key(tenant_id, ids[2])])  # the orderer's
         return ids
+
+    def ssh_key(self, tenant_id: int, user_id: int) -> dict[str, Any]:
+        """An Ed25519 key made from the seed, preselected for orders."""
+        private = ed25519.Ed25519PrivateKey.from_private_bytes(self.rng.randbytes(32))
+        text = private.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode() + " bench@laptop"
+        key = parse_public_key(text)
+        return {"tenant_id": tenant_id, "user_id": user_id, "name": key.suggested_name, "key_type": key.key_type,
+                "bits": key.bits, "public_key": key.public_key, "fingerprint": key.fingerprint, "is_default": True,
+                "created_at": EPOCH}
 
     def staff(self, tenant_id: int, stamp: dict[str, datetime]) -> tuple[int, int]:
         """The tenant's support user and tenant admin: (support id, admin id)."""
@@ -303,7 +319,7 @@ def bench_app(database: str) -> Any:
                        "SECRET_KEY": "bench-secret-key",
                        "ARGON2_PARAMETERS": {"time_cost": 1, "memory_cost": 8, "parallelism": 1},
                        "RATELIMIT_ENABLED": False, "RATELIMIT_STORAGE_URI": "memory://",
-                       "DEFAULT_TENANT": "bench-0", "SANDBOX_IN_PROCESS": True})
+                       "DEFAULT_TENANT": "bench-0", "SANDBOX_IN_PROCESS": True, "DNS_BASE_DOMAIN": DNS_BASE_DOMAIN})
 
 
 def absolute(database: str) -> str:

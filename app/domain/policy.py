@@ -35,6 +35,8 @@ class Do(StrEnum):
     CANCEL = "cancel"
     RESUME = "resume"
     POWER = "power"
+    REBUILD = "rebuild"  # reinstall a server from an image
+    ROOT_PASSWORD = "root_password"  # noqa: S105 (an action): see the root password once, or reset it
     SWITCH_BACKORDER = "switch_backorder"
     SUSPEND = "suspend"
     REINSTATE = "reinstate"
@@ -49,11 +51,14 @@ class Verdict(StrEnum):
 
 
 _K, _D = ActorKind, Do
-_CUSTOMER_RIGHTS: Final = frozenset({_D.VIEW, _D.CANCEL, _D.RESUME, _D.POWER, _D.SWITCH_BACKORDER})
+_CUSTOMER_RIGHTS: Final = frozenset({_D.VIEW, _D.CANCEL, _D.RESUME, _D.POWER, _D.REBUILD, _D.ROOT_PASSWORD,
+                                     _D.SWITCH_BACKORDER})
+# Only the customer, as themselves, sees a root password or wipes a server; support acting for them does not.
+_OWNER_ONLY: Final = frozenset({_D.REBUILD, _D.ROOT_PASSWORD})
 
 PERMISSIONS: Final = MappingProxyType({
     _K.CUSTOMER: _CUSTOMER_RIGHTS,
-    _K.SUPPORT_AS_CUSTOMER: _CUSTOMER_RIGHTS,
+    _K.SUPPORT_AS_CUSTOMER: _CUSTOMER_RIGHTS - _OWNER_ONLY,
     _K.API_TOKEN: _CUSTOMER_RIGHTS,
     _K.TENANT_ADMIN: frozenset({_D.VIEW, _D.CANCEL, _D.SUSPEND, _D.REINSTATE, _D.EXTEND_RETENTION}),
     _K.SUPPORT: frozenset({_D.VIEW}),

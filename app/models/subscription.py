@@ -10,6 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import now
 from app.domain.catalogue import Interval, Provider
+from app.domain.server_access import gives_root_password
+from app.domain.ssh_keys import server_keys
 from app.domain.subscriptions import (
     Action,
     BackorderStatus,
@@ -164,6 +166,21 @@ class SubscriptionItem(Timestamps, db.Model):
     @property
     def in_progress(self) -> bool:
         return self.status in (ItemStatus.PENDING, ItemStatus.PROVISIONING)
+
+    @property
+    def name(self) -> str:
+        """How pages and emails name the server: its FQDN, else its name, else its number."""
+        return self.fqdn or self.hostname or f"Server {self.id}"
+
+    @property
+    def ssh_keys(self) -> list[dict[str, str]]:
+        """The keys the server was ordered with: name, fingerprint, public_key each."""
+        return server_keys(self.config or {})
+
+    @property
+    def resets_root_password(self) -> bool:
+        """Whether its cloud can set a new root password and show it (Hetzner)."""
+        return gives_root_password(self.provider)
 
 
 class SubscriptionEvent(db.Model):

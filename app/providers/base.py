@@ -80,9 +80,9 @@ class ServerSpec:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def check_user_data(spec: ServerSpec) -> None:
+def check_user_data(user_data: str) -> None:
     """Refuse, before any request, user_data larger than the portal-wide limit (Hetzner's 32 KiB)."""
-    size = len(spec.user_data.encode())
+    size = len(user_data.encode())
     if size > MAX_USER_DATA_BYTES:
         raise ProviderError(ErrorKind.INVALID, f"The cloud-init user data is {size} bytes; clouds accept at most "
                                                f"{MAX_USER_DATA_BYTES // 1024} KiB.")
@@ -97,7 +97,7 @@ def create_or_adopt(spec: ServerSpec, *, find: Callable[[ServerSpec], ServerInfo
     all the same, so it is looked for once more and adopted rather than made twice; if it is not found the
     original error stands and the caller's retry will adopt it then.
     """
-    check_user_data(spec)
+    check_user_data(spec.user_data)
     if (existing := find(spec)) is not None:
         return existing
     try:
@@ -115,6 +115,16 @@ def create_or_adopt(spec: ServerSpec, *, find: Callable[[ServerSpec], ServerInfo
 
 
 @dataclass(frozen=True)
+class PasswordAction:
+    """An action that may come with a new root password (a rebuild; a password reset at Hetzner).
+
+    The password is never part of the repr, so it cannot reach a log line by accident."""
+
+    action: ActionInfo
+    root_password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class ServerInfo:
     server_id: str
     name: str
@@ -127,6 +137,9 @@ class ServerInfo:
     labels: dict[str, str] = field(default_factory=dict)
     created_at: datetime | None = None
     action: ActionInfo | None = None
+    # The root password the cloud set, from a create's answer only (Hetzner gives one whenever no cloud SSH key
+    # was named); never in the repr.
+    root_password: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def ready(self) -> bool:
@@ -174,6 +187,15 @@ class CloudProvider(Protocol):
         ...
 
     def reboot(self, server_id: str) -> ActionInfo: ...
+
+    def rebuild(self, server_id: str, *, image: str, user_data: str = "") -> PasswordAction:
+        """Reinstall the server from `image`, erasing its disk; BUSY while another action runs. Hetzner takes
+        `user_data` anew (and may answer a new root password); DigitalOcean runs the droplet's own again."""
+        ...
+
+    def reset_password(self, server_id: str) -> PasswordAction:
+        """Set a new root password and answer it (Hetzner); clouds that cannot raise ProviderError(INVALID)."""
+        ...
 
     def delete_server(self, server_id: str) -> None:
         """Delete; a server that is already gone is not an error."""

@@ -28,6 +28,11 @@ droplet is the one made for a spec when it has the spec's name and carries all i
 looks first and adopts; after a timeout, dropped connection or 5xx it looks again, so a create whose answer
 was lost is adopted, never repeated. User data is limited to 32 KiB (Hetzner's limit, the portal-wide one;
 DigitalOcean itself allows 64 KiB) and checked before anything is sent.
+
+Access: customers' SSH keys travel in the user data (cloud-init), not as DigitalOcean key objects; the create
+names none. A rebuild (`{"type": "rebuild", "image": slug}`) cannot take new user data: DigitalOcean runs the
+droplet's own again on the fresh disk, so the keys come back. DigitalOcean never answers a root password (it
+emails one to the account's owner when no key object is named), so there is no password reset here.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from app.providers.base import (
     ActionInfo,
     ActionStatus,
     ErrorKind,
+    PasswordAction,
     PowerState,
     ProviderError,
     ServerInfo,
@@ -66,7 +72,7 @@ ITEM_LABEL_SUFFIX = "item"  # the label that names one subscription item: the na
 
 _POWER = {"new": PowerState.PROVISIONING, "active": PowerState.RUNNING, "off": PowerState.OFF}
 _DURING = {"power_on": PowerState.STARTING, "power_off": PowerState.STOPPING, "shutdown": PowerState.STOPPING,
-           "reboot": PowerState.REBOOTING, "power_cycle": PowerState.REBOOTING}
+           "reboot": PowerState.REBOOTING, "power_cycle": PowerState.REBOOTING, "rebuild": PowerState.PROVISIONING}
 _ACTION_STATUS = {"in-progress": ActionStatus.RUNNING, "completed": ActionStatus.SUCCESS,
                   "errored": ActionStatus.ERROR}
 _NOT_TAG = re.compile(r"[^A-Za-z0-9:_-]")
@@ -220,6 +226,16 @@ class DigitalOceanCloud:
         """Reboot the droplet gracefully."""
         return self._act(server_id, "reboot")
 
+    def rebuild(self, server_id: str, *, image: str, user_data: str = "") -> PasswordAction:
+        """Reinstall from the image `image` (a slug); the droplet's own user data runs again (`user_data` is
+        not sent: DigitalOcean's rebuild takes none). No password is answered."""
+        return PasswordAction(self._act(server_id, "rebuild", image_id=image))
+
+    def reset_password(self, server_id: str) -> PasswordAction:
+        """Not offered: DigitalOcean would email the new password to the account's owner, not answer it."""
+        raise ProviderError(ErrorKind.INVALID, "DigitalOcean cannot give a new root password here; log in with "
+                                               "your SSH key.")
+
     def delete_server(self, server_id: str) -> None:
         """Delete the droplet; one that is gone already is not an error."""
         droplet = self._sdk(_Droplet, id=_droplet_id(server_id))
@@ -257,10 +273,10 @@ class DigitalOceanCloud:
         assert droplet.last_response is not None  # set by the request that just succeeded
         return _server_info(droplet.last_response.json()["droplet"])
 
-    def _act(self, server_id: str, command: str) -> ActionInfo:
+    def _act(self, server_id: str, command: str, **arguments: Any) -> ActionInfo:
         droplet = self._sdk(_Droplet, id=_droplet_id(server_id))
         with self._calling(droplet, missing=_gone(server_id)):
-            answer = getattr(droplet, command)()  # return_dict=True: a dict, not an Action bound elsewhere
+            answer = getattr(droplet, command)(**arguments)  # return_dict=True: a dict, not an Action bound elsewhere
         action = _action_info(answer["action"])
         if action.status is ActionStatus.RUNNING:
             _recent_actions.remember(self._endpoint, str(server_id), action.id)

@@ -18,7 +18,12 @@ Choices worth knowing (the API and SDK have traps):
   may ignore, whose action succeeds once the request is sent, before the server is off: callers poll the
   server's status and power it off after a timeout.
 - Action commands are Hetzner's (`start_server`, `stop_server`, `shutdown_server`, `reboot_server`,
-  `reset_server`), not the path names of the requests that start them.
+  `reset_server`, `rebuild_server`, `reset_password`), not the path names of the requests that start them.
+- Root passwords: Hetzner answers one to a create and a rebuild whenever no Hetzner SSH key object was named
+  (the portal sends customers' keys in the cloud-init user data instead), and to `reset_password`. They are
+  handed back (`ServerInfo.root_password`, `PasswordAction`) outside any repr; the caller decides what to keep.
+- A rebuild sends the user data again (hcloud's `rebuild(..., user_data=)`), so cloud-init applies the keys
+  to the fresh disk.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import ipaddress
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from email.utils import parsedate_to_datetime
@@ -46,10 +52,12 @@ from app.providers.base import (
     ActionInfo,
     ActionStatus,
     ErrorKind,
+    PasswordAction,
     PowerState,
     ProviderError,
     ServerInfo,
     ServerSpec,
+    check_user_data,
     create_or_adopt,
 )
 
@@ -94,6 +102,7 @@ _POWER_OF_STATUS = {"initializing": PowerState.PROVISIONING, "starting": PowerSt
                     "running": PowerState.RUNNING, "stopping": PowerState.STOPPING, "off": PowerState.OFF,
                     "rebuilding": PowerState.PROVISIONING, "migrating": PowerState.RUNNING}
 _POWER_OF_ACTION = {"reboot_server": PowerState.REBOOTING, "reset_server": PowerState.REBOOTING,
+                    "rebuild_server": PowerState.PROVISIONING,
                     "start_server": PowerState.STARTING, "stop_server": PowerState.STOPPING,
                     "shutdown_server": PowerState.STOPPING}
 
@@ -144,7 +153,8 @@ class HetznerCloud:
                 spec.name, server_type=ServerType(name=spec.server_type), image=Image(name=spec.image),
                 location=Location(name=spec.location) if spec.location else None,
                 labels=dict(spec.labels), user_data=spec.user_data or None, start_after_create=True)
-        return _server_info(response.server, [response.action, *response.next_actions])
+        info = _server_info(response.server, [response.action, *response.next_actions])
+        return replace(info, root_password=response.root_password or None)
 
     def find_server(self, spec: ServerSpec) -> ServerInfo | None:
         """The server named `spec.name`, if it carries every label of `spec`."""
@@ -176,6 +186,20 @@ class HetznerCloud:
 
     def reboot(self, server_id: str) -> ActionInfo:
         return self._act(server_id, self._client.servers.reboot)
+
+    def rebuild(self, server_id: str, *, image: str, user_data: str = "") -> PasswordAction:
+        """Reinstall from `image` with `user_data` run again; the answer's root password, if any, is handed back."""
+        check_user_data(user_data)
+        with self._translated():
+            response = self._client.servers.rebuild(Server(id=_id(server_id)), Image(name=image),
+                                                    user_data=user_data or None)
+        return PasswordAction(_action_info(response.action), response.root_password or None)
+
+    def reset_password(self, server_id: str) -> PasswordAction:
+        """A new root password, set through the guest agent; BUSY while another action runs."""
+        with self._translated():
+            response = self._client.servers.reset_password(Server(id=_id(server_id)))
+        return PasswordAction(_action_info(response.action), response.root_password or None)
 
     def delete_server(self, server_id: str) -> None:
         """Delete the server; one that is gone already is not an error."""

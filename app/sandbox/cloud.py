@@ -1,9 +1,11 @@
 """An in-process cloud for the demo and fast tests: no credentials, no network, time from an injected clock.
 
 `SandboxCloud` implements `CloudProvider` with the behaviour the real adapters have to cope with: servers
-that boot for a while, power actions that take time and lock the server, capacity that runs out, creates
-whose answer is lost (the retry must adopt the server, not make a second one) and injected failures of
-every `ErrorKind`. Progress is computed from the clock, never from sleeping, so tests move a frozen clock.
+that boot for a while, power actions and rebuilds that take time and lock the server, capacity that runs
+out, creates whose answer is lost (the retry must adopt the server, not make a second one) and injected
+failures of every `ErrorKind`. Named "hetzner", it answers a root password to every create and rebuild (the
+portal names no Hetzner key objects) and resets passwords; named otherwise, like DigitalOcean, it does not.
+Progress is computed from the clock, never from sleeping, so tests move a frozen clock.
 
 The demo catalogs use the real type and location names with realistic sizes and monthly prices in cents:
 
@@ -18,6 +20,7 @@ show alternatives: Hetzner cx42 in hel1 and DigitalOcean s-4vcpu-8gb in sgp1 (se
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -30,6 +33,7 @@ from app.providers.base import (
     ActionInfo,
     ActionStatus,
     ErrorKind,
+    PasswordAction,
     PowerState,
     ProviderError,
     ServerInfo,
@@ -40,7 +44,7 @@ from app.sandbox.capacity import Capacity
 
 Clock = Callable[[], datetime]
 
-OPERATIONS = frozenset({"create", "find", "info", "power", "delete", "offers"})
+OPERATIONS = frozenset({"create", "find", "info", "power", "rebuild", "password", "delete", "offers"})
 
 _DEFAULT_MESSAGES = {
     ErrorKind.UNAVAILABLE: "The server type is sold out in this location for now.",
@@ -120,6 +124,10 @@ class _Server:
         return self.spec.name == spec.name and spec.labels.items() <= self.spec.labels.items()
 
 
+def _password() -> str:
+    return secrets.token_urlsafe(15)
+
+
 def _ipv4(n: int) -> str:
     return f"203.0.113.{(n - 1) % 254 + 1}"  # TEST-NET-3, documentation only
 
@@ -170,7 +178,8 @@ class SandboxCloud:
         """Make the next `times` calls of `operation` raise ProviderError(kind) before doing anything.
 
         Operations: "create", "find" (find_server, managed_servers), "info" (server_info), "power" (power_on,
-        power_off, shutdown, reboot), "delete", "offers" (offers, check_availability). Failures queue up in order.
+        power_off, shutdown, reboot), "rebuild", "password" (reset_password), "delete", "offers" (offers,
+        check_availability). Failures queue up in order.
         """
         if operation not in OPERATIONS:
             raise ValueError(f"unknown operation {operation!r}; expected one of {sorted(OPERATIONS)}")
@@ -209,6 +218,21 @@ class SandboxCloud:
         with self._lock:
             return len(self._servers)
 
+    def user_data(self, server_id: str) -> str:
+        """The user data the server was made (or last rebuilt) with (not recorded in `calls`)."""
+        with self._lock:
+            return self._get(server_id).spec.user_data
+
+    def image(self, server_id: str) -> str:
+        """The image the server runs (not recorded in `calls`)."""
+        with self._lock:
+            return self._get(server_id).spec.image
+
+    @property
+    def gives_passwords(self) -> bool:
+        """Whether this cloud answers root passwords (Hetzner does; DigitalOcean does not)."""
+        return self.name == "hetzner"
+
     # --- CloudProvider -----------------------------------------------------------------------------
 
     def offers(self) -> list[Offer]:
@@ -227,11 +251,13 @@ class SandboxCloud:
         """Create the server, or adopt the one with the same name and labels. CONFLICT on a foreign one."""
         with self._lock:
             now = self._begin("create", "create_server", spec.name, spec.server_type, spec.location)
-            server = self._existing(spec) or self._place(spec, now)
+            existing = self._existing(spec)
+            server = existing or self._place(spec, now)
             if self._lost_answers:
                 self._lost_answers -= 1
                 raise ProviderError(ErrorKind.TRANSIENT, "The request timed out; the server may exist already.")
-            return server.info(now)
+            made = existing is None and self.gives_passwords
+            return replace(server.info(now), root_password=_password() if made else None)
 
     def find_server(self, spec: ServerSpec) -> ServerInfo | None:
         """The server with `spec.name` that carries its labels, if any."""
@@ -262,6 +288,29 @@ class SandboxCloud:
     def reboot(self, server_id: str) -> ActionInfo:
         """Reboot the server; a stopped server is started."""
         return self._power(server_id, "reboot", on=True)
+
+    def rebuild(self, server_id: str, *, image: str, user_data: str = "") -> PasswordAction:
+        """Reinstall from `image` (running for the boot time, BUSY meanwhile). Hetzner takes the new user data
+        and answers a password; otherwise the server's own user data stays."""
+        with self._lock:
+            now = self._begin("rebuild", "rebuild", server_id, image)
+            server = self._busy_or(server_id, now)
+            check_user_data(user_data)
+            server.spec = replace(server.spec, image=image,
+                                  user_data=user_data if self.gives_passwords else server.spec.user_data)
+            server.action = self._action("rebuild_server", now, self._boot_seconds, PowerState.PROVISIONING)
+            server.on = True
+            return PasswordAction(server.action.info(now), _password() if self.gives_passwords else None)
+
+    def reset_password(self, server_id: str) -> PasswordAction:
+        """A new root password (Hetzner only; INVALID elsewhere), BUSY while another action runs."""
+        with self._lock:
+            now = self._begin("password", "reset_password", server_id)
+            if not self.gives_passwords:
+                raise ProviderError(ErrorKind.INVALID, "This cloud cannot reset root passwords.")
+            server = self._busy_or(server_id, now)
+            server.action = self._action("reset_password", now, self._action_seconds, server.power(now))
+            return PasswordAction(server.action.info(now), _password())
 
     def delete_server(self, server_id: str) -> None:
         """Delete the server and free its capacity; a server that is already gone is not an error."""
@@ -313,7 +362,7 @@ class SandboxCloud:
     def _place(self, spec: ServerSpec, now: datetime) -> _Server:
         if not spec.name:
             raise ProviderError(ErrorKind.INVALID, "A server needs a name.")
-        check_user_data(spec)
+        check_user_data(spec.user_data)
         verdict = availability(self._offers(), spec.server_type, spec.location)
         if not verdict.available:
             raise ProviderError(ErrorKind.INVALID if verdict.permanent else ErrorKind.UNAVAILABLE, verdict.message)
@@ -325,13 +374,18 @@ class SandboxCloud:
         self._servers[server.id] = server
         return server
 
+    def _busy_or(self, server_id: str, now: datetime) -> _Server:
+        """The server, unless an action runs on it (BUSY)."""
+        server = self._get(server_id)
+        if server.current_action(now) is not None:
+            raise ProviderError(ErrorKind.BUSY, BUSY_MESSAGE)
+        return server
+
     def _power(self, server_id: str, command: str, *, on: bool | None) -> ActionInfo:
         """`on` None: a shutdown, which the guest may ignore."""
         with self._lock:
             now = self._begin("power", command, server_id)
-            server = self._get(server_id)
-            if server.current_action(now) is not None:
-                raise ProviderError(ErrorKind.BUSY, BUSY_MESSAGE)
+            server = self._busy_or(server_id, now)
             if on is None:
                 on = server.on and self._guests_ignore_shutdown
             # Like the real clouds, asking for the state the server is already in succeeds at once.

@@ -13,13 +13,18 @@ Behaviour copied from the real API and from the sandbox cloud: droplets are `new
 addresses yet), then `active`; power actions are `in-progress` for `action_seconds` and refuse a second one
 with 422 "Droplet already has a pending event."; asking for the power state a droplet is already in completes
 at once; a graceful `shutdown` runs like `power_off` (the droplet stays `active` until it is `off`) or, while
-guests ignore ACPI (`ignore_shutdown`), ends `errored` with the droplet still on. A size can be placed in a
+guests ignore ACPI (`ignore_shutdown`), ends `errored` with the droplet still on. A `rebuild` action
+(`{"type": "rebuild", "image": slug or id}`) runs for `boot_seconds`, locks the droplet like any action and
+leaves it on with the new image and its own user data (DigitalOcean's rebuild takes no new user data). The
+create records `ssh_keys` and `user_data`; a droplet made without `ssh_keys` is marked
+`root_password_emailed`, as DigitalOcean would email a root password to the account's owner. A size can be placed in a
 region only if the region is available, the size is available and the size is in `region.sizes`; capacity per
 (size, region) hides a sold-out size from `region.sizes`. Duplicate names are allowed, as at DigitalOcean.
 Errors are `{"id", "message", "request_id"}`. Time comes from `clock` so tests move it instead of sleeping;
 only injected slow answers really sleep.
 
-Every request to `/v2` is recorded in `received` (method, path without trailing slash, query, JSON body).
+Every request to `/v2` is recorded in `received` (method, path without trailing slash, query, JSON body);
+`droplet_received(id)` gives what a droplet was made with and the images it was rebuilt from.
 The controls are Python methods and JSON endpoints under `/_control` (not recorded, no token needed):
 
     GET  /_control/state                      POST /_control/reset
@@ -154,6 +159,12 @@ class _Droplet:
     action: _Action
     on: bool = True  # where the power ends up once `action` has finished
     was_on: bool = True  # the power while `action` runs
+    ssh_keys: tuple[Any, ...] = ()  # ids or fingerprints, as the create named them
+    rebuilds: tuple[str, ...] = ()  # the image of each rebuild
+
+    def received(self) -> JSON:
+        return {"ssh_keys": list(self.ssh_keys), "user_data": self.user_data, "image": self.image,
+                "rebuilds": list(self.rebuilds), "root_password_emailed": not self.ssh_keys}
 
     def status(self, now: datetime) -> str:
         if self.action.running(now):
@@ -353,6 +364,12 @@ class DigitalOceanFake:
         with self._lock:
             self._received.clear()
 
+    def droplet_received(self, droplet_id: int | str) -> JSON:
+        """What the droplet was made with (ssh_keys, user_data), its image, the images of its rebuilds, and
+        whether DigitalOcean would have emailed a root password (no ssh_keys). KeyError if there is none."""
+        with self._lock:
+            return self._droplets[int(droplet_id)].received()
+
     def state(self) -> JSON:
         """A JSON snapshot: droplets, actions, capacity, availability, limit and queued faults."""
         with self._lock:
@@ -490,10 +507,12 @@ class DigitalOceanFake:
         with self._lock:
             now = self._now()
             droplet = self._get(droplet_id)
-            if kind not in POWER_TARGET:
+            if kind not in (*POWER_TARGET, "rebuild"):
                 raise FakeError(422, f"The action type {kind!r} is not supported.")
             if droplet.action.running(now):
                 raise FakeError(422, PENDING_EVENT)
+            if kind == "rebuild":
+                return self._rebuild(droplet, body.get("image"), now)
             target = POWER_TARGET[kind]
             changes = kind in ("reboot", "power_cycle") or droplet.on != target
             ignored = kind == "shutdown" and changes and self._guest_ignores_shutdown
@@ -501,6 +520,17 @@ class DigitalOceanFake:
             seconds = self._action_seconds if changes else 0.0
             droplet.action = self._new_action(kind, droplet.id, droplet.region, now, seconds, errored=ignored)
             return _json(201, {"action": self._action_json(droplet.action, now)})
+
+    def _rebuild(self, droplet: _Droplet, image: Any, now: datetime) -> Response:
+        slugs = sorted(IMAGES)
+        if isinstance(image, int) and 0 <= image - 100 < len(slugs):
+            image = slugs[image - 100]  # the image ids the droplet JSON shows
+        if image not in IMAGES:
+            raise FakeError(422, "You specified an invalid image for Droplet rebuild.")
+        droplet.image, droplet.rebuilds = image, (*droplet.rebuilds, image)
+        droplet.was_on = droplet.on = True
+        droplet.action = self._new_action("rebuild", droplet.id, droplet.region, now, self._boot_seconds)
+        return _json(201, {"action": self._action_json(droplet.action, now)})
 
     def _handle_list_actions(self, request: Request, body: Any, droplet_id: int) -> Response:
         with self._lock:
@@ -557,6 +587,9 @@ class DigitalOceanFake:
                                  "and may not exceed 255 characters.")
         if len(str(body.get("user_data") or "").encode()) > MAX_USER_DATA_BYTES:
             raise FakeError(422, "user_data is larger than 64 KiB.")
+        keys = body.get("ssh_keys") or []
+        if not isinstance(keys, list) or not all(isinstance(k, str | int) for k in keys):
+            raise FakeError(422, "ssh_keys must be a list of SSH key ids or fingerprints.")
 
     def _place(self, body: JSON, now: datetime) -> _Droplet:
         self._validate(body)
@@ -573,7 +606,7 @@ class DigitalOceanFake:
         action = self._new_action("create", droplet_id, region, now, self._boot_seconds)
         droplet = _Droplet(droplet_id, droplet_id - 300_000_000, body["name"], size, region, body["image"],
                            list(dict.fromkeys(body.get("tags") or [])), bool(body.get("ipv6")),
-                           body.get("user_data"), now, action)
+                           body.get("user_data"), now, action, ssh_keys=tuple(body.get("ssh_keys") or ()))
         self._droplets[droplet_id] = droplet
         return droplet
 

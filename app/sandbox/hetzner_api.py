@@ -6,7 +6,10 @@ strings) and availability, locations with network zones, servers that are `initi
 and then `running`, power actions that run for `action_seconds` and lock the server meanwhile (423 `locked`),
 named as Hetzner names them (`stop_server` for a poweroff, ...), an ACPI `shutdown` whose action only sends the
 request (the server is off `action_seconds` later, or never while guests ignore ACPI),
-names that must be unique (409 `uniqueness_error`), capacity that runs out (412 `resource_unavailable`),
+names that must be unique (409 `uniqueness_error`), a `root_password` in the create's answer unless `ssh_keys`
+named keys, rebuilds (`rebuild_server`, the server `rebuilding` for `boot_seconds`, with new `user_data` if
+sent and a new root password unless made with keys) and `reset_password` (a new root password) that lock the
+server like any action, capacity that runs out (412 `resource_unavailable`),
 unsupported combinations (400 `invalid_input`), a server limit (403 `resource_limit_exceeded`), a bearer
 token (401 `unauthorized`) and a 3600-per-hour rate limit with `RateLimit-*` headers. The catalog is the
 sandbox's `HETZNER_OFFERS`; `demo=True` starts with cx42 sold out in hel1, as the sandbox demo does.
@@ -32,6 +35,9 @@ advance(seconds)                                   POST /_control/advance {secon
 state() / calls                                    GET /_control/state, GET /_control/calls
 reset()                                            POST /_control/reset
 
+`received(server_id)` gives what a server was made with and what was done to it (ssh_keys, user_data, the
+rebuilds with their image and user_data, the password resets); `state()` lists it under "received".
+
 Operations that faults attach to: create (POST /servers), get (GET /servers/{id}), list (GET /servers),
 action (POST /servers/{id}/actions/...), delete, types (/server_types), locations, poll (every GET of an
 action). A lost answer performs the operation, then answers only after `delay` seconds (longer than the
@@ -46,6 +52,7 @@ import itertools
 import json
 import math
 import re
+import secrets
 import socket
 import threading
 import time
@@ -71,7 +78,8 @@ OPERATIONS = ("create", "get", "list", "action", "delete", "types", "locations",
 POWER_COMMANDS = ("poweron", "poweroff", "shutdown", "reboot", "reset")
 # The action each request starts, as Hetzner names it in the answer and in GET /actions.
 COMMAND_OF_ACTION = {"poweron": "start_server", "poweroff": "stop_server", "shutdown": "shutdown_server",
-                     "reboot": "reboot_server", "reset": "reset_server"}
+                     "reboot": "reboot_server", "reset": "reset_server", "rebuild": "rebuild_server",
+                     "reset_password": "reset_password"}
 SHUTDOWN_SEND_SECONDS = 1.0  # a shutdown action only sends the ACPI request
 MAX_USER_DATA_BYTES = 32 * 1024
 RATE_LIMIT_PER_HOUR = 3600
@@ -177,8 +185,15 @@ class _Server:
     user_data: str | None
     created: datetime
     on: bool  # where the server ends up once its actions have finished
+    ssh_keys: list[str | int] = field(default_factory=list)  # as named in the create (names or ids)
     actions: list[_Action] = field(default_factory=list)
     guest_off_at: datetime | None = None  # an ACPI shutdown was sent: the guest is off from then on
+    rebuilds: list[Json] = field(default_factory=list)  # {"image", "user_data"} of each rebuild
+    password_resets: int = 0
+
+    def received(self) -> Json:
+        return {"ssh_keys": list(self.ssh_keys), "user_data": self.user_data, "image": self.image,
+                "rebuilds": [dict(r) for r in self.rebuilds], "password_resets": self.password_resets}
 
     def running_actions(self, now: datetime) -> list[_Action]:
         return [a for a in self.actions if a.running(now)]
@@ -315,12 +330,19 @@ class HetznerFake:
         with self._lock:
             return list(self._calls)
 
+    def received(self, server_id: int | str) -> Json:
+        """What the server was made with and what was done to it: ssh_keys, user_data, image, rebuilds
+        ({"image", "user_data"} each) and password_resets. KeyError when there is no such server."""
+        with self._lock:
+            return self._servers[int(server_id)].received()
+
     def state(self) -> Json:
         """Servers, actions, capacity, quota and pending faults, as JSON-ready data."""
         with self._lock:
             now = self._now()
             return {
                 "servers": [self._server_json(s, now) for s in self._servers.values()],
+                "received": {str(s.id): s.received() for s in self._servers.values()},
                 "actions": [a.json(now) for a in self._actions.values()],
                 "capacity": [{"server_type": t, "location": loc, "count": n} for (t, loc), n in self._capacity.items()],
                 "server_limit": self._server_limit,
@@ -431,12 +453,12 @@ class HetznerFake:
         self._capacity.take((type_name, location))
         start = body.get("start_after_create", True) is not False
         server = _Server(next(self._ids), name, type_name, location, image, dict(body.get("labels") or {}),
-                         body.get("user_data"), now, on=start)
+                         body.get("user_data"), now, on=start, ssh_keys=list(body.get("ssh_keys") or []))
         self._servers[server.id] = server
         action = self._act(server, "create_server", now, self.boot_seconds, "initializing")
         next_actions = [self._act(server, "start_server", now, self.boot_seconds, "initializing")] if start else []
         return {"server": self._server_json(server, now), "action": action.json(now),
-                "next_actions": [a.json(now) for a in next_actions], "root_password": None}, 201
+                "next_actions": [a.json(now) for a in next_actions], "root_password": self._password(server)}, 201
 
     def _delete_server(self, request: Request, now: datetime, id: int) -> tuple[Json, int]:
         server = self._server(id)
@@ -446,10 +468,16 @@ class HetznerFake:
 
     def _server_action(self, request: Request, now: datetime, id: int, command: str) -> tuple[Json, int]:
         server = self._server(id)
-        if command not in POWER_COMMANDS:
+        if command not in (*POWER_COMMANDS, "rebuild", "reset_password"):
             raise ApiError(404, "not_found", f"action '{command}' not found")
         if server.running_actions(now):
             raise ApiError(423, "locked", LOCKED_MESSAGE)
+        if command == "rebuild":
+            return self._rebuild(server, _body(request), now)
+        if command == "reset_password":
+            server.password_resets += 1
+            action = self._act(server, COMMAND_OF_ACTION[command], now, self.action_seconds, server.status(now))
+            return {"action": action.json(now), "root_password": _new_password()}, 201
         if command == "shutdown":
             return {"action": self._shutdown(server, now).json(now)}, 201
         on = command in ("poweron", "reboot", "reset")
@@ -460,6 +488,26 @@ class HetznerFake:
         action = self._act(server, COMMAND_OF_ACTION[command], now, self.action_seconds if changes else 0.0, during)
         server.on, server.guest_off_at = on, None
         return {"action": action.json(now)}, 201
+
+    def _rebuild(self, server: _Server, body: Json, now: datetime) -> tuple[Json, int]:
+        """The disk rewritten from `image`; `user_data`, when sent, replaces the server's. It comes back running."""
+        image, user_data = body.get("image"), body.get("user_data")
+        if not isinstance(image, str | int) or image in ("", 0):
+            raise _invalid("image", "is required")
+        if user_data is not None and len(str(user_data).encode()) > MAX_USER_DATA_BYTES:
+            raise _invalid("user_data", "must not be longer than 32 KiB")
+        server.image = str(image)
+        if user_data is not None:
+            server.user_data = str(user_data)
+        server.rebuilds.append({"image": str(image), "user_data": user_data})
+        action = self._act(server, COMMAND_OF_ACTION["rebuild"], now, self.boot_seconds, "rebuilding")
+        server.on, server.guest_off_at = True, None
+        return {"action": action.json(now), "root_password": self._password(server)}, 201
+
+    @staticmethod
+    def _password(server: _Server) -> str | None:
+        """Hetzner sets (and answers) a root password whenever no SSH key object was named at the create."""
+        return None if server.ssh_keys else _new_password()
 
     def _shutdown(self, server: _Server, now: datetime) -> _Action:
         """ACPI: the action only sends the request (it succeeds quickly, the server still running); the guest
@@ -561,6 +609,9 @@ class HetznerFake:
             raise _invalid("location", "location not found")
         if len(str(body.get("user_data") or "").encode()) > MAX_USER_DATA_BYTES:
             raise _invalid("user_data", "must not be longer than 32 KiB")
+        keys = body.get("ssh_keys") or []
+        if not isinstance(keys, list) or not all(isinstance(k, str | int) and k not in ("", 0) for k in keys):
+            raise _invalid("ssh_keys", "must be a list of SSH key names or ids")
         labels = body.get("labels") or {}
         if not isinstance(labels, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) and _LABEL_KEY.match(k) and _LABEL_VALUE.match(v)
@@ -736,6 +787,10 @@ def _error(status: int, code: str, message: str, details: Json | None = None) ->
 def _invalid(field_name: str, message: str) -> ApiError:
     return ApiError(400, "invalid_input", f"invalid input in field '{field_name}'",
                     {"fields": [{"name": field_name, "messages": [message]}]})
+
+
+def _new_password() -> str:
+    return secrets.token_urlsafe(15)
 
 
 def _fault_response(fault: Fault) -> Response:

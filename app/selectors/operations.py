@@ -22,7 +22,7 @@ class AttentionRow:
     subscription_id: int
     plan_name: str
     subscription_status: SubscriptionStatus
-    hostname: str | None
+    name: str | None  # the server's FQDN, or name
     provider: Provider
     server_id: str | None
     server_type: str
@@ -33,7 +33,8 @@ class AttentionRow:
 
 _config = SubscriptionItem.config
 _NEEDING_ATTENTION = (
-    select(User.name, User.email, Subscription.id, Plan.name, Subscription.status, SubscriptionItem.hostname,
+    select(User.name, User.email, Subscription.id, Plan.name, Subscription.status,
+           func.coalesce(SubscriptionItem.fqdn, SubscriptionItem.hostname),
            SubscriptionItem.provider, SubscriptionItem.server_id,
            func.coalesce(_config["serverType"].as_string(), ""),
            func.coalesce(_config["location"].as_string(), _config["region"].as_string(), ""),

@@ -15,7 +15,7 @@ from app.extensions import db
 from app.models import Plan, Subscription, TenantLike, User
 from app.selectors.customers import _like
 from app.selectors.paging import Page, one_page_and_a_peek, page_number
-from app.selectors.subscriptions import MILESTONE_COLUMNS, SERVERS, SERVERS_READY, milestone_of
+from app.selectors.subscriptions import MILESTONE_COLUMNS, SERVER_NAME, SERVERS, SERVERS_READY, milestone_of
 
 # `#1234` looks a subscription up by its id; a number past the id columns (PostgreSQL `integer`) matches none.
 _BY_ID = re.compile(r"#\s*(\d{1,12})")
@@ -37,6 +37,7 @@ class SubscriptionRow:
     quantity: int
     servers_ready: int
     servers_total: int
+    server_name: str | None  # the first server's FQDN (or name)
     milestone: Milestone
 
     @property
@@ -55,7 +56,8 @@ def find_subscriptions(tenant: TenantLike, *, status: SubscriptionStatus | None 
     statement = (
         select(Subscription.id, User.name.label("customer_name"), User.email.label("customer_email"),
                Plan.name.label("plan_name"), Subscription.currency, Subscription.interval, Subscription.quantity,
-               SERVERS_READY.label("servers_ready"), SERVERS.label("servers_total"), *MILESTONE_COLUMNS)
+               SERVERS_READY.label("servers_ready"), SERVERS.label("servers_total"), SERVER_NAME.label("server_name"),
+               *MILESTONE_COLUMNS)
         .join(User, User.id == Subscription.user_id)
         .join(Plan, Plan.id == Subscription.plan_id)
         .where(Subscription.tenant_id == tenant.id)
@@ -83,7 +85,7 @@ def _matching(query: str) -> list[object]:
 def _row(row: Row[Any]) -> SubscriptionRow:
     return SubscriptionRow(row.id, row.customer_name, row.customer_email, row.plan_name, row.status, row.price_minor,
                            row.currency, row.interval, row.quantity, row.servers_ready, row.servers_total,
-                           milestone_of(row))
+                           row.server_name, milestone_of(row))
 
 
 def subscription_for_staff(tenant: TenantLike, subscription_id: int) -> Subscription | None:

@@ -24,6 +24,7 @@ class DashboardRow:
     product_name: str
     servers: int
     ready: int
+    server_name: str | None  # the first server's FQDN (or name), if it has one
     price_minor: int
     currency: str
     interval: Interval
@@ -36,6 +37,10 @@ SERVERS = (select(func.count()).where(SubscriptionItem.subscription_id == Subscr
 SERVERS_READY = (select(func.count()).where(SubscriptionItem.subscription_id == Subscription.id,
                                             SubscriptionItem.status == ItemStatus.ACTIVE)
                  .correlate(Subscription).scalar_subquery())
+# How a list names a subscription's servers: the first one's FQDN (or name), "and N more" beside it.
+SERVER_NAME = (select(func.coalesce(SubscriptionItem.fqdn, SubscriptionItem.hostname))
+               .where(SubscriptionItem.subscription_id == Subscription.id)
+               .order_by(SubscriptionItem.id).limit(1).correlate(Subscription).scalar_subquery())
 # What a list selects of each subscription to show its next milestone (`milestone_of`).
 MILESTONE_COLUMNS = (Subscription.status, Subscription.price_minor, Subscription.auto_renew,
                      Subscription.current_period_end, Subscription.effective_at, Subscription.canceled_at,
@@ -51,7 +56,8 @@ def milestone_of(row: Row[Any]) -> Milestone:
 
 _DASHBOARD = (
     select(Subscription.id, Plan.name.label("plan_name"), Product.name.label("product_name"),
-           SERVERS.label("servers"), SERVERS_READY.label("ready"), Subscription.currency, Subscription.interval,
+           SERVERS.label("servers"), SERVERS_READY.label("ready"), SERVER_NAME.label("server_name"),
+           Subscription.currency, Subscription.interval,
            *MILESTONE_COLUMNS)
     .join(Plan, Plan.id == Subscription.plan_id).join(Product, Product.id == Plan.product_id)
     .where(Subscription.tenant_id == bindparam("tenant_id"), Subscription.user_id == bindparam("user_id"))
@@ -62,7 +68,7 @@ _DASHBOARD = (
 def dashboard_rows(tenant: TenantLike, customer: User) -> list[DashboardRow]:
     """The customer's subscriptions, newest first, as the dashboard lists them: one statement, plain rows."""
     return [DashboardRow(row.id, row.status, row.plan_name, row.product_name, row.servers, row.ready,
-                         row.price_minor, row.currency, row.interval, milestone_of(row))
+                         row.server_name, row.price_minor, row.currency, row.interval, milestone_of(row))
             for row in db.session.execute(_DASHBOARD, {"tenant_id": tenant.id, "user_id": customer.id})]
 
 

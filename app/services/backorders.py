@@ -12,6 +12,7 @@ from app.domain.availability import Alternative
 from app.domain.configuration import geography_key
 from app.domain.geography import location_label
 from app.domain.policy import Do
+from app.domain.ssh_keys import keep_keys
 from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import Backorder, Subscription, SubscriptionItem, Tenant, TenantLike
@@ -102,7 +103,7 @@ def switch_to_alternative(*, tenant: TenantLike, actor: Actor, subscription_id: 
     items = db.session.scalars(select(SubscriptionItem).where(SubscriptionItem.subscription_id == subscription.id,
                                                               SubscriptionItem.status == ItemStatus.PENDING)).all()
     for item in items:
-        item.config = draft.config
+        item.config = keep_keys(draft.config, item.config)  # the SSH keys chosen when it was ordered stay
         work.later(Job.PROVISION_ITEM, item.id)
     backorder = db.session.scalar(select(Backorder).where(Backorder.subscription_id == subscription.id,
                                                           Backorder.status == BackorderStatus.WAITING))

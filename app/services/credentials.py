@@ -1,18 +1,13 @@
 """Cloud API tokens per tenant: set by the tenant admin (or, for the default tenant, the environment),
-stored encrypted with Fernet, and only ever used for the tenant they belong to.
+stored sealed (app/services/secrets.py), and only ever used for the tenant they belong to.
 
-The key is CREDENTIALS_KEY when set, else one derived from SECRET_KEY; changing it makes stored tokens
-unreadable, so they must then be entered again.
+Changing the sealing key makes stored tokens unreadable, so they must then be entered again.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 from sqlalchemy import bindparam, delete, select
 
@@ -26,21 +21,12 @@ from app.providers.base import ErrorKind, ProviderError
 from app.selectors.credentials import CLOUDS, ENV_TOKENS
 from app.services.actors import Actor
 from app.services.errors import Forbidden, InvalidInput, ServiceError
+from app.services.secrets import Unreadable, seal, unseal
 
 log = logging.getLogger(__name__)
 
 # The real APIs, by the setting that holds their address.
 ENDPOINTS = {Provider.HETZNER: "HETZNER_API_URL", Provider.DIGITALOCEAN: "DIGITALOCEAN_API_URL"}
-
-
-
-def _fernet() -> Fernet:
-    key = current_app.config.get("CREDENTIALS_KEY")
-    if key:
-        return Fernet(key)
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"portal cloud credentials").derive(
-        current_app.config["SECRET_KEY"].encode())
-    return Fernet(base64.urlsafe_b64encode(derived))
 
 
 _CREDENTIAL = select(CloudCredential).where(CloudCredential.tenant_id == bindparam("tenant_id"),
@@ -52,8 +38,8 @@ def token_for(tenant: TenantLike, provider: Provider) -> str | None:
     row = db.session.scalar(_CREDENTIAL, {"tenant_id": tenant.id, "provider": provider})
     if row is not None:
         try:
-            return _fernet().decrypt(row.token_ciphertext.encode()).decode()
-        except InvalidToken:
+            return unseal(row.token_ciphertext)
+        except Unreadable:
             log.error("the %s token of tenant %s cannot be decrypted (key changed?)", provider, tenant.slug)
             return None
     if tenant.slug == current_app.config["DEFAULT_TENANT"]:
@@ -74,7 +60,7 @@ def set_token(*, tenant: TenantLike, actor: Actor, provider: Provider, token: st
     if row is None:
         row = CloudCredential(tenant_id=tenant.id, provider=provider)
         db.session.add(row)
-    row.token_ciphertext = _fernet().encrypt(token.encode()).decode()
+    row.token_ciphertext = seal(token)
     row.token_hint = token[-4:]
     row.updated_at = now()
     row.updated_by_id = actor.user_id

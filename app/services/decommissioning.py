@@ -264,8 +264,8 @@ def _purge(subscription: Subscription) -> None:
     """Forget what identifies the customer and their servers; keep the history's rows and kinds, and the
     charges (legal records)."""
     for item in subscription.items:
-        item.hostname = item.fqdn = item.ipv4 = item.ipv6 = item.error_message = None
-        item.config = {}
+        item.hostname = item.fqdn = item.ipv4 = item.ipv6 = item.error_message = item.root_password_sealed = None
+        item.config = {}  # its SSH keys too
     subscription.requested_config = {}
     subscription.idempotency_key = None
     db.session.execute(

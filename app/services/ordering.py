@@ -1,12 +1,21 @@
-"""Ordering: from a plan, a config and a quantity to a subscription whose servers are being provisioned."""
+"""Ordering: from a plan, a config and a quantity to a subscription whose servers are being provisioned.
+
+A server plan's order also names its servers (`app.domain.server_names`: unique within the tenant, reached
+at `<name>.<tenant slug>.<DNS_BASE_DOMAIN>`) and says which of the customer's SSH keys they get; the keys are
+kept with each item (`app.domain.ssh_keys.snapshot`), so what the server was made with stays known, and a
+rebuild applies the same keys, whatever happens to the customer's keys later. DigitalOcean servers need a
+key: without one DigitalOcean emails a root password to the cloud account's owner, not to the customer.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
@@ -17,10 +26,13 @@ from app.domain.availability import Alternative, AlternativeKind, Availability, 
 from app.domain.catalogue import CatalogueState, Provider
 from app.domain.configuration import config_errors, customer_fields, geography_key, merge_config
 from app.domain.pricing import PlanPrice, PricingError, Quote, quote
+from app.domain.server_names import name_problem, names, normalize, suggest, tenant_domain
+from app.domain.ssh_keys import CONFIG_KEY, MAX_KEYS_PER_SERVER, snapshot
 from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import Backorder, Plan, Subscription, SubscriptionItem, TenantLike, User
 from app.providers.base import ErrorKind, ProviderError
+from app.selectors.ssh_keys import KeyRow, chosen_keys
 from app.services import availability_cache, events, work
 from app.services.actors import Actor
 from app.services.errors import InvalidInput, NotFound, ServiceError
@@ -49,6 +61,24 @@ class Unavailable(ServiceError):
     def __init__(self, availability: Availability) -> None:
         super().__init__(availability.message or "This configuration is not available right now.")
         self.availability = availability
+
+
+@dataclass(frozen=True)
+class Servers:
+    """What an order's servers are called and which keys they get."""
+
+    names: tuple[str, ...]
+    domain: str  # `<tenant slug>.<DNS base domain>`
+    keys: tuple[KeyRow, ...]
+
+    def fqdn(self, name: str) -> str:
+        return f"{name}.{self.domain}"
+
+
+NAME_TAKEN = "The name {name} is taken by another of your organisation's servers. Please choose another."
+DIGITALOCEAN_NEEDS_A_KEY = ("DigitalOcean servers need at least one SSH key: without one, DigitalOcean would "
+                            "email the root password to us instead of showing it to you. Add a key to your "
+                            "account and tick it here.")
 
 
 @dataclass(frozen=True)
@@ -157,8 +187,13 @@ def _orderable_alternatives(plan: Plan, alternatives: tuple[Alternative, ...]) -
 
 
 def place_order(*, tenant: TenantLike, actor: Actor, plan_id: int, requested_config: dict[str, Any], quantity: int,
-                auto_backorder: bool, idempotency_key: str) -> Subscription:
+                auto_backorder: bool, idempotency_key: str, hostname: str | None = None,
+                ssh_key_ids: Sequence[int] = ()) -> Subscription:
     """Order `plan_id` for the acting customer; the same `idempotency_key` always gives the same subscription.
+
+    A server plan's servers are named after `hostname` (a readable name is made up when it is None) and get
+    the customer's keys `ssh_key_ids`; a name taken in the tenant, a key that is not the customer's, or no key
+    on DigitalOcean raise InvalidInput naming the field (`hostname`, `ssh_keys`).
 
     Available: the subscription is created `pending_fulfillment` with its items and provisioning is queued;
     billing starts when the servers are delivered. Unavailable: raises Unavailable with alternatives, or,
@@ -170,22 +205,27 @@ def place_order(*, tenant: TenantLike, actor: Actor, plan_id: int, requested_con
         return _same_customer(existing, customer)
     _require_complete_profile(customer)
     draft = draft_order(orderable_plan(tenant, plan_id), requested_config, quantity)
+    servers = _servers(tenant, customer, draft, hostname, ssh_key_ids)
     availability = check_availability(tenant, draft, live=True)  # never a kept answer: the order is real
     if not availability.available and (availability.permanent or not auto_backorder):
         raise Unavailable(availability)
     try:
-        subscription = _create(tenant, actor, draft, auto_backorder, idempotency_key,
+        subscription = _create(tenant, actor, draft, servers, auto_backorder, idempotency_key,
                                backorder=not availability.available)
         if subscription.status is SubscriptionStatus.PENDING_FULFILLMENT:
             _queue_provisioning(subscription)
         placed_id = subscription.id
         db.session.commit()
-    except IntegrityError:  # the same form, submitted twice at once: the other request won
+    except IntegrityError:
         db.session.rollback()
+        # The same form, submitted twice at once: the other request won. Or another order took a name first:
+        # the unique index on (tenant, hostname) has the last word.
         existing = _by_idempotency_key(tenant, idempotency_key)
-        if existing is None:
-            raise
-        return _same_customer(existing, customer)
+        if existing is not None:
+            return _same_customer(existing, customer)
+        if servers is not None and (taken := _taken(tenant, servers.names)):
+            raise InvalidInput(NAME_TAKEN.format(name=taken), field="hostname") from None
+        raise
     # The commit expired every attribute; the id cannot have changed, so reading it needs no new transaction.
     set_committed_value(subscription, "id", placed_id)
     log.info("order placed", extra={"subscription_id": placed_id})
@@ -198,18 +238,55 @@ _COUNT_ORDER = (update(Plan).where(Plan.id == bindparam("plan_id"))
                 .execution_options(synchronize_session=False))
 
 
-def _create(tenant: TenantLike, actor: Actor, draft: OrderDraft, auto_backorder: bool, key: str, *,
-            backorder: bool) -> Subscription:
+def _servers(tenant: TenantLike, customer: User, draft: OrderDraft, hostname: str | None,
+             key_ids: Sequence[int]) -> Servers | None:
+    """The names and keys of the order's servers, checked; None for a plan without servers. Reads the chosen
+    keys (when there are any) and whether a name is taken: a statement each."""
+    provider = draft.plan.service_type.provider
+    if provider is Provider.NONE:
+        return None
+    domain = tenant_domain(tenant.slug, current_app.config["DNS_BASE_DOMAIN"])
+    name = suggest() if hostname is None else normalize(hostname)
+    if problem := name_problem(name, draft.quantity, domain=domain):
+        raise InvalidInput(problem, field="hostname")
+    wanted = list(dict.fromkeys(key_ids))
+    if len(wanted) > MAX_KEYS_PER_SERVER:
+        raise InvalidInput(f"Choose at most {MAX_KEYS_PER_SERVER} keys.", field="ssh_keys")
+    keys = chosen_keys(tenant, customer, wanted)
+    if len(keys) != len(wanted):
+        raise InvalidInput("A chosen key is no longer on your account. Please choose again.", field="ssh_keys")
+    if provider is Provider.DIGITALOCEAN and not keys:
+        raise InvalidInput(DIGITALOCEAN_NEEDS_A_KEY, field="ssh_keys")
+    servers = Servers(tuple(names(name, draft.quantity)), domain, tuple(keys))
+    if taken := _taken(tenant, servers.names):
+        raise InvalidInput(NAME_TAKEN.format(name=taken), field="hostname")
+    return servers
+
+
+_TAKEN = (select(SubscriptionItem.hostname)
+          .where(SubscriptionItem.tenant_id == bindparam("tenant_id"),
+                 SubscriptionItem.hostname.in_(bindparam("names", expanding=True)))
+          .order_by(SubscriptionItem.hostname).limit(1))
+
+
+def _taken(tenant: TenantLike, wanted: Sequence[str]) -> str | None:
+    """The first of `wanted` a server of the tenant is called already."""
+    return db.session.scalar(_TAKEN, {"tenant_id": tenant.id, "names": list(wanted)})
+
+
+def _create(tenant: TenantLike, actor: Actor, draft: OrderDraft, servers: Servers | None, auto_backorder: bool,
+            key: str, *, backorder: bool) -> Subscription:
     plan = draft.plan
     status = SubscriptionStatus.PENDING_BACKORDER if backorder else SubscriptionStatus.PENDING_FULFILLMENT
     service_type = plan.service_type
-    servers = draft.quantity if service_type.provider is not Provider.NONE else 0
+    config = {**draft.config, CONFIG_KEY: snapshot(servers.keys)} if servers and servers.keys else draft.config
     subscription = Subscription(
         tenant_id=tenant.id, user_id=actor.user_id, plan_id=plan.id, status=status, quantity=draft.quantity,
         price_minor=draft.quote.recurring.amount, currency=plan.currency, interval=plan.interval,
         requested_config=draft.config, auto_backorder=auto_backorder, idempotency_key=key,
         items=[SubscriptionItem(tenant_id=tenant.id, status=ItemStatus.PENDING, service_kind=service_type.service_kind,
-                                provider=service_type.provider, config=draft.config) for _ in range(servers)],
+                                provider=service_type.provider, config=config, hostname=name,
+                                fqdn=servers.fqdn(name)) for name in (servers.names if servers else ())],
     )
     db.session.add(subscription)
     events.record(subscription, "ordered", actor=actor, to_status=status, plan=plan.name,

@@ -4,6 +4,13 @@
 answers None. It never creates a second server: the name and labels are deterministic and the adapters
 adopt a server that already carries them (a create that timed out but succeeded is found, not repeated).
 
+Names: an item ordered with a name (`hostname`, `fqdn` set by ordering) is created at the cloud under its
+FQDN, unique across tenants; items from before names were chosen get `<tenant>-s<subscription>-i<item>`.
+The item's SSH keys (kept at order time) go into the cloud-init user data. When the cloud answers a root
+password (Hetzner, for a server without a Hetzner key object) and the item has no key, the password is kept
+sealed for its customer to see once (app/services/server_access.py); with keys it is dropped. It is never
+logged. Once a server is up, its customer gets the "server ready" email, once per item.
+
 A cancellation may come while a server is being created. Before the item starts, after the cloud answers a
 create and before the item is delivered, the subscription row is locked and read again: when the
 cancellation got there first, a server just made is deleted at once (it was never delivered) and nothing
@@ -24,15 +31,18 @@ from app.clock import now
 from app.domain.catalogue import Provider
 from app.domain.cloud_init import UserDataError, render_user_data
 from app.domain.configuration import geography_key
+from app.domain.notifications import Event
 from app.domain.retry import MAX_ATTEMPTS, backoff_delay
+from app.domain.ssh_keys import authorized_keys, server_keys
 from app.domain.subscriptions import ITEM_TRANSITIONS, Action, BackorderStatus, ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import Backorder, Plan, Subscription, SubscriptionItem, Tenant, TenantLike
 from app.providers.base import CloudProvider, ErrorKind, ProviderError, ServerInfo, ServerSpec
-from app.services import events, lifecycle, work
+from app.services import events, lifecycle, notifications, work
 from app.services.actors import Actor
 from app.services.clouds import provider_for
 from app.services.errors import InvalidInput
+from app.services.secrets import seal
 from app.services.work import Job
 
 log = logging.getLogger(__name__)
@@ -62,17 +72,35 @@ def server_spec(item: SubscriptionItem, tenant: TenantLike, dns_base_domain: str
     """
     service_type = item.subscription.plan.service_type
     config = item.config
-    name = hostname(item, tenant)
+    name, fqdn = names_of(item, tenant, dns_base_domain)
     return ServerSpec(
-        name=name,
+        name=fqdn if item.fqdn else name,
         server_type=config["serverType"],
         location=config.get(geography_key(service_type.config_schema) or "location", ""),
-        image=config.get("image") or DEFAULT_IMAGES.get(item.provider, ""),
-        user_data=render_user_data(service_type.cloud_init_template, hostname=name,
-                                   fqdn=f"{name}.{dns_base_domain}", item_id=item.id,
-                                   subscription_id=item.subscription_id, tenant=tenant.slug),
+        image=image_of(item),
+        user_data=user_data(item, tenant, dns_base_domain),
         labels=server_labels(tenant, item),
     )
+
+
+def names_of(item: SubscriptionItem, tenant: TenantLike, dns_base_domain: str) -> tuple[str, str]:
+    """The server's name and FQDN: as ordered, or for items from before names were chosen, made up here."""
+    if item.hostname and item.fqdn:
+        return item.hostname, item.fqdn
+    name = hostname(item, tenant)
+    return name, f"{name}.{dns_base_domain}"
+
+
+def image_of(item: SubscriptionItem) -> str:
+    return item.config.get("image") or DEFAULT_IMAGES.get(item.provider, "")
+
+
+def user_data(item: SubscriptionItem, tenant: TenantLike, dns_base_domain: str) -> str:
+    """The service type's cloud-init for this server, with the item's SSH keys. Raises UserDataError."""
+    name, fqdn = names_of(item, tenant, dns_base_domain)
+    return render_user_data(item.subscription.plan.service_type.cloud_init_template, hostname=name, fqdn=fqdn,
+                            item_id=item.id, subscription_id=item.subscription_id, tenant=tenant.slug,
+                            ssh_keys=authorized_keys(item.config))
 
 
 def server_labels(tenant: TenantLike, item: SubscriptionItem) -> dict[str, str]:
@@ -136,8 +164,9 @@ def _create(item: SubscriptionItem, tenant: TenantLike, dns_base_domain: str, at
     if not _lock(item):
         return _settled_meanwhile(cloud, item, tenant, info)
     item.server_id = info.server_id
-    item.hostname = spec.name
-    item.fqdn = f"{spec.name}.{dns_base_domain}"
+    item.hostname, item.fqdn = names_of(item, tenant, dns_base_domain)
+    if info.root_password and not authorized_keys(item.config):
+        item.root_password_sealed = seal(info.root_password)  # for its customer's eyes, once
     _copy_addresses(item, info)
     events.record(item.subscription, "server_created", actor=PROVISIONING, item=item, server_id=info.server_id,
                   server_type=spec.server_type, location=spec.location)
@@ -223,11 +252,24 @@ def _copy_addresses(item: SubscriptionItem, info: ServerInfo) -> None:
 
 def _finish(item: SubscriptionItem) -> None:
     _move(item, ItemStatus.ACTIVE, "server_ready")
+    _tell_ready(item)
     subscription = item.subscription
     if all(other.status is ItemStatus.ACTIVE for other in subscription.items):
         start_billing(subscription)
     db.session.commit()
     return None
+
+
+def _tell_ready(item: SubscriptionItem) -> None:
+    """The "server ready" email, with how to log in, in the transaction that delivers the server (sent after it
+    commits). An email that cannot be made is logged for the staff and never holds the server back."""
+    subscription = item.subscription
+    try:
+        with db.session.begin_nested():
+            notifications.notify(Event.SERVER_READY, user=subscription.user, subscription=subscription, item=item,
+                                 keys=server_keys(item.config), password_waiting=item.root_password_sealed is not None)
+    except Exception:
+        log.exception("item %s: the server-ready email could not be made", item.id)
 
 
 def start_billing(subscription: Subscription) -> None:

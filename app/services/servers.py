@@ -50,7 +50,7 @@ def live_info(*, tenant: TenantLike, viewer: User, subscription_id: int, item_id
     try:
         return provider_for(tenant, item.provider).server_info(item.server_id)
     except ProviderError as error:
-        raise _customer_error(error) from None
+        raise customer_error(error) from None
 
 
 def power(*, tenant: TenantLike, actor: Actor, subscription_id: int, item_id: int, command: PowerCommand) -> ActionInfo:
@@ -67,7 +67,7 @@ def power(*, tenant: TenantLike, actor: Actor, subscription_id: int, item_id: in
     try:
         action = run(item.server_id)
     except ProviderError as error:
-        raise _customer_error(error) from None
+        raise customer_error(error) from None
     events.record(item.subscription, f"server_{command.value}", actor=actor, item=item, action_id=action.id)
     db.session.commit()
     return action
@@ -100,7 +100,8 @@ def lifecycle_power(item_id: int, *, on: bool, attempt: int = 1) -> Next | None:
     return None
 
 
-def _customer_error(error: ProviderError) -> ServiceError:
+def customer_error(error: ProviderError) -> ServiceError:
+    """A cloud's refusal as the customer should read it (another action running: Conflict)."""
     if error.kind is ErrorKind.BUSY:
         return Conflict("Another action is still running on this server. Try again in a moment.")
     if error.kind is ErrorKind.NOT_FOUND:

@@ -55,16 +55,21 @@ _BUSY_POWER = {"starting": "Starting…", "stopping": "Stopping…", "rebooting"
 # The clouds name their actions differently (Hetzner `poweroff`, DigitalOcean `power_off`, ...).
 _ACTION_PHRASES = {"poweron": "Starting…", "power_on": "Starting…", "poweroff": "Stopping…", "power_off": "Stopping…",
                    "shutdown": "Stopping…", "reboot": "Restarting…", "reset": "Restarting…",
-                   "power_cycle": "Restarting…"}
+                   "power_cycle": "Restarting…", "rebuild_server": "Rebuilding…", "rebuild": "Rebuilding…",
+                   "reset_password": "Setting a new root password…"}
+_REBUILDS = frozenset({"rebuild_server", "rebuild"})
 
 
 def power_label(info: Any) -> str:
     """What a server is doing, in plain words: `Running`, `Off`, `Stopping…` while an action runs."""
     power = str(info.power)
+    action = info.action
+    running = action is not None and str(action.status) == "running"
+    if running and str(action.command) in _REBUILDS:
+        return f"Rebuilding… {action.progress} %" if action.progress else "Rebuilding…"
     if power in _BUSY_POWER:
         return _BUSY_POWER[power]
-    action = info.action
-    if action is not None and str(action.status) == "running":
+    if running:
         return _ACTION_PHRASES.get(str(action.command), "Working…")
     return humanize(power)
 

@@ -417,13 +417,16 @@ def csp_violations(watch: BrowserWatch) -> Callable[[], list[str]]:
 
 @pytest.fixture
 def ready_customer(live_server: LiveServer) -> tuple[str, str]:
-    """A fresh customer with a complete billing profile, so orders go straight to the cloud."""
+    """A fresh customer with a complete billing profile and an SSH key (preselected), so orders go straight to
+    the cloud, DigitalOcean's too."""
     from sqlalchemy import select
 
     from app.extensions import db
     from app.models import Tenant
     from app.services.accounts import register_customer
     from app.services.profiles import save_profile
+    from app.services.ssh_keys import add_key
+    from tests.sshkeys import ed25519_key
 
     email, password = f"soldout-{uuid.uuid4().hex[:12]}@example.com", "a sold-out password"
     with live_server.app.app_context():
@@ -434,6 +437,7 @@ def ready_customer(live_server: LiveServer) -> tuple[str, str]:
         confirmed(user)
         save_profile(actor=Actor(user), full_name="Sol Doubt", billing_email=email, company="", address="Main St 1",
                      postal_code="10115", city="Berlin", country="DE")
+        add_key(tenant=tenant, actor=Actor(user), public_key=ed25519_key("sol@laptop"))
         db.session.remove()
     return email, password
 

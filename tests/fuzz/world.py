@@ -26,10 +26,11 @@ from app.models import (
     User,
 )
 from app.sandbox.cloud import sandbox_for
-from app.services import ordering
+from app.services import ordering, ssh_keys
 from app.services.actors import Actor
 from tests import factories
 from tests.helpers import run_scheduled_tasks
+from tests.sshkeys import ed25519_key
 
 TENANT_NAME = "Nimbus Fuzz"
 _keys = itertools.count(1)
@@ -62,12 +63,14 @@ def build(clock: FrozenClock) -> World:
     their_support = factories.user(other, email="sue@example.com", name="Sue Support", role=Role.SUPPORT)
     record, their_record = _audit(tenant, support, customer), _audit(other, their_support, theirs)
     item_id = subscription.items[0].id
+    key, their_key = (ssh_keys.add_key(tenant=t, actor=Actor(owner), public_key=ed25519_key())
+                      for t, owner in ((tenant, customer), (other, theirs)))
     return World(
         tenant=tenant, customer=customer, admin=admin, support=support, plan_id=plan.id,
         subscription_id=subscription.id, item_id=item_id, record_id=record.id,
         ids={"plan_id": (plan.id, their_plan.id), "subscription_id": (subscription.id, their_subscription.id),
              "item_id": (item_id, their_subscription.items[0].id), "customer_id": (customer.id, theirs.id),
-             "impersonation_id": (record.id, their_record.id),
+             "impersonation_id": (record.id, their_record.id), "key_id": (key.id, their_key.id),
              "email_id": (_email(customer).id, _email(theirs).id)},
     )
 

@@ -28,6 +28,7 @@ from app.tasks.end_of_life import decommission_item
 from tests import factories
 from tests.helpers import run_scheduled_tasks
 from tests.integration.test_real_adapters import DO_SCHEMA
+from tests.sshkeys import added_key
 
 BOOT, ACTION = 8.0, 3.0
 PROVIDERS = [Provider.HETZNER, Provider.DIGITALOCEAN]
@@ -94,8 +95,10 @@ def immediate_plan(tenant, provider: Provider):  # type: ignore[no-untyped-def]
 
 def order(tenant, buyer, provider: Provider, key: str = "k1") -> Subscription:  # type: ignore[no-untyped-def]
     plan = immediate_plan(tenant, provider)
+    ssh_key = added_key(tenant, buyer.user, comment=key)  # DigitalOcean servers need one
     return ordering.place_order(tenant=tenant, actor=buyer, plan_id=plan.id, requested_config={}, quantity=1,
-                                auto_backorder=False, idempotency_key=key)  # the create runs now, inline
+                                auto_backorder=False, idempotency_key=key,
+                                ssh_key_ids=[ssh_key])  # the create runs now, inline
 
 
 def item_of(subscription: Subscription) -> SubscriptionItem:

@@ -28,6 +28,7 @@ from app.services.errors import Conflict, ServiceError
 from app.services.servers import PowerCommand
 from tests import factories
 from tests.helpers import post_form
+from tests.sshkeys import added_key
 
 DO_SCHEMA = {
     "type": "object",
@@ -72,9 +73,13 @@ def buyer(tenant, customer):
     return Actor(customer)
 
 
-def order(tenant, actor, plan, key="k1", **config):
+def order(tenant, actor, plan, key="k1", ssh_key_ids=None, **config):
+    """Order as `actor`; on DigitalOcean, which needs a key, with a new key of theirs unless keys are given."""
+    if ssh_key_ids is None:
+        digitalocean = plan.service_type.provider is Provider.DIGITALOCEAN
+        ssh_key_ids = [added_key(tenant, actor.user, comment=key)] if digitalocean else []
     return ordering.place_order(tenant=tenant, actor=actor, plan_id=plan.id, requested_config=config, quantity=1,
-                                auto_backorder=False, idempotency_key=key)
+                                auto_backorder=False, idempotency_key=key, ssh_key_ids=ssh_key_ids)
 
 
 def advance(item_id, attempt=1):
@@ -103,9 +108,9 @@ def test_an_order_on_hetzner_is_provisioned_through_hcloud(tenant, buyer, fakes)
     plan = factories.plan(tenant, allow_customer_location_selection=True)
     subscription = order(tenant, buyer, plan, location="hel1")
     item = settle(subscription.id)
-    assert item.status is ItemStatus.ACTIVE and item.fqdn == f"{item.hostname}.cloud.example.test"
+    assert item.status is ItemStatus.ACTIVE and item.fqdn == f"{item.hostname}.{tenant.slug}.cloud.example.test"
     [server] = fakes["hetzner"].state()["servers"]
-    assert server["name"] == item.hostname and server["location"]["name"] == "hel1"
+    assert server["name"] == item.fqdn and server["location"]["name"] == "hel1"
     assert server["labels"]["portal-item"] == str(item.id) and server["labels"]["portal-tenant"] == tenant.slug
     assert item.ipv4 == server["public_net"]["ipv4"]["ip"]
     assert db.session.get(Subscription, subscription.id).status is SubscriptionStatus.ACTIVE

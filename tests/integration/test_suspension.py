@@ -47,12 +47,12 @@ def test_suspend_then_reinstate_on_day_29_on_hetzner(tenant, admin, buyer, fakes
     [before] = fakes["hetzner"].state()["servers"]
 
     subscriptions.suspend(tenant=tenant, actor=Actor(admin), subscription_id=subscription.id, reason="Unpaid")
-    assert server_status(fakes["hetzner"], item.hostname, "off") == "off"
+    assert server_status(fakes["hetzner"], item.fqdn, "off") == "off"
 
     clock.advance(days=29)
     subscriptions.reinstate(tenant=tenant, actor=Actor(admin), subscription_id=subscription.id,
                             reason="Paid on day 29")
-    assert server_status(fakes["hetzner"], item.hostname, "running") == "running"
+    assert server_status(fakes["hetzner"], item.fqdn, "running") == "running"
 
     [after] = fakes["hetzner"].state()["servers"]
     assert after["id"] == before["id"] and after["public_net"] == before["public_net"]

@@ -162,6 +162,9 @@ def exercise_every_method(cloud: DigitalOceanCloud, do_clock: Clock) -> tuple[st
     cloud.power_on(server_id)
     do_clock.advance(ACTION)
     cloud.reboot(server_id)
+    do_clock.advance(ACTION)
+    cloud.rebuild(server_id, image="debian-12-x64")
+    cloud.server_info(server_id)  # with the running rebuild
     cloud.delete_server(server_id)
     cloud.delete_server(server_id)  # gone already
     return server_id, action_id
@@ -175,6 +178,7 @@ def test_every_adapter_call_reaches_the_configured_endpoint_and_nothing_else(mon
     connected = refuse_off_machine(monkeypatch)
 
     droplet, action = exercise_every_method(cloud, do_clock)
+    rebuild = next(a["id"] for a in fake.state()["actions"] if a["type"] == "rebuild")
 
     assert calls(fake) == [
         ("GET", "/sizes"), ("GET", "/regions"),  # offers
@@ -188,6 +192,8 @@ def test_every_adapter_call_reaches_the_configured_endpoint_and_nothing_else(mon
         ("GET", f"/droplets/{droplet}"), ("GET", f"/droplets/{droplet}/actions/{action}"),  # server_info
         ("POST", f"/droplets/{droplet}/actions"),  # power_on
         ("POST", f"/droplets/{droplet}/actions"),  # reboot
+        ("POST", f"/droplets/{droplet}/actions"),  # rebuild
+        ("GET", f"/droplets/{droplet}"), ("GET", f"/droplets/{droplet}/actions/{rebuild}"),  # server_info
         ("DELETE", f"/droplets/{droplet}"), ("DELETE", f"/droplets/{droplet}"),
     ]
     pages = [r.query.get("page") for r in fake.received if r.path == "/v2/droplets" and r.method == "GET"]
@@ -544,6 +550,68 @@ def test_a_power_action_while_another_runs_is_busy(cloud, fake, do_clock):
     assert booting.value.kind is busy.value.kind is ErrorKind.BUSY
     assert busy.value.retryable
     assert [a["type"] for a in fake.state()["actions"]] == ["create", "power_off"]
+
+
+# --- Access: keys in the user data, rebuild, no password reset ----------------------------------------
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ3c5m0Lr0mAkgmmTiN0T0nJHc8m8pXcWbJbTz6l1Q9x casey@laptop"
+
+
+def test_the_user_data_with_the_keys_reaches_digitalocean(cloud, fake):
+    user_data = f"#cloud-config\nssh_authorized_keys:\n- {KEY}\n"
+    info = cloud.create_server(spec(name="web.acme.example.test", user_data=user_data))
+
+    received = fake.droplet_received(info.server_id)
+    assert received["user_data"] == user_data and info.root_password is None
+    # No DigitalOcean key object is named: DigitalOcean would email a root password to the account's owner,
+    # which is why orders on DigitalOcean need a key (the one in the user data is what the customer uses).
+    assert received["ssh_keys"] == [] and received["root_password_emailed"]
+    [create] = [r for r in fake.received if r.method == "POST" and r.path == "/v2/droplets"]
+    assert create.body["ssh_keys"] == [] and create.body["user_data"] == user_data
+
+
+def test_a_rebuild_reinstalls_the_image_keeps_the_user_data_and_locks_the_droplet(cloud, fake, do_clock):
+    user_data = f"#cloud-config\nssh_authorized_keys:\n- {KEY}\n"
+    server_id = running(cloud, do_clock, spec(user_data=user_data))
+
+    rebuilt = cloud.rebuild(server_id, image="debian-12-x64", user_data="ignored: DigitalOcean takes none")
+
+    assert rebuilt.action.command == "rebuild" and rebuilt.action.status is ActionStatus.RUNNING
+    assert rebuilt.root_password is None
+    [request] = [r for r in fake.received if r.path == f"/v2/droplets/{server_id}/actions"]
+    assert request.body == {"type": "rebuild", "image": "debian-12-x64"}
+    received = fake.droplet_received(server_id)
+    assert received["rebuilds"] == ["debian-12-x64"] and received["user_data"] == user_data
+    info = cloud.server_info(server_id)
+    assert info.power is PowerState.PROVISIONING and info.action.command == "rebuild"
+    with pytest.raises(ProviderError) as busy:
+        cloud.reboot(server_id)
+    assert busy.value.kind is ErrorKind.BUSY
+    do_clock.advance(BOOT)
+    assert cloud.server_info(server_id).power is PowerState.RUNNING
+
+
+def test_a_rebuild_while_another_action_runs_is_busy(cloud, fake, do_clock):
+    server_id = cloud.create_server(spec()).server_id
+    with pytest.raises(ProviderError) as busy:
+        cloud.rebuild(server_id, image="debian-12-x64")
+    assert busy.value.kind is ErrorKind.BUSY
+    assert fake.droplet_received(server_id)["rebuilds"] == []
+
+
+def test_a_rebuild_from_an_unknown_image_is_invalid(cloud, fake, do_clock):
+    server_id = running(cloud, do_clock)
+    with pytest.raises(ProviderError) as invalid:
+        cloud.rebuild(server_id, image="windows-95")
+    assert invalid.value.kind is ErrorKind.INVALID and "invalid image" in invalid.value.message
+
+
+def test_there_is_no_password_reset_on_digitalocean(cloud, fake, do_clock):
+    server_id = running(cloud, do_clock)
+    fake.clear_received()
+    with pytest.raises(ProviderError) as refused:
+        cloud.reset_password(server_id)
+    assert refused.value.kind is ErrorKind.INVALID and fake.received == []
 
 
 # --- RELIABILITY row 31: revoked tokens and quotas fail fast --------------------------------------------

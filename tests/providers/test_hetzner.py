@@ -501,6 +501,77 @@ def test_a_power_action_while_another_runs_is_busy_and_not_doubled(cloud: Hetzne
             ] == ["stop_server"]
 
 
+# --- Access: keys in the user data, root passwords, rebuild, password reset ---------------------------
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ3c5m0Lr0mAkgmmTiN0T0nJHc8m8pXcWbJbTz6l1Q9x casey@laptop"
+
+
+def test_the_user_data_with_the_keys_reaches_hetzner_and_the_root_password_is_answered(
+        cloud: HetznerCloud, fake: HetznerFake) -> None:
+    user_data = f"#cloud-config\nssh_authorized_keys:\n- {KEY}\n"
+    info = cloud.create_server(ServerSpec("web.acme.example.test", "cx22", "fsn1", "ubuntu-24.04",
+                                          user_data=user_data, labels={"portal-item": "1"}))
+
+    received = fake.received(info.server_id)
+    assert received["user_data"] == user_data and received["ssh_keys"] == []
+    # No Hetzner key object was named, so Hetzner set a root password and answered it; it stays out of reprs.
+    assert info.root_password and info.root_password not in repr(info)
+    assert cloud.find_server(spec("web.acme.example.test")) is None  # labels differ
+    assert cloud.server_info(info.server_id).root_password is None  # only a create's answer carries one
+
+
+def test_a_rebuild_sends_the_image_and_the_user_data_again_and_locks_the_server(
+        cloud: HetznerCloud, fake: HetznerFake, clock: FakeClock) -> None:
+    server_id = running_server(cloud, clock)
+
+    rebuilt = cloud.rebuild(server_id, image="debian-12", user_data=f"#cloud-config\nssh_authorized_keys: [{KEY}]\n")
+
+    assert rebuilt.action.command == "rebuild_server" and rebuilt.action.status is ActionStatus.RUNNING
+    assert rebuilt.root_password and rebuilt.root_password not in repr(rebuilt)
+    assert fake.received(server_id)["rebuilds"] == [
+        {"image": "debian-12", "user_data": f"#cloud-config\nssh_authorized_keys: [{KEY}]\n"}]
+    info = cloud.server_info(server_id)
+    assert info.power is PowerState.PROVISIONING and info.action.command == "rebuild_server"
+    with pytest.raises(ProviderError) as busy:
+        cloud.reset_password(server_id)
+    assert busy.value.kind is ErrorKind.BUSY
+    clock.advance(8)
+    assert cloud.server_info(server_id).power is PowerState.RUNNING
+    assert fake.state()["servers"][0]["image"]["name"] == "debian-12"
+
+
+def test_a_reset_password_answers_a_new_one_and_is_busy_while_another_action_runs(
+        cloud: HetznerCloud, fake: HetznerFake, clock: FakeClock) -> None:
+    server_id = running_server(cloud, clock)
+
+    first = cloud.reset_password(server_id)
+    with pytest.raises(ProviderError) as busy:
+        cloud.rebuild(server_id, image="ubuntu-24.04")
+    clock.advance(2)
+    second = cloud.reset_password(server_id)
+
+    assert first.action.command == "reset_password" and first.root_password != second.root_password
+    assert busy.value.kind is ErrorKind.BUSY
+    assert fake.received(server_id)["password_resets"] == 2 and fake.received(server_id)["rebuilds"] == []
+
+
+def test_a_server_made_with_a_hetzner_key_gets_no_password(http: requests.Session, api: FakeServer,
+                                                            clock: FakeClock) -> None:
+    with_key = create(http, api.url, "keyed", ssh_keys=["casey"]).json()
+    assert with_key["root_password"] is None
+    clock.advance(8)
+    rebuilt = http.post(f"{api.url}/v1/servers/{with_key['server']['id']}/actions/rebuild",
+                        json={"image": "debian-12"}, timeout=5).json()
+    assert rebuilt["root_password"] is None and rebuilt["action"]["command"] == "rebuild_server"
+    assert create(http, api.url, "bad-keys", ssh_keys="casey").json()["error"]["code"] == "invalid_input"
+
+
+def test_a_rebuild_of_a_gone_server_is_not_found(cloud: HetznerCloud) -> None:
+    with pytest.raises(ProviderError) as gone:
+        cloud.rebuild("4711", image="debian-12")
+    assert gone.value.kind is ErrorKind.NOT_FOUND
+
+
 # --- RELIABILITY row 31: revoked token, quota ------------------------------------------------------
 
 

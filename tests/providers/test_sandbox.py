@@ -335,6 +335,45 @@ def test_capacity_controls_reject_unknown_combinations(cloud: SandboxCloud) -> N
         cloud.set_capacity("cx22", "fsn1", -1)
 
 
+# --- Root passwords, rebuilds, password resets --------------------------------------------------------
+
+
+def test_a_hetzner_create_answers_a_root_password_once_and_never_shows_it(cloud: SandboxCloud) -> None:
+    made = cloud.create_server(spec())
+    adopted = cloud.create_server(spec())
+    assert made.root_password and made.root_password not in repr(made)
+    assert adopted.server_id == made.server_id and adopted.root_password is None
+
+
+def test_a_rebuild_takes_the_boot_time_locks_the_server_and_keeps_what_it_was_given(
+        cloud: SandboxCloud, clock: FakeClock) -> None:
+    server_id = running_server(cloud, clock)
+    rebuilt = cloud.rebuild(server_id, image="debian-12", user_data="#cloud-config\n")
+    assert rebuilt.action.command == "rebuild_server" and rebuilt.root_password
+    assert cloud.server_info(server_id).power is PowerState.PROVISIONING
+    assert (cloud.image(server_id), cloud.user_data(server_id)) == ("debian-12", "#cloud-config\n")
+    with pytest.raises(ProviderError) as busy:
+        cloud.reset_password(server_id)
+    assert busy.value.kind is ErrorKind.BUSY
+    clock.advance(8)
+    assert cloud.server_info(server_id).power is PowerState.RUNNING
+    assert cloud.reset_password(server_id).root_password
+    assert ("rebuild", server_id, "debian-12") in cloud.calls and ("reset_password", server_id) in cloud.calls
+
+
+def test_like_digitalocean_a_sandbox_not_named_hetzner_gives_no_passwords(clock: FakeClock) -> None:
+    cloud = SandboxCloud("digitalocean", DIGITALOCEAN_OFFERS, clock=clock, boot_seconds=8)
+    made = cloud.create_server(ServerSpec("web", "s-1vcpu-1gb", "fra1", "ubuntu-24-04-x64", user_data="keys",
+                                          labels={"item": "1"}))
+    clock.advance(8)
+    assert made.root_password is None
+    assert cloud.rebuild(made.server_id, image="debian-12-x64", user_data="new").root_password is None
+    assert cloud.user_data(made.server_id) == "keys"  # DigitalOcean runs the droplet's own user data again
+    with pytest.raises(ProviderError) as refused:
+        cloud.reset_password(made.server_id)
+    assert refused.value.kind is ErrorKind.INVALID
+
+
 # --- Injected failures ---------------------------------------------------------------------------
 
 OPERATIONS: dict[str, Callable[[SandboxCloud, str], object]] = {
@@ -342,6 +381,8 @@ OPERATIONS: dict[str, Callable[[SandboxCloud, str], object]] = {
     "find": lambda cloud, server_id: cloud.find_server(spec()),
     "info": lambda cloud, server_id: cloud.server_info(server_id),
     "power": lambda cloud, server_id: cloud.power_off(server_id),
+    "rebuild": lambda cloud, server_id: cloud.rebuild(server_id, image="debian-12"),
+    "password": lambda cloud, server_id: cloud.reset_password(server_id),
     "delete": lambda cloud, server_id: cloud.delete_server(server_id),
     "offers": lambda cloud, server_id: cloud.offers(),
 }

@@ -40,11 +40,14 @@ def new_key() -> str:
 
 
 def place(tenant: Tenant, user: User, plan: Plan, *, config: dict[str, Any] | None = None, quantity: int = 1,
-          auto_backorder: bool = False, key: str | None = None) -> Subscription:
-    """Order `plan` as `user` (the immediate-mode task then creates the servers)."""
+          auto_backorder: bool = False, key: str | None = None, hostname: str | None = None,
+          ssh_key_ids: tuple[int, ...] = ()) -> Subscription:
+    """Order `plan` as `user` (the immediate-mode task then creates the servers); a name is made up unless
+    `hostname` is given."""
     return ordering.place_order(tenant=tenant, actor=Actor(user), plan_id=plan.id,
                                 requested_config=config or {}, quantity=quantity,
-                                auto_backorder=auto_backorder, idempotency_key=key or new_key())
+                                auto_backorder=auto_backorder, idempotency_key=key or new_key(),
+                                hostname=hostname, ssh_key_ids=ssh_key_ids)
 
 
 @contextmanager

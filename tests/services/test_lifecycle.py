@@ -384,7 +384,8 @@ def test_live_info_returns_what_the_cloud_says(tenant, customer, item, sandbox, 
 
     assert sandbox.calls[-1] == ("server_info", item.server_id)
     assert info == sandbox.list_servers()[0]
-    assert (info.server_id, info.name, info.ipv4) == (item.server_id, item.hostname, item.ipv4)
+    # The server is named at the cloud by its FQDN (`<name>.<tenant>.<base domain>`), unique across tenants.
+    assert (info.server_id, info.name, info.ipv4) == (item.server_id, item.fqdn, item.ipv4)
     assert info.power is PowerState.RUNNING
 
 

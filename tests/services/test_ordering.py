@@ -54,7 +54,7 @@ def test_an_order_creates_a_pending_subscription_and_queues_provisioning(tenant,
     assert item.status is ItemStatus.PROVISIONING
     assert item.server_id is not None
     assert sandbox.server_count() == 1
-    assert ("create_server", item.hostname, "cx22", "nbg1") in sandbox.calls
+    assert ("create_server", item.fqdn, "cx22", "nbg1") in sandbox.calls
     [ordered] = db.session.scalars(select(SubscriptionEvent).where(SubscriptionEvent.kind == "ordered")).all()
     assert ordered.subscription_id == subscription.id
     assert ordered.actor_id == customer.id
@@ -147,7 +147,7 @@ def test_without_location_selection_a_requested_location_is_dropped(tenant, cust
     assert subscription.requested_config["location"] == "nbg1"
     [item] = items_of(subscription)
     assert item.config["location"] == "nbg1"
-    assert ("create_server", item.hostname, "cx22", "nbg1") in sandbox.calls
+    assert ("create_server", item.fqdn, "cx22", "nbg1") in sandbox.calls
 
 
 def test_without_location_selection_even_an_invalid_location_is_ignored(tenant, customer, profile, sandbox):
@@ -163,7 +163,7 @@ def test_with_location_selection_the_customers_location_is_honoured(tenant, cust
     assert subscription.requested_config["location"] == "hel1"
     [item] = items_of(subscription)
     assert item.config["location"] == "hel1"
-    assert ("create_server", item.hostname, "cx22", "hel1") in sandbox.calls
+    assert ("create_server", item.fqdn, "cx22", "hel1") in sandbox.calls
 
 
 def test_with_location_selection_a_location_outside_the_enum_is_refused(tenant, customer, profile, sandbox):
@@ -369,4 +369,4 @@ def test_the_far_location_is_orderable_for_a_type_offered_there(tenant, customer
     plan = factories.plan(tenant, service_type_=service_type, allow_customer_location_selection=True)
     subscription = place(tenant, customer, plan, config={"serverType": "cpx21", "location": "ash"})
     [item] = items_of(subscription)
-    assert ("create_server", item.hostname, "cpx21", "ash") in sandbox.calls
+    assert ("create_server", item.fqdn, "cpx21", "ash") in sandbox.calls

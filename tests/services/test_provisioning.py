@@ -74,7 +74,7 @@ def customer_with_profile(tenant):  # type: ignore[no-untyped-def]
 
 
 def test_advance_creates_one_server_with_a_deterministic_name_and_labels(tenant, customer, profile, plan, sandbox):
-    subscription = place_queued(tenant, customer, plan)
+    subscription = place_queued(tenant, customer, plan, hostname="web")
     [item] = items_of(subscription)
     assert item.status is ItemStatus.PENDING and sandbox.server_count() == 0
 
@@ -82,28 +82,42 @@ def test_advance_creates_one_server_with_a_deterministic_name_and_labels(tenant,
 
     assert next_step == provisioning.Next(provisioning.POLL_SECONDS, 1)  # booting: poll again, not an error
     [server] = sandbox.list_servers()
-    name = f"default-s{subscription.id}-i{item.id}"
-    assert server.name == name
+    # Named at the cloud by its FQDN: the name the customer chose under the tenant's domain.
+    fqdn = f"web.default.{current_app.config['DNS_BASE_DOMAIN']}"
+    assert server.name == fqdn
     assert server.labels == {"portal-tenant": "default", "portal-item": str(item.id),
                              "portal-subscription": str(subscription.id)}
     assert (server.server_type, server.location) == ("cx22", "nbg1")
     item = db.session.get(SubscriptionItem, item.id)
     assert item.status is ItemStatus.PROVISIONING
     assert item.server_id == server.server_id
-    assert item.hostname == name
-    assert item.fqdn == f"{name}.{current_app.config['DNS_BASE_DOMAIN']}"
+    assert (item.hostname, item.fqdn) == ("web", fqdn)
     assert (item.ipv4, item.ipv6) == (server.ipv4, server.ipv6)
     assert item.ipv4 and item.ipv6
     assert [e.kind for e in events("server_created")] == ["server_created"]
     assert count(Charge) == 0
 
 
-def test_the_fqdn_follows_the_configured_domain(app, tenant, customer, profile, plan, sandbox):
+def test_the_fqdn_follows_the_configured_domain(app, tenant, customer, profile, plan, sandbox, monkeypatch):
+    monkeypatch.setitem(app.config, "DNS_BASE_DOMAIN", "servers.example.net")
+    subscription = place_queued(tenant, customer, plan, hostname="db")
+    [item] = items_of(subscription)
+    assert item.fqdn == "db.default.servers.example.net"  # known from the order on
+    step(item.id)
+    assert sandbox.list_servers()[0].name == "db.default.servers.example.net"
+
+
+def test_an_item_ordered_before_servers_were_named_gets_a_made_up_name(tenant, customer, profile, plan, sandbox):
     subscription = place_queued(tenant, customer, plan)
     [item] = items_of(subscription)
+    item.hostname = item.fqdn = None
+    db.session.commit()
     provisioning.advance(item.id, dns_base_domain="servers.example.net")
     db.session.expire_all()
-    assert db.session.get(SubscriptionItem, item.id).fqdn.endswith(".servers.example.net")
+    item = db.session.get(SubscriptionItem, item.id)
+    name = f"default-s{subscription.id}-i{item.id}"
+    assert (item.hostname, item.fqdn) == (name, f"{name}.servers.example.net")
+    assert sandbox.list_servers()[0].name == name
 
 
 def test_polling_before_the_server_booted_changes_nothing(tenant, customer, profile, plan, sandbox, clock):
@@ -241,7 +255,7 @@ def test_a_create_that_timed_out_after_succeeding_is_adopted_on_retry(tenant, cu
     item = db.session.get(SubscriptionItem, item.id)
     assert item.server_id == server.server_id
     assert item.status is ItemStatus.ACTIVE
-    assert [call[1] for call in creates(sandbox)] == [item.hostname, item.hostname]
+    assert [call[1] for call in creates(sandbox)] == [item.fqdn, item.fqdn]
     assert len(charges(db.session.get(Subscription, subscription.id))) == 1
 
 
@@ -440,7 +454,7 @@ def test_the_oldest_backorder_gets_the_capacity_first(tenant, customer, profile,
     as_worker(serve_backorders.call_local)  # the periodic job: serve the queues, then provision what was released
     db.session.expire_all()
 
-    assert [s.name for s in sandbox.list_servers()] == [f"default-s{orders[0].id}-i{first_item.id}"]
+    assert [s.name for s in sandbox.list_servers()] == [first_item.fqdn]
     statuses = [db.session.get(Subscription, s.id).status for s in orders]
     assert statuses == [SubscriptionStatus.PENDING_BACKORDER] * 3  # the first one is booting
     waiting = db.session.scalars(select(Backorder.subscription_id).where(
@@ -452,7 +466,7 @@ def test_the_oldest_backorder_gets_the_capacity_first(tenant, customer, profile,
     as_worker(serve_backorders.call_local)
     db.session.expire_all()
     names = [s.name for s in sandbox.list_servers()]
-    assert names == [f"default-s{orders[0].id}-i{first_item.id}", f"default-s{orders[1].id}-i{second_item.id}"]
+    assert names == [first_item.fqdn, second_item.fqdn]
     waiting = db.session.scalars(select(Backorder.subscription_id).where(
         Backorder.status == BackorderStatus.WAITING)).all()
     assert waiting == [orders[2].id]

@@ -28,7 +28,7 @@ from app.config import normalize_database_url
 from app.domain.catalogue import Interval
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
-from app.models import Subscription, SubscriptionEvent, SubscriptionItem, Tenant, User
+from app.models import Plan, Subscription, SubscriptionEvent, SubscriptionItem, Tenant, User
 from app.sandbox.cloud import reset_sandboxes, sandbox_for
 from app.services import ordering, subscriptions
 from app.services.actors import Actor
@@ -433,3 +433,35 @@ def test_workers_warning_of_a_deletion_at_once_send_one_email(race_app, world):
     with race_app.app_context():
         assert scalar_count(EmailMessage, EmailMessage.subscription_id == subscription_id,
                             EmailMessage.event == "deletion_ahead") == 1
+
+
+# --- Two tabs ask for a server's root password at once: one sees it ----------------------------------------
+
+
+def test_two_tabs_revealing_the_root_password_at_once_show_it_once(race_app, world):
+    from app.services import server_access
+    from app.services.secrets import seal
+
+    with race_app.app_context():
+        customer = db.session.get(User, world.user_id)
+        subscription = factories.subscription(db.session.get(Tenant, world.tenant_id), customer,
+                                              db.session.get(Plan, world.plan_id))
+        item = SubscriptionItem(tenant_id=world.tenant_id, subscription_id=subscription.id, provider="hetzner",
+                                status=ItemStatus.ACTIVE, server_id="1", hostname="tabs",
+                                root_password_sealed=seal("correct-horse-battery"))
+        db.session.add(item)
+        db.session.commit()
+        ids = (subscription.id, item.id)
+
+    def reveal(_: int) -> str | None:
+        return server_access.reveal_root_password(
+            tenant=db.session.get(Tenant, world.tenant_id), actor=Actor(db.session.get(User, world.user_id)),
+            subscription_id=ids[0], item_id=ids[1])
+
+    results = at_once(race_app, 6, reveal)
+
+    assert [r for r in results if r is not None] == ["correct-horse-battery"] and results.count(None) == 5, results
+    with race_app.app_context():
+        assert db.session.get(SubscriptionItem, ids[1]).root_password_sealed is None
+        assert scalar_count(SubscriptionEvent, SubscriptionEvent.kind == "root_password_shown",
+                            SubscriptionEvent.subscription_id == ids[0]) == 1

@@ -101,12 +101,15 @@ def add_subscriptions(tenant, user, how_many: int, *, service_type) -> None:
     db.session.commit()
 
 
+_names = itertools.count(1)  # server names are unique within the tenant
+
+
 def add_items(subscription: Subscription, how_many: int) -> None:
     for n in range(how_many):
         item = SubscriptionItem(tenant_id=subscription.tenant_id, subscription_id=subscription.id,
                                 status=ItemStatus.ACTIVE if n % 2 else ItemStatus.PROVISIONING,
                                 provider="hetzner", config={"serverType": "cx22", "location": "nbg1"},
-                                hostname=f"bulk-{subscription.id}-{n}", ipv4=f"192.0.2.{n % 250 + 1}")
+                                hostname=f"bulk-{subscription.id}-{next(_names)}", ipv4=f"192.0.2.{n % 250 + 1}")
         db.session.add(item)
         db.session.flush()
         events.record(subscription, "server_created", item=item, actor=Actor(subscription.user))
@@ -483,3 +486,17 @@ def test_the_summary_and_item_fragments_run_two_statements(app, client, tenant, 
         with count_queries(app) as log:
             assert client.get(path, headers=HX).status_code == 200
         assert log.count == 2, log.statements  # the session's user, then what the fragment shows
+
+
+def test_lists_name_servers_by_their_fqdn(client, auth, tenant, logged_in, plan, admin):
+    subscription = factories.subscription(tenant, logged_in, plan, quantity=3)
+    for n in range(3):
+        db.session.add(SubscriptionItem(tenant_id=tenant.id, subscription_id=subscription.id, provider="hetzner",
+                                        status=ItemStatus.ACTIVE, hostname=f"app-{n}",
+                                        fqdn=f"app-{n}.default.cloud.example.test"))
+    db.session.commit()
+    expected = 'app-0.default.cloud.example.test <span class="muted small">and 2 more</span>'
+    assert expected in client.get("/subscriptions/").get_data(as_text=True)
+    auth.logout()
+    auth.login(admin.email)
+    assert expected in client.get("/admin/subscriptions").get_data(as_text=True)

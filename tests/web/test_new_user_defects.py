@@ -243,7 +243,8 @@ def test_server_events_name_their_server(client, tenant, logged_in, plan, cloud,
     provision(clock)
     first, second = reload(subscription).items
     history = region(client.get(f"/subscriptions/{subscription.id}").get_data(as_text=True), "history")
-    assert f"Server created ({first.hostname})" in history and f"Server created ({second.hostname})" in history
+    # By FQDN: the name the customer chose, under the tenant's domain.
+    assert f"Server created ({first.fqdn})" in history and f"Server created ({second.fqdn})" in history
 
 
 # --- 14: wording -----------------------------------------------------------------------------------

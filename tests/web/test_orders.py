@@ -41,10 +41,17 @@ def idempotency_key(client, plan) -> str:
 
 
 def order(client, plan, key: str | None = None, **fields: object):
-    """Submit the order form as a browser would: with the key the page gave and the CSRF token."""
-    data = {"serverType": "cx22", "location": "nbg1", "quantity": 1, **fields}
-    data["idempotency_key"] = key or idempotency_key(client, plan)
+    """Submit the order form as a browser would: with the key and the server name the page gave, and the CSRF
+    token."""
+    page = client.get(f"/order/{plan.id}").get_data(as_text=True)
+    data = {"serverType": "cx22", "location": "nbg1", "quantity": 1, "hostname": hostname_value(page), **fields}
+    data["idempotency_key"] = key or _KEY.search(page).group(1)
     return post_form(client, f"/order/{plan.id}", data)
+
+
+def hostname_value(page: str) -> str | None:
+    field = re.search(r'<input[^>]*name="hostname"[^>]*value="([^"]*)"', page)
+    return field.group(1) if field else None
 
 
 def selected(page: str, name: str) -> str | None:
@@ -314,19 +321,21 @@ def test_an_invalid_quantity_is_refused(client, shopper, plan, quantity):
 
 def test_a_sold_out_choice_answers_409_with_alternatives_that_preselect_themselves(client, shopper, plan, cloud):
     cloud.set_capacity("cx22", "nbg1", 0)
-    response = order(client, plan, quantity=2)
+    response = order(client, plan, quantity=2, hostname="build-box")
     page = response.get_data(as_text=True)
     assert response.status_code == 409
     assert "cx22 is sold out in Nuremberg, Germany (nbg1) for now." in page
     assert count(Subscription) == 0 and count(SubscriptionItem) == 0
     links = alternative_links(page)
-    assert {"path": f"/order/{plan.id}", "serverType": "cx22", "location": "fsn1", "quantity": "2"} in links
-    assert {"path": f"/order/{plan.id}", "serverType": "cx32", "location": "nbg1", "quantity": "2"} in links
+    # Every other choice is kept, the server's name included.
+    kept = {"path": f"/order/{plan.id}", "quantity": "2", "hostname": "build-box"}
+    assert {**kept, "serverType": "cx22", "location": "fsn1"} in links
+    assert {**kept, "serverType": "cx32", "location": "nbg1"} in links
 
     fsn1 = next(href for href in alternative_hrefs(page) if "location=fsn1" in href and "serverType=cx22" in href)
     again = client.get(fsn1).get_data(as_text=True)
     assert selected(again, "serverType") == "cx22" and selected(again, "location") == "fsn1"
-    assert quantity_value(again) == "2"
+    assert quantity_value(again) == "2" and hostname_value(again) == "build-box"
     assert order(client, plan, serverType="cx22", location="fsn1").status_code == 303
 
 
@@ -404,11 +413,12 @@ def test_the_preview_runs_at_most_one_query_of_its_own(app, client, shopper, pla
     assert preview.count - baseline.count <= 1, preview.statements
 
 
-def test_the_order_form_reads_the_session_and_the_plan_only(app, client, shopper, plan):
+def test_the_order_form_reads_the_session_the_plan_and_the_keys_only(app, client, shopper, plan):
     client.get(f"/order/{plan.id}")
     with count_queries(app) as log:
         assert client.get(f"/order/{plan.id}").status_code == 200
-    assert log.count == 2, log.statements  # the session's user; the plan with product and service type
+    # The session's user; the plan with product and service type; the customer's SSH keys to choose from.
+    assert log.count == 3, log.statements
 
 
 @pytest.mark.parametrize(
@@ -498,14 +508,17 @@ def test_an_order_is_one_transaction_that_counts_itself_on_its_plan(app, client,
     with count_queries(app) as log:
         response = client.post(f"/order/{plan.id}", data=data)
     assert response.status_code == 303
-    # Reads: the session's user, the plan, the order key, the profile, the cloud account, the backorder queue.
+    # Reads: the session's user, the plan, the order key, the profile, whether the server's name is taken (one
+    # more than before servers were named), the cloud account, the backorder queue; and the chosen SSH keys when
+    # some are ticked (none here: test_an_order_with_keys_reads_them_once covers that).
     # Writes: the subscription, its item and its event in one flush, the plan's count; then the commit. What
     # follows here is the provisioning, which the tests' queue runs at once, after the commit.
-    kinds = [" ".join(s.split()[:3]).upper() for s in log.statements[:11]]
-    assert kinds[6] == "INSERT INTO SUBSCRIPTIONS" and kinds[9] == "UPDATE PLANS SET", kinds
-    assert sorted(kinds[7:9]) == ["INSERT INTO SUBSCRIPTION_EVENTS", "INSERT INTO SUBSCRIPTION_ITEMS"], kinds
-    assert all(kind.startswith("SELECT") for kind in kinds[:6]), kinds
-    assert not kinds[10].startswith("SELECT SUBSCRIPTIONS.ID"), "the subscription was read again after the commit"
+    kinds = [" ".join(s.split()[:3]).upper() for s in log.statements[:12]]
+    assert kinds[7] == "INSERT INTO SUBSCRIPTIONS" and kinds[10] == "UPDATE PLANS SET", kinds
+    assert sorted(kinds[8:10]) == ["INSERT INTO SUBSCRIPTION_EVENTS", "INSERT INTO SUBSCRIPTION_ITEMS"], kinds
+    assert all(kind.startswith("SELECT") for kind in kinds[:7]), kinds
+    assert "SELECT SUBSCRIPTION_ITEMS.HOSTNAME FROM" in kinds[:7], kinds
+    assert not kinds[11].startswith("SELECT SUBSCRIPTIONS.ID"), "the subscription was read again after the commit"
     db.session.expire_all()
     counted = db.session.get(Plan, plan.id)
     assert counted.subscription_count == 1 and counted.updated_at == updated_at

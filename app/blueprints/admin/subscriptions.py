@@ -79,8 +79,7 @@ def _page(subscription_id: int, failed: tuple[str, FlaskForm] | None = None, pro
         forms[KEEP_LONGER].until.render_kw = {"min": first.isoformat()}
     return render_template(
         "admin/subscription.html", subscription=subscription, actions=actions, forms=forms, problem=problem,
-        events=history(subscription), servers={item.id: item.hostname or f"Server {item.id}"
-                                               for item in subscription.items},
+        events=history(subscription), servers={item.id: item.name for item in subscription.items},
         cancel_outcome=subscription.cancel_outcome() if Action.CANCEL.value in actions else None,
     ), status
 

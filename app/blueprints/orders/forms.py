@@ -1,4 +1,5 @@
-"""The order form: fixed fields plus one select per config choice the service type's schema offers."""
+"""The order form: fixed fields, the server's name and SSH keys, and one select per config choice the service
+type's schema offers."""
 
 from __future__ import annotations
 
@@ -7,17 +8,25 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
-from wtforms import BooleanField, HiddenField, IntegerField, SelectField
+from wtforms import BooleanField, HiddenField, IntegerField, SelectField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, NumberRange
+from wtforms.validators import InputRequired, Length, NumberRange
 from wtforms.widgets import Select
 
 from app.domain.configuration import ConfigField
 from app.domain.geography import GEOGRAPHY_LABELLED, location_label
 
 
+def _stripped(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
 class OrderForm(FlaskForm):
     quantity = IntegerField("Quantity", default=1, validators=[InputRequired(), NumberRange(min=1, max=1000)])
+    # The service checks the name (app/domain/server_names.py) and the keys; the form only bounds the input.
+    hostname = StringField("Server name", filters=[_stripped], validators=[Length(max=100)],
+                           render_kw={"autocomplete": "off", "spellcheck": "false"})
+    ssh_keys = SelectMultipleField("SSH keys", coerce=int, validate_choice=False)  # the template draws checkboxes
     auto_backorder = BooleanField("If it is sold out, put my order on the backorder list instead")
     idempotency_key = HiddenField()
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Response, abort, flash, g, redirect, render_template, request, url_for
+from flask import Response, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from app.blueprints.orders import bp
 from app.blueprints.orders.forms import OrderForm, order_form
+from app.domain import server_names
 from app.domain.availability import Alternative
 from app.domain.catalogue import Provider
 from app.domain.configuration import customer_fields, geography_key
 from app.models import Plan
+from app.selectors.ssh_keys import KeyRow, customer_keys
 from app.services import ordering
 from app.services.errors import InvalidInput, NotFound, ServiceError
 from app.web.access import current_actor, customer_required
@@ -26,14 +29,26 @@ def _plan(plan_id: int) -> Plan:
         abort(410, error.message)
 
 
-def _form(plan: Plan, **kwargs: object) -> OrderForm:
-    """The plan's order form; `formdata` defaults to the POSTed form, as with any FlaskForm."""
+def _form(plan: Plan, keys: list[KeyRow] | None = None, **kwargs: object) -> OrderForm:
+    """The plan's order form; `formdata` defaults to the POSTed form, as with any FlaskForm.
+
+    A server plan's form comes with a suggested name and the customer's preselected keys ticked, unless the
+    form was filled in already (submitted, or linked to with its choices: then what was ticked stays)."""
     schema = plan.service_type.config_schema
     fields = customer_fields(schema, plan.config_defaults, plan.allow_customer_location_selection)
     form = order_form(fields, **kwargs)
     if not form.idempotency_key.data:
         form.idempotency_key.data = uuid.uuid4().hex
+    if keys is not None and not form.hostname.raw_data:  # not filled in (None without formdata, [] when absent)
+        form.hostname.data = server_names.suggest()
+        form.ssh_keys.data = [key.id for key in keys if key.is_default]
+    form.ssh_keys.data = form.ssh_keys.data or []
     return form
+
+
+def _keys(plan: Plan) -> list[KeyRow] | None:
+    """The customer's keys, for a plan with servers (one statement); None for a plan without."""
+    return customer_keys(g.tenant, current_user) if plan.service_type.provider is not Provider.NONE else None
 
 
 def _fresh_key(form: OrderForm) -> OrderForm:
@@ -43,10 +58,13 @@ def _fresh_key(form: OrderForm) -> OrderForm:
     return form
 
 
-def _page(plan: Plan, form: OrderForm, status: int = 200, unavailable: ordering.Unavailable | None = None
-          ) -> tuple[str, int]:
+def _page(plan: Plan, form: OrderForm, keys: list[KeyRow] | None, status: int = 200,
+          unavailable: ordering.Unavailable | None = None) -> tuple[str, int]:
     alternatives = unavailable.availability.alternatives if unavailable else ()
-    return render_template("orders/new.html", plan=plan, form=_fresh_key(form), unavailable=unavailable,
+    if keys is not None:
+        domain = server_names.tenant_domain(g.tenant.slug, current_app.config["DNS_BASE_DOMAIN"])
+        form.hostname.description = f"Lowercase letters, digits and hyphens. It is reached at <name>.{domain}."
+    return render_template("orders/new.html", plan=plan, form=_fresh_key(form), unavailable=unavailable, keys=keys,
                            alternatives=[(alt, _choose(plan, form, alt)) for alt in alternatives],
                            quote=_quote_or_none(plan, form)), status
 
@@ -58,7 +76,14 @@ def _choose(plan: Plan, form: OrderForm, alternative: Alternative) -> str:
         chosen[geo] = alternative.location
     if form.auto_backorder.data:
         chosen["auto_backorder"] = "y"
-    return url_for("orders.new", plan_id=plan.id, quantity=form.quantity.data, **chosen)
+    return url_for("orders.new", plan_id=plan.id, quantity=form.quantity.data, **chosen, **_access(plan, form))
+
+
+def _access(plan: Plan, form: OrderForm) -> dict[str, object]:
+    """The server's name and ticked keys, for a link back to the form (nothing for a plan without servers)."""
+    if plan.service_type.provider is Provider.NONE:
+        return {}
+    return {"hostname": form.hostname.data or "", "ssh_keys": form.ssh_keys.data or []}
 
 
 def _quote_or_none(plan: Plan, form: OrderForm) -> object:
@@ -72,7 +97,8 @@ def _quote_or_none(plan: Plan, form: OrderForm) -> object:
 @customer_required
 def new(plan_id: int) -> tuple[str, int]:
     plan = _plan(plan_id)
-    return _page(plan, _form(plan, formdata=request.args or None))
+    keys = _keys(plan)
+    return _page(plan, _form(plan, keys, formdata=request.args or None), keys)
 
 
 @bp.post("/order/<int:plan_id>")
@@ -81,29 +107,36 @@ def create(plan_id: int) -> Response | tuple[str, int]:
     plan = _plan(plan_id)
     form = _form(plan)
     if not form.validate():
-        return _page(plan, form, 400)
+        return _page(plan, form, _keys(plan), 400)
     try:
         subscription = ordering.place_order(
             tenant=g.tenant, actor=current_actor(), plan_id=plan.id, requested_config=form.requested_config(),
             quantity=form.quantity.data, auto_backorder=form.auto_backorder.data,
-            idempotency_key=form.idempotency_key.data,
+            idempotency_key=form.idempotency_key.data, hostname=_hostname(form), ssh_key_ids=form.ssh_keys.data or [],
         )
     except ordering.ProfileIncomplete:
         # The profile form explains why the customer is there (its note for `next`): no flash on top.
-        back = url_for("orders.new", plan_id=plan.id, quantity=form.quantity.data, **form.requested_config())
+        back = url_for("orders.new", plan_id=plan.id, quantity=form.quantity.data, **form.requested_config(),
+                       **_access(plan, form))
         return redirect(url_for("account.profile", next=back), 303)
     except ordering.ConfigInvalid as error:
         _attach(form, error.errors)
-        return _page(plan, form, 400)
+        return _page(plan, form, _keys(plan), 400)
     except ordering.Unavailable as error:
-        return _page(plan, form, 409, unavailable=error)
+        return _page(plan, form, _keys(plan), 409, unavailable=error)
     except ServiceError as error:
         _attach(form, {error.field or "": error.message})
-        return _page(plan, form, error.status_code)
+        return _page(plan, form, _keys(plan), error.status_code)
     # What happens next (setting up, or waiting on the backorder list) is shown by the subscription page
     # itself, from the subscription's state: a flash saying so would outlive it.
     flash("Thank you! Your order is placed.", "success")
     return redirect(url_for("subscriptions.detail", subscription_id=subscription.id), 303)
+
+
+def _hostname(form: OrderForm) -> str | None:
+    """The name typed (an empty one is refused), or None from a form without the field (one loaded before
+    servers were named): ordering then makes a name up."""
+    return (form.hostname.data or "") if form.hostname.raw_data else None
 
 
 def _attach(form: OrderForm, errors: dict[str, str]) -> None:

@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, IntegerField, TextAreaField
+from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional
 
 
@@ -19,3 +19,16 @@ class SwitchForm(VersionForm):
 
     server_type = HiddenField(validators=[InputRequired(), Length(max=63)])
     location = HiddenField(validators=[InputRequired(), Length(max=63)])
+
+
+class RebuildForm(FlaskForm):
+    """Reinstall a server: the image (the plan's, set per server) and its name typed as the confirmation."""
+
+    image = SelectField("Image", validate_choice=False)  # the service refuses an image the plan does not offer
+    confirm = StringField("Type the server's name to confirm", validators=[InputRequired("Type the server's name."),
+                                                                           Length(max=253)],
+                          render_kw={"autocomplete": "off", "spellcheck": "false"})
+
+
+class EmptyForm(FlaskForm):
+    """Only the CSRF token: for buttons that change something."""

@@ -1,4 +1,5 @@
-"""The customer's dashboard: subscriptions, their servers, cancel and resume, server controls."""
+"""The customer's dashboard: subscriptions, their servers, cancel and resume, server controls, and access to the
+servers (root password shown once, a new one, rebuild)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ from flask import Response, abort, flash, g, make_response, redirect, render_tem
 from flask_login import current_user
 
 from app.blueprints.subscriptions import bp
-from app.blueprints.subscriptions.forms import CancelForm, SwitchForm, VersionForm
+from app.blueprints.subscriptions.forms import CancelForm, EmptyForm, RebuildForm, SwitchForm, VersionForm
 from app.domain.geography import location_label
 from app.domain.subscriptions import Action, SubscriptionStatus, refusal_message, shown_status
-from app.models import Subscription
+from app.models import Subscription, SubscriptionItem
 from app.selectors import subscriptions as selectors
-from app.services import backorders, servers, subscriptions
+from app.services import backorders, server_access, servers, subscriptions
 from app.services.errors import NotFound, ServiceError
 from app.services.servers import PowerCommand
 from app.web import htmx
@@ -57,7 +58,7 @@ def history(subscription_id: int) -> str:
 
 def _history_context(subscription: Subscription) -> dict[str, object]:
     # Item events name their server: with several servers "Server created" alone says too little.
-    servers = {item.id: item.hostname or f"Server {item.id}" for item in subscription.items}
+    servers = {item.id: item.name for item in subscription.items}
     return {"subscription": subscription, "events": selectors.history(subscription), "servers": servers}
 
 
@@ -190,3 +191,106 @@ def resume(subscription_id: int) -> Response:
     return htmx.redirect(target) if htmx.wants_fragment() else redirect(target, 303)
 
 
+
+
+# --- access: the root password shown once, a new one (Hetzner), rebuild -------------------------------------
+
+NOTHING_WAITING = ("There is no root password waiting: it was shown already, perhaps in another tab, and is not "
+                   "kept.")
+
+
+def _access_fragment(subscription_id: int, item_id: int, *, password: str | None = None,
+                     message: str | None = None, status: int = 200) -> tuple[str, int]:
+    found = selectors.customer_item(g.tenant, current_user, subscription_id, item_id)
+    if found is None:
+        abort(404)
+    page = render_template("subscriptions/_access.html", subscription=found.subscription, item=found,
+                           password=password, password_for=item_id, message=message)
+    return page, status
+
+
+def _with_password(subscription_id: int, item_id: int, password: str | None, message: str | None = None
+                   ) -> Response | tuple[str, int]:
+    """The password shown in the server's access box: the box alone for htmx, else the whole page."""
+    if password is None and message is None:
+        message = NOTHING_WAITING
+    if htmx.wants_fragment():
+        return htmx.trigger(make_response(_access_fragment(subscription_id, item_id, password=password,
+                                                           message=message)), HISTORY_CHANGED)
+    subscription = _own(subscription_id)
+    return render_template("subscriptions/detail.html", password=password, password_for=item_id,
+                           access_message=message, **{**_history_context(subscription),
+                                                      **_summary_context(subscription)}), 200
+
+
+def _refused(subscription_id: int, item_id: int, error: ServiceError) -> Response | tuple[str, int]:
+    if not htmx.wants_fragment():
+        flash(error.message, "error")
+        return redirect(url_for(".detail", subscription_id=subscription_id), 303)
+    status = 409 if error.status_code == 409 else 422  # swapped in place (htmx-config in base.html)
+    return _access_fragment(subscription_id, item_id, message=error.message, status=status)
+
+
+@bp.post("/<int:subscription_id>/items/<int:item_id>/root-password")
+@customer_required
+def reveal_password(subscription_id: int, item_id: int) -> Response | tuple[str, int]:
+    """Show the root password waiting for the customer, once: it is forgotten as it is shown."""
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        password = server_access.reveal_root_password(tenant=g.tenant, actor=current_actor(),
+                                                      subscription_id=subscription_id, item_id=item_id)
+    except NotFound:
+        abort(404)
+    except ServiceError as error:
+        return _refused(subscription_id, item_id, error)
+    return _with_password(subscription_id, item_id, password)
+
+
+@bp.post("/<int:subscription_id>/items/<int:item_id>/root-password/reset")
+@customer_required
+def reset_password(subscription_id: int, item_id: int) -> Response | tuple[str, int]:
+    """A new root password from the cloud (Hetzner), shown at once, and only this once."""
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    actor = current_actor()
+    try:
+        server_access.reset_root_password(tenant=g.tenant, actor=actor, subscription_id=subscription_id,
+                                          item_id=item_id)
+        password = server_access.reveal_root_password(tenant=g.tenant, actor=actor,
+                                                      subscription_id=subscription_id, item_id=item_id)
+    except NotFound:
+        abort(404)
+    except ServiceError as error:
+        return _refused(subscription_id, item_id, error)
+    return _with_password(subscription_id, item_id, password)
+
+
+@bp.route("/<int:subscription_id>/items/<int:item_id>/rebuild", methods=["GET", "POST"])
+@customer_required
+def rebuild(subscription_id: int, item_id: int) -> Response | tuple[str, int]:
+    """Reinstall the server from one of its plan's images, once its name is typed."""
+    found = selectors.customer_item(g.tenant, current_user, subscription_id, item_id)
+    if found is None:
+        abort(404)
+    form = RebuildForm(image=found.config.get("image"))
+    form.image.choices = list(server_access.images_for(found))
+    if not form.validate_on_submit():
+        return _rebuild_page(found, form, 400 if form.errors else 200)
+    try:
+        server_access.rebuild(tenant=g.tenant, actor=current_actor(), subscription_id=subscription_id,
+                              item_id=item_id, image=form.image.data, confirm=form.confirm.data)
+    except NotFound:
+        abort(404)
+    except ServiceError as error:
+        if error.field in ("image", "confirm"):
+            form[error.field].errors = [*form[error.field].errors, error.message]
+        else:
+            form.form_errors.append(error.message)
+        return _rebuild_page(found, form, error.status_code)
+    flash(f"{found.name} is being rebuilt from {form.image.data}. It is back in a few minutes.", "success")
+    return redirect(url_for(".detail", subscription_id=subscription_id), 303)
+
+
+def _rebuild_page(item: SubscriptionItem, form: RebuildForm, status: int) -> tuple[str, int]:
+    return render_template("subscriptions/rebuild.html", item=item, subscription=item.subscription, form=form), status

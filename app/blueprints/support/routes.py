@@ -41,7 +41,7 @@ def _customer_page(customer: User, form: ImpersonateForm, status: int = 200) -> 
     page = render_template(
         "support/customer.html", customer=customer, form=form, labels=LABELS, subscriptions=subscriptions,
         events=recent_events(g.tenant, customer),
-        servers={item.id: item.hostname or f"Server {item.id}" for s in subscriptions for item in s.items},
+        servers={item.id: item.name for s in subscriptions for item in s.items},
         impersonations=impersonations.of_customer(g.tenant, customer), emails=customer_emails(g.tenant, customer),
         minutes=current_app.config["IMPERSONATION_MINUTES"],
     )
