@@ -5,7 +5,7 @@ The template is the tenant admin's; the keys are the customer's. The keys go to 
 cloud-init gives the image's default user (root on Hetzner's and DigitalOcean's images):
 
 - a `#cloud-config` document (or no template at all) gets them added to its own `ssh_authorized_keys`, if it
-  has any, and is written out again as YAML;
+  has any, and `ssh_pwauth: false` unless it sets that itself, and is written out again as YAML;
 - anything else cloud-init reads (a shell script, `#include`, a boothook, ...) becomes a MIME multipart
   message of the admin's part and a `#cloud-config` part with the keys, which cloud-init merges by appending;
   an existing multipart message gets that part added.
@@ -29,6 +29,9 @@ from jinja2.sandbox import SandboxedEnvironment
 MAX_USER_DATA_BYTES = 32 * 1024  # Hetzner's limit, the smaller of the two clouds'
 CLOUD_CONFIG = "#cloud-config"
 KEYS = "ssh_authorized_keys"
+# With keys, SSH takes no passwords (unless the admin's template says otherwise): the password a cloud may set
+# (and DigitalOcean emails to the operator's account) cannot open the server over the network.
+PASSWORD_LOGIN = "ssh_pwauth"  # noqa: S105 (a cloud-init key)
 # How cloud-init tells what a part is, by its first line (cloud-init's handlers, longest first).
 _PART_TYPES = (("#cloud-config-archive", "cloud-config-archive"), ("#cloud-config-jsonp", "cloud-config-jsonp"),
                ("#cloud-boothook", "cloud-boothook"), ("#include-once", "x-include-once-url"),
@@ -65,7 +68,7 @@ def with_ssh_keys(user_data: str, ssh_keys: Sequence[str]) -> str:
     first = text.split("\n", 1)[0].strip()
     if not text or first == CLOUD_CONFIG:
         document = _document(text)
-        return _cloud_config({**document, KEYS: _merged(document.get(KEYS), ssh_keys)})
+        return _cloud_config({PASSWORD_LOGIN: False, **document, KEYS: _merged(document.get(KEYS), ssh_keys)})
     if first.lower().startswith("content-type:") or text.lower().startswith("mime-version:"):
         return _add_part(user_data, ssh_keys)
     subtype = next((kind for start, kind in _PART_TYPES if first.startswith(start)), None)
@@ -105,7 +108,7 @@ def _cloud_config(document: dict[str, Any]) -> str:
 
 
 def _keys_part(ssh_keys: Sequence[str]) -> MIMEText:
-    return MIMEText(_cloud_config({KEYS: list(ssh_keys), "merge_how": _APPEND}), "cloud-config")
+    return MIMEText(_cloud_config({KEYS: list(ssh_keys), PASSWORD_LOGIN: False, "merge_how": _APPEND}), "cloud-config")
 
 
 def _add_part(user_data: str, ssh_keys: Sequence[str]) -> str:

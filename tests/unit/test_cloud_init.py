@@ -45,18 +45,26 @@ def parsed(user_data: str) -> dict:
 def test_keys_are_added_to_a_cloud_config_template_as_valid_yaml():
     text = render_user_data("#cloud-config\n# the admin's comment\nhostname: {{ hostname }}\npackages: [nginx]\n",
                             hostname="web", ssh_keys=[KEY_A, KEY_B])
-    assert parsed(text) == {"hostname": "web", "packages": ["nginx"], "ssh_authorized_keys": [KEY_A, KEY_B]}
+    assert parsed(text) == {"ssh_pwauth": False, "hostname": "web", "packages": ["nginx"],
+                            "ssh_authorized_keys": [KEY_A, KEY_B]}
 
 
 def test_keys_join_those_the_template_has_without_duplicates():
     template = f"#cloud-config\nssh_authorized_keys:\n  - {KEY_A}\nusers:\n  - default\n"
     text = render_user_data(template, ssh_keys=[KEY_A, KEY_B])
-    assert parsed(text) == {"ssh_authorized_keys": [KEY_A, KEY_B], "users": ["default"]}
+    assert parsed(text) == {"ssh_pwauth": False, "ssh_authorized_keys": [KEY_A, KEY_B], "users": ["default"]}
 
 
 @pytest.mark.parametrize("template", ["", "   \n", "#cloud-config\n", "#cloud-config\n# nothing yet\n"])
 def test_an_empty_template_becomes_a_cloud_config_with_the_keys(template):
-    assert parsed(render_user_data(template, ssh_keys=[KEY_A])) == {"ssh_authorized_keys": [KEY_A]}
+    assert parsed(render_user_data(template, ssh_keys=[KEY_A])) == {"ssh_pwauth": False, "ssh_authorized_keys": [KEY_A]}
+
+
+def test_with_keys_ssh_takes_no_password_unless_the_template_says_so():
+    """A password the cloud sets (DigitalOcean emails one to the operator's account) cannot open the server."""
+    assert parsed(render_user_data("#cloud-config\nssh_pwauth: true\n", ssh_keys=[KEY_A]))["ssh_pwauth"] is True
+    script = email.message_from_string(render_user_data("#!/bin/sh\ntrue\n", ssh_keys=[KEY_A]))
+    assert parsed(script.get_payload()[1].get_payload(decode=True).decode())["ssh_pwauth"] is False
 
 
 def test_without_keys_the_template_is_left_as_written():
