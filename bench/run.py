@@ -71,7 +71,7 @@ PER_REQUEST = re.compile(r'((?:name="(?:csrf_token|idempotency_key)" type="hidde
 # goal by this much before failing: medians of such short runs moved by up to about 15% between runs here.
 NOISE_MARGIN = 0.15
 ROUNDS, REQUESTS = 7, 100  # a full run: rounds, and requests per batch
-ATTEMPTS = 3  # quick mode: full runs of an operation that missed, before the miss counts
+ATTEMPTS = 4  # quick mode: full runs of an operation that missed, before the miss counts
 GROWTH = 1.2  # each page at M within 1.2x of its time at S
 SEARCH = "customer 1"  # support's search: many matches, one full page of them
 PER_PAGE = 25  # the staff lists' page
@@ -415,23 +415,25 @@ def measure(pairs: list[tuple[Operation, Bench]], rounds: int, count: int) -> No
 
 
 def remeasure_misses(registries: list[list[Operation]], benches: list[Bench], margin: float) -> list[str]:
-    """Measure again, as a full run does, each operation whose quick figures missed a ratio goal, up to
-    `ATTEMPTS` times, keeping its best run; returns their names. A few batches on a shared machine can land on
-    another process's busy moments; a real miss stays a miss however often it is measured."""
-    again = []
-    for ops in zip(*registries, strict=True):
-        best: list[tuple[list[float], list[float]]] = [(op.ratios, op.growth) for op in ops]
-        for _ in range(ATTEMPTS):
-            if all(op.ratio_met(margin) and op.growth_met(margin) for op in ops):
-                break
+    """Measure again, as a full run does, each operation whose quick figures missed a ratio goal: up to
+    `ATTEMPTS` times, in turns over all those still missing (so one operation's attempts are spread over the
+    run), keeping each one's best run; returns their names. Batches on a shared machine land on other
+    processes' busy moments, sometimes for many seconds; a real miss stays a miss however often it is measured."""
+    def missing(ops: tuple[Operation, ...]) -> bool:
+        return not all(op.ratio_met(margin) and op.growth_met(margin) for op in ops)
+
+    again: list[str] = []
+    best = {id(op): (op.ratios, op.growth) for ops in registries for op in ops}
+    for _ in range(ATTEMPTS):
+        turn = [ops for ops in zip(*registries, strict=True) if missing(ops)]
+        for ops in turn:
             for op in ops:
                 op.ratios, op.growth = [], []
             measure(list(zip(ops, benches, strict=True)), ROUNDS, REQUESTS)
-            best = [min(kept, (op.ratios, op.growth), key=lambda run: statistics.median(run[0]))
-                    for kept, op in zip(best, ops, strict=True)]
+            for op in ops:
+                best[id(op)] = min(best[id(op)], (op.ratios, op.growth), key=lambda run: statistics.median(run[0]))
+                op.ratios, op.growth = best[id(op)]
             again.append(ops[0].name)
-        for (ratios, growth), op in zip(best, ops, strict=True):
-            op.ratios, op.growth = ratios, growth
     return list(dict.fromkeys(again))
 
 
