@@ -437,7 +437,7 @@ def enqueue(queue_path: str, job: str, *args: object) -> None:
 
 
 SUPPORT_SEARCH = """
-SELECT id, name, email, is_active, created_at FROM users
+SELECT id, name, email, is_active, created_at, email_verified_at, deleted_at, purge_at, purged_at FROM users
 WHERE tenant_id = ? AND role = 'customer' AND (lower(name) LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\')
 ORDER BY name, id LIMIT ? OFFSET ?
 """

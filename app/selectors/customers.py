@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm import joinedload
 
-from app.domain.accounts import Role
+from app.domain.accounts import AccountState, Role, account_state, account_state_label
 from app.extensions import db
 from app.models import Subscription, SubscriptionEvent, TenantLike, User
 from app.selectors.paging import Page, page_number
@@ -28,6 +28,20 @@ class CustomerRow:
     email: str
     is_active: bool
     created_at: datetime
+    email_verified_at: datetime | None
+    deleted_at: datetime | None
+    purge_at: datetime | None
+    purged_at: datetime | None
+
+    @property
+    def state(self) -> AccountState:
+        return account_state(is_active=self.is_active, email_verified=self.email_verified_at is not None,
+                             deleted=self.deleted_at is not None, purged=self.purged_at is not None)
+
+    @property
+    def state_label(self) -> str:
+        """As staff read it: Active, Email not confirmed, Disabled, "Deleted, purge on ...", "Deleted, purged"."""
+        return account_state_label(self.state, self.purge_at)
 
 
 def find_customers(tenant: TenantLike, *, query: str = "", page: int = 1, per_page: int = 25) -> Page[CustomerRow]:
@@ -53,7 +67,8 @@ def _one_page(matching: Select) -> Select:  # type: ignore[type-arg]
     """The customers whose ids `matching` finds (one page and a peek, in name order), with what the list shows."""
     shown = (matching.order_by(User.name, User.id).limit(bindparam("limit")).offset(bindparam("offset"))
              .subquery())
-    return (select(User.id, User.name, User.email, User.is_active, User.created_at)
+    return (select(User.id, User.name, User.email, User.is_active, User.created_at, User.email_verified_at,
+                   User.deleted_at, User.purge_at, User.purged_at)
             .join(shown, shown.c.id == User.id).order_by(User.name, User.id))
 
 

@@ -105,6 +105,8 @@ def test_support_and_admins_see_the_account_as_deleted_then_purged(app, client, 
     AuthActions(staff).login(support.email)
     page = staff.get(f"/support/customers/{logged_in.id}").get_data(as_text=True)
     assert "Deleted, purge on 14 April 2026" in page and "This account is deleted" in page
+    search = staff.get("/support/?q=casey").get_data(as_text=True)  # the search's list says so too
+    assert '<span class="badge badge-muted">Deleted, purge on 14 April 2026</span>' in search
     AuthActions(staff).logout()
     AuthActions(staff).login(admin.email)
     assert "Deleted, purge on 14 April 2026" in staff.get(f"/admin/subscriptions/{subscription.id}").get_data(
@@ -120,6 +122,8 @@ def test_support_and_admins_see_the_account_as_deleted_then_purged(app, client, 
     page = staff.get(f"/support/customers/{logged_in.id}").get_data(as_text=True)
     assert "Deleted, purged" in page and "Casey Customer" not in page and "Deleted account" in page
     assert "Purged with the account on 14 Apr 2026" in page
+    assert '<span class="badge badge-muted">Deleted, purged</span>' in staff.get("/support/?q=deleted").get_data(
+        as_text=True)
 
 
 def test_the_purge_runs_by_hand_as_of_a_time_and_once(runner, client, logged_in, clock):
