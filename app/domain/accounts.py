@@ -106,3 +106,19 @@ def account_state_label(state: AccountState, purge_at: datetime | None = None) -
         return f"Deleted, purge on {format_day(purge_at)}" if purge_at else "Deleted"
     return {AccountState.ACTIVE: "Active", AccountState.UNCONFIRMED: "Email not confirmed",
             AccountState.DISABLED: "Disabled", AccountState.PURGED: "Deleted, purged"}[state]
+
+
+class AccountStanding:
+    """`state` and `state_label` for anything that carries an account's `is_active`, `email_verified_at`,
+    `deleted_at`, `purge_at` and `purged_at`: the user row, and the plain rows staff lists read."""
+
+    @property
+    def state(self) -> AccountState:
+        """Active, email not confirmed, disabled, deleted or purged."""
+        return account_state(is_active=self.is_active, email_verified=self.email_verified_at is not None,  # type: ignore[attr-defined]
+                             deleted=self.deleted_at is not None, purged=self.purged_at is not None)  # type: ignore[attr-defined]
+
+    @property
+    def state_label(self) -> str:
+        """As staff read it: "Deleted, purge on 14 April 2026"."""
+        return account_state_label(self.state, self.purge_at)  # type: ignore[attr-defined]

@@ -7,13 +7,13 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.domain.accounts import AccountState, Role, TokenPurpose, account_state, account_state_label
+from app.domain.accounts import AccountStanding, Role, TokenPurpose
 from app.extensions import db
 from app.models.base import Timestamps, UTCDateTime, enum_type
 from app.models.tenant import Tenant
 
 
-class User(Timestamps, db.Model):
+class User(AccountStanding, Timestamps, db.Model):
     __tablename__ = "users"
     __table_args__ = (
         UniqueConstraint("tenant_id", "email"),
@@ -56,17 +56,6 @@ class User(Timestamps, db.Model):
 
     def get_id(self) -> str | None:
         return self.session_token
-
-    @property
-    def state(self) -> AccountState:
-        """Active, email not confirmed, disabled, deleted or purged (app/domain/accounts.py)."""
-        return account_state(is_active=self.is_active, email_verified=self.email_verified_at is not None,
-                             deleted=self.deleted_at is not None, purged=self.purged_at is not None)
-
-    @property
-    def state_label(self) -> str:
-        """As staff read it: "Deleted, purge on 14 April 2026"."""
-        return account_state_label(self.state, self.purge_at)
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.role}>"

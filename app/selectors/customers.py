@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm import joinedload
 
-from app.domain.accounts import AccountState, Role, account_state, account_state_label
+from app.domain.accounts import AccountStanding, Role
 from app.extensions import db
 from app.models import Subscription, SubscriptionEvent, TenantLike, User
 from app.selectors.paging import Page, page_number
@@ -20,7 +20,7 @@ def _like(text: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class CustomerRow:
+class CustomerRow(AccountStanding):
     """A customer as support's search lists them: plain values."""
 
     id: int
@@ -32,16 +32,6 @@ class CustomerRow:
     deleted_at: datetime | None
     purge_at: datetime | None
     purged_at: datetime | None
-
-    @property
-    def state(self) -> AccountState:
-        return account_state(is_active=self.is_active, email_verified=self.email_verified_at is not None,
-                             deleted=self.deleted_at is not None, purged=self.purged_at is not None)
-
-    @property
-    def state_label(self) -> str:
-        """As staff read it: Active, Email not confirmed, Disabled, "Deleted, purge on ...", "Deleted, purged"."""
-        return account_state_label(self.state, self.purge_at)
 
 
 def find_customers(tenant: TenantLike, *, query: str = "", page: int = 1, per_page: int = 25) -> Page[CustomerRow]:
