@@ -58,7 +58,7 @@ def pending_cancel(tenant, customer, sandbox, clock) -> Subscription:
 def test_the_registry_has_every_periodic_job():
     assert list(JOBS) == ["expiry", "renewal", "grace-end", "retention", "decommissioning", "backorders",
                           "stuck-provisioning", "impersonations", "account-purge", "reconciler", "emails",
-                          "email-bodies", "deletion-ahead"]
+                          "email-bodies", "deletion-ahead", "billing"]
 
 
 def test_jobs_list_shows_every_job_with_its_schedule_and_last_run(runner, clock):

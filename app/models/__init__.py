@@ -1,7 +1,20 @@
 """All models, importable from one place (Alembic and the shell need them registered)."""
 
 from app.models.access import SshKey
-from app.models.billing import Charge
+from app.models.billing import (
+    BalanceEntry,
+    BillingSettings,
+    Charge,
+    CreditNote,
+    Invoice,
+    InvoiceSequence,
+    Payment,
+    PaymentCustomer,
+    PaymentMethod,
+    PaymentSetup,
+    UsageRecord,
+    WebhookEvent,
+)
 from app.models.catalogue import Plan, Product, ServiceType
 from app.models.credentials import CloudCredential
 from app.models.email import EmailMessage
@@ -14,16 +27,25 @@ from app.models.user import AccountToken, CustomerProfile, User, UserSession
 __all__ = [
     "AccountToken",
     "Backorder",
+    "BalanceEntry",
+    "BillingSettings",
     "Charge",
     "CloudCredential",
+    "CreditNote",
     "CustomerProfile",
     "EmailMessage",
     "EndReason",
     "Impersonation",
     "ImpersonationAction",
+    "Invoice",
+    "InvoiceSequence",
     "JobClaim",
     "JobRun",
     "JobTrigger",
+    "Payment",
+    "PaymentCustomer",
+    "PaymentMethod",
+    "PaymentSetup",
     "Plan",
     "Product",
     "ServiceType",
@@ -35,6 +57,8 @@ __all__ = [
     "TenantHost",
     "TenantLike",
     "TenantRef",
+    "UsageRecord",
     "User",
     "UserSession",
+    "WebhookEvent",
 ]

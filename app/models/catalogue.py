@@ -87,6 +87,9 @@ class Plan(Timestamps, db.Model):
     )
     migration_target_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"))
     sort_order: Mapped[int] = mapped_column(default=0)
+    # Metered prices, billed in arrears per period: [{"metric", "label", "unit", "unit_price_minor"}, ...]
+    # (app/domain/usage.py reads them).
+    usage_prices: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
     # How many subscriptions were ever ordered on the plan: counted when one is created (app/services/ordering.py,
     # the one place that creates them), so the admin's catalogue need not count a tenant's whole history.
     subscription_count: Mapped[int] = mapped_column(default=0, server_default="0")

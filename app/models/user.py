@@ -95,6 +95,8 @@ class CustomerProfile(Timestamps, db.Model):
     postal_code: Mapped[str] = mapped_column(String(20), default="")
     city: Mapped[str] = mapped_column(String(120), default="")
     country: Mapped[str] = mapped_column(String(2), default="")
+    # A business's VAT id: with one from another EU country than the seller's, the invoice is reverse-charged.
+    vat_id: Mapped[str] = mapped_column(String(20), default="", server_default="")
     # Who saved it last: the customer, or support acting for them (then both are kept).
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     updated_by_impersonator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

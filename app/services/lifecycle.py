@@ -202,7 +202,8 @@ def _charge(subscription: Subscription, kind: ChargeKind, description: str) -> N
     if subscription.price_minor == 0:
         return  # free plans: nothing to charge, ever
     db.session.add(Charge(
-        tenant_id=subscription.tenant_id, subscription_id=subscription.id, kind=kind, description=description[:200],
+        tenant_id=subscription.tenant_id, subscription_id=subscription.id, user_id=subscription.user_id, kind=kind,
+        description=description[:200],
         amount_minor=subscription.price_minor, currency=subscription.currency,
         period_start=subscription.current_period_start, period_end=subscription.current_period_end,
         created_at=now(),

@@ -25,6 +25,7 @@ class Job(StrEnum):
     POWER_OFF_ITEM = "power_off_item"  # suspended
     POWER_ON_ITEM = "power_on_item"  # reinstated
     SEND_EMAIL = "send_email"  # one logged email (app/services/notifications.py)
+    BILL_CUSTOMER = "bill_customer"  # the billing run for one customer, now (app/services/billing_run.py)
 
 
 _PENDING = "work_after_commit"

@@ -168,3 +168,12 @@ def warn_of_deletions() -> str:
 
     return counted(decommissioning.warn_of_deletions(), "owner told of a deletion ahead",
                    "owners told of a deletion ahead")
+
+
+@periodic("billing", hourly(),
+          "Bill what is due: usage of closed periods, invoices finalized and numbered, cards charged, "
+          "overdue invoices suspend and the end of grace cancels")
+def run_billing() -> str:
+    from app.services import billing_run
+
+    return billing_run.run() or "nothing was due"
