@@ -106,11 +106,13 @@ def configure_blueprints(app: Flask) -> None:
     from app.blueprints.account import bp as account_bp
     from app.blueprints.admin import bp as admin_bp
     from app.blueprints.auth import bp as auth_bp
+    from app.blueprints.billing import bp as billing_bp
     from app.blueprints.catalogue import bp as catalogue_bp
     from app.blueprints.orders import bp as orders_bp
     from app.blueprints.outbox import bp as outbox_bp
     from app.blueprints.subscriptions import bp as subscriptions_bp
     from app.blueprints.support import bp as support_bp
+    from app.blueprints.webhooks import bp as webhooks_bp
 
     app.register_blueprint(catalogue_bp)
     app.register_blueprint(auth_bp)
@@ -119,6 +121,8 @@ def configure_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(support_bp, url_prefix="/support")
     app.register_blueprint(account_bp, url_prefix="/account")
+    app.register_blueprint(billing_bp)
+    app.register_blueprint(webhooks_bp)  # signed by the payment provider, not by a session: no CSRF token
     app.register_blueprint(outbox_bp)  # answers 404 in production
 
 

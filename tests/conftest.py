@@ -22,6 +22,7 @@ from app import create_app
 from app.clock import FrozenClock, SystemClock
 from app.config import engine_options, normalize_database_url
 from app.extensions import db, limiter
+from app.sandbox import payments as sandbox_payments
 from app.sandbox.cloud import reset_sandboxes
 from app.selectors.tenants import tenant_cache
 from app.services import availability_cache
@@ -102,6 +103,7 @@ def _transaction(request: pytest.FixtureRequest) -> Iterator[None]:
         limiter.reset()
         app.extensions["mailman"].outbox = []
         reset_sandboxes()
+        sandbox_payments.reset()
         huey.storage.flush_schedule()
         try:
             yield

@@ -8,10 +8,22 @@ from typing import Any
 
 from app.clock import now
 from app.domain.accounts import Role
+from app.domain.billing import ChargeKind, InvoiceStatus
 from app.domain.catalogue import CatalogueState, Interval, Provider
 from app.domain.subscriptions import SubscriptionStatus
 from app.extensions import db
-from app.models import Plan, Product, ServiceType, Subscription, Tenant, TenantHost, User
+from app.models import (
+    Charge,
+    Invoice,
+    PaymentMethod,
+    Plan,
+    Product,
+    ServiceType,
+    Subscription,
+    Tenant,
+    TenantHost,
+    User,
+)
 from app.services.passwords import hash_password
 
 PASSWORD = "correct horse battery staple"
@@ -79,3 +91,30 @@ def subscription(tenant: Tenant, user: User, plan_: Plan, **values: Any) -> Subs
     values = {"status": SubscriptionStatus.ACTIVE, "quantity": 1, "price_minor": 990, "currency": "EUR",
               "interval": Interval.MONTH, "current_period_end": now() + timedelta(days=30), **values}
     return _save(Subscription(tenant_id=tenant.id, user_id=user.id, plan_id=plan_.id, **values))
+
+
+def invoice(subscription_: Subscription, *, status: InvoiceStatus = InvoiceStatus.OPEN, number: str | None = None,
+            **values: Any) -> Invoice:
+    """A finalized invoice billing one period of `subscription_` at its price (no tax), due now, unpaid."""
+    moment = now()
+    amount = subscription_.price_minor
+    row = _save(Invoice(
+        tenant_id=subscription_.tenant_id, user_id=subscription_.user_id, status=status, currency=subscription_.currency,
+        number=number if number is not None or status is InvoiceStatus.DRAFT else f"INV-{moment.year}-{next(_seq):06d}",
+        subtotal_minor=amount, tax_minor=0, total_minor=amount, amount_due_minor=amount, created_at=moment,
+        finalized_at=None if status is InvoiceStatus.DRAFT else moment,
+        due_at=None if status is InvoiceStatus.DRAFT else moment, **values))
+    _save(Charge(tenant_id=subscription_.tenant_id, subscription_id=subscription_.id, user_id=subscription_.user_id,
+                 invoice_id=row.id, kind=ChargeKind.RENEWAL, description="Plan, month", amount_minor=amount,
+                 tax_minor=0, currency=subscription_.currency, period_start=moment,
+                 period_end=moment + timedelta(days=30), created_at=moment))
+    return row
+
+
+def payment_method(tenant: Tenant, user: User, *, provider: str = "sandbox", default: bool = True,
+                   **values: Any) -> PaymentMethod:
+    """A saved Visa ending in 4242 (not known to any payment provider: for pages, not for charges)."""
+    values = {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": now().year + 3, **values}
+    return _save(PaymentMethod(tenant_id=tenant.id, user_id=user.id, provider=provider,
+                               external_id=f"pm_test{next(_seq):08d}", is_default=default, created_at=now(),
+                               **values))

@@ -71,7 +71,10 @@ def build(clock: FrozenClock) -> World:
         ids={"plan_id": (plan.id, their_plan.id), "subscription_id": (subscription.id, their_subscription.id),
              "item_id": (item_id, their_subscription.items[0].id), "customer_id": (customer.id, theirs.id),
              "impersonation_id": (record.id, their_record.id), "key_id": (key.id, their_key.id),
-             "email_id": (_email(customer).id, _email(theirs).id)},
+             "email_id": (_email(customer).id, _email(theirs).id),
+             "invoice_id": (factories.invoice(subscription).id, factories.invoice(their_subscription).id),
+             "method_id": (factories.payment_method(tenant, customer).id,
+                           factories.payment_method(other, theirs).id)},
     )
 
 
