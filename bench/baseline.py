@@ -162,6 +162,25 @@ def milestone(row: Mapping[str, Any]) -> Milestone:
     return Milestone("Billing starts when your server is ready", None)
 
 
+class Outlook(NamedTuple):
+    at: datetime | None
+    instead: str = ""
+
+
+def outlook(row: Mapping[str, Any]) -> Outlook:
+    """The next charge, or why there is none (app/domain/subscriptions.py charge_outlook, restated)."""
+    status = row["status"]
+    if row["price_minor"] == 0:
+        return Outlook(None, "Free plan: never charged")
+    if status == "active" and row["auto_renew"] and row["current_period_end"]:
+        return Outlook(moment(row["current_period_end"]))
+    if status in ("active", "pending_cancel"):
+        return Outlook(None, "No further charges: it ends with the current period")
+    if status == "suspended":
+        return Outlook(None, "No charges while suspended: paying the open invoice reinstates it")
+    return Outlook(None, "No further charges" if status == "canceled" else "")
+
+
 def money(amount: int, currency: str) -> str:
     symbol = {"EUR": "€", "USD": "$", "GBP": "£"}.get(currency)
     major, minor = divmod(abs(amount), 100)
@@ -302,7 +321,7 @@ def summary_row(conn: Connection, tenant_id: int, user_id: int, subscription_id:
     shown = dict(row)
     for name in ("suspended_at", "effective_at", "canceled_at", "purged_at", "servers_delete_at"):
         shown[name] = moment(row[name])
-    shown.update(status_label=STATUS_LABELS[row["status"]], milestone=milestone(row),
+    shown.update(status_label=STATUS_LABELS[row["status"]], milestone=milestone(row), outlook=outlook(row),
                  timeline=timeline(row, datetime.now(UTC)))
     return shown
 

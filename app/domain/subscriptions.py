@@ -445,3 +445,28 @@ def _free_milestone(status: SubscriptionStatus, period_end: datetime | None, aut
     if status is _S.PENDING_BACKORDER:
         return Milestone("Starts when capacity is free and your server is ready", None)
     return Milestone("Starts when your server is ready", None)
+
+
+@dataclass(frozen=True)
+class ChargeOutlook:
+    """Whether and when a subscription is charged next: `at` for the renewal charge, else why there is none."""
+
+    at: datetime | None
+    instead: str = ""
+
+
+def charge_outlook(status: SubscriptionStatus, *, price_minor: int, auto_renew: bool, period_end: datetime | None,
+                   ) -> ChargeOutlook:
+    """The next renewal charge (its price, at the end of the current period) of a subscription that renews; for
+    one that does not, what happens instead."""
+    if price_minor == 0:
+        return ChargeOutlook(None, "Free plan: never charged")
+    if status is _S.ACTIVE and auto_renew and period_end is not None:
+        return ChargeOutlook(period_end)
+    if status is _S.ACTIVE or status is _S.PENDING_CANCEL:
+        return ChargeOutlook(None, "No further charges: it ends with the current period")
+    if status is _S.SUSPENDED:
+        return ChargeOutlook(None, "No charges while suspended: paying the open invoice reinstates it")
+    if status is _S.CANCELED:
+        return ChargeOutlook(None, "No further charges")
+    return ChargeOutlook(None)  # not started: its milestone says billing starts when the server is ready

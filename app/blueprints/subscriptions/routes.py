@@ -9,7 +9,7 @@ from flask_login import current_user
 from app.blueprints.subscriptions import bp
 from app.blueprints.subscriptions.forms import CancelForm, EmptyForm, RebuildForm, SwitchForm, VersionForm
 from app.domain.geography import location_label
-from app.domain.subscriptions import Action, SubscriptionStatus, refusal_message, shown_status
+from app.domain.subscriptions import Action, SubscriptionStatus, charge_outlook, refusal_message, shown_status
 from app.models import Subscription, SubscriptionItem
 from app.selectors import subscriptions as selectors
 from app.services import backorders, server_access, servers, subscriptions
@@ -70,7 +70,9 @@ def _summary_context(subscription: Subscription) -> dict[str, object]:
             "alternatives": backorders.alternatives_for(g.tenant, subscription) if backorder else [],
             "suspension": selectors.last_event(subscription, "suspend")
             if subscription.status is SubscriptionStatus.SUSPENDED else None,
-            "version_form": VersionForm(version=subscription.version)}
+            "version_form": VersionForm(version=subscription.version),
+            "outlook": charge_outlook(subscription.status, price_minor=subscription.price_minor,
+                                      auto_renew=subscription.auto_renew, period_end=subscription.current_period_end)}
 
 
 @bp.get("/<int:subscription_id>/items/<int:item_id>")
