@@ -79,3 +79,22 @@ def bar_chart(title: str, points: Sequence[tuple[str, int]], fmt: object, *, tic
     tick_values = sorted({round(top * step / ticks) for step in range(ticks + 1)})
     return BarChart(title, tuple(bars), tuple(Tick(value, format_value(value), HEIGHT - BOTTOM - plot_height
                                                    * value / top) for value in tick_values))
+
+
+_MONTH_NAMES: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def last_months(year: int, month: int, count: int = 12) -> tuple[int, ...]:
+    """The `count` months up to and including (year, month), oldest first, each as year * 100 + month."""
+    index = year * 12 + month - 1
+    return tuple((i // 12) * 100 + i % 12 + 1 for i in range(index - count + 1, index + 1))
+
+
+def month_label(key: int) -> str:
+    """202701 -> "Jan 2027"."""
+    return f"{_MONTH_NAMES[key % 100 - 1]} {key // 100}"
+
+
+def monthly_chart(title: str, months: Sequence[int], totals: dict[int, int], fmt: object) -> BarChart:
+    """A bar per month of `months` (year * 100 + month), zero where `totals` has none."""
+    return bar_chart(title, [(month_label(key), totals.get(key, 0)) for key in months], fmt)

@@ -1,9 +1,21 @@
-"""Reads of a tenant's billing setup."""
+"""Reads of billing: a tenant's setup, and a customer's invoices, balance, card and spend; every read takes the
+tenant (and the customer where it is theirs)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Integer, bindparam, func, literal, select, union_all
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import selectinload
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from app.domain.billing import InvoiceStatus
 from app.extensions import db
-from app.models import BillingSettings, TenantLike
+from app.models import BalanceEntry, BillingSettings, CreditNote, Invoice, PaymentMethod, TenantLike, User
 
 
 def settings_for(tenant: TenantLike) -> BillingSettings:
@@ -14,3 +26,147 @@ def settings_for(tenant: TenantLike) -> BillingSettings:
                               seller_country="DE", invoice_prefix="INV", tax_rates={}, reverse_charge=True,
                               payment_terms_days=0, retry_days=[3, 5, 7], suspend_after_days=14, grace_days=30)
     return row
+
+
+# --- what the customer sees: the Billing overview and their invoices ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRow:
+    """One line of the customer's invoice list: plain values, no entity behind it."""
+
+    id: int
+    number: str
+    status: InvoiceStatus
+    currency: str
+    total_minor: int
+    amount_due_minor: int
+    issued_at: datetime | None  # finalized
+    due_at: datetime | None
+
+    @property
+    def payable(self) -> bool:
+        """Open with something left to pay: the list offers "Pay now"."""
+        return self.status is InvoiceStatus.OPEN and self.amount_due_minor > 0
+
+
+@dataclass(frozen=True, slots=True)
+class CardSummary:
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    """Beside the invoice list: the balance per currency (non-zero only), the default card, and what was
+    billed per month and currency since a date (month as year * 100 + month, e.g. 202701)."""
+
+    balances: tuple[tuple[str, int], ...]
+    card: CardSummary | None
+    spend: dict[str, dict[int, int]]
+
+
+# Invoices the customer sees: finalized ones (a draft still gathers charges and is not theirs to see yet).
+SHOWN_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE)
+# What counts as spend in the chart: invoices billed and not voided or written off.
+SPEND_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.PAID)
+
+_INVOICES = (
+    select(Invoice.id, Invoice.number, Invoice.status, Invoice.currency, Invoice.total_minor,
+           Invoice.amount_due_minor, Invoice.finalized_at, Invoice.due_at)
+    .where(Invoice.user_id == bindparam("user_id"), Invoice.tenant_id == bindparam("tenant_id"),
+           Invoice.status.in_(SHOWN_STATUSES))
+    .order_by(Invoice.created_at.desc(), Invoice.id.desc())
+    .limit(bindparam("limit"))
+)
+
+class utc_month(FunctionElement[int]):
+    """The UTC month of a timestamp as year * 100 + month (202701), whatever the session's time zone."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(utc_month)
+def _utc_month_sqlite(element: utc_month, compiler: SQLCompiler, **kw: Any) -> str:  # stored as UTC text
+    return f"CAST(strftime('%Y%m', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+@compiles(utc_month, "postgresql")
+def _utc_month_postgresql(element: utc_month, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(to_char({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC', 'YYYYMM') AS INTEGER)"
+
+
+_MONTH = utc_month(Invoice.finalized_at)
+# Three kinds of row in one statement, so the page stays at three statements with the session check and the list:
+# (kind, currency or card brand, text, key, amount).
+_SUMMARY = union_all(
+    select(literal("spend").label("kind"), Invoice.currency.label("code"), literal("").label("text"),
+           _MONTH.label("key"), func.sum(Invoice.total_minor).label("amount"))
+    .where(Invoice.user_id == bindparam("user_id"), Invoice.tenant_id == bindparam("tenant_id"),
+           Invoice.status.in_(SPEND_STATUSES), Invoice.finalized_at >= bindparam("since"))
+    .group_by(Invoice.currency, _MONTH),
+    select(literal("balance"), BalanceEntry.currency, literal(""), literal(0), func.sum(BalanceEntry.amount_minor))
+    .where(BalanceEntry.user_id == bindparam("user_id"), BalanceEntry.tenant_id == bindparam("tenant_id"))
+    .group_by(BalanceEntry.currency),
+    select(literal("card"), PaymentMethod.brand, PaymentMethod.last4,
+           PaymentMethod.exp_year * 100 + PaymentMethod.exp_month, literal(0))
+    .where(PaymentMethod.user_id == bindparam("user_id"), PaymentMethod.tenant_id == bindparam("tenant_id"),
+           PaymentMethod.is_default.is_(True), PaymentMethod.removed_at.is_(None)),
+)
+
+
+def customer_invoices(tenant: TenantLike, customer: User, *, limit: int = 100) -> list[InvoiceRow]:
+    """The customer's invoices, newest first, drafts left out: one statement, plain rows."""
+    return [InvoiceRow(row.id, row.number or "", row.status, row.currency, row.total_minor, row.amount_due_minor,
+                       row.finalized_at, row.due_at)
+            for row in db.session.execute(_INVOICES, {"tenant_id": tenant.id, "user_id": customer.id,
+                                                      "limit": limit})]
+
+
+def account_summary(tenant: TenantLike, customer: User, *, since: datetime) -> AccountSummary:
+    """Balance, default card and spend per month since `since` (by finalization date): one statement."""
+    balances: list[tuple[str, int]] = []
+    card: CardSummary | None = None
+    spend: dict[str, dict[int, int]] = {}
+    for row in db.session.execute(_SUMMARY, {"tenant_id": tenant.id, "user_id": customer.id, "since": since}):
+        if row.kind == "spend":
+            spend.setdefault(row.code, {})[int(row.key)] = int(row.amount)
+        elif row.kind == "balance" and row.amount:
+            balances.append((row.code, int(row.amount)))
+        elif row.kind == "card":
+            card = CardSummary(row.code, row.text, int(row.key) % 100, int(row.key) // 100)
+    return AccountSummary(tuple(sorted(balances)), card, spend)
+
+
+_CUSTOMER_INVOICE = (
+    select(Invoice)
+    .where(Invoice.id == bindparam("invoice_id"), Invoice.tenant_id == bindparam("tenant_id"),
+           Invoice.user_id == bindparam("user_id"), Invoice.status.in_(SHOWN_STATUSES))
+    .options(selectinload(Invoice.lines))
+)
+_TENANT_INVOICE = (
+    select(Invoice)
+    .where(Invoice.id == bindparam("invoice_id"), Invoice.tenant_id == bindparam("tenant_id"))
+    .options(selectinload(Invoice.lines))
+)
+
+
+def customer_invoice(tenant: TenantLike, customer: User, invoice_id: int) -> Invoice | None:
+    """One of the customer's finalized invoices with its lines (two statements); None for a draft or another's."""
+    return db.session.scalar(_CUSTOMER_INVOICE, {"invoice_id": invoice_id, "tenant_id": tenant.id,
+                                                 "user_id": customer.id})
+
+
+def tenant_invoice(tenant: TenantLike, invoice_id: int) -> Invoice | None:
+    """One of the tenant's invoices, whoever it bills and drafts included, with its lines; None if not theirs."""
+    return db.session.scalar(_TENANT_INVOICE, {"invoice_id": invoice_id, "tenant_id": tenant.id})
+
+
+def credit_notes_of(invoice: Invoice) -> list[CreditNote]:
+    """The credit notes against an invoice, oldest first."""
+    return list(db.session.scalars(select(CreditNote).where(CreditNote.invoice_id == invoice.id,
+                                                            CreditNote.tenant_id == invoice.tenant_id)
+                                   .order_by(CreditNote.sequence)))

@@ -74,6 +74,24 @@ def power_label(info: Any) -> str:
     return humanize(power)
 
 
+def tax_rate(basis_points: int) -> str:
+    """1900 -> "19 %", 550 -> "5.5 %", 0 -> "0 %"."""
+    return f"{basis_points / 100:g} %"
+
+
+def party_lines(snapshot: dict[str, Any] | None) -> list[str]:
+    """A seller or bill-to snapshot of an invoice as the lines of an address block: name, address lines, country,
+    VAT id. Tolerant of the address as one text or a list of lines, and of keys left out."""
+    snapshot = snapshot or {}
+    address = snapshot.get("address_lines") or snapshot.get("address") or []
+    lines = address.splitlines() if isinstance(address, str) else [str(line) for line in address]
+    country = str(snapshot.get("country") or "")
+    vat_id = snapshot.get("vat_id")
+    out = [str(snapshot.get("name") or ""), *lines, country_name(country) if len(country) == 2 else country,
+           f"VAT ID {vat_id}" if vat_id else ""]
+    return [line.strip() for line in out if line and line.strip()]
+
+
 _URL = re.compile(r"https?://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]]")
 
 
@@ -100,3 +118,5 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(date)
     app.add_template_filter(datetime_utc)
     app.add_template_filter(humanize)
+    app.add_template_filter(tax_rate)
+    app.add_template_filter(party_lines)

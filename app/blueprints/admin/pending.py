@@ -7,7 +7,6 @@ from app.blueprints.admin import bp
 PENDING = {
     "invoices": "/invoices",
     "invoice": "/invoices/<int:invoice_id>",
-    "invoice_pdf": "/invoices/<int:invoice_id>.pdf",
     "credit_note": "/invoices/<int:invoice_id>/credit-notes",
     "payments": "/payments",
     "overdue": "/overdue",

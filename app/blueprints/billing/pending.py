@@ -6,9 +6,6 @@ from flask import abort
 from app.blueprints.billing import bp
 
 PENDING = {
-    "index": "/billing",
-    "invoice": "/billing/invoices/<int:invoice_id>",
-    "invoice_pdf": "/billing/invoices/<int:invoice_id>.pdf",
     "pay": "/billing/invoices/<int:invoice_id>/pay",
     "methods": "/billing/payment-methods",
     "add_method": "/billing/payment-methods/add",
