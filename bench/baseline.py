@@ -554,6 +554,110 @@ def pages_of(path: str, **params: str) -> Callable[[int], str]:
 
 
 
+BILLING_INVOICES = """
+SELECT id, number, status, currency, total_minor, amount_due_minor, finalized_at, due_at
+FROM invoices WHERE user_id = ? AND tenant_id = ? AND status IN ('open', 'paid', 'void', 'uncollectible')
+ORDER BY created_at DESC, id DESC LIMIT 100
+"""
+BILLING_SUMMARY = """
+SELECT 'spend' AS kind, currency AS code, '' AS text, finalized_at AS at, total_minor AS amount FROM invoices
+WHERE user_id = ? AND tenant_id = ? AND status IN ('open', 'paid') AND finalized_at >= ?
+UNION ALL SELECT 'balance', currency, '', NULL, sum(amount_minor) FROM balance_entries
+WHERE user_id = ? AND tenant_id = ? GROUP BY currency
+UNION ALL SELECT 'card', brand, last4, NULL, exp_year * 100 + exp_month FROM payment_methods
+WHERE user_id = ? AND tenant_id = ? AND is_default AND removed_at IS NULL
+"""
+INVOICE_LABELS = {"draft": "Draft", "open": "Open", "paid": "Paid", "void": "Void", "uncollectible": "Uncollectible"}
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def bar_chart(title: str, points: list[tuple[str, int]], currency: str) -> dict[str, Any]:
+    """The spend chart's geometry (app/domain/charts.py bar_chart, restated)."""
+    width, height, left, bottom, top_margin = 640, 220, 64, 28, 12
+    top = max((v for _, v in points), default=0)
+    ceiling, magnitude = 1, 1
+    if top > 1:
+        while magnitude * 10 < top:
+            magnitude *= 10
+        ceiling = next(step * magnitude for step in (1, 2, 5, 10) if step * magnitude >= top)
+    plot, slot = height - bottom - top_margin, (width - left) / max(len(points), 1)
+    bars = [{"label": label, "text": money(value, currency), "x": left + i * slot + slot * 0.15,
+             "y": height - bottom - plot * value / ceiling, "width": slot * 0.7, "height": plot * value / ceiling}
+            for i, (label, value) in enumerate(points)]
+    ticks = [{"text": money(v, currency), "y": height - bottom - plot * v / ceiling}
+             for v in sorted({round(ceiling * step / 4) for step in range(5)})]
+    return {"title": title, "bars": bars, "ticks": ticks, "width": width, "height": height, "left": left}
+
+
+def billing_overview(conn: Connection, tenant_id: int, user_id: int, today: datetime) -> dict[str, Any]:
+    invoices = []
+    for row in conn.execute(BILLING_INVOICES, (user_id, tenant_id)):
+        shown = dict(row)
+        shown.update(issued_at=moment(row["finalized_at"]), due_at=moment(row["due_at"]),
+                     status_label=INVOICE_LABELS[row["status"]],
+                     payable=row["status"] == "open" and row["amount_due_minor"] > 0)
+        invoices.append(shown)
+    index = today.year * 12 + today.month - 1
+    months = [((i // 12), i % 12 + 1) for i in range(index - 11, index + 1)]
+    since = datetime(months[0][0], months[0][1], 1, tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S+00:00")
+    spend: dict[str, dict[tuple[int, int], int]] = {}
+    balances, card = [], None
+    for row in conn.execute(BILLING_SUMMARY, (user_id, tenant_id, since, user_id, tenant_id, user_id, tenant_id)):
+        if row["kind"] == "spend":
+            at = moment(row["at"])
+            per_month = spend.setdefault(row["code"], {})
+            per_month[(at.year, at.month)] = per_month.get((at.year, at.month), 0) + row["amount"]
+        elif row["kind"] == "balance" and row["amount"]:
+            balances.append((row["code"], row["amount"]))
+        elif row["kind"] == "card":
+            card = {"brand": row["code"], "last4": row["text"], "exp_month": row["amount"] % 100,
+                    "exp_year": row["amount"] // 100}
+    charts = [(currency, bar_chart(f"Billed per month in {currency}, last 12 months",
+                                   [(f"{MONTHS[m - 1]} {y}", totals.get((y, m), 0)) for y, m in months], currency))
+              for currency, totals in sorted(spend.items())]
+    return {"invoices": invoices, "balances": sorted(balances), "card": card, "charts": charts}
+
+
+INVOICE = """
+SELECT * FROM invoices WHERE id = ? AND tenant_id = ? AND user_id = ? AND status IN ('open', 'paid', 'void',
+'uncollectible')
+"""
+INVOICE_LINES = "SELECT * FROM charges WHERE invoice_id = ? ORDER BY id"
+CREDIT_NOTES = "SELECT * FROM credit_notes WHERE invoice_id = ? AND tenant_id = ? ORDER BY sequence"
+
+
+def party_lines(snapshot: Any) -> list[str]:
+    """An address block (app/web/formatting.py party_lines, restated for the data set's snapshots)."""
+    snapshot = loaded(snapshot) or {}
+    vat_id = snapshot.get("vat_id")
+    lines = [snapshot.get("name") or "", *snapshot.get("address", []),
+             {"DE": "Germany"}.get(snapshot.get("country", ""), snapshot.get("country", "")),
+             f"VAT ID {vat_id}" if vat_id else ""]
+    return [line for line in lines if line]
+
+
+def invoice_document(conn: Connection, tenant_id: int, user_id: int, invoice_id: int) -> dict[str, Any] | None:
+    row = conn.execute(INVOICE, (invoice_id, tenant_id, user_id)).fetchone()
+    if row is None:
+        return None
+    invoice = dict(row)
+    for name in ("finalized_at", "due_at", "paid_at", "voided_at"):
+        invoice[name] = moment(row[name])
+    invoice.update(status_label=INVOICE_LABELS[row["status"]], seller=party_lines(row["seller"]),
+                   bill_to=party_lines(row["bill_to"]), lines=[
+                       {**dict(line), "period_start": moment(line["period_start"]),
+                        "period_end": moment(line["period_end"])}
+                       for line in conn.execute(INVOICE_LINES, (invoice_id,))])
+    optional = [("Customer balance applied", -row["balance_applied_minor"]), ("Credited", -row["credited_minor"]),
+                ("Paid", -row["amount_paid_minor"])]
+    totals = [("Net", row["subtotal_minor"]), (f"Tax ({row['tax_rate_bp'] / 100:g} %)", row["tax_minor"]),
+              ("Total", row["total_minor"]), *[(label, v) for label, v in optional if v],
+              ("Amount due", row["amount_due_minor"])]
+    notes = [{**dict(note), "created_at": moment(note["created_at"])}
+             for note in conn.execute(CREDIT_NOTES, (invoice_id, tenant_id))]
+    return {"invoice": invoice, "totals": totals, "credit_notes": notes}
+
+
 def create_baseline(database: str) -> Flask:
     """The bare app on a SQLite file's path (one connection per request, as the portal has) or on a
     postgresql:// URL (one connection kept per thread, as the portal's pool lends one)."""
@@ -588,8 +692,25 @@ def create_baseline(database: str) -> Flask:
             conn.close()
 
     customer_pages(app, connection, queue_path)
+    billing_pages(app, connection)
     staff_pages(app, connection)
     return app
+
+
+def billing_pages(app: Flask, connection: Callable[[], Connection]) -> None:
+    """The customer's Billing overview and printable invoice; the customer is named in the URL."""
+
+    @app.get("/<int:tenant_id>/<int:user_id>/billing")
+    def billing(tenant_id: int, user_id: int) -> str:
+        return render_template("billing.html", **billing_overview(connection(), tenant_id, user_id,
+                                                                  datetime.now(UTC)))
+
+    @app.get("/<int:tenant_id>/<int:user_id>/billing/invoices/<int:invoice_id>")
+    def invoice(tenant_id: int, user_id: int, invoice_id: int) -> str | tuple[str, int]:
+        found = invoice_document(connection(), tenant_id, user_id, invoice_id)
+        if found is None:
+            return "", 404
+        return render_template("invoice.html", **found)
 
 
 def customer_pages(app: Flask, connection: Callable[[], Connection], queue_path: str) -> None:

@@ -13,7 +13,8 @@ customer owning exactly 5 subscriptions and another owning exactly 50 (the dashb
 with a complete profile, one SSH key (preselected for orders) and no subscriptions (who places the measured
 orders), a support user and a tenant
 admin, 50 failed servers (the admin's attention list) and 50 ended support impersonations with their actions
-(the audit); every size has all of them, on SQLite and PostgreSQL alike. Invoices do not exist yet. The same
+(the audit); every size has all of them, on SQLite and PostgreSQL alike. Every subscription has one finalized
+invoice with one line (paid, or open for suspended ones and every tenth), spread over 2026. The same
 seed gives the same rows, but for the password hash (its salt is random).
 """
 
@@ -40,14 +41,17 @@ from sqlalchemy.engine import Connection, make_url
 from app import create_app
 from app.config import engine_options, normalize_database_url
 from app.domain.accounts import Role
+from app.domain.billing import ChargeKind, InvoiceStatus
 from app.domain.catalogue import CatalogueState, ChangeRule, Interval, Provider
 from app.domain.ssh_keys import parse_public_key
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import (
+    Charge,
     CustomerProfile,
     Impersonation,
     ImpersonationAction,
+    Invoice,
     Plan,
     Product,
     ServiceType,
@@ -76,6 +80,8 @@ AUDITS = 50  # ended impersonations per tenant, each with ACTIONS actions (the f
 ACTIONS = 4
 BATCH = 5000
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+SELLER = {"name": "Bench Cloud GmbH", "address": ["Hauptstraße 1", "10115 Berlin"], "country": "DE",
+          "vat_id": "DE123456789"}
 MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
 
 
@@ -286,6 +292,37 @@ class Builder:
         self.put(Subscription.__table__, subs)
         self.put(SubscriptionItem.__table__, items)
         self.put(SubscriptionEvent.__table__, events)
+        self.invoices(tenant_id, subs)
+
+    def invoices(self, tenant_id: int, subs: list[dict[str, Any]]) -> None:
+        """One finalized invoice per subscription (so the known customers have exactly 5 and 50), with one line,
+        spread over the months of EPOCH's year: paid, or open (suspended ones, and every tenth)."""
+        first = self.counts.get("invoices", 0) + 1
+        invoices, lines = [], []
+        for offset, sub in enumerate(subs):
+            iid, net = first + offset, sub["price_minor"]
+            tax = net * 19 // 100
+            issued = sub["created_at"] + timedelta(days=30 * (offset % 11), hours=1)
+            unpaid = sub["status"] == SubscriptionStatus.SUSPENDED.value or offset % 10 == 9
+            invoices.append({
+                "id": iid, "tenant_id": tenant_id, "user_id": sub["user_id"],
+                "status": (InvoiceStatus.OPEN if unpaid else InvoiceStatus.PAID).value,
+                "number": f"INV-{issued.year}-{iid:06d}", "currency": "EUR", "subtotal_minor": net, "tax_minor": tax,
+                "total_minor": net + tax, "balance_applied_minor": 0, "amount_paid_minor": 0 if unpaid else net + tax,
+                "amount_due_minor": net + tax if unpaid else 0, "credited_minor": 0, "tax_rate_bp": 1900,
+                "tax_country": "DE", "reverse_charge": False, "tax_note": "", "seller": SELLER,
+                "bill_to": {"name": f"Customer {sub['user_id']}", "address": ["Street 1", "10115 Berlin"],
+                            "country": "DE"},
+                "created_at": issued, "finalized_at": issued, "due_at": issued,
+                "paid_at": None if unpaid else issued, "voided_at": None, "attempt_count": 0 if unpaid else 1,
+                "next_attempt_at": None, "emailed_at": None, "version": 1})
+            lines.append({"id": iid, "tenant_id": tenant_id, "subscription_id": sub["id"], "user_id": sub["user_id"],
+                          "invoice_id": iid, "kind": ChargeKind.RENEWAL.value, "description": "Cloud server, month",
+                          "usage_metric": "", "quantity": 1, "unit_amount_minor": net, "amount_minor": net,
+                          "tax_minor": tax, "currency": "EUR", "period_start": issued,
+                          "period_end": issued + timedelta(days=30), "created_at": issued})
+        self.put(Invoice.__table__, invoices)
+        self.put(Charge.__table__, lines)
 
     @staticmethod
     def subscription(sid: int, tenant_id: int, user_id: int, plan_id: int, price: int, interval: Interval,

@@ -249,6 +249,7 @@ def operations(bench: Bench) -> list[Operation]:
     sid = query(bench.path, "SELECT max(id) FROM subscriptions WHERE user_id = ? AND status = 'active'", few.user_id)[0]
     item = query(bench.path, "SELECT min(id) FROM subscription_items WHERE subscription_id = ?", sid)[0]
     plan = query(bench.path, "SELECT min(id) FROM plans WHERE tenant_id = ? AND price_minor > 0", few.tenant_id)[0]
+    invoice = query(bench.path, "SELECT max(id) FROM invoices WHERE user_id = ?", few.user_id)[0]
     mine = f"/subscriptions/{sid}"
     theirs = "/{t}/{u}" + mine
     table, main, section = ("<table", "</table>"), ("</main>",), ("<section", "</section>")
@@ -271,6 +272,11 @@ def operations(bench: Bench) -> list[Operation]:
                    region=('<header class="page-header">', *main)),
         bench.page("price preview", FEW_EMAIL, f"/order/{plan}/preview?quantity=1",
                    f"/{{t}}/order/{plan}/preview?quantity=1", PREVIEW_GOAL, fragment=True, region=section),
+        bench.page("billing overview, 50 invoices", MANY_EMAIL, "/billing", "/{t}/{u}/billing", LIST_GOAL, rows=MANY,
+                   region=('<div class="billing-facts">', *main)),
+        bench.page("printable invoice", FEW_EMAIL, f"/billing/invoices/{invoice}",
+                   f"/{{t}}/{{u}}/billing/invoices/{invoice}", SMALL_GOAL,
+                   region=('<article class="invoice-document"', "</article>")),
         bench.page("support search", SUPPORT_EMAIL, f"/support/?q={SEARCH}", f"/{{t}}/support/?q={SEARCH}",
                    LIST_GOAL, rows=PER_PAGE, region=('<header class="page-header">', *main)),
         bench.page("admin catalogue", ADMIN_EMAIL, "/admin/", "/{t}/admin/", LIST_GOAL,

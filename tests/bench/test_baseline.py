@@ -25,3 +25,14 @@ def test_the_baseline_takes_a_sqlite_path_or_a_postgresql_url() -> None:
     assert baseline_database(url) == url and is_postgresql(url)
     assert bare_queue("/data/bench-S.sqlite3") == "/data/bare-queue.sqlite3"
     assert bare_queue(url).endswith("instance/bench/bare-queue.sqlite3")
+
+
+def test_the_bare_spend_chart_draws_what_the_portals_draws() -> None:
+    from app.domain.charts import bar_chart as portal_chart
+    from bench.baseline import bar_chart, money
+
+    points = [("Jan 2026", 0), ("Feb 2026", 1178), ("Mar 2026", 23562), ("Apr 2026", 1)]
+    bare, portal = bar_chart("t", points, "EUR"), portal_chart("t", points, lambda v: money(v, "EUR"))
+    assert [(b["x"], b["y"], b["height"], b["text"]) for b in bare["bars"]] == [
+        (b.x, b.y, b.height, b.text) for b in portal.bars]
+    assert [(t["y"], t["text"]) for t in bare["ticks"]] == [(t.y, t.text) for t in portal.ticks]
