@@ -92,6 +92,16 @@ def party_lines(snapshot: dict[str, Any] | None) -> list[str]:
     return [line.strip() for line in out if line and line.strip()]
 
 
+def invoice_totals(invoice: Any) -> list[tuple[str, int]]:
+    """The totals under an invoice's lines, as the page and the PDF show them: net, tax, total, then what was taken
+    off (balance applied, credited, paid; left out when zero, shown negative) and the amount due."""
+    taken_off = [("Customer balance applied", -invoice.balance_applied_minor), ("Credited", -invoice.credited_minor),
+                 ("Paid", -invoice.amount_paid_minor)]
+    return [("Net", invoice.subtotal_minor), (f"Tax ({tax_rate(invoice.tax_rate_bp)})", invoice.tax_minor),
+            ("Total", invoice.total_minor), *[(label, amount) for label, amount in taken_off if amount],
+            ("Amount due", invoice.amount_due_minor)]
+
+
 _URL = re.compile(r"https?://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]]")
 
 
@@ -120,3 +130,4 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(humanize)
     app.add_template_filter(tax_rate)
     app.add_template_filter(party_lines)
+    app.add_template_filter(invoice_totals)

@@ -12,12 +12,13 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
+from flask import Response
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from app.domain.billing import InvoiceStatus
 from app.models import CreditNote, Invoice
-from app.web.formatting import date, money, party_lines, tax_rate
+from app.web.formatting import date, invoice_totals, money, party_lines, tax_rate
 
 # Written as escapes: the characters themselves look like the ASCII they become.
 _SPELLED_OUT = str.maketrans({
@@ -91,16 +92,6 @@ def _lines(pdf: FPDF, invoice: Invoice) -> None:
                        _money(line.amount_minor + tax, line.currency)])
 
 
-def totals(invoice: Invoice) -> list[tuple[str, int]]:
-    """The totals under the lines, as the page and the PDF show them (what is zero and optional is left out)."""
-    rows = [("Net", invoice.subtotal_minor), (f"Tax ({tax_rate(invoice.tax_rate_bp)})", invoice.tax_minor),
-            ("Total", invoice.total_minor)]
-    optional = [("Customer balance applied", -invoice.balance_applied_minor), ("Credited", -invoice.credited_minor),
-                ("Paid", -invoice.amount_paid_minor)]
-    return rows + [(label, amount) for label, amount in optional if amount] + [("Amount due",
-                                                                                 invoice.amount_due_minor)]
-
-
 def invoice_pdf(invoice: Invoice, credit_notes: Sequence[CreditNote] = ()) -> bytes:
     """The invoice as PDF bytes: seller, bill-to, dates, lines, totals, tax note, credit notes, status."""
     pdf = FPDF(format="A4")
@@ -119,7 +110,7 @@ def invoice_pdf(invoice: Invoice, credit_notes: Sequence[CreditNote] = ()) -> by
     pdf.ln(4)
     _lines(pdf, invoice)
     pdf.ln(3)
-    for label, amount in totals(invoice):
+    for label, amount in invoice_totals(invoice):
         pdf.set_font("helvetica", "B" if label in ("Total", "Amount due") else "", 9)
         pdf.cell(150, 5, latin1(label), align="R")
         pdf.cell(0, 5, _money(amount, invoice.currency), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
@@ -137,3 +128,10 @@ def invoice_pdf(invoice: Invoice, credit_notes: Sequence[CreditNote] = ()) -> by
             pdf.cell(0, 5, latin1(f"{note.number}, {date(note.created_at)}: {note.reason.label}, "
                                   f"{money(note.total_minor, note.currency)}"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     return bytes(pdf.output())
+
+
+def download(invoice: Invoice, credit_notes: Sequence[CreditNote] = ()) -> Response:
+    """The invoice's PDF as a file to save: `attachment; filename="INV-2027-000001.pdf"`, kept by no shared cache."""
+    return Response(invoice_pdf(invoice, credit_notes), mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{filename(invoice)}"',
+                             "Cache-Control": "private, no-store"})

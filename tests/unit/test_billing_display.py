@@ -59,3 +59,14 @@ def test_latin1_spells_out_what_the_core_font_lacks():
     assert latin1("€9.90 \u2013 \u201cZoë\u201d Łódź 日本") == 'EUR 9.90 - "Zoë" Lódz ??'
     assert latin1("Müller") == "Müller"
     latin1("\U0001f600 \u0301 \ufffd").encode("latin-1")  # never fails
+
+
+def test_invoice_totals_leave_out_what_was_not_taken_off():
+    from types import SimpleNamespace
+
+    from app.web.formatting import invoice_totals
+
+    paid = SimpleNamespace(subtotal_minor=1000, tax_rate_bp=1900, tax_minor=190, total_minor=1190,
+                           balance_applied_minor=0, credited_minor=0, amount_paid_minor=1190, amount_due_minor=0)
+    assert invoice_totals(paid) == [("Net", 1000), ("Tax (19 %)", 190), ("Total", 1190), ("Paid", -1190),
+                                    ("Amount due", 0)]

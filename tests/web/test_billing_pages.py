@@ -251,3 +251,9 @@ def test_no_next_charge_where_it_does_not_renew(client, tenant, logged_in, plan,
 def test_the_dashboard_shows_the_next_charge_from_the_same_row(client, subscription):
     page = text_of(client.get("/subscriptions/").get_data(as_text=True))
     assert "Renews 14 Apr 2026 Next charge €9.90" in page
+
+
+@pytest.mark.parametrize("path", ["/billing/invoices/99999999999999999999", "/billing/invoices/-1.pdf",
+                                  "/billing/invoices/abc", "/admin/invoices/99999999999999999999.pdf"])
+def test_hostile_invoice_ids_are_not_found(client, logged_in, path):
+    assert client.get(path).status_code in (302, 403, 404)

@@ -13,10 +13,9 @@ from app.clock import now
 from app.domain.charts import last_months, monthly_chart
 from app.models import Invoice
 from app.selectors import billing as selectors
+from app.web import invoice_pdf as documents
 from app.web.access import customer_required
 from app.web.formatting import money
-from app.web.invoice_pdf import filename, totals
-from app.web.invoice_pdf import invoice_pdf as render_pdf
 
 CHART_MONTHS = 12
 
@@ -46,17 +45,11 @@ def _own(invoice_id: int) -> Invoice:
 @customer_required
 def invoice(invoice_id: int) -> str:
     found = _own(invoice_id)
-    return render_template("billing/invoice.html", invoice=found, totals=totals(found),
-                           credit_notes=selectors.credit_notes_of(found))
+    return render_template("billing/invoice.html", invoice=found, credit_notes=selectors.credit_notes_of(found))
 
 
 @bp.get("/billing/invoices/<int:invoice_id>.pdf")
 @customer_required
 def invoice_pdf(invoice_id: int) -> Response:
     found = _own(invoice_id)
-    return pdf_response(render_pdf(found, selectors.credit_notes_of(found)), filename(found))
-
-
-def pdf_response(body: bytes, name: str) -> Response:
-    return Response(body, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "private"})
+    return documents.download(found, selectors.credit_notes_of(found))
