@@ -171,7 +171,7 @@ def outlook(row: Mapping[str, Any]) -> Outlook:
     """The next charge, or why there is none (app/domain/subscriptions.py charge_outlook, restated)."""
     status = row["status"]
     if row["price_minor"] == 0:
-        return Outlook(None, "Free plan: never charged")
+        return Outlook(None)
     if status == "active" and row["auto_renew"] and row["current_period_end"]:
         return Outlook(moment(row["current_period_end"]))
     if status in ("active", "pending_cancel"):

@@ -458,9 +458,9 @@ class ChargeOutlook:
 def charge_outlook(status: SubscriptionStatus, *, price_minor: int, auto_renew: bool, period_end: datetime | None,
                    ) -> ChargeOutlook:
     """The next renewal charge (its price, at the end of the current period) of a subscription that renews; for
-    one that does not, what happens instead."""
+    one that does not, what happens instead. A free plan says nothing: it never speaks of billing."""
     if price_minor == 0:
-        return ChargeOutlook(None, "Free plan: never charged")
+        return ChargeOutlook(None)
     if status is _S.ACTIVE and auto_renew and period_end is not None:
         return ChargeOutlook(period_end)
     if status is _S.ACTIVE or status is _S.PENDING_CANCEL:

@@ -32,7 +32,7 @@ def test_the_next_charge_is_the_period_end_of_a_renewing_paid_subscription():
 
 
 @pytest.mark.parametrize(("status", "price", "renews", "instead"), [
-    (SubscriptionStatus.ACTIVE, 0, True, "Free plan: never charged"),
+    (SubscriptionStatus.ACTIVE, 0, True, ""),  # a free plan never speaks of billing
     (SubscriptionStatus.ACTIVE, 990, False, "No further charges: it ends with the current period"),
     (SubscriptionStatus.PENDING_CANCEL, 990, True, "No further charges: it ends with the current period"),
     (SubscriptionStatus.SUSPENDED, 990, True, "No charges while suspended: paying the open invoice reinstates it"),

@@ -236,7 +236,7 @@ def test_the_subscription_page_says_when_the_next_charge_is(client, subscription
 
 
 @pytest.mark.parametrize(("values", "instead"), [
-    ({"price_minor": 0}, "Free plan: never charged"),
+    ({"price_minor": 0}, "Runs until you cancel"),  # and nothing of charges
     ({"status": SubscriptionStatus.PENDING_CANCEL, "effective_at": datetime(2026, 4, 14, tzinfo=UTC)},
      "No further charges"),
     ({"status": SubscriptionStatus.SUSPENDED, "suspended_at": datetime(2026, 3, 1, tzinfo=UTC)},
@@ -246,6 +246,8 @@ def test_no_next_charge_where_it_does_not_renew(client, tenant, logged_in, plan,
     subscription = factories.subscription(tenant, logged_in, plan, **values)
     page = text_of(client.get(f"/subscriptions/{subscription.id}").get_data(as_text=True))
     assert "Next charge" not in page and instead in page
+    if subscription.price_minor == 0:
+        assert "Charges" not in page
 
 
 def test_the_dashboard_shows_the_next_charge_from_the_same_row(client, subscription):
