@@ -272,7 +272,7 @@ def operations(bench: Bench) -> list[Operation]:
                    region=('<header class="page-header">', *main)),
         bench.page("price preview", FEW_EMAIL, f"/order/{plan}/preview?quantity=1",
                    f"/{{t}}/order/{plan}/preview?quantity=1", PREVIEW_GOAL, fragment=True, region=section),
-        bench.page("billing overview, 50 invoices", MANY_EMAIL, "/billing", "/{t}/{u}/billing", LIST_GOAL, rows=MANY,
+        bench.page("billing, 50 invoices", MANY_EMAIL, "/billing", "/{t}/{u}/billing", LIST_GOAL, rows=MANY,
                    region=('<div class="billing-facts">', *main)),
         bench.page("printable invoice", FEW_EMAIL, f"/billing/invoices/{invoice}",
                    f"/{{t}}/{{u}}/billing/invoices/{invoice}", SMALL_GOAL,
