@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -186,11 +186,13 @@ def parse_csv(text: str) -> tuple[list[CsvRow], list[str]]:
         return [], [f"Line {reader.line_num}: this is not valid CSV ({error})."]
 
 
-def _rows(reader: Iterable[list[str]]) -> tuple[list[CsvRow], list[str]]:
+def _rows(reader: Any) -> tuple[list[CsvRow], list[str]]:
+    """The data rows of a csv.reader past its header (line numbers are the file's, quoted line breaks too)."""
     rows: list[CsvRow] = []
     problems: list[str] = []
     seen: dict[tuple[int, str], int] = {}
-    for number, cells in enumerate(reader, start=2):
+    for cells in reader:
+        number = reader.line_num
         if not any(cell.strip() for cell in cells):
             continue
         if len(rows) + len(problems) >= MAX_ROWS:
