@@ -20,7 +20,10 @@ from typing import Any, Final
 
 from app.domain.catalogue import Interval
 from app.domain.pricing import current_period
+from app.domain.subscriptions import SubscriptionStatus
 
+# Usage is taken while the service runs or is paused; not before delivery, not after the end.
+TAKES_USAGE: Final = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING_CANCEL, SubscriptionStatus.SUSPENDED)
 MAX_QUANTITY: Final = 10**12  # units in one record; more is a unit mistake, not usage
 MAX_UNIT_PRICE: Final = 10**9  # minor units per unit
 FUTURE_SLACK: Final = timedelta(minutes=5)  # clocks drift: a record may be this far ahead of ours

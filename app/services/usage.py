@@ -20,8 +20,8 @@ from sqlalchemy.sql import func
 from app.clock import now
 from app.domain.billing import ChargeKind, UsageSource
 from app.domain.policy import ActorKind
-from app.domain.subscriptions import SubscriptionStatus
 from app.domain.usage import (
+    TAKES_USAGE,
     CsvRow,
     MeteredPrice,
     UsageError,
@@ -39,8 +39,6 @@ from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
-# Usage is taken while the service runs or is paused; not before delivery, not after the end.
-TAKES_USAGE = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING_CANCEL, SubscriptionStatus.SUSPENDED)
 RECORDERS = (ActorKind.TENANT_ADMIN, ActorKind.SYSTEM, ActorKind.MARKETPLACE, ActorKind.API_TOKEN)
 BATCH = 200  # subscriptions billed per transaction
 
@@ -83,9 +81,7 @@ def import_csv(*, tenant: TenantLike, actor: Actor, text: str) -> ImportOutcome:
     every problem is listed by its line number. Rows whose key was recorded before count as `already`."""
     _may_record(actor)
     rows, problems = parse_csv(text)
-    if problems:
-        return ImportOutcome(problems=problems)
-    outcome = ImportOutcome()
+    outcome = ImportOutcome(problems=problems)  # with problems, the good rows are still checked, not inserted
     try:
         subscriptions = _lock_all(tenant, {row.subscription_id for row in rows})
         made = [_csv_row(row, subscriptions, actor, outcome) for row in rows]
@@ -94,11 +90,16 @@ def import_csv(*, tenant: TenantLike, actor: Actor, text: str) -> ImportOutcome:
         raise
     if outcome.problems:
         db.session.rollback()
-        return ImportOutcome(problems=outcome.problems)
+        return ImportOutcome(problems=sorted(outcome.problems, key=_line_of))
     db.session.commit()
     outcome.recorded = sum(1 for fresh in made if fresh)
     outcome.already = len(made) - outcome.recorded
     return outcome
+
+
+def _line_of(problem: str) -> int:
+    number = problem.removeprefix("Line ").partition(":")[0]
+    return int(number) if number.isdigit() else 0
 
 
 def _csv_row(row: CsvRow, subscriptions: dict[int, Subscription], actor: Actor, outcome: ImportOutcome) -> bool:
