@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import func
 
 from app.clock import now
+from app.domain.accounts import Role
 from app.domain.billing import ChargeKind, UsageSource
 from app.domain.policy import ActorKind
 from app.domain.usage import (
@@ -39,7 +40,9 @@ from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
-RECORDERS = (ActorKind.TENANT_ADMIN, ActorKind.SYSTEM, ActorKind.MARKETPLACE, ActorKind.API_TOKEN)
+# Who records usage: the provider's side (a tenant admin, also through their API token; the portal's jobs; a
+# marketplace), never a customer, whose own usage it is.
+RECORDERS = (ActorKind.TENANT_ADMIN, ActorKind.SYSTEM, ActorKind.MARKETPLACE)
 BATCH = 200  # subscriptions billed per transaction
 
 
@@ -122,7 +125,9 @@ def _csv_row(row: CsvRow, subscriptions: dict[int, Subscription], actor: Actor, 
 
 
 def _may_record(actor: Actor) -> None:
-    if actor.kind not in RECORDERS:
+    admins_token = actor.kind is ActorKind.API_TOKEN and actor.user is not None \
+        and actor.user.role == Role.TENANT_ADMIN
+    if actor.kind not in RECORDERS and not admins_token:
         raise Forbidden("Only the provider records usage.")
 
 
@@ -232,6 +237,8 @@ def bill_closed_periods(as_of: datetime, *, user_id: int | None = None) -> str:
         due = due.join(Subscription, Subscription.id == UsageRecord.subscription_id).where(
             Subscription.user_id == user_id)
     ids = sorted(db.session.scalars(due))
+    if not ids:
+        return "no usage due"
     made = 0
     for offset in range(0, len(ids), BATCH):
         made += _bill_batch(ids[offset:offset + BATCH], as_of)
