@@ -13,7 +13,7 @@ from app.domain.billing import ChargeKind
 from app.domain.charts import BarChart, bar_chart
 from app.domain.usage import TAKES_USAGE, MeteredPrice, UsageError, UsageLine, lines, metered_prices, record_period
 from app.extensions import db
-from app.models import Charge, Subscription, TenantLike, UsageRecord, User
+from app.models import Charge, Plan, Subscription, TenantLike, UsageRecord, User
 from app.selectors.subscriptions import customer_subscription
 
 PERIODS = 12  # past periods shown
@@ -101,3 +101,17 @@ def _charts(prices: tuple[MeteredPrice, ...], periods: list[PeriodUsage]) -> tup
         charts.append(bar_chart(f"{price.label} per billing period ({price.unit})", points,
                                 lambda value, unit=price.unit: f"{value:,} {unit}"))
     return tuple(charts)
+
+
+def metered_plans(tenant: TenantLike) -> list[tuple[Plan, tuple[MeteredPrice, ...]]]:
+    """The tenant's plans that meter usage, with their metered prices (for the upload page's metric names)."""
+    found = []
+    for plan in db.session.scalars(select(Plan).where(Plan.tenant_id == tenant.id).order_by(Plan.sort_order,
+                                                                                             Plan.id)):
+        try:
+            prices = metered_prices(plan.usage_prices)
+        except UsageError:
+            continue
+        if prices:
+            found.append((plan, prices))
+    return found

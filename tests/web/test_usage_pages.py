@@ -75,6 +75,7 @@ def test_the_admin_uploads_a_csv_and_sees_what_it_did(client, auth, tenant, admi
     auth.login(admin.email)
     page = client.get("/admin/usage")
     assert page.status_code == 200 and "Download an example file" in page.get_data(as_text=True)
+    assert "<code>traffic_gb</code>" in page.get_data(as_text=True)
     assert client.get("/admin/usage/example.csv").get_data(as_text=True).startswith(HEADER)
     text = HEADER + f"{metered.id},traffic_gb,5,2026-03-10T00:00:00Z,a\n"
     answer = upload(client, text.encode())

@@ -7,6 +7,7 @@ from flask import Response, g, render_template
 from app.blueprints.admin import bp
 from app.blueprints.admin.forms import UsageUploadForm
 from app.domain.usage import EXAMPLE_CSV
+from app.selectors import usage as selectors
 from app.services import usage
 from app.services.errors import ServiceError
 from app.services.usage import ImportOutcome
@@ -48,4 +49,5 @@ def _text(data: bytes) -> str | None:
 
 
 def _page(form: UsageUploadForm, *, outcome: ImportOutcome | None = None, status: int = 200) -> tuple[str, int]:
-    return render_template("admin/usage.html", form=form, outcome=outcome), status
+    return render_template("admin/usage.html", form=form, outcome=outcome,
+                           plans=selectors.metered_plans(g.tenant)), status
