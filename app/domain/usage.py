@@ -119,7 +119,7 @@ def price_for(prices: Sequence[MeteredPrice], metric: str) -> MeteredPrice:
     if not prices:
         raise UsageError("This subscription's plan has no metered prices, so it takes no usage.")
     known = ", ".join(price.metric for price in prices)
-    raise UsageError(f"The plan has no metric {metric!r}; it meters {known}.")
+    raise UsageError(f"The plan has no metric {metric[:63]!r}; it meters {known}.")
 
 
 def record_period(anchor: datetime, interval: Interval, recorded_at: datetime) -> tuple[datetime, datetime]:
