@@ -16,7 +16,7 @@ from flask_migrate import upgrade
 from werkzeug.serving import WSGIRequestHandler
 
 from app.config import SANDBOX_FILE, SANDBOX_URLS
-from app.tasks.commands import jobs_command
+from app.tasks.commands import AsOf, jobs_command
 
 LOG_REQUESTS = ("quiet", "all")
 
@@ -27,6 +27,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(worker_command)
     app.cli.add_command(fake_clouds_command)
     app.cli.add_command(jobs_command)
+    app.cli.add_command(usage_command)
 
 
 @click.command("demo-data")
@@ -157,3 +158,72 @@ def fake_clouds_command(hetzner_port: int, digitalocean_port: int) -> None:
     finally:
         for cloud in clouds:
             cloud.shutdown()
+
+
+@click.group("usage")
+def usage_command() -> None:
+    """Record metered usage of usage-based subscriptions (one record, or a CSV file)."""
+
+
+def _tenant(slug: str) -> Any:
+    from app.selectors.tenants import tenant_by_slug
+
+    tenant = tenant_by_slug(slug)
+    if tenant is None:
+        raise click.ClickException(f"There is no tenant {slug!r}.")
+    return tenant
+
+
+@usage_command.command("record")
+@click.argument("subscription_id", type=click.IntRange(min=1, max=2**31 - 1))
+@click.argument("metric")
+@click.argument("quantity", type=click.IntRange(min=0))
+@click.option("--at", type=AsOf(), metavar="TIME", help="When it was used (ISO 8601 with Z or an offset); "
+              "default: now.")
+@click.option("--key", help="Idempotency key, unique per subscription; default: made of the metric, time and "
+              "quantity, so running the same command again records nothing twice.")
+@click.option("--tenant", "slug", required=True, help="The tenant's slug.")
+def usage_record_command(subscription_id: int, metric: str, quantity: int, at: Any, key: str | None,
+                         slug: str) -> None:
+    """Record QUANTITY units of METRIC used by subscription SUBSCRIPTION_ID."""
+    from app.clock import now
+    from app.domain.billing import UsageSource
+    from app.services import usage
+    from app.services.actors import Actor
+    from app.services.errors import ServiceError
+
+    tenant = _tenant(slug)
+    moment = at or now()
+    try:
+        row = usage.record(tenant=tenant, actor=Actor.system("usage-cli"), subscription_id=subscription_id,
+                           metric=metric, quantity=quantity, recorded_at=moment, source=UsageSource.CLI,
+                           idempotency_key=key or f"cli-{metric}-{moment:%Y%m%dT%H%M%S.%f%z}-{quantity}")
+    except ServiceError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"Usage record {row.id}: {row.quantity} {row.metric} of subscription {subscription_id} at "
+               f"{row.recorded_at:%Y-%m-%d %H:%M:%S} UTC (key {row.idempotency_key}).")
+
+
+@usage_command.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.option("--tenant", "slug", required=True, help="The tenant's slug.")
+def usage_import_command(file: Any, slug: str) -> None:
+    """Record the usage in a CSV FILE (subscription_id,metric,quantity,timestamp,idempotency_key), all or none."""
+    from app.services import usage
+    from app.services.actors import Actor
+    from app.services.errors import ServiceError
+
+    tenant = _tenant(slug)
+    try:
+        text = file.read(8 * 1024 * 1024 + 1).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise click.ClickException("The file is not UTF-8 text.") from None
+    if len(text) > 8 * 1024 * 1024:
+        raise click.ClickException("The file is larger than 8 MiB; split it.")
+    try:
+        outcome = usage.import_csv(tenant=tenant, actor=Actor.system("usage-cli"), text=text)
+    except ServiceError as error:
+        raise click.ClickException(error.message) from None
+    if not outcome.ok:
+        raise click.ClickException("Nothing was recorded:\n" + "\n".join(outcome.problems))
+    click.echo(f"{outcome.recorded} records recorded, {outcome.already} already recorded.")

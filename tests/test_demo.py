@@ -48,3 +48,21 @@ def test_demo_accounts_log_in_with_the_readme_passwords(runner, app, client):
         response = post_form(client, "/login", {"email": f"{email}@example.com", "password": DEMO_PASSWORDS[role]})
         assert response.headers["Location"] == home
         post_form(client, "/logout")
+
+
+def test_the_demo_customer_has_a_metered_subscription_with_usage_once(runner, app):
+    from app.domain.usage import metered_prices
+    from app.models import Subscription, UsageRecord
+    from app.services import usage
+
+    runner.invoke(args=["demo-data"])
+    subscription = db.session.scalar(select(Subscription).where(Subscription.idempotency_key == "demo-metered-usage"))
+    assert [price.metric for price in metered_prices(subscription.plan.usage_prices)] == ["traffic_gb", "snapshot_gb"]
+    assert subscription.user.email == "customer@example.com"
+    records = count(UsageRecord)
+    periods = set(db.session.scalars(select(UsageRecord.period_start)))
+    assert records > 80 and len(periods) >= 3
+    runner.invoke(args=["demo-data"])
+    assert count(UsageRecord) == records
+    billed = usage.bill_closed_periods(subscription.current_period_start)
+    assert int(billed.split()[0]) >= 3  # snapshots each month, traffic when beyond the 1,000 GB included

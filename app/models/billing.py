@@ -322,13 +322,23 @@ class WebhookEvent(db.Model):
     outcome: Mapped[str] = mapped_column(String(300), default="")
 
 
+_UNBILLED = text("billed_at IS NULL")
+
+
 class UsageRecord(db.Model):
-    """A quantity of a metric used by a subscription at a time; its key is unique per subscription."""
+    """A quantity of a metric used by a subscription at a time; its key is unique per subscription.
+
+    `period_start`/`period_end` are the subscription's billing period that contains `recorded_at` (set when
+    it is recorded); `billed_at` is set when the billing run turned that period's usage into charges.
+    """
 
     __tablename__ = "usage_records"
     __table_args__ = (
         UniqueConstraint("subscription_id", "idempotency_key"),
         Index("ix_usage_records_subscription_metric_time", "subscription_id", "metric", "recorded_at"),
+        Index("ix_usage_records_subscription_period", "subscription_id", "period_start"),
+        # The billing run reads only the usage of closed periods not billed yet.
+        Index("ix_usage_records_unbilled", "period_end", sqlite_where=_UNBILLED, postgresql_where=_UNBILLED),
         CheckConstraint("quantity >= 0", name="quantity_not_negative"),
     )
 
@@ -340,5 +350,8 @@ class UsageRecord(db.Model):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
     idempotency_key: Mapped[str] = mapped_column(String(100))
     source: Mapped[UsageSource] = mapped_column(enum_type(UsageSource, "usage_source"))
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    billed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

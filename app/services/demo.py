@@ -6,15 +6,22 @@ Rows are looked up by their natural keys and created only when missing; what exi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
 from app.clock import now
 from app.domain.accounts import Role
+from app.domain.billing import UsageSource
 from app.domain.catalogue import CatalogueState, ChangeRule, Interval, Provider
+from app.domain.pricing import add_periods, current_period
+from app.domain.subscriptions import SubscriptionStatus
+from app.domain.usage import record_period
 from app.extensions import db
-from app.models import Plan, Product, ServiceType, Tenant, TenantHost, User
+from app.models import Plan, Product, ServiceType, Subscription, Tenant, TenantHost, UsageRecord, User
+from app.services import usage
+from app.services.actors import Actor
 from app.services.passwords import hash_password
 
 DEMO_PASSWORDS = {
@@ -53,6 +60,14 @@ DIGITALOCEAN_SCHEMA: dict[str, Any] = {
     },
 }
 
+# DigitalOcean-like metered prices: outgoing traffic beyond the 1,000 GB a month included, and snapshots.
+METERED_PRICES: list[dict[str, Any]] = [
+    {"metric": "traffic_gb", "label": "Outgoing traffic", "unit": "GB", "unit_price_minor": 1, "included": 1000},
+    {"metric": "snapshot_gb", "label": "Snapshots", "unit": "GB-month", "unit_price_minor": 6},
+]
+METERED_KEY = "demo-metered-usage"  # the demo customer's metered subscription (its idempotency key)
+METERED_MONTHS = 3  # past periods of usage history
+
 CLOUD_INIT = """#cloud-config
 hostname: {{ hostname }}
 fqdn: {{ fqdn }}
@@ -78,6 +93,7 @@ def load_demo_data() -> DemoSummary:
         _staff_and_customer(summary, tenant)
     _nimbus_catalogue(summary, nimbus)
     _stratus_catalogue(summary, stratus)
+    _metered_usage(summary, nimbus)
     db.session.commit()
     return summary
 
@@ -169,6 +185,11 @@ def _nimbus_catalogue(summary: DemoSummary, tenant: Tenant) -> None:
           interval=Interval.YEAR, sort_order=2, allow_customer_location_selection=True,
           config_defaults=droplet_defaults, features=["1 vCPU, 1 GB RAM", "Choose among 6 regions",
                                                       "2 months free"])
+    _plan(summary, droplets, droplet, "basic-metered", name="Basic droplet, metered", price_minor=400,
+          interval=Interval.MONTH, sort_order=3, allow_customer_location_selection=True,
+          config_defaults=droplet_defaults, usage_prices=METERED_PRICES,
+          description="A lower monthly price; traffic beyond 1,000 GB and snapshots are billed by use.",
+          features=["1 vCPU, 1 GB RAM", "1,000 GB outgoing traffic a month included", "Choose among 6 regions"])
     _plan(summary, droplets, droplet, "performance-draft", name="Performance (coming soon)",
           price_minor=2400, interval=Interval.MONTH, sort_order=5, state=CatalogueState.DRAFT,
           config_defaults={**droplet_defaults, "serverType": "s-4vcpu-8gb"}, features=["4 vCPU, 8 GB RAM"])
@@ -182,3 +203,62 @@ def _stratus_catalogue(summary: DemoSummary, tenant: Tenant) -> None:
           config_defaults=defaults, features=["Helsinki", "Debian 12"])
     _plan(summary, vps, hetzner, "vps-m", name="VPS M", price_minor=890, interval=Interval.MONTH,
           sort_order=1, config_defaults={**defaults, "serverType": "cx32"}, features=["Helsinki", "Debian 12"])
+
+
+def _metered_usage(summary: DemoSummary, tenant: Tenant) -> None:
+    """The demo customer's metered droplet, running for three months and a bit, with daily traffic and monthly
+    snapshots. Made once, with the subscription: loading the demo again adds nothing.
+
+    The past periods' usage is history, stored as it would have been recorded then (the service takes usage of
+    open periods only); this period's usage is recorded through the service. The next billing run bills the
+    past periods' usage.
+    """
+    if db.session.scalar(select(Subscription.id).where(Subscription.tenant_id == tenant.id,
+                                                       Subscription.idempotency_key == METERED_KEY)):
+        return
+    customer = db.session.scalar(select(User).where(User.tenant_id == tenant.id,
+                                                    User.email == "customer@example.com"))
+    plan = db.session.scalar(select(Plan).where(Plan.tenant_id == tenant.id, Plan.slug == "basic-metered"))
+    moment = now()
+    activated = add_periods((moment - timedelta(days=10)).replace(minute=0, second=0, microsecond=0),
+                            Interval.MONTH, -METERED_MONTHS)
+    start, end = current_period(activated, Interval.MONTH, moment)
+    subscription = Subscription(
+        tenant_id=tenant.id, user_id=customer.id, plan_id=plan.id, status=SubscriptionStatus.ACTIVE, quantity=1,
+        price_minor=plan.price_minor, currency=plan.currency, interval=plan.interval,
+        requested_config=dict(plan.config_defaults), idempotency_key=METERED_KEY, activated_at=activated,
+        current_period_start=start, current_period_end=end,
+    )
+    plan.subscription_count += 1
+    db.session.add(subscription)
+    db.session.flush()
+    summary.note(f"{tenant.slug} metered subscription with usage")
+    for day in range((start - activated).days):
+        _history(subscription, "traffic_gb", _traffic_gb(activated + timedelta(days=day)),
+                 activated + timedelta(days=day, hours=23), f"demo-traffic-{activated + timedelta(days=day):%Y-%m-%d}")
+    for month in range(METERED_MONTHS):
+        period_end = add_periods(activated, Interval.MONTH, month + 1)
+        _history(subscription, "snapshot_gb", 40 + 10 * month, period_end - timedelta(hours=1),
+                 f"demo-snapshots-{period_end:%Y-%m}")
+    db.session.commit()
+    actor = Actor.system("demo")
+    day = start
+    while day + timedelta(days=1) <= moment:
+        usage.record(tenant=tenant, actor=actor, subscription_id=subscription.id, metric="traffic_gb",
+                     quantity=_traffic_gb(day), recorded_at=day + timedelta(hours=23),
+                     idempotency_key=f"demo-traffic-{day:%Y-%m-%d}", source=UsageSource.DEMO)
+        day += timedelta(days=1)
+
+
+def _history(subscription: Subscription, metric: str, quantity: int, at: datetime, key: str) -> None:
+    assert subscription.activated_at is not None
+    period_start, period_end = record_period(subscription.activated_at, subscription.interval, at)
+    db.session.add(UsageRecord(tenant_id=subscription.tenant_id, subscription_id=subscription.id, metric=metric,
+                               quantity=quantity, recorded_at=at, idempotency_key=key, source=UsageSource.DEMO,
+                               period_start=period_start, period_end=period_end, created_at=at))
+
+
+def _traffic_gb(day: datetime) -> int:
+    """A day's outgoing traffic: 25 to 65 GB, busier on weekdays, the same every time for the same day."""
+    weekday = day.weekday() < 5
+    return (25 if weekday else 15) + (day.toordinal() * 37) % 41

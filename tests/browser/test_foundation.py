@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from tests.browser.conftest import BrowserWatch, LiveServer
 
 # The demo tenant's published plans, in catalogue order (drafts and deprecated plans are not shown).
-DEMO_PLANS = ["trial", "standard-monthly", "standard-yearly", "team-monthly", "basic-monthly", "basic-yearly"]
+DEMO_PLANS = ["trial", "standard-monthly", "standard-yearly", "team-monthly", "basic-monthly", "basic-yearly",
+              "basic-metered"]
 DEMO_EMAILS = {
     Role.CUSTOMER: "customer@example.com",
     Role.TENANT_ADMIN: "admin@example.com",

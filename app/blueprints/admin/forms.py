@@ -1,6 +1,7 @@
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     DateField,
     IntegerField,
@@ -131,3 +132,10 @@ class SenderForm(FlaskForm):
     address = StringField("Sender address", filters=[strip], validators=[Optional(), Length(max=254)],
                           description="Blank: the portal's MAIL_DEFAULT_SENDER. The mail server must be allowed "
                                       "to send from it.", render_kw={"autocomplete": "off", "inputmode": "email"})
+
+
+class UsageUploadForm(FlaskForm):
+    file = FileField("CSV file", validators=[FileRequired("Choose a CSV file to upload.")],
+                     description="UTF-8 text with the header subscription_id,metric,quantity,timestamp,"
+                                 "idempotency_key; up to 10,000 rows.",
+                     render_kw={"accept": ".csv,text/csv"})

@@ -2,4 +2,8 @@ from flask import Blueprint
 
 bp = Blueprint("billing", __name__)
 
-from app.blueprints.billing import pending, routes  # noqa: E402, F401  (routes register themselves on bp)
+from app.blueprints.billing import (  # noqa: E402, F401  (routes register themselves on bp)
+    pending,
+    routes,
+    usage,
+)

@@ -12,7 +12,6 @@ PENDING = {
     "method_added": "/billing/payment-methods/added",
     "make_default": "/billing/payment-methods/<int:method_id>/default",
     "remove_method": "/billing/payment-methods/<int:method_id>/remove",
-    "usage": "/subscriptions/<int:subscription_id>/usage",
 }
 
 
