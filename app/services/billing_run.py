@@ -33,4 +33,8 @@ def run(*, user_id: int | None = None) -> str:
 
 def steps() -> tuple[Step, ...]:
     """The steps in the order they run."""
-    return ()
+    from app.services import invoicing
+
+    return (
+        invoicing.invoice_due,
+    )
