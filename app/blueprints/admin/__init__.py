@@ -2,4 +2,11 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__)
 
-from app.blueprints.admin import audit, emails, pending, routes, subscriptions  # noqa: E402, F401  (routes register themselves on bp)
+from app.blueprints.admin import (  # noqa: E402, F401  (routes register themselves on bp)
+    audit,
+    emails,
+    invoices,
+    pending,
+    routes,
+    subscriptions,
+)
