@@ -13,9 +13,10 @@ from app.domain.billing import BalanceEntryKind, ChargeKind, InvoiceStatus
 from app.domain.invoicing import REVERSE_CHARGE_NOTE
 from app.extensions import db
 from app.models import BalanceEntry, BillingSettings, Charge, EmailMessage, Invoice, InvoiceSequence
-from app.services import billing_run, invoicing
+from app.services import balance, billing_run, invoicing
 from tests import factories
-from tests.services.conftest import complete_profile, count, place
+from tests.querycount import count_queries
+from tests.services.conftest import boot, complete_profile, count, place
 
 _periods = iter(range(1, 10_000))
 
@@ -156,8 +157,7 @@ def test_credits_above_debits_go_to_the_balance(tenant, customer, subscription):
     run()
     [invoice] = invoices()
     assert (invoice.total_minor, invoice.amount_due_minor, invoice.status) == (-600, 0, InvoiceStatus.PAID)
-    from app.services.balance import balance_of
-    assert balance_of(tenant, customer.id, "EUR") == 600
+    assert balance.balance_of(tenant, customer.id, "EUR") == 600
 
 
 def test_the_customer_is_emailed_the_invoice(tenant, customer, subscription):
@@ -238,7 +238,6 @@ def test_a_paid_subscription_is_invoiced_as_soon_as_it_is_delivered(active_subsc
 
 
 def test_free_plans_are_never_invoiced(tenant, customer, profile, sandbox, clock):
-    from tests.services.conftest import boot
     subscription = place(tenant, customer, factories.plan(tenant, price_minor=0))
     boot(clock)
     db.session.refresh(subscription)
@@ -251,3 +250,16 @@ def test_the_billing_run_includes_invoicing(tenant, customer, subscription):
     charge(subscription)
     db.session.commit()
     assert "invoicing: 1 charges gathered, 1 invoices finalized" in billing_run.run()
+
+
+def test_a_run_reads_what_is_due_not_what_was_billed_before(app, tenant, customer, subscription):
+    charge(subscription)
+    run()
+    with count_queries(app) as idle:
+        run()
+    for _ in range(10):
+        charge(subscription)
+        run()
+    with count_queries(app) as later_idle:
+        run()
+    assert len(later_idle.statements) == len(idle.statements) == 2, later_idle.statements  # what is due; drafts
