@@ -39,6 +39,10 @@ from app.services.payments import provider_for
 log = logging.getLogger(__name__)
 
 MEMO_MAX = 500
+
+
+class RefundFailed(Conflict):
+    """The credit note is issued, but the provider did not confirm its refund: `retry_refund` asks again."""
 CREDITABLE = (InvoiceStatus.OPEN, InvoiceStatus.PAID)
 
 
@@ -54,8 +58,8 @@ def issue(*, tenant: TenantLike, actor: Actor, invoice_id: int, amount_minor: in
     """Credit `amount_minor` (gross) of the tenant's finalized invoice and commit; then refund, if so chosen.
 
     Raises Forbidden (not a tenant admin, or impersonating), NotFound (not the tenant's invoice), InvalidInput
-    (amount, reason, method, or a refund with nothing paid by card to refund) and Conflict (the provider
-    refused the refund: the note stands and `retry_refund` asks again)."""
+    (amount, reason, method, or a refund with nothing paid by card to refund) and RefundFailed (the provider
+    did not confirm the refund: the note stands and `retry_refund` asks again)."""
     _check_actor(actor)
     reason, method, memo = _reason(reason), _method(method), " ".join(memo.split())
     if len(memo) > MEMO_MAX:
@@ -180,7 +184,7 @@ def _refund(tenant: TenantLike, note: CreditNote, invoice_id: int, amount: int) 
                                              idempotency_key=f"credit-note-{note.id}")
     except PaymentError as error:
         log.warning("refund failed", extra={"credit_note_id": note.id, "kind": str(error.kind)})
-        raise Conflict(f"The credit note {note.number} is issued, but the refund failed: {error.message} "
-                       "Try the refund again later.") from None
+        raise RefundFailed(f"The credit note {note.number} is issued, but the refund failed: {error.message} "
+                           "Try the refund again later.") from None
     note.refund_external_id = refund.external_id
     db.session.commit()

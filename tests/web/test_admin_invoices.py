@@ -6,9 +6,11 @@ import pytest
 from sqlalchemy import select
 
 from app.domain.accounts import Role
-from app.domain.billing import InvoiceStatus
+from app.domain.billing import InvoiceStatus, PaymentStatus, PaymentTrigger
 from app.extensions import db
-from app.models import CreditNote, Invoice
+from app.models import CreditNote, Invoice, Payment
+from app.providers.payments.base import PaymentError, PaymentErrorKind
+from app.sandbox.payments import SandboxPayments, ledger
 from tests import factories
 from tests.helpers import post_form
 from tests.querycount import count_queries
@@ -142,3 +144,35 @@ def test_a_draft_shows_no_credit_note_form(client, as_admin, subscription):
     draft = factories.invoice(subscription, status=InvoiceStatus.DRAFT)
     page = client.get(f"/admin/invoices/{draft.id}").get_data(as_text=True)
     assert "Draft invoice" in page and "Issue credit note" not in page
+
+
+def test_a_refund_the_provider_refuses_is_kept_and_tried_again_once(client, as_admin, tenant, subscription,
+                                                                    monkeypatch):
+    invoice = invoice_of(subscription, "INV-2026-000009", status=InvoiceStatus.PAID, amount_paid_minor=990)
+    invoice.amount_due_minor = 0
+    db.session.add(Payment(tenant_id=tenant.id, invoice_id=invoice.id, user_id=invoice.user_id, attempt=1,
+                           trigger=PaymentTrigger.AUTOMATIC, provider="sandbox", external_id="pi_test9",
+                           idempotency_key="pay-9", amount_minor=990, currency="EUR",
+                           status=PaymentStatus.SUCCEEDED, created_at=invoice.created_at))
+    db.session.commit()
+    real_refund = SandboxPayments.refund
+
+    def unavailable(self, **kwargs):
+        raise PaymentError(PaymentErrorKind.TRANSIENT, "The provider did not answer.")
+
+    monkeypatch.setattr(SandboxPayments, "refund", unavailable)
+    response = post_form(client, f"/admin/invoices/{invoice.id}/credit-notes",
+                         {"amount": "9.90", "reason": "other", "method": "refund"})
+    assert response.status_code == 303
+    assert "is issued, but the refund failed" in client.get(response.headers["Location"]).get_data(as_text=True)
+    [note] = db.session.scalars(select(CreditNote)).all()
+    assert note.refund_external_id is None
+    assert "not confirmed" in client.get(f"/admin/invoices/{invoice.id}").get_data(as_text=True)
+
+    monkeypatch.setattr(SandboxPayments, "refund", real_refund)
+    response = post_form(client, f"/admin/invoices/{invoice.id}/credit-notes/{note.id}/refund")
+    assert response.status_code == 303
+    assert "is confirmed" in client.get(response.headers["Location"]).get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(CreditNote, note.id).refund_external_id
+    assert list(ledger(tenant.id).refunds) == [f"credit-note-{note.id}"]

@@ -50,6 +50,9 @@ def credit_note(invoice_id: int) -> Response | tuple[str, int]:
         return _page(invoice_id, form, 400)
     except NotFound:
         abort(404)
+    except credit_notes.RefundFailed as error:  # the note stands; its refund can be tried again from the page
+        flash(error.message, "error")
+        return redirect(url_for(".invoice", invoice_id=invoice_id), 303)
     except ServiceError as error:
         target = form[error.field] if error.field in _FIELDS else None
         if target is not None:
@@ -66,3 +69,19 @@ def _page(invoice_id: int, form: CreditNoteForm, status: int = 200) -> tuple[str
     if detail is None:
         abort(404)
     return render_template("admin/invoice.html", detail=detail, invoice=detail.invoice, form=form), status
+
+
+@bp.post("/invoices/<int:invoice_id>/credit-notes/<int:credit_note_id>/refund")
+@tenant_admin_required
+def retry_refund(invoice_id: int, credit_note_id: int) -> Response:
+    """Ask the provider again for a credit note's refund that was not confirmed (never refunds twice)."""
+    try:  # CSRFProtect has checked the form's token already
+        note = credit_notes.retry_refund(tenant=g.tenant, actor=current_actor(), credit_note_id=credit_note_id)
+    except NotFound:
+        abort(404)
+    except ServiceError as error:
+        flash(error.message, "error")
+    else:
+        flash(f"The refund of {note.number} is confirmed.", "success")
+        invoice_id = note.invoice_id
+    return redirect(url_for(".invoice", invoice_id=invoice_id), 303)
