@@ -35,6 +35,7 @@ class Event(StrEnum):
     VERIFY_EMAIL = "verify_email"  # the link that confirms an address (registration, email change)
     ACCOUNT_EXISTS = "account_exists"  # someone tried to register or move to an address that has an account
     ACCOUNT_DELETED = "account_deleted"
+    INVOICE_ISSUED = "invoice_issued"  # a finalized invoice: its number, amount due and due date
 
     @property
     def spec(self) -> EventSpec:
@@ -67,6 +68,7 @@ EVENTS: dict[Event, EventSpec] = {
     Event.VERIFY_EMAIL: EventSpec(Category.SECURITY, "Confirm your email address"),
     Event.ACCOUNT_EXISTS: EventSpec(Category.SECURITY, "Someone used your address to register"),
     Event.ACCOUNT_DELETED: EventSpec(Category.DELETION, "Account deleted"),
+    Event.INVOICE_ISSUED: EventSpec(Category.MONEY, "Invoice issued"),
 }
 
 OPTIONAL_EVENTS: tuple[Event, ...] = tuple(event for event in Event if event.optional)

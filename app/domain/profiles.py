@@ -9,6 +9,7 @@ LABELS: dict[str, str] = {
     "full_name": "Full name",
     "billing_email": "Billing email",
     "company": "Company",
+    "vat_id": "VAT id (businesses in the EU)",
     "address": "Street address",
     "postal_code": "Postal code",
     "city": "City",

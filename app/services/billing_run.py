@@ -33,8 +33,9 @@ def run(*, user_id: int | None = None) -> str:
 
 def steps() -> tuple[Step, ...]:
     """The steps in the order they run."""
-    from app.services.usage import bill_closed_periods
+    from app.services import invoicing, usage
 
     return (
-        bill_closed_periods,
+        usage.bill_closed_periods,
+        invoicing.invoice_due,
     )

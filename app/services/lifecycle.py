@@ -186,6 +186,8 @@ def _start_billing(subscription: Subscription, moment: datetime) -> None:
     subscription.current_period_start = moment
     subscription.current_period_end = period_end(moment, subscription.interval)
     _charge(subscription, ChargeKind.FIRST_PERIOD, f"{subscription.plan.name}, first {subscription.interval.value}")
+    if subscription.price_minor:  # the first invoice is made (and collected) now, not at the next billing run
+        work.later(Job.BILL_CUSTOMER, subscription.user_id)
 
 
 def _renew(subscription: Subscription) -> None:

@@ -80,15 +80,16 @@ def tax_rate(basis_points: int) -> str:
 
 
 def party_lines(snapshot: dict[str, Any] | None) -> list[str]:
-    """A seller or bill-to snapshot of an invoice as the lines of an address block: name, address lines, country,
-    VAT id. Tolerant of the address as one text or a list of lines, and of keys left out."""
+    """A seller or bill-to snapshot of an invoice as the lines of an address block: name, company, address lines,
+    postal code and city, country, VAT id. Tolerant of the address as one text or a list of lines, and of keys left out."""
     snapshot = snapshot or {}
     address = snapshot.get("address_lines") or snapshot.get("address") or []
     lines = address.splitlines() if isinstance(address, str) else [str(line) for line in address]
     country = str(snapshot.get("country") or "")
     vat_id = snapshot.get("vat_id")
-    out = [str(snapshot.get("name") or ""), *lines, country_name(country) if len(country) == 2 else country,
-           f"VAT ID {vat_id}" if vat_id else ""]
+    town = " ".join(str(snapshot.get(key) or "").strip() for key in ("postal_code", "city"))
+    out = [str(snapshot.get("name") or ""), str(snapshot.get("company") or ""), *lines, town,
+           country_name(country) if len(country) == 2 else country, f"VAT ID {vat_id}" if vat_id else ""]
     return [line.strip() for line in out if line and line.strip()]
 
 

@@ -11,15 +11,18 @@ from datetime import timedelta
 
 from app.clock import FrozenClock, now
 from app.domain.accounts import Role
+from app.domain.billing import CreditNoteMethod, CreditNoteReason
 from app.domain.catalogue import Interval
 from app.domain.notifications import EmailStatus
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import (
+    CreditNote,
     CustomerProfile,
     EmailMessage,
     EndReason,
     Impersonation,
+    Invoice,
     Subscription,
     SubscriptionItem,
     Tenant,
@@ -65,6 +68,7 @@ def build(clock: FrozenClock) -> World:
     item_id = subscription.items[0].id
     key, their_key = (ssh_keys.add_key(tenant=t, actor=Actor(owner), public_key=ed25519_key())
                       for t, owner in ((tenant, customer), (other, theirs)))
+    invoice, their_invoice = factories.invoice(subscription), factories.invoice(their_subscription)
     return World(
         tenant=tenant, customer=customer, admin=admin, support=support, plan_id=plan.id,
         subscription_id=subscription.id, item_id=item_id, record_id=record.id,
@@ -72,10 +76,21 @@ def build(clock: FrozenClock) -> World:
              "item_id": (item_id, their_subscription.items[0].id), "customer_id": (customer.id, theirs.id),
              "impersonation_id": (record.id, their_record.id), "key_id": (key.id, their_key.id),
              "email_id": (_email(customer).id, _email(theirs).id),
-             "invoice_id": (factories.invoice(subscription).id, factories.invoice(their_subscription).id),
+             "invoice_id": (invoice.id, their_invoice.id),
+             "credit_note_id": (_credit_note(invoice).id, _credit_note(their_invoice).id),
              "method_id": (factories.payment_method(tenant, customer).id,
                            factories.payment_method(other, theirs).id)},
     )
+
+
+def _credit_note(invoice: Invoice) -> CreditNote:
+    """A refund of 1.00 against `invoice` whose refund is not confirmed (so its page offers to try again)."""
+    note = CreditNote(tenant_id=invoice.tenant_id, invoice_id=invoice.id, user_id=invoice.user_id, sequence=1,
+                      number=f"{invoice.number}-CN01", reason=CreditNoteReason.OTHER, method=CreditNoteMethod.REFUND,
+                      subtotal_minor=100, tax_minor=0, total_minor=100, currency=invoice.currency, created_at=now())
+    db.session.add(note)
+    db.session.commit()
+    return note
 
 
 def _customer(tenant: Tenant, email: str) -> User:

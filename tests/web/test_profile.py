@@ -209,3 +209,23 @@ def test_only_admins_and_the_portal_enable_or_disable_accounts(tenant, customer,
     assert customer.is_active
     accounts.set_active(actor=Actor(admin), user=customer, active=False)
     assert not customer.is_active
+
+
+def test_an_eu_business_saves_its_vat_id_in_the_shape_of_its_country(client, auth, customer):
+    auth.login(customer.email)
+    response = save(client, country="DE", vat_id="de 123.456.789")
+    assert response.status_code == 303
+    assert db.session.scalar(select(CustomerProfile.vat_id)) == "DE123456789"
+
+
+@pytest.mark.parametrize(("country", "vat_id", "message"), [
+    ("DE", "DE12345", "Enter an EU VAT id"),
+    ("DE", "FR12345678901", "This VAT id is not from DE"),
+    ("CH", "DE123456789", "A VAT id is for businesses in the EU"),
+])
+def test_a_vat_id_of_the_wrong_shape_is_refused(client, auth, customer, country, vat_id, message):
+    auth.login(customer.email)
+    response = save(client, country=country, vat_id=vat_id)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert count_profiles() == 0

@@ -25,6 +25,9 @@ class ProfileForm(FlaskForm):
     )
     company = StringField(LABELS["company"], filters=[strip], validators=[Optional(), Length(max=200)],
                           description="Optional.", render_kw={"autocomplete": "organization"})
+    vat_id = StringField(LABELS["vat_id"], filters=[strip], validators=[Optional(), Length(max=20)],
+                         description="Optional. With one from another EU country than ours, invoices are "
+                                     "reverse-charged (no VAT). We check its format, e.g. DE123456789.")
     address = StringField(LABELS["address"], filters=[strip], validators=[DataRequired(), Length(max=300)],
                           render_kw={"autocomplete": "street-address"})
     postal_code = StringField(LABELS["postal_code"], filters=[strip], validators=[Optional(), Length(max=20)],

@@ -6,6 +6,7 @@ from app.blueprints.admin import (  # noqa: E402, F401  (routes register themsel
     audit,
     emails,
     invoice_documents,
+    invoices,
     pending,
     routes,
     subscriptions,

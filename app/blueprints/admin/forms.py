@@ -1,3 +1,4 @@
+import re
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask_wtf import FlaskForm
@@ -15,6 +16,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Va
 from wtforms.widgets import HiddenInput
 
 from app.clock import now
+from app.domain.billing import CreditNoteMethod, CreditNoteReason, InvoiceStatus
 from app.domain.subscriptions import DEFAULT_GRACE_PERIOD, SubscriptionStatus
 from app.services.subscriptions import REASON_MAX_LENGTH
 
@@ -139,3 +141,59 @@ class UsageUploadForm(FlaskForm):
                      description="UTF-8 text with the header subscription_id,metric,quantity,timestamp,"
                                  "idempotency_key; up to 10,000 rows.",
                      render_kw={"accept": ".csv,text/csv"})
+class InvoiceFilterForm(FlaskForm):
+    """The invoice list's filters, read from the query string; a value that does not fit is ignored."""
+
+    class Meta:
+        csrf = False
+
+    status = SelectField("Status", validators=[Optional()],
+                         choices=[SelectChoice("", "Any status"),
+                                  *(SelectChoice(s.value, s.label) for s in InvoiceStatus)])
+    email = StringField("Customer email", filters=[strip, lambda value: value[:QUERY_MAX_LENGTH] if value else value],
+                        render_kw={"placeholder": "Customer email", "type": "search", "autocomplete": "off"})
+    number = StringField("Number", filters=[strip, lambda value: value[:40] if value else value],
+                         render_kw={"placeholder": "Number", "type": "search", "autocomplete": "off"})
+    month = StringField("Month", filters=[strip], render_kw={"type": "month", "placeholder": "YYYY-MM"})
+
+    def chosen(self) -> dict[str, object]:
+        """The filters for the selector: status (None: any), email, number, month as (year, month) or None."""
+        self.validate()
+        status = InvoiceStatus(self.status.data) if self.status.data and not self.status.errors else None
+        return {"status": status, "email": self.email.data or "", "number": self.number.data or "",
+                "month": _month(self.month.data or "")}
+
+    def params(self) -> dict[str, str]:
+        """The filters in effect, for the pager's links."""
+        chosen = self.chosen()
+        month = chosen["month"]
+        values = {"status": chosen["status"] and chosen["status"].value,  # type: ignore[attr-defined]
+                  "email": chosen["email"], "number": chosen["number"],
+                  "month": f"{month[0]:04d}-{month[1]:02d}" if month else ""}  # type: ignore[index]
+        return {key: str(value) for key, value in values.items() if value}
+
+
+def _month(text: str) -> tuple[int, int] | None:
+    """(year, month) from "2027-03"; None for anything else."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})", text)
+    if not match:
+        return None
+    year, month = int(match.group(1)), int(match.group(2))
+    return (year, month) if 1 <= year <= 9998 and 1 <= month <= 12 else None
+
+
+class CreditNoteForm(FlaskForm):
+    """A credit note against a finalized invoice: how much (gross), why, and where the money goes."""
+
+    amount = StringField("Amount, tax included", filters=[strip], validators=[DataRequired("Enter an amount.")],
+                         render_kw={"inputmode": "decimal", "autocomplete": "off"})
+    reason = SelectField("Reason", choices=[SelectChoice(r.value, r.label) for r in CreditNoteReason],
+                         validators=[DataRequired("Choose a reason.")])
+    memo = TextAreaField("Memo", filters=[strip], validators=[Optional(), Length(max=500)],
+                         description="Optional; printed on the credit note.")
+    method = SelectField("Where the money goes",
+                         choices=[SelectChoice(CreditNoteMethod.BALANCE.value, "To the customer's balance"),
+                                  SelectChoice(CreditNoteMethod.REFUND.value, "Refund to the card that paid")],
+                         validators=[DataRequired()],
+                         description="What is still due on the invoice is reduced first; only the rest goes "
+                                     "to the balance or back to the card.")

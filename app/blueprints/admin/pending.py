@@ -5,9 +5,6 @@ from flask import abort
 from app.blueprints.admin import bp
 
 PENDING = {
-    "invoices": "/invoices",
-    "invoice": "/invoices/<int:invoice_id>",
-    "credit_note": "/invoices/<int:invoice_id>/credit-notes",
     "payments": "/payments",
     "overdue": "/overdue",
     "extend_grace": "/subscriptions/<int:subscription_id>/grace",
