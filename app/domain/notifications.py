@@ -35,6 +35,8 @@ class Event(StrEnum):
     VERIFY_EMAIL = "verify_email"  # the link that confirms an address (registration, email change)
     ACCOUNT_EXISTS = "account_exists"  # someone tried to register or move to an address that has an account
     ACCOUNT_DELETED = "account_deleted"
+    PAYMENT_RECEIVED = "payment_received"  # the receipt of an invoice paid
+    PAYMENT_FAILED = "payment_failed"  # a try to collect an invoice failed: why, the next try, pay with another card
 
     @property
     def spec(self) -> EventSpec:
@@ -67,6 +69,8 @@ EVENTS: dict[Event, EventSpec] = {
     Event.VERIFY_EMAIL: EventSpec(Category.SECURITY, "Confirm your email address"),
     Event.ACCOUNT_EXISTS: EventSpec(Category.SECURITY, "Someone used your address to register"),
     Event.ACCOUNT_DELETED: EventSpec(Category.DELETION, "Account deleted"),
+    Event.PAYMENT_RECEIVED: EventSpec(Category.MONEY, "Payment received (receipt)"),
+    Event.PAYMENT_FAILED: EventSpec(Category.MONEY, "Payment failed, with how to pay"),
 }
 
 OPTIONAL_EVENTS: tuple[Event, ...] = tuple(event for event in Event if event.optional)

@@ -32,5 +32,9 @@ def run(*, user_id: int | None = None) -> str:
 
 
 def steps() -> tuple[Step, ...]:
-    """The steps in the order they run."""
-    return ()
+    """The steps in the order they run (one line each)."""
+    from app.services import collection
+
+    return (
+        collection.collect_due,
+    )
