@@ -33,8 +33,9 @@ def run(*, user_id: int | None = None) -> str:
 
 def steps() -> tuple[Step, ...]:
     """The steps in the order they run (one line each)."""
-    from app.services import collection
+    from app.services import collection, dunning
 
     return (
         collection.collect_due,
+        dunning.advance,
     )
