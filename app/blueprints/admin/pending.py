@@ -9,10 +9,6 @@ PENDING = {
     "invoice": "/invoices/<int:invoice_id>",
     "invoice_pdf": "/invoices/<int:invoice_id>.pdf",
     "credit_note": "/invoices/<int:invoice_id>/credit-notes",
-    "payments": "/payments",
-    "overdue": "/overdue",
-    "extend_grace": "/subscriptions/<int:subscription_id>/grace",
-    "billing_settings": "/billing",
     "payment_settings": "/billing/stripe",
     "usage_upload": "/usage",
 }

@@ -9,7 +9,6 @@ PENDING = {
     "index": "/billing",
     "invoice": "/billing/invoices/<int:invoice_id>",
     "invoice_pdf": "/billing/invoices/<int:invoice_id>.pdf",
-    "pay": "/billing/invoices/<int:invoice_id>/pay",
     "methods": "/billing/payment-methods",
     "add_method": "/billing/payment-methods/add",
     "method_added": "/billing/payment-methods/added",
