@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -255,12 +255,23 @@ def _send(payment: Payment) -> _Try:
             # Not a decline: the charge may or may not be made. The attempt stays pending and is sent again,
             # with the same key, by the next run or the customer's next "Pay now".
             log.warning("invoice %s: attempt %s left pending: %s", invoice_id, payment_id, error)
+            _due_at_the_next_run(invoice_id)
             pending = db.session.get(Payment, payment_id)
             assert pending is not None
             return _Try(pending, "pending")
         outcome = ChargeOutcome(None, ChargeStatus.FAILED, request["amount_minor"], request["currency"],  # type: ignore[arg-type]
                                 error.kind.value, error.message[:300])
     return _settle(payment_id, outcome)
+
+
+def _due_at_the_next_run(invoice_id: int) -> None:
+    """A pending attempt is sent again by the next run, also when no scheduled try was due (a "Pay now")."""
+    moment = now()
+    db.session.execute(update(Invoice).where(
+        Invoice.id == invoice_id, Invoice.status == InvoiceStatus.OPEN,
+        or_(Invoice.next_attempt_at.is_(None), Invoice.next_attempt_at > moment),
+    ).values(next_attempt_at=moment, version=Invoice.version + 1))
+    db.session.commit()
 
 
 def _tenant(tenant_id: int) -> Tenant:

@@ -210,6 +210,18 @@ def test_racing_pay_now_requests_charge_once(tenant, customer, invoice, clock):
     assert len(payments_of(invoice)) == 1 and len(SandboxPayments(tenant.id).succeeded_charges) == 1
 
 
+def test_a_lost_answer_to_pay_now_is_sent_again_by_the_next_run(tenant, customer, invoice, clock):
+    save_card(tenant, customer)
+    row = fresh(invoice)
+    row.next_attempt_at = None  # no scheduled try planned (retries used up)
+    db.session.commit()
+    ledger(tenant.id).lost_answers = 1
+    assert pay(tenant, customer, invoice).status is PaymentStatus.PENDING
+    assert fresh(invoice).next_attempt_at == clock.now()
+    assert collect(clock) == "collection: 1 paid, 0 declined, 0 pending"
+    assert len(payments_of(invoice)) == 1 and len(SandboxPayments(tenant.id).succeeded_charges) == 1
+
+
 def test_pay_now_refusals(tenant, customer, plan, invoice, clock, support, other_tenant):
     with pytest.raises(InvalidInput, match="Add a card"):
         pay(tenant, customer, invoice)
