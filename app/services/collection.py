@@ -353,10 +353,11 @@ def _declined(invoice: Invoice, payment: Payment, outcome: ChargeOutcome) -> Non
                                                invoice.attempt_count)
         user = db.session.get(User, invoice.user_id)
         method = db.session.get(PaymentMethod, payment.payment_method_id) if payment.payment_method_id else None
+        suspension = suspends_at(invoice.due_at, settings.suspend_after_days) if invoice.due_at else None
         if user is not None:
             notify(Event.PAYMENT_FAILED, user=user, invoice=invoice, payment=payment, method=method,
                    next_attempt_at=invoice.next_attempt_at, invoice_path=_path("billing.invoice", invoice.id),
-                   suspends_at=suspends_at(invoice.due_at, settings.suspend_after_days) if invoice.due_at else None)
+                   suspends_at=suspension if suspension and suspension > now() else None)
     log.info("invoice %s: attempt %s failed: %s", invoice.id, payment.attempt, payment.failure_code)
 
 
