@@ -36,6 +36,8 @@ class Event(StrEnum):
     ACCOUNT_EXISTS = "account_exists"  # someone tried to register or move to an address that has an account
     ACCOUNT_DELETED = "account_deleted"
     INVOICE_ISSUED = "invoice_issued"  # a finalized invoice: its number, amount due and due date
+    PAYMENT_RECEIVED = "payment_received"  # the receipt of an invoice paid
+    PAYMENT_FAILED = "payment_failed"  # a try to collect an invoice failed: why, the next try, pay with another card
 
     @property
     def spec(self) -> EventSpec:
@@ -69,6 +71,8 @@ EVENTS: dict[Event, EventSpec] = {
     Event.ACCOUNT_EXISTS: EventSpec(Category.SECURITY, "Someone used your address to register"),
     Event.ACCOUNT_DELETED: EventSpec(Category.DELETION, "Account deleted"),
     Event.INVOICE_ISSUED: EventSpec(Category.MONEY, "Invoice issued"),
+    Event.PAYMENT_RECEIVED: EventSpec(Category.MONEY, "Payment received (receipt)"),
+    Event.PAYMENT_FAILED: EventSpec(Category.MONEY, "Payment failed, with how to pay"),
 }
 
 OPTIONAL_EVENTS: tuple[Event, ...] = tuple(event for event in Event if event.optional)

@@ -14,8 +14,18 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from app.domain.billing import InvoiceStatus
+from app.domain.dunning import UNPAID_INVOICE
 from app.extensions import db
-from app.models import BalanceEntry, BillingSettings, CreditNote, Invoice, PaymentMethod, TenantLike, User
+from app.models import (
+    BalanceEntry,
+    BillingSettings,
+    CreditNote,
+    Invoice,
+    PaymentMethod,
+    SubscriptionEvent,
+    TenantLike,
+    User,
+)
 
 
 def settings_for(tenant: TenantLike) -> BillingSettings:
@@ -170,3 +180,18 @@ def credit_notes_of(invoice: Invoice) -> list[CreditNote]:
     return list(db.session.scalars(select(CreditNote).where(CreditNote.invoice_id == invoice.id,
                                                             CreditNote.tenant_id == invoice.tenant_id)
                                    .order_by(CreditNote.sequence)))
+def suspension_invoice(subscription_id: int) -> int | None:
+    """The invoice whose non-payment suspended the subscription the last time it was suspended (None when that
+    suspension was someone's decision, not dunning's, or it was never suspended)."""
+    data = db.session.scalar(select(SubscriptionEvent.data).where(
+        SubscriptionEvent.subscription_id == subscription_id, SubscriptionEvent.kind == "suspend")
+        .order_by(SubscriptionEvent.created_at.desc(), SubscriptionEvent.id.desc()).limit(1))
+    value = (data or {}).get(UNPAID_INVOICE)
+    return int(value) if isinstance(value, int) else None
+
+
+def suspended_once_for(subscription_id: int, invoice_id: int) -> bool:
+    """Whether this invoice's non-payment has suspended the subscription before (dunning suspends once)."""
+    rows = db.session.scalars(select(SubscriptionEvent.data).where(
+        SubscriptionEvent.subscription_id == subscription_id, SubscriptionEvent.kind == "suspend"))
+    return any((data or {}).get(UNPAID_INVOICE) == invoice_id for data in rows)

@@ -32,10 +32,12 @@ def run(*, user_id: int | None = None) -> str:
 
 
 def steps() -> tuple[Step, ...]:
-    """The steps in the order they run."""
-    from app.services import invoicing, usage
+    """The steps in the order they run (one line each)."""
+    from app.services import collection, dunning, invoicing, usage
 
     return (
         usage.bill_closed_periods,
         invoicing.invoice_due,
+        collection.collect_due,
+        dunning.advance,
     )

@@ -14,10 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.clock import now
+from app.domain.dunning import UNPAID_INVOICE
 from app.domain.policy import Do
 from app.domain.subscriptions import LONGEST_AHEAD, Action, SubscriptionStatus
 from app.extensions import db
-from app.models import Subscription, TenantLike
+from app.models import Invoice, Subscription, TenantLike
+from app.selectors.billing import suspension_invoice
 from app.services import events, lifecycle
 from app.services.actors import Actor
 from app.services.errors import Conflict, InvalidInput, ServiceError
@@ -139,8 +141,14 @@ def _apply_one(subscription_id: int, action: Action, actor: Actor, event: str, r
     if subscription is None:  # another worker has it
         db.session.rollback()
         return 0
+    data: dict[str, object] = {}
+    if action is Action.GRACE_END and (unpaid := suspension_invoice(subscription.id)) is not None:
+        invoice = db.session.get(Invoice, unpaid)
+        number = invoice.number if invoice is not None else f"#{unpaid}"
+        reason, data = f"Canceled for non-payment: invoice {number} was unpaid when the grace period ended.", {
+            "non_payment": True, UNPAID_INVOICE: unpaid}
     try:
-        lifecycle.apply(subscription, action, actor=actor, reason=reason, event=event)
+        lifecycle.apply(subscription, action, actor=actor, reason=reason, event=event, **data)
         lifecycle.commit()
     except ServiceError as error:  # no longer due: changed by someone else in the meantime
         db.session.rollback()

@@ -81,7 +81,8 @@ def tax_rate(basis_points: int) -> str:
 
 def party_lines(snapshot: dict[str, Any] | None) -> list[str]:
     """A seller or bill-to snapshot of an invoice as the lines of an address block: name, company, address lines,
-    postal code and city, country, VAT id. Tolerant of the address as one text or a list of lines, and of keys left out."""
+    postal code and city, country, VAT id. Tolerant of the address as one text or a list of lines, and of keys left
+    out."""
     snapshot = snapshot or {}
     address = snapshot.get("address_lines") or snapshot.get("address") or []
     lines = address.splitlines() if isinstance(address, str) else [str(line) for line in address]

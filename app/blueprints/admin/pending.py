@@ -5,10 +5,6 @@ from flask import abort
 from app.blueprints.admin import bp
 
 PENDING = {
-    "payments": "/payments",
-    "overdue": "/overdue",
-    "extend_grace": "/subscriptions/<int:subscription_id>/grace",
-    "billing_settings": "/billing",
     "payment_settings": "/billing/stripe",
 }
 

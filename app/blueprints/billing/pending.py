@@ -6,7 +6,6 @@ from flask import abort
 from app.blueprints.billing import bp
 
 PENDING = {
-    "pay": "/billing/invoices/<int:invoice_id>/pay",
     "methods": "/billing/payment-methods",
     "add_method": "/billing/payment-methods/add",
     "method_added": "/billing/payment-methods/added",
