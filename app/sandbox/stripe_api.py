@@ -40,6 +40,7 @@ import html
 import itertools
 import json
 import re
+import secrets
 import socket
 import threading
 import time
@@ -108,6 +109,7 @@ class StripeFake:
                  clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
+        self._run = secrets.token_hex(3)  # ids stay unique across restarts (the portal keeps them)
         self._clock = clock
         self.webhook_url, self.webhook_secret = webhook_url, webhook_secret
         self.reset()
@@ -254,7 +256,7 @@ class StripeFake:
         raise _invalid(f"Unrecognized request URL ({method}: {request.path}).", status=404)
 
     def _id(self, prefix: str) -> str:
-        return f"{prefix}_fake{next(self._ids):010d}"
+        return f"{prefix}_fake{self._run}{next(self._ids):08d}"
 
     def _create_customer(self, account: _Account, form: Json) -> Json:
         customer = {"id": self._id("cus"), "object": "customer", "livemode": False, "created": int(self._clock()),

@@ -25,6 +25,8 @@ from app.services.secrets import Unreadable, unseal
 
 log = logging.getLogger(__name__)
 
+SANDBOX_STRIPE = "stripe-sandbox"  # the provider name of the fake Stripe's ids
+
 
 def _sealed(tenant: TenantLike, column: str) -> str | None:
     sealed = db.session.scalar(select(getattr(BillingSettings, column)).where(BillingSettings.tenant_id == tenant.id))
@@ -59,7 +61,8 @@ def stripe_adapter(api_key: str, *, sandbox: bool = False) -> StripePayments:
     """The Stripe adapter for `api_key`, on Stripe's API or (sandbox) on the fake Stripe."""
     config = current_app.config
     endpoint = config["SANDBOX_STRIPE_URL"] if sandbox else config.get("STRIPE_API_URL") or "https://api.stripe.com"
-    return StripePayments(api_key, endpoint=endpoint, timeout=float(config.get("CLOUD_TIMEOUT", 15.0)))
+    return StripePayments(api_key, endpoint=endpoint, timeout=float(config.get("CLOUD_TIMEOUT", 15.0)),
+                          name=SANDBOX_STRIPE if sandbox else "stripe")
 
 
 def provider_for(tenant: TenantLike) -> PaymentProvider:

@@ -64,9 +64,9 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
 class StripePayments:
     """One Stripe account (a tenant's, or the sandbox's fake Stripe), as the portal's payment protocol."""
 
-    name = "stripe"
-
-    def __init__(self, api_key: str, *, endpoint: str = STRIPE_API, timeout: float = 20.0) -> None:
+    def __init__(self, api_key: str, *, endpoint: str = STRIPE_API, timeout: float = 20.0,
+                 name: str = "stripe") -> None:
+        self.name = name  # stored beside every id: a sandbox account's ids are not Stripe's
         self._client = stripe.StripeClient(
             api_key, base_addresses={"api": endpoint.rstrip("/")}, max_network_retries=0,
             http_client=stripe.RequestsClient(timeout=timeout))
