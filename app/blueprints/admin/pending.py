@@ -13,7 +13,6 @@ PENDING = {
     "overdue": "/overdue",
     "extend_grace": "/subscriptions/<int:subscription_id>/grace",
     "billing_settings": "/billing",
-    "payment_settings": "/billing/stripe",
     "usage_upload": "/usage",
 }
 

@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("billing", __name__)
 
-from app.blueprints.billing import pending  # noqa: E402, F401  (routes register themselves on bp)
+from app.blueprints.billing import methods, pending  # noqa: E402, F401  (routes register themselves on bp)

@@ -10,11 +10,6 @@ PENDING = {
     "invoice": "/billing/invoices/<int:invoice_id>",
     "invoice_pdf": "/billing/invoices/<int:invoice_id>.pdf",
     "pay": "/billing/invoices/<int:invoice_id>/pay",
-    "methods": "/billing/payment-methods",
-    "add_method": "/billing/payment-methods/add",
-    "method_added": "/billing/payment-methods/added",
-    "make_default": "/billing/payment-methods/<int:method_id>/default",
-    "remove_method": "/billing/payment-methods/<int:method_id>/remove",
     "usage": "/subscriptions/<int:subscription_id>/usage",
 }
 
