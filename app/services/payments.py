@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy import select
@@ -63,6 +64,20 @@ def stripe_adapter(api_key: str, *, sandbox: bool = False) -> StripePayments:
     endpoint = config["SANDBOX_STRIPE_URL"] if sandbox else config.get("STRIPE_API_URL") or "https://api.stripe.com"
     return StripePayments(api_key, endpoint=endpoint, timeout=float(config.get("CLOUD_TIMEOUT", 15.0)),
                           name=SANDBOX_STRIPE if sandbox else "stripe")
+
+
+STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
+
+
+def hosted_page_origin(tenant: TenantLike) -> str | None:
+    """Where this tenant's hosted card page lives (a page whose form leads there must allow it in its
+    Content-Security-Policy `form-action`: browsers apply it to the redirect too); None for the in-process one."""
+    if own_secret_key(tenant):
+        return STRIPE_CHECKOUT_ORIGIN
+    if url := current_app.config.get("SANDBOX_STRIPE_URL"):
+        parts = urlsplit(str(url))
+        return f"{parts.scheme}://{parts.netloc}"
+    return None
 
 
 def provider_for(tenant: TenantLike) -> PaymentProvider:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from flask import Response, abort, flash, g, redirect, render_template, request, url_for
+from flask import Response, abort, flash, g, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
@@ -13,9 +13,11 @@ from app.domain.billing import SetupStatus
 from app.selectors.payment_methods import customer_cards
 from app.services import payment_methods
 from app.services.errors import NotFound, ServiceError
+from app.services.payments import hosted_page_origin
 from app.web import htmx
 from app.web.access import current_actor, customer_required, not_while_impersonating
 from app.web.redirects import safe_next
+from app.web.security import CONTENT_SECURITY_POLICY
 
 WHAT = "payment methods"
 
@@ -36,12 +38,18 @@ def _invoice_id() -> int | None:
 
 @bp.get("/billing/payment-methods")
 @customer_required
-def methods() -> str:
+def methods() -> Response:
     cards = customer_cards(g.tenant, current_user)
     last_card_problem = payment_methods.removal_problem(g.tenant, current_user) if len(cards) == 1 else None
-    return render_template("billing/methods.html", cards=cards, form=CsrfForm(), today=now(),
-                           next_url=safe_next(request.args.get("next")), invoice_id=_invoice_id(),
-                           last_card_problem=last_card_problem)
+    response = make_response(render_template(
+        "billing/methods.html", cards=cards, form=CsrfForm(), today=now(), next_url=safe_next(request.args.get("next")),
+        invoice_id=_invoice_id(), last_card_problem=last_card_problem))
+    # "Add a card" is a form whose answer redirects to the provider's page: browsers check that redirect
+    # against form-action, so this page (only) allows the provider's origin there.
+    if origin := hosted_page_origin(g.tenant):
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
+            "form-action 'self'", f"form-action 'self' {origin}")
+    return response
 
 
 @bp.post("/billing/payment-methods/add")
