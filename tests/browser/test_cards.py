@@ -103,3 +103,53 @@ def test_a_paid_order_waits_for_a_card_and_keeps_its_choices(page: Page, watch: 
     order_form(page).get_by_role("button", name="Place order").click()
     expect(page.get_by_role("status")).to_contain_text("Your order is placed")
     assert watch.problems() == []
+
+
+def test_the_fake_stripe_webhook_saves_the_card_when_the_customer_never_comes_back(live_server: LiveServer) -> None:
+    """No browser: the hosted page is filled in over HTTP, and the customer never returns to the portal. The
+    fake Stripe's signed webhooks (each sent twice) reach the live portal, which saves the card once."""
+    import time
+
+    import requests
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.models import PaymentMethod, Tenant, User, WebhookEvent
+    from app.services.actors import Actor
+    from app.services.payment_methods import start_setup
+
+    def control(path: str, payload: dict[str, object]) -> None:
+        requests.post(f"{stripe_url}/_control/{path}", json=payload, timeout=5).raise_for_status()
+
+    email = new_customer(live_server)
+    stripe_url = str(live_server.app.config["SANDBOX_STRIPE_URL"])
+    control("webhook", {"url": live_server.url_for("/webhooks/stripe/{account}")})
+    control("duplicates", {"on": True})
+    try:
+        with live_server.app.app_context():
+            tenant = db.session.scalar(select(Tenant).where(Tenant.slug == "default"))
+            user = db.session.scalar(select(User).where(User.email == email))
+            url = start_setup(tenant=tenant, actor=Actor(user),
+                              return_url=live_server.url_for("/billing/payment-methods/added"))
+            user_id = user.id
+            db.session.remove()
+        typed = requests.post(url, data={"number": "5555 5555 5555 4444", "expiry": "01/33", "cvc": "321"},
+                              allow_redirects=False, timeout=10)
+        assert typed.status_code == 303
+        deadline = time.monotonic() + 15
+        while True:
+            with live_server.app.app_context():
+                cards = db.session.scalars(select(PaymentMethod).where(PaymentMethod.user_id == user_id)).all()
+                events = db.session.scalar(select(func.count()).select_from(WebhookEvent)
+                                           .where(WebhookEvent.type == "checkout.session.completed"))
+                db.session.remove()
+            # setup_intent.succeeded may save the card first; checkout.session.completed then finds it saved.
+            if (cards and events) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert [(c.brand, c.last4, c.exp_month, c.exp_year, c.is_default) for c in cards] == [
+            ("mastercard", "4444", 1, 2033, True)]
+        assert events == 1  # each event was delivered twice, and recorded once
+    finally:
+        control("duplicates", {"on": False})
+        control("webhook", {"url": None})
