@@ -95,7 +95,8 @@ def _sandbox_clouds(*, quiet: bool) -> list[Any]:
         for cloud in clouds:
             cloud.server.RequestHandlerClass = QuietSuccessHandler
     click.echo(f"Sandbox clouds: Hetzner API at {config['SANDBOX_HETZNER_URL']}, "
-               f"DigitalOcean API at {config['SANDBOX_DIGITALOCEAN_URL']}")
+               f"DigitalOcean API at {config['SANDBOX_DIGITALOCEAN_URL']}, "
+               f"Stripe API at {config['SANDBOX_STRIPE_URL']}")
     return clouds
 
 
@@ -136,11 +137,13 @@ def worker_command(workers: int) -> None:
 @click.command("fake-clouds")
 @click.option("--hetzner-port", default=8701, show_default=True)
 @click.option("--digitalocean-port", default=8702, show_default=True)
-def fake_clouds_command(hetzner_port: int, digitalocean_port: int) -> None:
+@click.option("--stripe-port", default=8703, show_default=True)
+def fake_clouds_command(hetzner_port: int, digitalocean_port: int, stripe_port: int) -> None:
     """Serve the sandbox clouds' fake APIs on 127.0.0.1, for web and worker processes started separately.
 
     Point them at it with SANDBOX_HETZNER_URL=http://127.0.0.1:8701/v1 and
-    SANDBOX_DIGITALOCEAN_URL=http://127.0.0.1:8702/v2/.
+    SANDBOX_DIGITALOCEAN_URL=http://127.0.0.1:8702/v2/ and SANDBOX_STRIPE_URL=http://127.0.0.1:8703 (its
+    webhooks go to the portal on $PUBLIC_PORT, when set).
     """
     import threading
 
@@ -149,8 +152,9 @@ def fake_clouds_command(hetzner_port: int, digitalocean_port: int) -> None:
     from app.sandbox import start_sandbox_clouds
 
     clouds = start_sandbox_clouds(dict(current_app.config), hetzner_port=hetzner_port,
-                                  digitalocean_port=digitalocean_port)
-    click.echo(f"Hetzner API: {clouds[0].url}/v1   DigitalOcean API: {clouds[1].url}/v2/   (Ctrl+C to stop)")
+                                  digitalocean_port=digitalocean_port, stripe_port=stripe_port)
+    click.echo(f"Hetzner API: {clouds[0].url}/v1   DigitalOcean API: {clouds[1].url}/v2/   "
+               f"Stripe API: {clouds[2].url}   (Ctrl+C to stop)")
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

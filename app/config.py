@@ -15,10 +15,13 @@ ENVIRONMENTS = ("development", "production", "testing")
 
 # Secrets and sandbox endpoints: unset unless given.
 CLOUD_SETTINGS = ("CREDENTIALS_KEY", "HETZNER_TOKEN", "DIGITALOCEAN_TOKEN", "SANDBOX_HETZNER_URL",
-                  "SANDBOX_DIGITALOCEAN_URL")
+                  "SANDBOX_DIGITALOCEAN_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "SANDBOX_STRIPE_URL")
 # The real APIs, used with a tenant's own token.
 CLOUD_ENDPOINTS = {"HETZNER_API_URL": "https://api.hetzner.cloud/v1",
-                   "DIGITALOCEAN_API_URL": "https://api.digitalocean.com/v2/"}
+                   "DIGITALOCEAN_API_URL": "https://api.digitalocean.com/v2/",
+                   "STRIPE_API_URL": "https://api.stripe.com",
+                   # What the sandbox's fake Stripe signs its webhooks with (not a secret: it never leaves the machine).
+                   "SANDBOX_STRIPE_WEBHOOK_SECRET": "whsec_sandbox_local"}
 
 
 class ConfigError(RuntimeError):
@@ -77,7 +80,7 @@ def _hosts(value: str) -> frozenset[str]:
     return frozenset(name for name in names if name)
 
 
-SANDBOX_URLS = ("SANDBOX_HETZNER_URL", "SANDBOX_DIGITALOCEAN_URL")
+SANDBOX_URLS = ("SANDBOX_HETZNER_URL", "SANDBOX_DIGITALOCEAN_URL", "SANDBOX_STRIPE_URL")
 SANDBOX_FILE = "sandbox_clouds.json"  # written by `flask up` while it serves the sandbox clouds
 
 

@@ -34,14 +34,17 @@ def post_form(client: FlaskClient, path: str, data: dict[str, object] | None = N
     return client.post(path, data=payload, **kwargs)
 
 
-def complete_profile(user) -> None:  # type: ignore[no-untyped-def]
-    """Give `user` a billing profile complete enough to order."""
+def complete_profile(user, *, card: bool = True) -> None:  # type: ignore[no-untyped-def]
+    """Give `user` what ordering asks for: a complete billing profile and (unless `card=False`) a saved card."""
     from app.extensions import db
     from app.models import CustomerProfile
+    from tests import factories
 
     db.session.add(CustomerProfile(user_id=user.id, full_name=user.name, billing_email=user.email,
                                    address="Hauptstrasse 1", city="Berlin", country="DE"))
     db.session.commit()
+    if card:
+        factories.payment_method(user.tenant, user)
 
 
 _LINK = re.compile(r"https?://[^/\s]+(/(?:reset-password|confirm-email)/[^\s<>\"]+)")

@@ -56,6 +56,7 @@ def test_a_real_consumer_provisions_an_order(worker_app):
         customer = factories.user(tenant)
         db.session.add(CustomerProfile(user_id=customer.id, full_name="W", billing_email="w@example.com",
                                        address="Road 1", city="Town", country="DE"))
+        factories.payment_method(tenant, customer)
         plan = factories.plan(tenant)
         subscription = ordering.place_order(tenant=tenant, actor=Actor(customer), plan_id=plan.id,
                                             requested_config={}, quantity=1, auto_backorder=False,

@@ -44,9 +44,10 @@ def serve(app: object, port: int = 0) -> FakeServer:
     return FakeServer(server, thread)
 
 
-def start_sandbox_clouds(config: dict[str, object], *, hetzner_port: int = 0, digitalocean_port: int = 0
-                         ) -> list[FakeServer]:
-    """Serve both fake APIs (demo state: one combination sold out each) and point the sandbox URLs at them."""
+def start_sandbox_clouds(config: dict[str, object], *, hetzner_port: int = 0, digitalocean_port: int = 0,
+                         stripe_port: int = 0) -> list[FakeServer]:
+    """Serve the fake APIs (demo state: one combination sold out each cloud; the fake Stripe) and point the
+    sandbox URLs at them. The fake Stripe sends its webhooks to the portal on PUBLIC_PORT, when known."""
     from app.sandbox.digitalocean_api import DigitalOceanFake
     from app.sandbox.hetzner_api import HetznerFake
 
@@ -56,4 +57,17 @@ def start_sandbox_clouds(config: dict[str, object], *, hetzner_port: int = 0, di
     digitalocean = serve(DigitalOceanFake(demo=True, **timings), digitalocean_port)
     config["SANDBOX_HETZNER_URL"] = hetzner.url + "/v1"
     config["SANDBOX_DIGITALOCEAN_URL"] = digitalocean.url + "/v2/"
-    return [hetzner, digitalocean]
+    return [hetzner, digitalocean, start_sandbox_stripe(config, stripe_port)]
+
+
+def start_sandbox_stripe(config: dict[str, object], port: int = 0) -> FakeServer:
+    """Serve the fake Stripe API and point SANDBOX_STRIPE_URL at it."""
+    from app.sandbox.stripe_api import StripeFake
+
+    public_port = config.get("PUBLIC_PORT")
+    webhook_url = f"http://127.0.0.1:{public_port}/webhooks/stripe/{{account}}" if public_port else None
+    fake = StripeFake(webhook_url=webhook_url,
+                      webhook_secret=str(config.get("SANDBOX_STRIPE_WEBHOOK_SECRET") or "whsec_sandbox_local"))
+    stripe = serve(fake, port)
+    config["SANDBOX_STRIPE_URL"] = stripe.url
+    return stripe

@@ -33,7 +33,7 @@ from app.extensions import db
 from app.models import Backorder, Plan, Subscription, SubscriptionItem, TenantLike, User
 from app.providers.base import ErrorKind, ProviderError
 from app.selectors.ssh_keys import KeyRow, chosen_keys
-from app.services import availability_cache, events, work
+from app.services import availability_cache, events, payment_methods, work
 from app.services.actors import Actor
 from app.services.errors import InvalidInput, NotFound, ServiceError
 from app.services.work import Job
@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 class ProfileIncomplete(ServiceError):
     """Ordering needs a complete billing profile first."""
+
+
+class PaymentMethodRequired(ServiceError):
+    """A paid plan needs a saved card first (free plans never ask)."""
 
 
 class ConfigInvalid(InvalidInput):
@@ -191,6 +195,9 @@ def place_order(*, tenant: TenantLike, actor: Actor, plan_id: int, requested_con
                 ssh_key_ids: Sequence[int] = ()) -> Subscription:
     """Order `plan_id` for the acting customer; the same `idempotency_key` always gives the same subscription.
 
+    The customer needs a complete billing profile (ProfileIncomplete) and, for a plan with a price, a saved
+    card (PaymentMethodRequired).
+
     A server plan's servers are named after `hostname` (a readable name is made up when it is None) and get
     the customer's keys `ssh_key_ids`; a name taken in the tenant, a key that is not the customer's, or no key
     on DigitalOcean raise InvalidInput naming the field (`hostname`, `ssh_keys`).
@@ -204,7 +211,9 @@ def place_order(*, tenant: TenantLike, actor: Actor, plan_id: int, requested_con
     if existing := _by_idempotency_key(tenant, idempotency_key):
         return _same_customer(existing, customer)
     _require_complete_profile(customer)
-    draft = draft_order(orderable_plan(tenant, plan_id), requested_config, quantity)
+    plan = orderable_plan(tenant, plan_id)
+    _require_card_for_paid_plan(tenant, customer, plan)
+    draft = draft_order(plan, requested_config, quantity)
     servers = _servers(tenant, customer, draft, hostname, ssh_key_ids)
     availability = check_availability(tenant, draft, live=True)  # never a kept answer: the order is real
     if not availability.available and (availability.permanent or not auto_backorder):
@@ -336,6 +345,11 @@ def _same_customer(subscription: Subscription, customer: User) -> Subscription:
 def _require_complete_profile(customer: User) -> None:
     if customer.profile is None or not customer.profile.is_complete:
         raise ProfileIncomplete("Please complete your billing profile before ordering.")
+
+
+def _require_card_for_paid_plan(tenant: TenantLike, customer: User, plan: Plan) -> None:
+    if plan.price_minor > 0 and not payment_methods.has_card(tenant, customer):
+        raise PaymentMethodRequired("Please add a card before ordering a paid plan.")
 
 
 def _queue_provisioning(subscription: Subscription) -> None:

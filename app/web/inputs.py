@@ -28,7 +28,7 @@ MAX_ID = 2**31 - 1
 FORM_MIMETYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Blueprints that read bodies of their own (a JSON API, webhooks) and check them themselves.
-ACCEPTS_OTHER_BODIES: frozenset[str | None] = frozenset()
+ACCEPTS_OTHER_BODIES: frozenset[str | None] = frozenset({"webhooks"})
 
 NOT_A_FORM = "This address accepts HTML form submissions only. Nothing was changed."
 NUL_REFUSED = "The request contains a character that is not allowed (NUL). Nothing was changed."

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import pytest
 from flask import Flask
 from huey.consumer import Consumer
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Route, WebError
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Route, WebError, expect
 from playwright.sync_api import Error as PlaywrightError
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -417,8 +417,8 @@ def csp_violations(watch: BrowserWatch) -> Callable[[], list[str]]:
 
 @pytest.fixture
 def ready_customer(live_server: LiveServer) -> tuple[str, str]:
-    """A fresh customer with a complete billing profile and an SSH key (preselected), so orders go straight to
-    the cloud, DigitalOcean's too."""
+    """A fresh customer with a complete billing profile, an SSH key (preselected) and a saved card, so orders go
+    straight to the cloud, DigitalOcean's too."""
     from sqlalchemy import select
 
     from app.extensions import db
@@ -438,8 +438,34 @@ def ready_customer(live_server: LiveServer) -> tuple[str, str]:
         save_profile(actor=Actor(user), full_name="Sol Doubt", billing_email=email, company="", address="Main St 1",
                      postal_code="10115", city="Berlin", country="DE")
         add_key(tenant=tenant, actor=Actor(user), public_key=ed25519_key("sol@laptop"))
+        save_card(live_server, tenant, user)
         db.session.remove()
     return email, password
+
+
+def save_card(live_server: LiveServer, tenant: Any, user: Any, number: str = "4242 4242 4242 4242") -> None:
+    """Save a card for `user` as the browser would: a setup, the card typed on the fake Stripe's hosted page,
+    the return page read back (in the live server's app context)."""
+    import requests
+
+    from app.services.payment_methods import finish_setup, start_setup
+
+    url = start_setup(tenant=tenant, actor=Actor(user),
+                      return_url=live_server.url_for("/billing/payment-methods/added"))
+    typed = requests.post(url, data={"number": number, "expiry": "12 / 34", "cvc": "123"}, allow_redirects=False,
+                          timeout=10)
+    assert typed.status_code == 303, typed.text
+    session_id = typed.headers["Location"].rsplit("session_id=", 1)[1]
+    assert finish_setup(tenant=tenant, actor=Actor(user), session_id=session_id).method is not None
+
+
+def type_card(page: Page, number: str, *, expiry: str = "12 / 34", cvc: str = "123") -> None:
+    """On the fake Stripe's hosted card page: type the card and save it."""
+    expect(page.get_by_role("heading", name="Save a card", level=1)).to_be_visible()
+    page.get_by_label("Card number").fill(number)
+    page.get_by_label("Expiry (MM / YY)").fill(expiry)
+    page.get_by_label("CVC").fill(cvc)
+    page.get_by_role("button", name="Save card").click()
 
 
 # --- accounts ------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from playwright.sync_api import Locator, Page, expect
 
+from tests.browser.conftest import type_card
 from tests.browser.test_journey import PROVISIONING_TIMEOUT, choose, fill_profile, nav, order_form
 from tests.sshkeys import ed25519_key
 
@@ -66,6 +67,12 @@ def test_register_confirm_add_a_key_order_a_named_server_rebuild_and_leave(
     keys = page.locator("table.keys")
     expect(keys).to_contain_text("SHA256:")
     fingerprint = keys.locator("code.fingerprint").first.inner_text()
+
+    # A card, for the paid plan: typed on the (fake) Stripe page.
+    page.goto("/billing/payment-methods")
+    page.get_by_role("button", name="Add a card").click()
+    type_card(page, "4242 4242 4242 4242")
+    expect(page.locator("table.cards")).to_contain_text("Visa ending in 4242")
 
     # Order Standard on Hetzner with a chosen name; the key is ticked already.
     page.goto("/")

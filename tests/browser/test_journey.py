@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.conftest import emailed_link
+from tests.browser.conftest import emailed_link, type_card
 
 if TYPE_CHECKING:
     from tests.browser.conftest import BrowserWatch, LiveServer
@@ -50,6 +50,17 @@ def fill_profile(page: Page) -> None:
     page.get_by_label("Postal code").fill("00100")
     page.get_by_label("City").fill("Helsinki")
     page.get_by_label("Country").select_option(label="Finland")
+
+
+def add_card_for_the_order(page: Page) -> None:
+    """At the card gate of a paid order: add a card on the (fake) Stripe page and come back to the order form."""
+    expect(page.get_by_role("heading", name="Payment methods", level=1)).to_be_visible()
+    expect(page.get_by_role("note")).to_have_text("Add a card to continue with your order: paid plans are charged "
+                                                  "to it.")
+    page.get_by_role("button", name="Add a card").click()
+    type_card(page, "4242 4242 4242 4242")
+    expect(page.get_by_role("status")).to_contain_text("Visa ending in 4242 saved as your default card.")
+    expect(page).to_have_url(re.compile(r"/order/\d+"))
 
 
 def order_form(page: Page) -> Locator:
@@ -112,6 +123,12 @@ def test_customer_orders_runs_and_cancels_a_server(page: Page, watch: BrowserWat
     expect(preview.locator("[data-recurring]")).to_contain_text("€9.90")
     expect(preview.locator("[data-due-now]")).to_contain_text("€9.90")
     expect(page.locator("#availability")).to_contain_text("Available now")
+    expect(order_form(page).get_by_label("Location")).to_have_value("hel1")
+    order_form(page).get_by_role("button", name="Place order").click()
+
+    # A paid plan needs a card: sent to add one on the payment provider's page, then back to the order.
+    add_card_for_the_order(page)
+    expect(order_heading).to_be_visible()
     expect(order_form(page).get_by_label("Location")).to_have_value("hel1")
     order_form(page).get_by_role("button", name="Place order").click()
 

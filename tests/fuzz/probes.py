@@ -69,7 +69,8 @@ GENERIC_QUERIES = (
 )
 
 # Known-good values of the routes' string parameters.
-STRING_PARAMS = {"provider": ("hetzner", "digitalocean"), "command": ("start", "stop", "restart")}
+STRING_PARAMS = {"provider": ("hetzner", "digitalocean"), "command": ("start", "stop", "restart"),
+                 "tenant_slug": ("default", "other")}
 
 # A valid form for each endpoint that takes one; hostile values replace one field at a time.
 FORMS: dict[str, Callable[[World, dict[str, str]], dict[str, str | Value]]] = {

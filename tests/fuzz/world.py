@@ -98,6 +98,7 @@ def _customer(tenant: Tenant, email: str) -> User:
     db.session.add(CustomerProfile(user_id=user.id, full_name=user.name, billing_email=user.email,
                                    address="Hauptstrasse 1", city="Berlin", country="DE"))
     db.session.commit()
+    factories.payment_method(tenant, user, default=False)  # paid plans are ordered with a card saved
     return user
 
 

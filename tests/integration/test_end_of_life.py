@@ -82,6 +82,7 @@ def buyer(tenant, customer) -> Actor:  # type: ignore[no-untyped-def]
     db.session.add(CustomerProfile(user_id=customer.id, full_name="Casey", billing_email="c@example.com",
                                    address="Road 1", city="Berlin", country="DE"))
     db.session.commit()
+    factories.payment_method(tenant, customer)
     return Actor(customer)
 
 

@@ -70,6 +70,7 @@ def buyer(tenant, customer):
     db.session.add(CustomerProfile(user_id=customer.id, full_name="Casey", billing_email="c@example.com",
                                    address="Road 1", city="Berlin", country="DE"))
     db.session.commit()
+    factories.payment_method(tenant, customer)
     return Actor(customer)
 
 
@@ -268,6 +269,7 @@ def test_row31_each_tenant_uses_only_its_own_account(tenant, other_tenant, buyer
     db.session.add(CustomerProfile(user_id=stranger.id, full_name="S", billing_email="s@example.com",
                                    address="Way 2", city="Oslo", country="NO"))
     db.session.commit()
+    factories.payment_method(other_tenant, stranger)
     foreign = order(other_tenant, Actor(stranger), factories.plan(other_tenant), key="theirs")
     settle(foreign.id)
     own = [s["labels"]["portal-tenant"] for s in fakes["real_hetzner"].state()["servers"]]

@@ -26,12 +26,14 @@ BOOT_SECONDS = 8.0  # SandboxCloud's default boot time
 _keys = itertools.count(1)
 
 
-def complete_profile(user: User) -> CustomerProfile:
-    """A billing profile with every field ordering needs."""
+def complete_profile(user: User, *, card: bool = True) -> CustomerProfile:
+    """A billing profile with every field ordering needs, and (unless `card=False`) a saved card for paid plans."""
     profile = CustomerProfile(user_id=user.id, full_name=user.name, billing_email=user.email,
                               address="Bahnhofstrasse 1", postal_code="8001", city="Zürich", country="CH")
     db.session.add(profile)
     db.session.commit()
+    if card:
+        factories.payment_method(user.tenant, user)
     return profile
 
 

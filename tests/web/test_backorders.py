@@ -24,6 +24,7 @@ def waiting(tenant, customer, clock):
     db.session.add(CustomerProfile(user_id=customer.id, full_name="C", billing_email="c@example.com",
                                    address="Road 1", city="Berlin", country="DE"))
     db.session.commit()
+    factories.payment_method(tenant, customer)
     plan = factories.plan(tenant, allow_customer_location_selection=True)
     sandbox_for(tenant.id, "hetzner", now).set_capacity("cx22", "hel1", 0)
     subscription = ordering.place_order(tenant=tenant, actor=Actor(customer), plan_id=plan.id,

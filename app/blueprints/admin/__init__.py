@@ -9,8 +9,8 @@ from app.blueprints.admin import (  # noqa: E402, F401  (routes register themsel
     emails,
     invoice_documents,
     invoices,
-    pending,
     routes,
+    stripe_settings,
     subscriptions,
     usage,
 )

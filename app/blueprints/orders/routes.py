@@ -116,9 +116,10 @@ def create(plan_id: int) -> Response | tuple[str, int]:
         )
     except ordering.ProfileIncomplete:
         # The profile form explains why the customer is there (its note for `next`): no flash on top.
-        back = url_for("orders.new", plan_id=plan.id, quantity=form.quantity.data, **form.requested_config(),
-                       **_access(plan, form))
-        return redirect(url_for("account.profile", next=back), 303)
+        return redirect(url_for("account.profile", next=_back_to_form(plan, form)), 303)
+    except ordering.PaymentMethodRequired:
+        # As with the profile: the payment methods page says why (its note for `next`), then comes back here.
+        return redirect(url_for("billing.methods", next=_back_to_form(plan, form)), 303)
     except ordering.ConfigInvalid as error:
         _attach(form, error.errors)
         return _page(plan, form, _keys(plan), 400)
@@ -131,6 +132,12 @@ def create(plan_id: int) -> Response | tuple[str, int]:
     # itself, from the subscription's state: a flash saying so would outlive it.
     flash("Thank you! Your order is placed.", "success")
     return redirect(url_for("subscriptions.detail", subscription_id=subscription.id), 303)
+
+
+def _back_to_form(plan: Plan, form: OrderForm) -> str:
+    """The order form again with every choice kept, for a gate (profile, card) to send the customer back to."""
+    return url_for("orders.new", plan_id=plan.id, quantity=form.quantity.data, **form.requested_config(),
+                   **_access(plan, form))
 
 
 def _hostname(form: OrderForm) -> str | None:
