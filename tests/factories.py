@@ -112,9 +112,16 @@ def invoice(subscription_: Subscription, *, status: InvoiceStatus = InvoiceStatu
 
 
 def payment_method(tenant: Tenant, user: User, *, provider: str = "sandbox", default: bool = True,
-                   **values: Any) -> PaymentMethod:
-    """A saved Visa ending in 4242 (not known to any payment provider: for pages, not for charges)."""
-    values = {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": now().year + 3, **values}
-    return _save(PaymentMethod(tenant_id=tenant.id, user_id=user.id, provider=provider,
-                               external_id=f"pm_test{next(_seq):08d}", is_default=default, created_at=now(),
-                               **values))
+                   number: str = "4242424242424242", **values: Any) -> PaymentMethod:
+    """A saved card (a Visa ending in 4242 unless told), known to the in-process payment sandbox as the test card
+    `number`, so the billing run can charge it as it would a card saved on the hosted page."""
+    from app.providers.payments.base import Card
+    from app.sandbox.payments import ledger
+
+    values = {"brand": "visa", "last4": number[-4:], "exp_month": 12, "exp_year": now().year + 3, **values}
+    external_id = f"pm_test{next(_seq):08d}"
+    if provider == "sandbox":
+        ledger(tenant.id).cards[external_id] = (number, Card(external_id, values["brand"], values["last4"],
+                                                             values["exp_month"], values["exp_year"]))
+    return _save(PaymentMethod(tenant_id=tenant.id, user_id=user.id, provider=provider, external_id=external_id,
+                               is_default=default, created_at=now(), **values))

@@ -150,6 +150,16 @@ def _chosen_method(user: User, payment_method_id: int | None) -> PaymentMethod:
 
 # --- the provider's webhooks -----------------------------------------------------------------------------------
 
+def _attempt_named_in(tenant: TenantLike, data: dict[str, object]) -> Payment | None:
+    """The pending attempt whose id the charge carries in its metadata (set when it was sent), or None."""
+    metadata = data.get("metadata")
+    payment_id = str(metadata.get("payment_id", "")) if isinstance(metadata, dict) else ""
+    if not payment_id.isdigit() or len(payment_id) > 12:
+        return None
+    return db.session.scalar(select(Payment).where(Payment.tenant_id == tenant.id, Payment.id == int(payment_id),
+                                                   Payment.external_id.is_(None)))
+
+
 def on_payment_event(tenant: TenantLike, event: ProviderEvent) -> str:
     """Settle the attempt a webhook is about: payment_intent.succeeded, payment_intent.payment_failed or
     charge.refunded, found by the charge's id at the provider. Idempotent: an event about an attempt already
@@ -163,6 +173,8 @@ def on_payment_event(tenant: TenantLike, event: ProviderEvent) -> str:
         return "ignored: the event names no charge"
     payment = db.session.scalar(select(Payment).where(Payment.tenant_id == tenant.id,
                                                       Payment.external_id == external_id))
+    if payment is None and event.type != "charge.refunded":  # its answer was lost: the charge names the attempt
+        payment = _attempt_named_in(tenant, data)
     if payment is None:
         db.session.rollback()
         return f"ignored: no payment {external_id}"

@@ -21,7 +21,7 @@ from app.extensions import db
 from app.models import PaymentSetup, Tenant, WebhookEvent
 from app.providers.payments.base import PaymentError, ProviderEvent
 from app.selectors.tenants import tenant_by_slug
-from app.services import payment_methods
+from app.services import collection, payment_methods
 from app.services.actors import Actor
 from app.services.errors import InvalidInput, NotFound, ServiceError
 from app.services.payments import provider_for, webhook_secret
@@ -69,6 +69,10 @@ def _setup_intent_succeeded(tenant: Tenant, event: ProviderEvent) -> str:
 HANDLERS: dict[str, Callable[[Tenant, ProviderEvent], str]] = {
     "checkout.session.completed": _setup_completed,
     "setup_intent.succeeded": _setup_intent_succeeded,
+    # A charge that settled later than its answer (or whose answer was lost), and refunds: collection settles it.
+    "payment_intent.succeeded": collection.on_payment_event,
+    "payment_intent.payment_failed": collection.on_payment_event,
+    "charge.refunded": collection.on_payment_event,
 }
 
 

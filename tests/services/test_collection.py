@@ -82,7 +82,7 @@ def test_a_declined_card_is_retried_on_day_3_5_and_7_then_no_more(tenant, custom
     assert fresh(invoice).next_attempt_at == start + timedelta(days=3)
     [failed] = emails("payment_failed")
     assert "Reason: " in failed.text_body and "try again on" in failed.text_body
-    assert f"/billing/payment-methods/add?invoice={invoice.id}&next=/billing/invoices/{invoice.id}" \
+    assert f"/billing/payment-methods?invoice={invoice.id}&next=/billing/invoices/{invoice.id}" \
         in failed.text_body
 
     clock.advance(days=2)

@@ -58,7 +58,7 @@ def test_declined_then_suspended_on_day_14_then_paid_with_a_good_card_and_reinst
         tenant, customer, active_subscription, overdue, sandbox, clock):
     start = clock.now()
     summaries = run_days(clock, start, [0, 1, 3, 5, 7, 13])
-    assert [s.startswith("collection: 0 paid, 1 declined") for s in summaries] == [True, False, True, True, True,
+    assert ["collection: 0 paid, 1 declined" in s for s in summaries] == [True, False, True, True, True,
                                                                                    False]
     assert reloaded(active_subscription).status is SubscriptionStatus.ACTIVE
     assert power(sandbox, clock) is PowerState.RUNNING
@@ -80,9 +80,11 @@ def test_declined_then_suspended_on_day_14_then_paid_with_a_good_card_and_reinst
     assert reloaded(active_subscription).status is SubscriptionStatus.ACTIVE
     assert events_of(active_subscription, "reinstate")[0].data["by"] == "collection"
     assert power(sandbox, clock) is PowerState.RUNNING
-    receipt = db.session.scalar(select(EmailMessage).where(EmailMessage.event == "payment_received"))
-    assert "reinstated" in receipt.text_body
-    assert len(SandboxPayments(tenant.id).succeeded_charges) == 1
+    receipt = db.session.scalar(select(EmailMessage).where(EmailMessage.event == "payment_received")
+                                .order_by(EmailMessage.id.desc()))
+    assert overdue.number in receipt.text_body and "reinstated" in receipt.text_body
+    # The first invoice, paid with the card saved before ordering when the server was ready, and this one.
+    assert len(SandboxPayments(tenant.id).succeeded_charges) == 2
     assert "dunning: 0 suspended" in run_days(clock, start, [16])[0]
 
 

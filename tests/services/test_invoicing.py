@@ -232,9 +232,10 @@ def test_one_failing_invoice_does_not_hold_up_the_others(tenant, customer, subsc
     assert [i.number for i in invoices()] == ["INV-2026-000002", "INV-2026-000001"]
 
 
-def test_a_paid_subscription_is_invoiced_as_soon_as_it_is_delivered(active_subscription, customer):
+def test_a_paid_subscription_is_invoiced_and_charged_as_soon_as_it_is_delivered(active_subscription, customer):
     [invoice] = invoices(Invoice.user_id == customer.id)
-    assert invoice.status is InvoiceStatus.OPEN and invoice.total_minor == active_subscription.price_minor
+    assert invoice.total_minor == active_subscription.price_minor
+    assert invoice.status is InvoiceStatus.PAID and invoice.amount_due_minor == 0  # the card saved before ordering
 
 
 def test_free_plans_are_never_invoiced(tenant, customer, profile, sandbox, clock):

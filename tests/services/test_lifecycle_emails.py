@@ -19,14 +19,15 @@ from app.services.errors import InvalidInput
 from tests import factories
 from tests.services.conftest import boot, place
 
-SETUP_EVENTS = (Event.SERVER_READY.value, Event.INVOICE_ISSUED.value)  # of setting a subscription up
+# Of setting a subscription up: its server is ready, its first invoice issued and paid.
+SETUP_EVENTS = (Event.SERVER_READY.value, Event.INVOICE_ISSUED.value, Event.PAYMENT_RECEIVED.value)
 
 
 def outbox(app):  # type: ignore[no-untyped-def]
     """The emails sent, but the "server ready" ones of setting the subscriptions up (provisioning sends those)
-    and the first invoices (the billing run sends those)."""
+    and the first invoices with their receipts (the billing run sends those)."""
     return [sent for sent in app.extensions["mailman"].outbox
-            if not sent.subject.endswith(" is ready") and not sent.subject.startswith("Invoice ")]
+            if not sent.subject.endswith(" is ready") and not sent.subject.startswith(("Invoice ", "Receipt: "))]
 
 
 def logged(subscription: Subscription) -> list[tuple[str, EmailStatus]]:

@@ -16,8 +16,16 @@ from app.domain.subscriptions import SubscriptionStatus
 from app.extensions import db
 from app.models import BalanceEntry, CreditNote, Invoice
 from tests import factories
-from tests.helpers import post_form
+from tests.helpers import complete_profile, post_form
 from tests.querycount import count_queries
+
+
+@pytest.fixture
+def logged_in(client, customer, auth):  # type: ignore[no-untyped-def]
+    """The customer, with a complete billing profile and no card yet (each test saves the cards it shows)."""
+    complete_profile(customer, card=False)
+    auth.login(customer.email)
+    return customer
 
 
 @pytest.fixture

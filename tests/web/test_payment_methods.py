@@ -246,12 +246,20 @@ def test_a_bad_or_stale_signature_is_refused_and_changes_nothing(client, tenant,
     assert live_cards(shopper) == [] and count(WebhookEvent) == 0
 
 
-def test_events_not_handled_yet_are_recorded(client, tenant, stripe_fake):
-    event = {"id": "evt_pi_1", "object": "event", "type": "payment_intent.succeeded",
-             "data": {"object": {"id": "pi_1", "object": "payment_intent"}}}
+def test_events_not_handled_are_recorded(client, tenant, stripe_fake):
+    event = {"id": "evt_cus_1", "object": "event", "type": "customer.updated",
+             "data": {"object": {"id": "cus_1", "object": "customer"}}}
     assert deliver(client, event).status_code == 200
     row = db.session.scalars(select(WebhookEvent)).one()
-    assert (row.type, row.outcome, row.processed_at) == ("payment_intent.succeeded", "not handled yet", None)
+    assert (row.type, row.outcome, row.processed_at) == ("customer.updated", "not handled yet", None)
+
+
+def test_a_payment_event_about_no_payment_of_ours_is_recorded_and_changes_nothing(client, tenant, stripe_fake):
+    event = {"id": "evt_pi_1", "object": "event", "type": "payment_intent.succeeded",
+             "data": {"object": {"id": "pi_1", "object": "payment_intent", "metadata": {"payment_id": "77"}}}}
+    assert deliver(client, event).status_code == 200
+    row = db.session.scalars(select(WebhookEvent)).one()
+    assert (row.type, row.outcome) == ("payment_intent.succeeded", "ignored: no payment pi_1")
 
 
 def test_an_unknown_tenant_is_not_found(client, tenant, stripe_fake):

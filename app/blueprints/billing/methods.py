@@ -9,9 +9,9 @@ from flask_wtf import FlaskForm
 
 from app.blueprints.billing import bp
 from app.clock import now
-from app.domain.billing import SetupStatus
+from app.domain.billing import PaymentStatus, SetupStatus
 from app.selectors.payment_methods import customer_cards
-from app.services import payment_methods
+from app.services import collection, payment_methods
 from app.services.errors import NotFound, ServiceError
 from app.services.payments import hosted_page_origin
 from app.web import htmx
@@ -94,7 +94,26 @@ def method_added() -> Response:
         return _back()
     flash(f"{outcome.method.brand.title()} ending in {outcome.method.last4} saved"
           f"{' as your default card' if outcome.method.is_default else ''}.", "success")
+    if outcome.invoice_id is not None:  # saved to pay an invoice with: pay it now
+        _pay_with(outcome.invoice_id, outcome.method.id)
     return _back(outcome.next_url or None)
+
+
+def _pay_with(invoice_id: int, method_id: int) -> None:
+    """Pay the invoice the card was added for, and say how it went."""
+    try:
+        payment = collection.pay_invoice(tenant=g.tenant, actor=current_actor(), invoice_id=invoice_id,
+                                         payment_method_id=method_id)
+    except ServiceError as error:
+        flash(error.message, "error")
+        return
+    if payment.status is PaymentStatus.SUCCEEDED:
+        flash("The invoice is paid with the new card. Thank you.", "success")
+    elif payment.status is PaymentStatus.FAILED:
+        flash(f"The new card was declined for the invoice: {payment.failure_message}", "error")
+    else:
+        flash("The payment with the new card is on its way; the invoice shows it once the provider confirms.",
+              "info")
 
 
 @bp.post("/billing/payment-methods/<int:method_id>/default")
