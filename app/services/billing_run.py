@@ -26,9 +26,9 @@ Step = Callable[..., str]  # step(as_of, *, user_id=None) -> summary
 
 
 def run(*, user_id: int | None = None) -> str:
-    """Every step once, as of now (the job's clock), for every customer or for `user_id` only."""
-    as_of = now()
-    return "; ".join(step(as_of, user_id=user_id) for step in steps())
+    """Every step once, for every customer or for `user_id` only, each as of the time it starts (the job's clock,
+    which runs on during the run): an invoice finalized by one step is due a payment by the next."""
+    return "; ".join(step(now(), user_id=user_id) for step in steps())
 
 
 def steps() -> tuple[Step, ...]:
