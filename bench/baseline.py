@@ -571,7 +571,8 @@ INVOICE_LABELS = {"draft": "Draft", "open": "Open", "paid": "Paid", "void": "Voi
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def bar_chart(title: str, points: list[tuple[str, int]], currency: str) -> dict[str, Any]:
+def bar_chart(title: str, points: list[tuple[str, int]], currency: str,
+              axis: list[tuple[str, str]]) -> dict[str, Any]:
     """The spend chart's geometry (app/domain/charts.py bar_chart, restated)."""
     width, height, left, bottom, top_margin = 640, 220, 64, 28, 12
     top = max((v for _, v in points), default=0)
@@ -580,12 +581,15 @@ def bar_chart(title: str, points: list[tuple[str, int]], currency: str) -> dict[
         while magnitude * 10 < top:
             magnitude *= 10
         ceiling = next(step * magnitude for step in (1, 2, 5, 10) if step * magnitude >= top)
-    plot, slot = height - bottom - top_margin, (width - left) / max(len(points), 1)
-    bars = [{"label": label, "text": money(value, currency), "x": left + i * slot + slot * 0.15,
-             "y": height - bottom - plot * value / ceiling, "width": slot * 0.7, "height": plot * value / ceiling}
-            for i, (label, value) in enumerate(points)]
+    plot = height - bottom - top_margin
     ticks = [{"text": money(v, currency), "y": height - bottom - plot * v / ceiling}
              for v in sorted({round(ceiling * step / 4) for step in range(5)})]
+    left = max(left, 12 + 7 * max(len(tick["text"]) for tick in ticks))
+    slot = (width - left) / max(len(points), 1)
+    bars = [{"label": label, "text": money(value, currency), "x": left + i * slot + slot * 0.15,
+             "y": height - bottom - plot * value / ceiling, "width": slot * 0.7, "height": plot * value / ceiling,
+             "axis_label": axis[i][0], "axis_note": axis[i][1]}
+            for i, (label, value) in enumerate(points)]
     return {"title": title, "bars": bars, "ticks": ticks, "width": width, "height": height, "left": left}
 
 
@@ -612,8 +616,10 @@ def billing_overview(conn: Connection, tenant_id: int, user_id: int, today: date
         elif row["kind"] == "card":
             card = {"brand": row["code"], "last4": row["text"], "exp_month": row["amount"] % 100,
                     "exp_year": row["amount"] // 100}
+    axis = [(MONTHS[m - 1], str(y) if i == 0 or m == 1 else "") for i, (y, m) in enumerate(months)]
     charts = [(currency, bar_chart(f"Billed per month in {currency}, last 12 months",
-                                   [(f"{MONTHS[m - 1]} {y}", totals.get((y, m), 0)) for y, m in months], currency))
+                                   [(f"{MONTHS[m - 1]} {y}", totals.get((y, m), 0)) for y, m in months], currency,
+                                   axis))
               for currency, totals in sorted(spend.items())]
     return {"invoices": invoices, "balances": sorted(balances), "card": card, "charts": charts}
 

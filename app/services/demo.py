@@ -19,7 +19,17 @@ from app.domain.pricing import add_periods, current_period
 from app.domain.subscriptions import SubscriptionStatus
 from app.domain.usage import record_period
 from app.extensions import db
-from app.models import Plan, Product, ServiceType, Subscription, Tenant, TenantHost, UsageRecord, User
+from app.models import (
+    BillingSettings,
+    Plan,
+    Product,
+    ServiceType,
+    Subscription,
+    Tenant,
+    TenantHost,
+    UsageRecord,
+    User,
+)
 from app.services import usage
 from app.services.actors import Actor
 from app.services.passwords import hash_password
@@ -94,8 +104,29 @@ def load_demo_data() -> DemoSummary:
     _nimbus_catalogue(summary, nimbus)
     _stratus_catalogue(summary, stratus)
     _metered_usage(summary, nimbus)
+    _billing(summary, nimbus, "Nimbus Cloud GmbH", "Hauptstrasse 1\n10115 Berlin", "DE", "DE123456789", "NIM")
+    _billing(summary, stratus, "Stratus Hosting Oy", "Mannerheimintie 1\n00100 Helsinki", "FI", "FI12345678", "STR")
     db.session.commit()
     return summary
+
+
+# EU standard VAT rates in basis points, for the demo tenants (an operator sets its own, checked with its adviser);
+# customers elsewhere ("*") are not charged VAT, and EU businesses abroad with a VAT id are reverse-charged.
+DEMO_TAX_RATES = {
+    "AT": 2000, "BE": 2100, "BG": 2000, "HR": 2500, "CY": 1900, "CZ": 2100, "DK": 2500, "EE": 2400, "FI": 2550,
+    "FR": 2000, "DE": 1900, "GR": 2400, "HU": 2700, "IE": 2300, "IT": 2200, "LV": 2100, "LT": 2100, "LU": 1700,
+    "MT": 1800, "NL": 2100, "PL": 2300, "PT": 2300, "RO": 2100, "SK": 2300, "SI": 2200, "ES": 2100, "SE": 2500,
+    "*": 0,
+}  # fmt: skip
+
+
+def _billing(summary: DemoSummary, tenant: Tenant, seller: str, address: str, country: str, vat_id: str,
+             prefix: str) -> None:
+    """The tenant as the seller on its invoices, with its invoice prefix and VAT rates."""
+    _get_or_add(summary, BillingSettings, f"{tenant.slug} billing settings", {"tenant_id": tenant.id},
+                seller_name=seller, seller_address=address, seller_country=country, seller_vat_id=vat_id,
+                invoice_prefix=prefix, tax_rates=DEMO_TAX_RATES, reverse_charge=True, payment_terms_days=0,
+                retry_days=[3, 5, 7], suspend_after_days=14, grace_days=30)
 
 
 def _get_or_add(summary: DemoSummary, model: type, label: str, lookup: dict[str, Any], **values: Any) -> Any:

@@ -203,10 +203,12 @@ def _renew(subscription: Subscription) -> None:
 def _charge(subscription: Subscription, kind: ChargeKind, description: str) -> None:
     if subscription.price_minor == 0:
         return  # free plans: nothing to charge, ever
+    quantity, price = subscription.quantity, subscription.price_minor
     db.session.add(Charge(
         tenant_id=subscription.tenant_id, subscription_id=subscription.id, user_id=subscription.user_id, kind=kind,
-        description=description[:200],
-        amount_minor=subscription.price_minor, currency=subscription.currency,
+        description=description[:200], quantity=quantity,
+        unit_amount_minor=price // quantity if price % quantity == 0 else None,  # the invoice line's unit price
+        amount_minor=price, currency=subscription.currency,
         period_start=subscription.current_period_start, period_end=subscription.current_period_end,
         created_at=now(),
     ))

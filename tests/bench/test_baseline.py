@@ -32,7 +32,10 @@ def test_the_bare_spend_chart_draws_what_the_portals_draws() -> None:
     from bench.baseline import bar_chart, money
 
     points = [("Jan 2026", 0), ("Feb 2026", 1178), ("Mar 2026", 23562), ("Apr 2026", 1)]
-    bare, portal = bar_chart("t", points, "EUR"), portal_chart("t", points, lambda v: money(v, "EUR"))
-    assert [(b["x"], b["y"], b["height"], b["text"]) for b in bare["bars"]] == [
-        (b.x, b.y, b.height, b.text) for b in portal.bars]
+    axis = [("Jan", "2026"), ("Feb", ""), ("Mar", ""), ("Apr", "")]
+    bare = bar_chart("t", points, "EUR", axis)
+    portal = portal_chart("t", points, lambda v: money(v, "EUR"), axis=axis)
+    assert bare["left"] == portal.left
+    assert [(b["x"], b["y"], b["height"], b["text"], b["axis_label"], b["axis_note"]) for b in bare["bars"]] == [
+        (b.x, b.y, b.height, b.text, b.axis_label, b.axis_note) for b in portal.bars]
     assert [(t["y"], t["text"]) for t in bare["ticks"]] == [(t.y, t.text) for t in portal.ticks]

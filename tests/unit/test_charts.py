@@ -31,3 +31,19 @@ def test_a_chart_of_nothing_is_empty_and_negative_values_are_refused():
     assert bar_chart("Spend", [], str).empty
     with pytest.raises(ValueError, match="negative"):
         bar_chart("Spend", [("Jan", -1)], str)
+
+
+def test_the_scale_gets_the_room_its_longest_label_needs():
+    narrow = bar_chart("Traffic", [("Aug", 1327)], lambda v: f"{v:,} GB")
+    wide = bar_chart("Snapshots", [("Aug", 60)], lambda v: f"{v:,} GB-month")
+    assert wide.left > narrow.left >= 64  # "100 GB-month" needs more room than "2,000 GB"
+    assert wide.bars[0].x > wide.left and wide.left - 6 >= 7 * len("100 GB-month")
+
+
+def test_a_monthly_chart_names_the_month_under_each_bar_and_the_year_where_it_starts_or_changes():
+    from app.domain.charts import monthly_chart
+
+    chart = monthly_chart("Spend", [202611, 202612, 202701, 202702], {202612: 990}, str)
+    assert [(bar.axis_label, bar.axis_note) for bar in chart.bars] == [
+        ("Nov", "2026"), ("Dec", ""), ("Jan", "2027"), ("Feb", "")]
+    assert [bar.label for bar in chart.bars] == ["Nov 2026", "Dec 2026", "Jan 2027", "Feb 2027"]
