@@ -37,6 +37,9 @@ def problems(response: TestResponse, *, htmx: bool, tenant_name: str, refusal: s
         found.append(f"X-Request-ID header is {request_id!r}")
     if status >= 400 and body and response.mimetype == "text/html":
         found += _error_page_problems(body, status, request_id, htmx=htmx, tenant_name=tenant_name)
+    title = re.search(r"<title>(.*?)</title>", body, re.S)
+    if title and "<" in title.group(1):
+        found.append(f"the page's title holds markup: {title.group(1)[:80]!r}")
     return found
 
 
