@@ -52,6 +52,7 @@ from app.models import (
     Impersonation,
     ImpersonationAction,
     Invoice,
+    PaymentMethod,
     Plan,
     Product,
     ServiceType,
@@ -215,6 +216,11 @@ class Builder:
                                               "address": f"{uid} Main Street", "postal_code": "10115",
                                               "city": "Berlin", "country": "DE", **stamp} for uid in ids))
         self.put(SshKey.__table__, [self.ssh_key(tenant_id, ids[2])])  # the orderer's
+        # The orderer's saved card: paid plans are ordered with one (the portal only checks that there is one).
+        self.put(PaymentMethod.__table__, [{"tenant_id": tenant_id, "user_id": ids[2], "provider": "sandbox",
+                                            "external_id": f"pm_bench{ids[2]}", "brand": "visa", "last4": "4242",
+                                            "exp_month": 12, "exp_year": 2034, "is_default": True,
+                                            "created_at": EPOCH}])
         return ids
 
     def ssh_key(self, tenant_id: int, user_id: int) -> dict[str, Any]:

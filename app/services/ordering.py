@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -30,10 +30,19 @@ from app.domain.server_names import name_problem, names, normalize, suggest, ten
 from app.domain.ssh_keys import CONFIG_KEY, MAX_KEYS_PER_SERVER, snapshot
 from app.domain.subscriptions import BackorderStatus, ItemStatus, SubscriptionStatus
 from app.extensions import db
-from app.models import Backorder, Plan, Subscription, SubscriptionItem, TenantLike, User
+from app.models import (
+    Backorder,
+    CustomerProfile,
+    PaymentMethod,
+    Plan,
+    Subscription,
+    SubscriptionItem,
+    TenantLike,
+    User,
+)
 from app.providers.base import ErrorKind, ProviderError
 from app.selectors.ssh_keys import KeyRow, chosen_keys
-from app.services import availability_cache, events, payment_methods, work
+from app.services import availability_cache, events, work
 from app.services.actors import Actor
 from app.services.errors import InvalidInput, NotFound, ServiceError
 from app.services.work import Job
@@ -210,9 +219,10 @@ def place_order(*, tenant: TenantLike, actor: Actor, plan_id: int, requested_con
     _check_idempotency_key(idempotency_key)
     if existing := _by_idempotency_key(tenant, idempotency_key):
         return _same_customer(existing, customer)
-    _require_complete_profile(customer)
+    has_card = _require_complete_profile(tenant, customer)
     plan = orderable_plan(tenant, plan_id)
-    _require_card_for_paid_plan(tenant, customer, plan)
+    if plan.price_minor > 0 and not has_card:
+        raise PaymentMethodRequired("Please add a card before ordering a paid plan.")
     draft = draft_order(plan, requested_config, quantity)
     servers = _servers(tenant, customer, draft, hostname, ssh_key_ids)
     availability = check_availability(tenant, draft, live=True)  # never a kept answer: the order is real
@@ -342,14 +352,23 @@ def _same_customer(subscription: Subscription, customer: User) -> Subscription:
     return subscription
 
 
-def _require_complete_profile(customer: User) -> None:
-    if customer.profile is None or not customer.profile.is_complete:
+# What an order asks of the customer, in one statement: their billing profile, and whether they saved a card.
+_PROFILE_AND_CARD = select(
+    CustomerProfile,
+    exists().where(PaymentMethod.tenant_id == bindparam("tenant_id"), PaymentMethod.user_id == CustomerProfile.user_id,
+                   PaymentMethod.removed_at.is_(None)).label("has_card"),
+).where(CustomerProfile.user_id == bindparam("user_id"))
+
+
+def _require_complete_profile(tenant: TenantLike, customer: User) -> bool:
+    """Raise ProfileIncomplete unless the customer's billing profile is complete; whether they have a saved card
+    (a paid plan needs one: PaymentMethodRequired)."""
+    found = db.session.execute(_PROFILE_AND_CARD, {"tenant_id": tenant.id, "user_id": customer.id}).first()
+    profile, has_card = found if found is not None else (None, False)
+    set_committed_value(customer, "profile", profile)  # read here: nothing loads it again
+    if profile is None or not profile.is_complete:
         raise ProfileIncomplete("Please complete your billing profile before ordering.")
-
-
-def _require_card_for_paid_plan(tenant: TenantLike, customer: User, plan: Plan) -> None:
-    if plan.price_minor > 0 and not payment_methods.has_card(tenant, customer):
-        raise PaymentMethodRequired("Please add a card before ordering a paid plan.")
+    return bool(has_card)
 
 
 def _queue_provisioning(subscription: Subscription) -> None:
