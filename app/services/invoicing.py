@@ -51,7 +51,7 @@ from app.models import (
 )
 from app.selectors.billing import settings_for
 from app.services.errors import NotFound
-from app.services.notifications import notify
+from app.services.notifications import Links, notify
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,10 @@ def _finalize_batch(ids: list[int]) -> list[Invoice]:
                       number=next(numbers[invoice.tenant_id]), customer=customers[invoice.user_id],
                       profile=profiles.get(invoice.user_id),
                       balance=balances.get((invoice.user_id, invoice.currency), 0), moment=moment)
+    db.session.flush()  # the batch's updates at once, before the emails
+    links = {tenant_id: Links(tenant) for tenant_id, tenant in tenants.items() if tenant is not None}
+    for invoice in invoices:  # each email links into its tenant's portal: the host is looked up once per batch
+        notify(Event.INVOICE_ISSUED, user=customers[invoice.user_id], invoice=invoice, link=links[invoice.tenant_id])
     db.session.commit()
     for invoice in invoices:
         log.info("invoice finalized", extra={"tenant_id": invoice.tenant_id, "invoice_id": invoice.id,
@@ -201,7 +205,6 @@ def _finalize_one(invoice: Invoice, lines: list[Charge], tenant: Tenant, setting
     else:
         invoice.status, invoice.paid_at, invoice.next_attempt_at = InvoiceStatus.PAID, moment, None
     invoice.emailed_at = moment
-    notify(Event.INVOICE_ISSUED, user=customer, invoice=invoice)
 
 
 def _locked_customers(invoices: list[Invoice]) -> dict[int, User]:
