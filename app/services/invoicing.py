@@ -175,11 +175,11 @@ def _finalize_batch(ids: list[int]) -> list[Invoice]:
     links = {tenant_id: Links(tenant) for tenant_id, tenant in tenants.items() if tenant is not None}
     for invoice in invoices:  # each email links into its tenant's portal: the host is looked up once per batch
         notify(Event.INVOICE_ISSUED, user=customers[invoice.user_id], invoice=invoice, link=links[invoice.tenant_id])
+    finalized = [{"tenant_id": invoice.tenant_id, "invoice_id": invoice.id, "number": invoice.number,
+                  "total": invoice.total_minor, "due": invoice.amount_due_minor} for invoice in invoices]
     db.session.commit()
-    for invoice in invoices:
-        log.info("invoice finalized", extra={"tenant_id": invoice.tenant_id, "invoice_id": invoice.id,
-                                             "number": invoice.number, "total": invoice.total_minor,
-                                             "due": invoice.amount_due_minor})
+    for extra in finalized:  # read before the commit, which expires the invoices
+        log.info("invoice finalized", extra=extra)
     return invoices
 
 
