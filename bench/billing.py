@@ -251,8 +251,9 @@ def working_copy(database: str) -> str:
     return url.set(database=copy).render_as_string(hide_password=False)
 
 
-def measure(database: str, rounds: int) -> bool:
-    """Run the comparison on `database`, print the figures; True when the goals are met."""
+def prepared(database: str) -> tuple[Flask, Recorder, int]:
+    """The portal on `database` with its clock at AS_OF, its statements counted, every tenant's billing
+    settings set; returns it, its recorder and how many charges a run makes due."""
     app = bench_app(database)
     app.extensions["clock"] = FrozenClock(AS_OF)
     recorder = Recorder()
@@ -263,6 +264,12 @@ def measure(database: str, rounds: int) -> bool:
             set_billing(conn)
             due = make_due(conn)
             undo(conn)
+    return app, recorder, due
+
+
+def measure(database: str, rounds: int) -> bool:
+    """Run the comparison on `database`, print the figures; True when the goals are met."""
+    app, recorder, due = prepared(database)
     portal = Side("portal", lambda: portal_invoicing(app), [])
     bare = Side("bare", lambda: bare_invoicing(app), [])
 
