@@ -4,10 +4,11 @@
 
 1. gather: each customer's uninvoiced charges whose period started by `as_of` go, per currency, into that
    customer's draft invoice, in one transaction. There is at most one draft per customer and currency (a
-   unique partial index): the missing drafts are inserted in one statement that leaves those there are (ON
-   CONFLICT DO NOTHING), the drafts are locked in id order, and the charges attached with one UPDATE per
-   BATCH drafts. Only uninvoiced charges are read (ix_charges_uninvoiced), so the work grows with what is
-   due, not with all charges; a rerun with nothing due costs one read.
+   unique partial index): the missing drafts are inserted in one INSERT ... SELECT that leaves those there
+   are (ON CONFLICT DO NOTHING); then, BATCH at a time in id order, the drafts are locked and the charges
+   attached with one UPDATE. Only uninvoiced charges are read (ix_charges_uninvoiced), so the work grows
+   with what is due, not with all charges, and no list of them is held in memory; a rerun with nothing due
+   costs one read.
 2. finalize: the drafts, BATCH per transaction in id order, are locked, numbered from their tenant's
    sequence row for the year (locked, the batch's numbers taken at once, so numbers are gapless and never
    given twice), taxed per the tenant's settings and the customer's country and VAT id as they are now, their
@@ -29,7 +30,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, literal, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -72,30 +73,35 @@ def gather(as_of: datetime, *, user_id: int | None = None) -> int:
     due = [Charge.invoice_id.is_(None), Charge.user_id.is_not(None), Charge.period_start <= as_of]
     if user_id is not None:
         due.append(Charge.user_id == user_id)
-    groups = db.session.execute(select(Charge.tenant_id, Charge.user_id, Charge.currency).distinct().where(*due)).all()
-    if not groups:
+    if db.session.scalar(select(Charge.id).where(*due).limit(1)) is None:
         db.session.rollback()
         return 0
-    moment = now()
-    db.session.execute(_insert_missing_drafts(), [  # a draft there is already (also one just made) is kept
-        {"tenant_id": tenant_id, "user_id": customer_id, "currency": currency, "status": InvoiceStatus.DRAFT,
-         "created_at": moment} for tenant_id, customer_id, currency in groups])
-    # Locked in id order, as finalization locks them: a finalizer that holds a draft waits for these charges, or
-    # they wait and find it finalized (then the next run makes a new draft).
-    drafts = db.session.scalars(
-        select(Invoice.id).where(Invoice.status == InvoiceStatus.DRAFT, exists().where(
-            Charge.user_id == Invoice.user_id, Charge.currency == Invoice.currency, *due))
-        .order_by(Invoice.id).with_for_update(of=Invoice)).all()
-    attached = 0
-    for start in range(0, len(drafts), BATCH):
-        draft = (select(Invoice.id).where(Invoice.id.in_(drafts[start:start + BATCH]),
-                                          Invoice.user_id == Charge.user_id, Invoice.currency == Charge.currency)
-                 .scalar_subquery())
+    columns = Invoice.__table__.c
+    due_groups = select(Charge.tenant_id, Charge.user_id, Charge.currency).distinct().where(*due).subquery()
+    groups = select(*due_groups.c, literal(InvoiceStatus.DRAFT, columns.status.type),
+                    literal(now(), columns.created_at.type), literal({}, columns.seller.type),
+                    literal({}, columns.bill_to.type)).where(true())  # SQLite: a WHERE before ON CONFLICT
+    db.session.execute(_insert_missing_drafts().from_select(  # a draft there is already (also one just made) is kept
+        ["tenant_id", "user_id", "currency", "status", "created_at", "seller", "bill_to"], groups))
+    attached, after = 0, 0
+    while drafts := _lock_drafts_after(after, due):  # in id order, as finalization locks them
+        after = drafts[-1]
+        draft = (select(Invoice.id).where(Invoice.id.in_(drafts), Invoice.user_id == Charge.user_id,
+                                          Invoice.currency == Charge.currency).scalar_subquery())
         attached += db.session.execute(
             update(Charge).where(*due, draft.is_not(None)).values(invoice_id=draft)
             .execution_options(synchronize_session=False)).rowcount or 0
     db.session.commit()
     return attached
+
+
+def _lock_drafts_after(after: int, due: list[Any]) -> list[int]:
+    """The next BATCH drafts by id that due charges go to, locked: a finalizer that holds one waits for these
+    charges, or they wait and find it finalized (then the next run makes a new draft)."""
+    return list(db.session.scalars(
+        select(Invoice.id).where(Invoice.status == InvoiceStatus.DRAFT, Invoice.id > after, exists().where(
+            Charge.user_id == Invoice.user_id, Charge.currency == Invoice.currency, *due))
+        .order_by(Invoice.id).limit(BATCH).with_for_update(of=Invoice)))
 
 
 def _insert_missing_drafts() -> Any:
