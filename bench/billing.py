@@ -247,6 +247,9 @@ def working_copy(database: str) -> str:
         return database
     assert url.database
     copy = url.database.replace(".sqlite3", "") + "-billing.sqlite3"
+    for stale in (copy, f"{copy}-wal", f"{copy}-shm", f"{copy}-journal"):  # an interrupted run's
+        if os.path.exists(stale):
+            os.remove(stale)
     shutil.copyfile(url.database, copy)
     return url.set(database=copy).render_as_string(hide_password=False)
 
