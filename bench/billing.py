@@ -5,7 +5,8 @@
     python -m bench.billing --database postgresql://postgres@127.0.0.1/bench_l --rounds 1
 
 A SQLite data set (built with `python -m bench.data`) is copied first and only the copy is written; a
-PostgreSQL one is used in place and every row the benchmark writes is deleted again after each run. The
+PostgreSQL one is used in place and every row a run writes is deleted again after it (the tenants' billing
+settings, which the benchmark sets where a tenant has none, are kept). The
 clock stands at AS_OF, after every invoice of the data set, so this year's invoice numbers start at 1. Each
 run makes one period's worth of due charges (one renewal charge per active paid subscription, set-based,
 uninvoiced) and then either
