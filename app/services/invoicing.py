@@ -86,10 +86,11 @@ def gather(as_of: datetime, *, user_id: int | None = None) -> int:
     attached, after = 0, 0
     while drafts := _lock_drafts_after(after, due):  # in id order, as finalization locks them
         after = drafts[-1]
-        draft = (select(Invoice.id).where(Invoice.id.in_(drafts), Invoice.user_id == Charge.user_id,
-                                          Invoice.currency == Charge.currency).scalar_subquery())
-        attached += db.session.execute(
-            update(Charge).where(*due, draft.is_not(None)).values(invoice_id=draft)
+        batch = (select(Invoice.id, Invoice.tenant_id, Invoice.user_id, Invoice.currency)
+                 .where(Invoice.id.in_(drafts)).subquery())
+        attached += db.session.execute(  # UPDATE ... FROM the batch: each draft's charges found by the index
+            update(Charge).where(*due, Charge.tenant_id == batch.c.tenant_id, Charge.user_id == batch.c.user_id,
+                                 Charge.currency == batch.c.currency).values(invoice_id=batch.c.id)
             .execution_options(synchronize_session=False)).rowcount or 0
     db.session.commit()
     return attached
