@@ -101,7 +101,8 @@ def _lock_drafts_after(after: int, due: list[Any]) -> list[int]:
     charges, or they wait and find it finalized (then the next run makes a new draft)."""
     return list(db.session.scalars(
         select(Invoice.id).where(Invoice.status == InvoiceStatus.DRAFT, Invoice.id > after, exists().where(
-            Charge.user_id == Invoice.user_id, Charge.currency == Invoice.currency, *due))
+            Charge.tenant_id == Invoice.tenant_id, Charge.user_id == Invoice.user_id,  # ix_charges_uninvoiced
+            Charge.currency == Invoice.currency, *due))
         .order_by(Invoice.id).limit(BATCH).with_for_update(of=Invoice)))
 
 
