@@ -120,6 +120,8 @@ class Invoice(db.Model):
         Index("ix_invoices_tenant_status_due", "tenant_id", "status", "due_at"),
         Index("ix_invoices_user_created", "user_id", "created_at"),
         Index("ix_invoices_status_next_attempt", "status", "next_attempt_at"),
+        # The drafts in id order, as the billing run finalizes them: a walk of the drafts, not of every invoice.
+        Index("ix_invoices_drafts", "id", sqlite_where=_DRAFT, postgresql_where=_DRAFT),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

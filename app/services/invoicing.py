@@ -3,16 +3,21 @@
 `invoice_due(as_of)` does two things, each safe to run again, also after a crash half-way:
 
 1. gather: each customer's uninvoiced charges whose period started by `as_of` go, per currency, into that
-   customer's draft invoice. There is at most one draft per customer and currency (a unique partial index):
-   the draft is inserted and a duplicate's IntegrityError means it is there already; the charges are
+   customer's draft invoice, in one transaction. There is at most one draft per customer and currency (a
+   unique partial index): the missing drafts are inserted in one INSERT ... SELECT that leaves those there
+   are (ON CONFLICT DO NOTHING); then, BATCH at a time in id order, the drafts are locked and the charges
    attached with one UPDATE. Only uninvoiced charges are read (ix_charges_uninvoiced), so the work grows
-   with what is due, not with all charges.
-2. finalize: each draft, in its own short transaction, is locked, numbered from its tenant's sequence row
-   for the year (locked, so numbers are gapless and never given twice), taxed per the tenant's settings and
-   the customer's country and VAT id as they are now, its seller and bill-to frozen, the customer balance
-   applied (one APPLIED entry per invoice, a unique index), and set open with its amount due (paid when
-   nothing is due). Collection (app/services/collection.py) charges the card from `next_attempt_at`. The
-   customer is emailed the invoice in the same transaction (sent after it commits).
+   with what is due, not with all charges, and no list of them is held in memory; a rerun with nothing due
+   costs one read.
+2. finalize: the drafts, BATCH per transaction in id order, are locked, numbered from their tenant's
+   sequence row for the year (locked, the batch's numbers taken at once, so numbers are gapless and never
+   given twice), taxed per the tenant's settings and the customer's country and VAT id as they are now, their
+   seller and bill-to frozen, the customer balance applied (one APPLIED entry per invoice, a unique index),
+   and set open with their amount due (paid when nothing is due). The batch reads its lines, customers
+   (locked, the balance's lock), profiles and balances once each. Collection (app/services/collection.py)
+   charges the card from `next_attempt_at`. Each customer is emailed their invoice in the same transaction
+   (sent after it commits). A batch that fails is finalized again one draft per transaction, so one
+   invoice's problem holds up no other; a crash loses at most the batch in flight.
 
 A draft is finalized only while it is still a draft under its row lock, so a rerun finds nothing to do twice.
 """
@@ -20,23 +25,38 @@ A draft is finalized only while it is still a draft under its row lock, so a rer
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, func, literal, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from app.clock import now
+from app.domain.accounts import Role
 from app.domain.billing import BalanceEntryKind, InvoiceStatus
 from app.domain.invoicing import invoice_amounts, invoice_number, tax_treatment
 from app.domain.notifications import Event
 from app.extensions import db
-from app.models import BalanceEntry, Charge, CustomerProfile, Invoice, InvoiceSequence, Tenant, User
+from app.models import (
+    BalanceEntry,
+    BillingSettings,
+    Charge,
+    CustomerProfile,
+    Invoice,
+    InvoiceSequence,
+    Tenant,
+    User,
+)
 from app.selectors.billing import settings_for
-from app.services.balance import balance_of, lock_customer
-from app.services.notifications import notify
+from app.services.errors import NotFound
+from app.services.notifications import Links, notify
 
 log = logging.getLogger(__name__)
+
+BATCH = 100  # drafts finalized per transaction (and drafts whose charges one UPDATE attaches)
 
 
 def invoice_due(as_of: datetime, *, user_id: int | None = None) -> str:
@@ -48,90 +68,134 @@ def invoice_due(as_of: datetime, *, user_id: int | None = None) -> str:
 
 
 def gather(as_of: datetime, *, user_id: int | None = None) -> int:
-    """Attach each customer's uninvoiced charges that started by `as_of` to their draft per currency.
-    Returns how many charges were attached."""
-    due = (select(Charge.tenant_id, Charge.user_id, Charge.currency).distinct()
-           .where(Charge.invoice_id.is_(None), Charge.user_id.is_not(None), Charge.period_start <= as_of))
+    """Attach each customer's uninvoiced charges that started by `as_of` to their draft per currency, in one
+    transaction. Returns how many charges were attached."""
+    due = [Charge.invoice_id.is_(None), Charge.user_id.is_not(None), Charge.period_start <= as_of]
     if user_id is not None:
-        due = due.where(Charge.user_id == user_id)
-    groups = db.session.execute(due).all()
-    db.session.rollback()
-    attached = 0
-    for tenant_id, customer_id, currency in groups:
-        attached += _gather_one(tenant_id, customer_id, currency, as_of)
+        due.append(Charge.user_id == user_id)
+    if db.session.scalar(select(Charge.id).where(*due).limit(1)) is None:
+        db.session.rollback()
+        return 0
+    columns = Invoice.__table__.c
+    due_groups = select(Charge.tenant_id, Charge.user_id, Charge.currency).distinct().where(*due).subquery()
+    groups = select(*due_groups.c, literal(InvoiceStatus.DRAFT, columns.status.type),
+                    literal(now(), columns.created_at.type), literal({}, columns.seller.type),
+                    literal({}, columns.bill_to.type)).where(true())  # SQLite: a WHERE before ON CONFLICT
+    db.session.execute(_insert_missing_drafts().from_select(  # a draft there is already (also one just made) is kept
+        ["tenant_id", "user_id", "currency", "status", "created_at", "seller", "bill_to"], groups))
+    attached, after = 0, 0
+    while drafts := _lock_drafts_after(after, due):  # in id order, as finalization locks them
+        after = drafts[-1]
+        batch = (select(Invoice.id, Invoice.tenant_id, Invoice.user_id, Invoice.currency)
+                 .where(Invoice.id.in_(drafts)).subquery())
+        attached += db.session.execute(  # UPDATE ... FROM the batch: each draft's charges found by the index
+            update(Charge).where(*due, Charge.tenant_id == batch.c.tenant_id, Charge.user_id == batch.c.user_id,
+                                 Charge.currency == batch.c.currency).values(invoice_id=batch.c.id)
+            .execution_options(synchronize_session=False)).rowcount or 0
+    db.session.commit()
     return attached
 
 
-def _gather_one(tenant_id: int, user_id: int, currency: str, as_of: datetime) -> int:
-    draft = _draft_for(tenant_id, user_id, currency)
-    # Locked: a finalizer that holds the draft waits for these charges, or they wait and find it finalized.
-    locked = db.session.scalar(select(Invoice.id).where(Invoice.id == draft, Invoice.status == InvoiceStatus.DRAFT)
-                               .with_for_update())
-    if locked is None:  # finalized between the two statements: the next run makes a new draft
-        db.session.rollback()
-        return 0
-    count = db.session.execute(
-        update(Charge)
-        .where(Charge.tenant_id == tenant_id, Charge.user_id == user_id, Charge.currency == currency,
-               Charge.invoice_id.is_(None), Charge.period_start <= as_of)
-        .values(invoice_id=draft)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.commit()
-    return count or 0
+def _lock_drafts_after(after: int, due: list[Any]) -> list[int]:
+    """The next BATCH drafts by id that due charges go to, locked: a finalizer that holds one waits for these
+    charges, or they wait and find it finalized (then the next run makes a new draft)."""
+    return list(db.session.scalars(
+        select(Invoice.id).where(Invoice.status == InvoiceStatus.DRAFT, Invoice.id > after, exists().where(
+            Charge.tenant_id == Invoice.tenant_id, Charge.user_id == Invoice.user_id,  # ix_charges_uninvoiced
+            Charge.currency == Invoice.currency, *due))
+        .order_by(Invoice.id).limit(BATCH).with_for_update(of=Invoice)))
 
 
-def _draft_for(tenant_id: int, user_id: int, currency: str) -> int:
-    """The id of the customer's draft in `currency`, inserted unless it exists (the unique index decides)."""
-    try:
-        with db.session.begin_nested():
-            db.session.add(Invoice(tenant_id=tenant_id, user_id=user_id, currency=currency,
-                                   status=InvoiceStatus.DRAFT, created_at=now()))
-    except IntegrityError:
-        pass  # there is one already (also one another run inserted a moment ago)
-    draft = db.session.scalar(select(Invoice.id).where(Invoice.user_id == user_id, Invoice.currency == currency,
-                                                       Invoice.status == InvoiceStatus.DRAFT))
-    assert draft is not None
-    return draft
+def _insert_missing_drafts() -> Any:
+    """INSERT INTO invoices ... ON CONFLICT DO NOTHING (the one-draft index), on SQLite and PostgreSQL alike."""
+    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return insert(Invoice).on_conflict_do_nothing()
 
 
 def finalize_drafts(*, user_id: int | None = None) -> tuple[int, int]:
-    """Finalize every draft that has lines, each in its own transaction. Returns (finalized, failed)."""
-    drafts = select(Invoice.id).where(Invoice.status == InvoiceStatus.DRAFT).order_by(Invoice.id)
+    """Finalize every draft that has lines, BATCH drafts per transaction; when a batch fails, its drafts one per
+    transaction, so one invoice's problem holds up no other. Returns (finalized, failed)."""
+    finalized = failed = 0
+    after = 0
+    while ids := _drafts_after(after, user_id):
+        after = ids[-1]
+        try:
+            finalized += len(_finalize_batch(ids))
+            continue
+        except Exception:  # retried one by one, to find the one that fails
+            db.session.rollback()
+        for invoice_id in ids:
+            try:
+                finalized += finalize(invoice_id) is not None
+            except Exception:  # one invoice's problem must not hold up the others; it is retried next run
+                db.session.rollback()
+                log.exception("invoice %s could not be finalized", invoice_id)
+                failed += 1
+    return finalized, failed
+
+
+def _drafts_after(after: int, user_id: int | None) -> list[int]:
+    """The next BATCH drafts by id (ids only: the run's memory does not grow with the drafts there are)."""
+    drafts = (select(Invoice.id).where(Invoice.status == InvoiceStatus.DRAFT, Invoice.id > after)
+              .order_by(Invoice.id).limit(BATCH))
     if user_id is not None:
         drafts = drafts.where(Invoice.user_id == user_id)
-    ids = db.session.scalars(drafts).all()
+    ids = list(db.session.scalars(drafts))
     db.session.rollback()
-    finalized = failed = 0
-    for invoice_id in ids:
-        try:
-            finalized += finalize(invoice_id) is not None
-        except Exception:  # one invoice's problem must not hold up the others; it is retried next run
-            db.session.rollback()
-            log.exception("invoice %s could not be finalized", invoice_id)
-            failed += 1
-    return finalized, failed
+    return ids
 
 
 def finalize(invoice_id: int) -> Invoice | None:
     """Finalize one draft (see the module's docstring) and commit; None when it is no draft with lines."""
-    invoice = db.session.scalar(select(Invoice).where(Invoice.id == invoice_id, Invoice.status == InvoiceStatus.DRAFT)
-                                .with_for_update().execution_options(populate_existing=True))
-    lines = db.session.scalars(select(Charge).where(Charge.invoice_id == invoice_id).order_by(Charge.id)).all()
-    if invoice is None or not lines:
+    finalized = _finalize_batch([invoice_id])
+    return finalized[0] if finalized else None
+
+
+def _finalize_batch(ids: list[int]) -> list[Invoice]:
+    """Finalize the drafts `ids` that are still drafts with lines, in one transaction, and commit."""
+    invoices = db.session.scalars(select(Invoice).where(Invoice.id.in_(ids), Invoice.status == InvoiceStatus.DRAFT)
+                                  .order_by(Invoice.id).with_for_update()
+                                  .execution_options(populate_existing=True)).all()
+    lines: dict[int, list[Charge]] = defaultdict(list)
+    for line in db.session.scalars(select(Charge).where(Charge.invoice_id.in_([i.id for i in invoices]))
+                                   .order_by(Charge.invoice_id, Charge.id)):
+        lines[line.invoice_id].append(line)  # type: ignore[index]
+    invoices = [invoice for invoice in invoices if lines[invoice.id]]
+    if not invoices:
         db.session.rollback()
-        return None
-    tenant = db.session.get(Tenant, invoice.tenant_id)
-    assert tenant is not None
-    settings = settings_for(tenant)
+        return []
     moment = now()
-    number = _next_number(tenant.id, moment.year, settings.invoice_prefix)
-    customer = lock_customer(tenant, invoice.user_id)
-    profile = db.session.scalar(select(CustomerProfile).where(CustomerProfile.user_id == customer.id))
+    tenants = {invoice.tenant_id: db.session.get(Tenant, invoice.tenant_id) for invoice in invoices}
+    settings = {tenant_id: settings_for(tenant) for tenant_id, tenant in tenants.items() if tenant is not None}
+    numbers = {tenant_id: _next_numbers(tenant_id, moment.year, settings[tenant_id].invoice_prefix,
+                                        sum(invoice.tenant_id == tenant_id for invoice in invoices))
+               for tenant_id in sorted(tenants)}
+    customers = _locked_customers(invoices)
+    profiles = {profile.user_id: profile for profile in db.session.scalars(
+        select(CustomerProfile).where(CustomerProfile.user_id.in_(list(customers))))}
+    balances = _balances(invoices)
+    for invoice in invoices:
+        _finalize_one(invoice, lines[invoice.id], tenants[invoice.tenant_id], settings[invoice.tenant_id],  # type: ignore[arg-type]
+                      number=next(numbers[invoice.tenant_id]), customer=customers[invoice.user_id],
+                      profile=profiles.get(invoice.user_id),
+                      balance=balances.get((invoice.user_id, invoice.currency), 0), moment=moment)
+    db.session.flush()  # the batch's updates at once, before the emails
+    links = {tenant_id: Links(tenant) for tenant_id, tenant in tenants.items() if tenant is not None}
+    for invoice in invoices:  # each email links into its tenant's portal: the host is looked up once per batch
+        notify(Event.INVOICE_ISSUED, user=customers[invoice.user_id], invoice=invoice, link=links[invoice.tenant_id])
+    finalized = [{"tenant_id": invoice.tenant_id, "invoice_id": invoice.id, "number": invoice.number,
+                  "total": invoice.total_minor, "due": invoice.amount_due_minor} for invoice in invoices]
+    db.session.commit()
+    for extra in finalized:  # read before the commit, which expires the invoices
+        log.info("invoice finalized", extra=extra)
+    return invoices
+
+
+def _finalize_one(invoice: Invoice, lines: list[Charge], tenant: Tenant, settings: BillingSettings, *, number: str,
+                  customer: User, profile: CustomerProfile | None, balance: int, moment: datetime) -> None:
     treatment = tax_treatment(settings.seller_country, profile.country if profile else "",
                               profile.vat_id if profile else "", settings.tax_rates or {}, settings.reverse_charge)
-    amounts = invoice_amounts([line.amount_minor for line in lines], treatment.rate_bp,
-                              balance_of(tenant, customer.id, invoice.currency))
+    amounts = invoice_amounts([line.amount_minor for line in lines], treatment.rate_bp, balance)
     for line, tax in zip(lines, amounts.line_taxes, strict=True):
         line.tax_minor = tax
     invoice.number, invoice.finalized_at = number, moment
@@ -149,15 +213,38 @@ def finalize(invoice_id: int) -> Invoice | None:
     else:
         invoice.status, invoice.paid_at, invoice.next_attempt_at = InvoiceStatus.PAID, moment, None
     invoice.emailed_at = moment
-    notify(Event.INVOICE_ISSUED, user=customer, invoice=invoice)
-    db.session.commit()
-    log.info("invoice finalized", extra={"tenant_id": tenant.id, "invoice_id": invoice.id, "number": number,
-                                         "total": amounts.total, "due": amounts.amount_due})
-    return invoice
 
 
-def _next_number(tenant_id: int, year: int, prefix: str) -> str:
-    """The tenant's next invoice number of `year`, from its sequence row, locked until this transaction ends."""
+def _locked_customers(invoices: list[Invoice]) -> dict[int, User]:
+    """The invoices' customers, locked for this transaction (the balance's lock, as `lock_customer` takes it)."""
+    wanted = {(invoice.tenant_id, invoice.user_id) for invoice in invoices}
+    found = {user.id: user for user in db.session.scalars(
+        select(User).where(User.id.in_([user_id for _, user_id in wanted]), User.role == Role.CUSTOMER)
+        .order_by(User.id).with_for_update())}
+    for tenant_id, user_id in wanted:
+        if user_id not in found or found[user_id].tenant_id != tenant_id:
+            raise NotFound("There is no such customer.")
+    return found
+
+
+def _balances(invoices: list[Invoice]) -> dict[tuple[int, str], int]:
+    """Each customer's balance per currency (0 when they have none), read once for the batch."""
+    rows = db.session.execute(
+        select(BalanceEntry.user_id, BalanceEntry.currency, func.sum(BalanceEntry.amount_minor))
+        .where(BalanceEntry.user_id.in_({invoice.user_id for invoice in invoices}))
+        .group_by(BalanceEntry.user_id, BalanceEntry.currency))
+    return {(user_id, currency): total or 0 for user_id, currency, total in rows}
+
+
+def _next_numbers(tenant_id: int, year: int, prefix: str, count: int) -> Iterator[str]:
+    """The tenant's next `count` invoice numbers of `year`, taken from its sequence row at once; the row stays
+    locked until this transaction ends."""
+    first = _next_number_after(tenant_id, year, count)
+    return (invoice_number(prefix, year, n) for n in range(first, first + count))
+
+
+def _next_number_after(tenant_id: int, year: int, count: int) -> int:
+    """Take `count` numbers from the tenant's sequence row of `year` (locked): returns the first of them."""
     sequence = _locked_sequence(tenant_id, year)
     if sequence is None:
         try:
@@ -167,8 +254,8 @@ def _next_number(tenant_id: int, year: int, prefix: str) -> str:
             pass  # another finalization made it first; its lock orders us after it
         sequence = _locked_sequence(tenant_id, year)
         assert sequence is not None
-    sequence.last_number += 1
-    return invoice_number(prefix, year, sequence.last_number)
+    sequence.last_number += count
+    return sequence.last_number - count + 1
 
 
 def _locked_sequence(tenant_id: int, year: int) -> InvoiceSequence | None:
