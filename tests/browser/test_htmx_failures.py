@@ -19,6 +19,9 @@ ORDER_LINK = "Order Basic droplet"
 def open_order_form(page: Page) -> str:
     page.locator('.plan-card[data-plan="basic-monthly"]').get_by_role("link", name=ORDER_LINK).click()
     expect(page.locator("#order-form")).to_be_visible()
+    # The form's own first requests (the availability box loads at once) are answered and swapped in before a
+    # test changes a field: a region chosen while a panel is being swapped could go unheard by the new panel.
+    page.wait_for_load_state("networkidle")
     return page.url
 
 
