@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Response, abort, flash, g, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -10,6 +12,7 @@ from flask_wtf import FlaskForm
 from app.blueprints.billing import bp
 from app.clock import now
 from app.domain.billing import PaymentStatus, SetupStatus
+from app.models import PaymentMethod
 from app.selectors.payment_methods import customer_cards
 from app.services import collection, payment_methods
 from app.services.errors import NotFound, ServiceError
@@ -120,31 +123,27 @@ def _pay_with(invoice_id: int, method_id: int) -> None:
 @customer_required
 @not_while_impersonating(WHAT)
 def make_default(method_id: int) -> Response:
-    if not CsrfForm().validate_on_submit():
-        abort(400)
-    try:
-        method = payment_methods.make_default(tenant=g.tenant, actor=current_actor(), method_id=method_id)
-    except NotFound:
-        abort(404)
-    except ServiceError as error:
-        flash(error.message, "error")
-        return _back()
-    flash(f"The card ending in {method.last4} is now your default: it is charged from now on.", "success")
-    return _back()
+    return _on_card(payment_methods.make_default, method_id,
+                    "The card ending in {last4} is now your default: it is charged from now on.")
 
 
 @bp.post("/billing/payment-methods/<int:method_id>/remove")
 @customer_required
 @not_while_impersonating(WHAT)
 def remove_method(method_id: int) -> Response:
+    return _on_card(payment_methods.remove, method_id, "The card ending in {last4} was removed.")
+
+
+def _on_card(change: Callable[..., PaymentMethod], method_id: int, done: str) -> Response:
+    """One of the customer's cards changed by the service `change`; `done` is said with the card's last four."""
     if not CsrfForm().validate_on_submit():
         abort(400)
     try:
-        method = payment_methods.remove(tenant=g.tenant, actor=current_actor(), method_id=method_id)
+        method = change(tenant=g.tenant, actor=current_actor(), method_id=method_id)
     except NotFound:
         abort(404)
     except ServiceError as error:
         flash(error.message, "error")
         return _back()
-    flash(f"The card ending in {method.last4} was removed.", "success")
+    flash(done.format(last4=method.last4), "success")
     return _back()
