@@ -22,6 +22,7 @@ from app.web.redirects import safe_next
 log = logging.getLogger(__name__)
 
 SESSION_ENDED = "Your session has ended. Please log in again."
+SESSION_ENDED_ARG = "ended"  # on the login page's address: it says SESSION_ENDED
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -50,7 +51,10 @@ def to_login(message: str | None = None) -> Response:
     if htmx.wants_fragment():
         # Several parts of a page may ask at once (a change refreshes the price and the availability): say it once.
         flash_once(message or SESSION_ENDED, "info")
-        return htmx.redirect(url_for("auth.login", next=_current_page() or "/"))
+        # Said in the address too: when two parts' redirects race, the browser may drop the page that showed the
+        # flash and load the login page again (SESSION_ENDED_ARG makes that one say it).
+        return htmx.redirect(url_for("auth.login", next=_current_page() or "/",
+                                     **({} if message else {SESSION_ENDED_ARG: "1"})))
     if message:
         flash(message, "info")
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))

@@ -317,14 +317,14 @@ def test_an_htmx_action_after_logging_out_elsewhere_goes_to_login_and_back(clien
     response = client.post(item_url(subscribed, item, "/actions/restart"),
                            headers={**HX, "X-CSRFToken": token, "HX-Current-URL": page})
     assert response.status_code == 204
-    assert response.headers["HX-Redirect"] == f"/login?next=/subscriptions/{subscribed.id}"
+    assert response.headers["HX-Redirect"] == f"/login?next=/subscriptions/{subscribed.id}&ended=1"
 
 
 def test_an_htmx_poll_after_logging_out_goes_to_login_and_back_to_the_page(client, subscribed, auth):
     auth.logout()
     response = client.get(f"/subscriptions/{subscribed.id}/summary",
                           headers={**HX, "HX-Current-URL": f"http://localhost/subscriptions/{subscribed.id}"})
-    assert response.headers["HX-Redirect"] == f"/login?next=/subscriptions/{subscribed.id}"
+    assert response.headers["HX-Redirect"] == f"/login?next=/subscriptions/{subscribed.id}&ended=1"
 
 
 def test_htmx_errors_come_as_a_fragment_the_page_can_show(client, subscribed):

@@ -12,7 +12,7 @@ from app.extensions import limiter, tenant_scope_key
 from app.models import User
 from app.services import accounts, confirmation
 from app.services.errors import AuthenticationFailed, InvalidInput, NotConfirmed
-from app.web.access import home_for
+from app.web.access import SESSION_ENDED, SESSION_ENDED_ARG, flash_once, home_for
 from app.web.redirects import safe_next
 from app.web.throttle import TOO_MANY_EMAILS, TOO_MANY_REQUESTS, account_email_allowed
 
@@ -45,6 +45,8 @@ def login() -> Response | tuple[str, int]:
         return redirect(url_for(home_for(current_user.role)))
     form = LoginForm()
     if not form.validate_on_submit():
+        if request.method == "GET" and request.args.get(SESSION_ENDED_ARG) == "1":
+            flash_once(SESSION_ENDED, "info")
         return render_template("auth/login.html", form=form), 400 if form.errors else 200
     try:
         user = accounts.log_in(tenant=g.tenant, email=form.email.data, password=form.password.data,
