@@ -632,6 +632,19 @@ INVOICE_LINES = "SELECT * FROM charges WHERE invoice_id = ? ORDER BY id"
 CREDIT_NOTES = "SELECT * FROM credit_notes WHERE invoice_id = ? AND tenant_id = ? ORDER BY sequence"
 
 
+def split_tax(tax: int, nets: list[int]) -> list[int]:
+    """The invoice's tax over its lines by the largest remainder (app/domain/invoicing.py line_taxes, restated
+    for lines that add up to a positive net, as the data set's do)."""
+    whole = sum(nets)
+    if whole <= 0:
+        return [0 for _ in nets]
+    shares = [tax * net // whole for net in nets]
+    order = sorted(range(len(nets)), key=lambda i: (-(tax * nets[i] % whole), i))
+    for index in order[:tax - sum(shares)]:
+        shares[index] += 1
+    return shares
+
+
 def party_lines(snapshot: Any) -> list[str]:
     """An address block (app/web/formatting.py party_lines, restated for the data set's snapshots)."""
     snapshot = loaded(snapshot) or {}
@@ -649,11 +662,13 @@ def invoice_document(conn: Connection, tenant_id: int, user_id: int, invoice_id:
     invoice = dict(row)
     for name in ("finalized_at", "due_at", "paid_at", "voided_at"):
         invoice[name] = moment(row[name])
+    lines = conn.execute(INVOICE_LINES, (invoice_id,)).fetchall()
+    taxes = split_tax(row["tax_minor"], [line["amount_minor"] for line in lines])
     invoice.update(status_label=INVOICE_LABELS[row["status"]], seller=party_lines(row["seller"]),
                    bill_to=party_lines(row["bill_to"]), lines=[
-                       {**dict(line), "period_start": moment(line["period_start"]),
+                       {**dict(line), "tax_minor": tax, "period_start": moment(line["period_start"]),
                         "period_end": moment(line["period_end"])}
-                       for line in conn.execute(INVOICE_LINES, (invoice_id,))])
+                       for line, tax in zip(lines, taxes, strict=True)])
     optional = [("Customer balance applied", -row["balance_applied_minor"]), ("Credited", -row["credited_minor"]),
                 ("Paid", -row["amount_paid_minor"])]
     totals = [("Net", row["subtotal_minor"]), (f"Tax ({row['tax_rate_bp'] / 100:g} %)", row["tax_minor"]),

@@ -325,7 +325,7 @@ class Builder:
             lines.append({"id": iid, "tenant_id": tenant_id, "subscription_id": sub["id"], "user_id": sub["user_id"],
                           "invoice_id": iid, "kind": ChargeKind.RENEWAL.value, "description": "Cloud server, month",
                           "usage_metric": "", "quantity": 1, "unit_amount_minor": net, "amount_minor": net,
-                          "tax_minor": tax, "currency": "EUR", "period_start": issued,
+                          "currency": "EUR", "period_start": issued,
                           "period_end": issued + timedelta(days=30), "created_at": issued})
         self.put(Invoice.__table__, invoices)
         self.put(Charge.__table__, lines)

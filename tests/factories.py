@@ -106,7 +106,7 @@ def invoice(subscription_: Subscription, *, status: InvoiceStatus = InvoiceStatu
         due_at=None if status is InvoiceStatus.DRAFT else moment, **values))
     _save(Charge(tenant_id=subscription_.tenant_id, subscription_id=subscription_.id, user_id=subscription_.user_id,
                  invoice_id=row.id, kind=ChargeKind.RENEWAL, description="Plan, month", amount_minor=amount,
-                 tax_minor=0, currency=subscription_.currency, period_start=moment,
+                 currency=subscription_.currency, period_start=moment,
                  period_end=moment + timedelta(days=30), created_at=moment))
     return row
 

@@ -147,12 +147,39 @@ class InvoiceAmounts:
 def invoice_amounts(line_nets: Sequence[int], rate_bp: int, balance: int) -> InvoiceAmounts:
     """The invoice's amounts from its lines' net amounts, its tax rate and the customer balance available
     (>= 0). The balance pays what it can; a negative total (credits above debits) is owed to the customer."""
-    subtotal = sum(line_nets)
+    totals = invoice_totals(sum(line_nets), rate_bp, balance)
+    return InvoiceAmounts(totals.subtotal, totals.tax, totals.total, line_taxes(totals.tax, line_nets),
+                          totals.balance_applied, totals.amount_due, totals.excess_credit)
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceTotals:
+    """An invoice's amounts as finalization writes them (the split of the tax over its lines is derived)."""
+
+    subtotal: int
+    tax: int
+    total: int
+    balance_applied: int
+    amount_due: int
+    excess_credit: int
+
+
+def invoice_totals(subtotal: int, rate_bp: int, balance: int) -> InvoiceTotals:
+    """The invoice's amounts from its net (the sum of its lines), its tax rate and the customer balance
+    available: tax on the net (not per line), the balance paying what it can of a positive total."""
     tax = tax_on(subtotal, rate_bp)
-    line_taxes = tuple(allocate(tax, line_nets)) if subtotal else tuple(0 for _ in line_nets)
     total = subtotal + tax
-    applied = max(0, min(max(balance, 0), total))
-    return InvoiceAmounts(subtotal, tax, total, line_taxes, applied, max(total, 0) - applied, max(-total, 0))
+    applied = max(0, min(max(_int(balance, "balance"), 0), total))
+    return InvoiceTotals(subtotal, tax, total, applied, max(total, 0) - applied, max(-total, 0))
+
+
+def line_taxes(tax: int, line_nets: Sequence[int]) -> tuple[int, ...]:
+    """Each line's share of the invoice's `tax`, in the lines' order (by id): in proportion to their nets, by
+    the largest remainder, so the shares add up to the tax exactly. Derived each time an invoice is shown,
+    from what finalization froze."""
+    if not sum(line_nets):
+        return tuple(0 for _ in line_nets)
+    return tuple(allocate(tax, line_nets))
 
 
 def _int(value: int, name: str) -> int:

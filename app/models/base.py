@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.clock import now
@@ -46,3 +48,22 @@ def enum_type(enum: type[StrEnum], name: str) -> sa.Enum:
 class Timestamps:
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, onupdate=now, nullable=False)
+
+
+class json_object(sa.sql.functions.FunctionElement[Any]):
+    """`json_object('key', value, ...)`: a JSON object built by the database (PostgreSQL's json_build_object),
+    for set-based statements that write a JSON column."""
+
+    type = sa.JSON()
+    name = "json_object"
+    inherit_cache = True
+
+
+@compiles(json_object)
+def _json_object(element: json_object, compiler: Any, **kw: Any) -> str:
+    return f"json_object({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_object, "postgresql")
+def _json_build_object(element: json_object, compiler: Any, **kw: Any) -> str:
+    return f"json_build_object({compiler.process(element.clauses, **kw)})"

@@ -23,6 +23,7 @@ from app.domain.billing import (
     SetupStatus,
     UsageSource,
 )
+from app.domain.invoicing import line_taxes
 from app.extensions import db
 from app.models.base import UTCDateTime, enum_type
 
@@ -32,8 +33,8 @@ _UNINVOICED = text("invoice_id IS NULL")
 class Charge(db.Model):
     """One amount owed for one subscription and one span of time; a line of the invoice that bills it.
 
-    Unique per (subscription, kind, period start, usage metric): a job that runs twice bills once.
-    `tax_minor` is set when the invoice is finalized (its share of the invoice's tax).
+    Unique per (subscription, kind, period start, usage metric): a job that runs twice bills once. A line's
+    share of its invoice's tax is derived from the finalized invoice (`Invoice.line_taxes`), not stored.
     """
 
     __tablename__ = "charges"
@@ -56,7 +57,6 @@ class Charge(db.Model):
     quantity: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
     unit_amount_minor: Mapped[int | None] = mapped_column(BigInteger)
     amount_minor: Mapped[int] = mapped_column()
-    tax_minor: Mapped[int | None] = mapped_column()
     currency: Mapped[str] = mapped_column(String(3))
     period_start: Mapped[datetime] = mapped_column(UTCDateTime)
     period_end: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -158,6 +158,14 @@ class Invoice(db.Model):
     lines: Mapped[list[Charge]] = relationship(order_by="Charge.id", viewonly=True)
 
     __mapper_args__ = {"version_id_col": version}
+
+    @property
+    def line_taxes(self) -> dict[int, int]:
+        """Each line's share of the tax by charge id, as finalized (none while a draft: no tax is set yet)."""
+        if self.finalized_at is None:
+            return {}
+        return dict(zip([line.id for line in self.lines],
+                        line_taxes(self.tax_minor, [line.amount_minor for line in self.lines]), strict=True))
 
 
 class CreditNote(db.Model):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.domain.notifications import EmailStatus
@@ -40,3 +41,6 @@ class EmailMessage(db.Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     body_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Written in bulk without its text (the billing run's invoices): what it is rendered from when it is sent,
+    # e.g. {"invoice_id": 12} (app/services/notifications.py RENDERED_WHEN_SENT).
+    render_context: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -157,22 +157,12 @@ _CUSTOMER_INVOICE = (
            Invoice.user_id == bindparam("user_id"), Invoice.status.in_(SHOWN_STATUSES))
     .options(selectinload(Invoice.lines))
 )
-_TENANT_INVOICE = (
-    select(Invoice)
-    .where(Invoice.id == bindparam("invoice_id"), Invoice.tenant_id == bindparam("tenant_id"))
-    .options(selectinload(Invoice.lines))
-)
 
 
 def customer_invoice(tenant: TenantLike, customer: User, invoice_id: int) -> Invoice | None:
     """One of the customer's finalized invoices with its lines (two statements); None for a draft or another's."""
     return db.session.scalar(_CUSTOMER_INVOICE, {"invoice_id": invoice_id, "tenant_id": tenant.id,
                                                  "user_id": customer.id})
-
-
-def tenant_invoice(tenant: TenantLike, invoice_id: int) -> Invoice | None:
-    """One of the tenant's invoices, whoever it bills and drafts included, with its lines; None if not theirs."""
-    return db.session.scalar(_TENANT_INVOICE, {"invoice_id": invoice_id, "tenant_id": tenant.id})
 
 
 def credit_notes_of(invoice: Invoice) -> list[CreditNote]:

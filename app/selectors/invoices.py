@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Row, func, select
 
 from app.domain.billing import CreditNoteMethod, CreditNoteReason, InvoiceStatus, PaymentStatus
+from app.domain.invoicing import line_taxes
 from app.extensions import db
 from app.models import Charge, CreditNote, Invoice, Payment, TenantLike, User
 from app.selectors.paging import Page, one_page_and_a_peek, page_number
@@ -124,8 +125,10 @@ def tenant_invoice(tenant: TenantLike, invoice_id: int) -> InvoiceDetail | None:
         return None
     invoice, name, email = found
     lines = db.session.execute(select(Charge.id, Charge.description, Charge.period_start, Charge.period_end,
-                                      Charge.quantity, Charge.amount_minor, Charge.tax_minor)
+                                      Charge.quantity, Charge.amount_minor)
                                .where(Charge.invoice_id == invoice.id).order_by(Charge.id)).all()
+    taxes = (line_taxes(invoice.tax_minor, [line.amount_minor for line in lines])
+             if invoice.finalized_at is not None else [None] * len(lines))  # a draft's tax is not set yet
     payments = db.session.execute(select(Payment.id, Payment.attempt, Payment.created_at, Payment.amount_minor,
                                          Payment.currency, Payment.status, Payment.failure_message,
                                          Payment.external_id)
@@ -134,8 +137,8 @@ def tenant_invoice(tenant: TenantLike, invoice_id: int) -> InvoiceDetail | None:
                                       CreditNote.memo, CreditNote.method, CreditNote.subtotal_minor,
                                       CreditNote.tax_minor, CreditNote.total_minor, CreditNote.refund_external_id)
                                .where(CreditNote.invoice_id == invoice.id).order_by(CreditNote.sequence)).all()
-    return InvoiceDetail(invoice, name, email, _rows(LineRow, lines), _rows(PaymentRow, payments),
-                         _rows(CreditNoteRow, notes))
+    return InvoiceDetail(invoice, name, email, [LineRow(*line, tax) for line, tax in zip(lines, taxes, strict=True)],
+                         _rows(PaymentRow, payments), _rows(CreditNoteRow, notes))
 
 
 def _rows(kind: Any, rows: list[Row[Any]]) -> list[Any]:

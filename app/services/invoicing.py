@@ -5,19 +5,21 @@
 1. gather: each customer's uninvoiced charges whose period started by `as_of` go, per currency, into that
    customer's draft invoice, in one transaction. There is at most one draft per customer and currency (a
    unique partial index): the missing drafts are inserted in one INSERT ... SELECT that leaves those there
-   are (ON CONFLICT DO NOTHING); then, BATCH at a time in id order, the drafts are locked and the charges
-   attached with one UPDATE. Only uninvoiced charges are read (ix_charges_uninvoiced), so the work grows
-   with what is due, not with all charges, and no list of them is held in memory; a rerun with nothing due
-   costs one read.
+   are (ON CONFLICT DO NOTHING); the drafts the charges go to are locked in id order, and one UPDATE
+   attaches every due charge to its draft. Only uninvoiced charges are read (ix_charges_uninvoiced), so the
+   work grows with what is due, not with all charges, and no list of them is held in memory; a rerun with
+   nothing due costs one read.
 2. finalize: the drafts, BATCH per transaction in id order, are locked, numbered from their tenant's
    sequence row for the year (locked, the batch's numbers taken at once, so numbers are gapless and never
-   given twice), taxed per the tenant's settings and the customer's country and VAT id as they are now, their
-   seller and bill-to frozen, the customer balance applied (one APPLIED entry per invoice, a unique index),
-   and set open with their amount due (paid when nothing is due). The batch reads its lines, customers
-   (locked, the balance's lock), profiles and balances once each. Collection (app/services/collection.py)
-   charges the card from `next_attempt_at`. Each customer is emailed their invoice in the same transaction
-   (sent after it commits). A batch that fails is finalized again one draft per transaction, so one
-   invoice's problem holds up no other; a crash loses at most the batch in flight.
+   given twice), taxed per the tenant's settings and the customer's country and VAT id as they are now (tax
+   on the invoice's net; its split over the lines is derived when shown), their seller and bill-to frozen,
+   the customer balance applied (one APPLIED entry per invoice, a unique index), and set open with their
+   amount due (paid when nothing is due). A batch is read as plain rows in a few statements (drafts, nets,
+   customers locked as the balance's lock, profiles, balances) and written with one UPDATE run over its
+   invoices. Collection (app/services/collection.py) charges the card from `next_attempt_at`. Each
+   customer's "invoice issued" email is logged in the same transaction, in one statement, and rendered and
+   sent by the worker after it commits. A batch that fails is finalized again one draft per transaction, so
+   one invoice's problem holds up no other; a crash loses at most the batch in flight.
 
 A draft is finalized only while it is still a draft under its row lock, so a rerun finds nothing to do twice.
 """
@@ -25,19 +27,18 @@ A draft is finalized only while it is still a draft under its row lock, so a rer
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import exists, func, literal, select, true, update
+from sqlalchemy import Row, bindparam, exists, func, insert, literal, literal_column, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from app.clock import now
 from app.domain.accounts import Role
 from app.domain.billing import BalanceEntryKind, InvoiceStatus
-from app.domain.invoicing import invoice_amounts, invoice_number, tax_treatment
+from app.domain.invoicing import InvoiceTotals, TaxTreatment, invoice_number, invoice_totals, tax_treatment
 from app.domain.notifications import Event
 from app.extensions import db
 from app.models import (
@@ -50,13 +51,14 @@ from app.models import (
     Tenant,
     User,
 )
+from app.models.base import json_object
 from app.selectors.billing import settings_for
 from app.services.errors import NotFound
-from app.services.notifications import Links, notify
+from app.services.notifications import notify_later
 
 log = logging.getLogger(__name__)
 
-BATCH = 100  # drafts finalized per transaction (and drafts whose charges one UPDATE attaches)
+BATCH = 1000  # drafts finalized per transaction
 
 
 def invoice_due(as_of: datetime, *, user_id: int | None = None) -> str:
@@ -83,27 +85,30 @@ def gather(as_of: datetime, *, user_id: int | None = None) -> int:
                     literal({}, columns.bill_to.type)).where(true())  # SQLite: a WHERE before ON CONFLICT
     db.session.execute(_insert_missing_drafts().from_select(  # a draft there is already (also one just made) is kept
         ["tenant_id", "user_id", "currency", "status", "created_at", "seller", "bill_to"], groups))
-    attached, after = 0, 0
-    while drafts := _lock_drafts_after(after, due):  # in id order, as finalization locks them
-        after = drafts[-1]
-        batch = (select(Invoice.id, Invoice.tenant_id, Invoice.user_id, Invoice.currency)
-                 .where(Invoice.id.in_(drafts)).subquery())
-        attached += db.session.execute(  # UPDATE ... FROM the batch: each draft's charges found by the index
-            update(Charge).where(*due, Charge.tenant_id == batch.c.tenant_id, Charge.user_id == batch.c.user_id,
-                                 Charge.currency == batch.c.currency).values(invoice_id=batch.c.id)
-            .execution_options(synchronize_session=False)).rowcount or 0
+    _lock_drafts(due)
+    draft = (select(Invoice.id).where(Invoice.user_id == Charge.user_id, Invoice.currency == Charge.currency,
+                                      Invoice.status == _DRAFT, Invoice.tenant_id == Charge.tenant_id)
+             .scalar_subquery())  # uq_invoices_one_draft
+    attached = db.session.execute(  # each due charge to its customer's draft in its currency, in one statement
+        update(Charge).where(*due, exists(draft)).values(invoice_id=draft)
+        .execution_options(synchronize_session=False)).rowcount or 0
     db.session.commit()
     return attached
 
 
-def _lock_drafts_after(after: int, due: list[Any]) -> list[int]:
-    """The next BATCH drafts by id that due charges go to, locked: a finalizer that holds one waits for these
-    charges, or they wait and find it finalized (then the next run makes a new draft)."""
-    return list(db.session.scalars(
-        select(Invoice.id).where(Invoice.status == InvoiceStatus.DRAFT, Invoice.id > after, exists().where(
-            Charge.tenant_id == Invoice.tenant_id, Charge.user_id == Invoice.user_id,  # ix_charges_uninvoiced
-            Charge.currency == Invoice.currency, *due))
-        .order_by(Invoice.id).limit(BATCH).with_for_update(of=Invoice)))
+_DRAFT = literal_column(f"'{InvoiceStatus.DRAFT.value}'")  # written out, so the partial indexes on drafts apply
+
+
+def _lock_drafts(due: list[Any]) -> None:
+    """Lock, in id order (as finalization locks them), the drafts that due charges go to: a finalizer that holds
+    one waits for these charges, or they wait and find it finalized (then the next run makes a new draft). The
+    rows stay in the database: only their count comes back, so the run's memory does not grow with them."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return  # SQLite: one writer at a time already
+    drafts = (select(Invoice.id).where(Invoice.status == _DRAFT, exists().where(
+        Charge.tenant_id == Invoice.tenant_id, Charge.user_id == Invoice.user_id,  # ix_charges_uninvoiced
+        Charge.currency == Invoice.currency, *due)).order_by(Invoice.id).with_for_update(of=Invoice))
+    db.session.scalar(select(func.count()).select_from(drafts.subquery()))
 
 
 def _insert_missing_drafts() -> Any:
@@ -120,13 +125,13 @@ def finalize_drafts(*, user_id: int | None = None) -> tuple[int, int]:
     while ids := _drafts_after(after, user_id):
         after = ids[-1]
         try:
-            finalized += len(_finalize_batch(ids))
+            finalized += _finalize_batch(ids)
             continue
         except Exception:  # retried one by one, to find the one that fails
             db.session.rollback()
         for invoice_id in ids:
             try:
-                finalized += finalize(invoice_id) is not None
+                finalized += _finalize_batch([invoice_id])
             except Exception:  # one invoice's problem must not hold up the others; it is retried next run
                 db.session.rollback()
                 log.exception("invoice %s could not be finalized", invoice_id)
@@ -147,79 +152,106 @@ def _drafts_after(after: int, user_id: int | None) -> list[int]:
 
 def finalize(invoice_id: int) -> Invoice | None:
     """Finalize one draft (see the module's docstring) and commit; None when it is no draft with lines."""
-    finalized = _finalize_batch([invoice_id])
-    return finalized[0] if finalized else None
+    return db.session.get(Invoice, invoice_id) if _finalize_batch([invoice_id]) else None
 
 
-def _finalize_batch(ids: list[int]) -> list[Invoice]:
-    """Finalize the drafts `ids` that are still drafts with lines, in one transaction, and commit."""
-    invoices = db.session.scalars(select(Invoice).where(Invoice.id.in_(ids), Invoice.status == InvoiceStatus.DRAFT)
-                                  .order_by(Invoice.id).with_for_update()
-                                  .execution_options(populate_existing=True)).all()
-    lines: dict[int, list[Charge]] = defaultdict(list)
-    for line in db.session.scalars(select(Charge).where(Charge.invoice_id.in_([i.id for i in invoices]))
-                                   .order_by(Charge.invoice_id, Charge.id)):
-        lines[line.invoice_id].append(line)  # type: ignore[index]
-    invoices = [invoice for invoice in invoices if lines[invoice.id]]
-    if not invoices:
+class _Draft(NamedTuple):
+    id: int
+    tenant_id: int
+    user_id: int
+    currency: str
+
+
+def _finalize_batch(ids: list[int]) -> int:
+    """Finalize the drafts `ids` that are still drafts with lines, in one transaction, and commit. Returns how
+    many. The batch is read in a few statements of plain rows, its amounts worked out by the domain's rules,
+    and written with one UPDATE run for every invoice, one INSERT of the balance entries and one of the
+    emails."""
+    drafts = [_Draft(*row) for row in db.session.execute(
+        select(Invoice.id, Invoice.tenant_id, Invoice.user_id, Invoice.currency)
+        .where(Invoice.id.in_(ids), Invoice.status == InvoiceStatus.DRAFT).order_by(Invoice.id)
+        .with_for_update())]
+    nets = dict(db.session.execute(  # type: ignore[arg-type]
+        select(Charge.invoice_id, func.sum(Charge.amount_minor))
+        .where(Charge.invoice_id.in_([draft.id for draft in drafts])).group_by(Charge.invoice_id)).all())
+    drafts = [draft for draft in drafts if draft.id in nets]
+    if not drafts:
         db.session.rollback()
-        return []
+        return 0
     moment = now()
-    tenants = {invoice.tenant_id: db.session.get(Tenant, invoice.tenant_id) for invoice in invoices}
+    tenants = {tenant_id: db.session.get(Tenant, tenant_id) for tenant_id in {draft.tenant_id for draft in drafts}}
     settings = {tenant_id: settings_for(tenant) for tenant_id, tenant in tenants.items() if tenant is not None}
     numbers = {tenant_id: _next_numbers(tenant_id, moment.year, settings[tenant_id].invoice_prefix,
-                                        sum(invoice.tenant_id == tenant_id for invoice in invoices))
+                                        sum(draft.tenant_id == tenant_id for draft in drafts))
                for tenant_id in sorted(tenants)}
-    customers = _locked_customers(invoices)
-    profiles = {profile.user_id: profile for profile in db.session.scalars(
-        select(CustomerProfile).where(CustomerProfile.user_id.in_(list(customers))))}
-    balances = _balances(invoices)
-    for invoice in invoices:
-        _finalize_one(invoice, lines[invoice.id], tenants[invoice.tenant_id], settings[invoice.tenant_id],  # type: ignore[arg-type]
-                      number=next(numbers[invoice.tenant_id]), customer=customers[invoice.user_id],
-                      profile=profiles.get(invoice.user_id),
-                      balance=balances.get((invoice.user_id, invoice.currency), 0), moment=moment)
-    db.session.flush()  # the batch's updates at once, before the emails
-    links = {tenant_id: Links(tenant) for tenant_id, tenant in tenants.items() if tenant is not None}
-    for invoice in invoices:  # each email links into its tenant's portal: the host is looked up once per batch
-        notify(Event.INVOICE_ISSUED, user=customers[invoice.user_id], invoice=invoice, link=links[invoice.tenant_id])
-    finalized = [{"tenant_id": invoice.tenant_id, "invoice_id": invoice.id, "number": invoice.number,
-                  "total": invoice.total_minor, "due": invoice.amount_due_minor} for invoice in invoices]
+    customers = _locked_customers(drafts)
+    profiles = {row.user_id: row for row in db.session.execute(
+        select(*_PROFILE_COLUMNS).where(CustomerProfile.user_id.in_(list(customers))))}
+    balances = _balances(drafts)
+    treatments: dict[tuple[int, str, str], TaxTreatment] = {}
+    updates, entries = [], []
+    for draft in drafts:
+        tenant_settings, profile = settings[draft.tenant_id], profiles.get(draft.user_id)
+        country, vat_id = (profile.country, profile.vat_id) if profile else ("", "")
+        key = (draft.tenant_id, country, vat_id)
+        if key not in treatments:
+            treatments[key] = tax_treatment(tenant_settings.seller_country, country, vat_id,
+                                            tenant_settings.tax_rates or {}, tenant_settings.reverse_charge)
+        number = next(numbers[draft.tenant_id])
+        totals = invoice_totals(nets[draft.id], treatments[key].rate_bp,
+                                balances.get((draft.user_id, draft.currency), 0))
+        updates.append(_finalized(draft, number, totals, treatments[key], customers[draft.user_id], profile, moment))
+        entries += _balance_entries(draft, number, totals, moment)
+    table = Invoice.__table__
+    db.session.execute(update(table).where(table.c.id == bindparam("b_id")), updates)
+    for tenant_id, tenant in tenants.items():  # what all of a tenant's invoices of the batch share, at once
+        db.session.execute(update(table).where(table.c.id.in_([d.id for d in drafts if d.tenant_id == tenant_id]))
+                           .values({**_shared(tenant, settings[tenant_id], moment), "version": table.c.version + 1}))  # type: ignore[arg-type]
+    if entries:
+        db.session.execute(insert(BalanceEntry.__table__), entries)
+    for tenant_id, tenant in tenants.items():  # each email rendered when it is sent, by the worker
+        notify_later(Event.INVOICE_ISSUED, tenant, select(  # type: ignore[arg-type]
+            Invoice.user_id, User.email.label("to_address"), User.purged_at,
+            json_object("invoice_id", Invoice.id).label("render_context"))
+            .join(User, User.id == Invoice.user_id)
+            .where(Invoice.id.in_([draft.id for draft in drafts if draft.tenant_id == tenant_id])))
     db.session.commit()
-    for extra in finalized:  # read before the commit, which expires the invoices
-        log.info("invoice finalized", extra=extra)
-    return invoices
+    log.info("%s invoices finalized", len(drafts), extra={"first_number": updates[0]["number"],
+                                                           "last_number": updates[-1]["number"]})
+    return len(drafts)
 
 
-def _finalize_one(invoice: Invoice, lines: list[Charge], tenant: Tenant, settings: BillingSettings, *, number: str,
-                  customer: User, profile: CustomerProfile | None, balance: int, moment: datetime) -> None:
-    treatment = tax_treatment(settings.seller_country, profile.country if profile else "",
-                              profile.vat_id if profile else "", settings.tax_rates or {}, settings.reverse_charge)
-    amounts = invoice_amounts([line.amount_minor for line in lines], treatment.rate_bp, balance)
-    for line, tax in zip(lines, amounts.line_taxes, strict=True):
-        line.tax_minor = tax
-    invoice.number, invoice.finalized_at = number, moment
-    invoice.subtotal_minor, invoice.tax_minor, invoice.total_minor = amounts.subtotal, amounts.tax, amounts.total
-    invoice.balance_applied_minor, invoice.amount_due_minor = amounts.balance_applied, amounts.amount_due
-    invoice.tax_rate_bp, invoice.tax_country = treatment.rate_bp, treatment.country
-    invoice.reverse_charge, invoice.tax_note = treatment.reverse_charge, treatment.note
-    invoice.seller = {"name": settings.seller_name or tenant.name, "address": settings.seller_address,
-                      "vat_id": settings.seller_vat_id, "country": settings.seller_country}
-    invoice.bill_to = bill_to(customer, profile)
-    invoice.due_at = moment + timedelta(days=settings.payment_terms_days)
-    _apply_balance(invoice, amounts.balance_applied, amounts.excess_credit, moment)
-    if amounts.amount_due > 0:
-        invoice.status, invoice.next_attempt_at = InvoiceStatus.OPEN, moment
-    else:
-        invoice.status, invoice.paid_at, invoice.next_attempt_at = InvoiceStatus.PAID, moment, None
-    invoice.emailed_at = moment
+def _finalized(draft: _Draft, number: str, totals: InvoiceTotals, treatment: TaxTreatment, customer: Row[Any],
+               profile: Row[Any] | None, moment: datetime) -> dict[str, Any]:
+    """What finalization writes on one draft: its number, amounts, tax, whom it bills and its status."""
+    paid = totals.amount_due <= 0
+    return {"b_id": draft.id, "number": number, "subtotal_minor": totals.subtotal, "tax_minor": totals.tax,
+            "total_minor": totals.total, "balance_applied_minor": totals.balance_applied,
+            "amount_due_minor": totals.amount_due, "tax_rate_bp": treatment.rate_bp,
+            "tax_country": treatment.country, "reverse_charge": treatment.reverse_charge, "tax_note": treatment.note,
+            "bill_to": bill_to(customer, profile), "status": InvoiceStatus.PAID if paid else InvoiceStatus.OPEN,
+            "paid_at": moment if paid else None, "next_attempt_at": None if paid else moment}
 
 
-def _locked_customers(invoices: list[Invoice]) -> dict[int, User]:
-    """The invoices' customers, locked for this transaction (the balance's lock, as `lock_customer` takes it)."""
-    wanted = {(invoice.tenant_id, invoice.user_id) for invoice in invoices}
-    found = {user.id: user for user in db.session.scalars(
-        select(User).where(User.id.in_([user_id for _, user_id in wanted]), User.role == Role.CUSTOMER)
+def _shared(tenant: Tenant, settings: BillingSettings, moment: datetime) -> dict[str, Any]:
+    """What finalization writes on every invoice of a tenant alike: the seller, the dates."""
+    return {"seller": {"name": settings.seller_name or tenant.name, "address": settings.seller_address,
+                       "vat_id": settings.seller_vat_id, "country": settings.seller_country},
+            "finalized_at": moment, "emailed_at": moment,
+            "due_at": moment + timedelta(days=settings.payment_terms_days)}
+
+
+_PROFILE_COLUMNS = (CustomerProfile.user_id, CustomerProfile.full_name, CustomerProfile.company,
+                    CustomerProfile.billing_email, CustomerProfile.address, CustomerProfile.postal_code,
+                    CustomerProfile.city, CustomerProfile.country, CustomerProfile.vat_id)
+
+
+def _locked_customers(drafts: list[_Draft]) -> dict[int, Row[Any]]:
+    """The drafts' customers, locked for this transaction (the balance's lock, as `lock_customer` takes it)."""
+    wanted = {(draft.tenant_id, draft.user_id) for draft in drafts}
+    found = {row.id: row for row in db.session.execute(
+        select(User.id, User.tenant_id, User.name, User.email)
+        .where(User.id.in_([user_id for _, user_id in wanted]), User.role == Role.CUSTOMER)
         .order_by(User.id).with_for_update())}
     for tenant_id, user_id in wanted:
         if user_id not in found or found[user_id].tenant_id != tenant_id:
@@ -227,11 +259,11 @@ def _locked_customers(invoices: list[Invoice]) -> dict[int, User]:
     return found
 
 
-def _balances(invoices: list[Invoice]) -> dict[tuple[int, str], int]:
+def _balances(drafts: list[_Draft]) -> dict[tuple[int, str], int]:
     """Each customer's balance per currency (0 when they have none), read once for the batch."""
     rows = db.session.execute(
         select(BalanceEntry.user_id, BalanceEntry.currency, func.sum(BalanceEntry.amount_minor))
-        .where(BalanceEntry.user_id.in_({invoice.user_id for invoice in invoices}))
+        .where(BalanceEntry.user_id.in_({draft.user_id for draft in drafts}))
         .group_by(BalanceEntry.user_id, BalanceEntry.currency))
     return {(user_id, currency): total or 0 for user_id, currency, total in rows}
 
@@ -255,6 +287,7 @@ def _next_number_after(tenant_id: int, year: int, count: int) -> int:
         sequence = _locked_sequence(tenant_id, year)
         assert sequence is not None
     sequence.last_number += count
+    db.session.flush()
     return sequence.last_number - count + 1
 
 
@@ -264,20 +297,22 @@ def _locked_sequence(tenant_id: int, year: int) -> InvoiceSequence | None:
                              .with_for_update().execution_options(populate_existing=True))
 
 
-def _apply_balance(invoice: Invoice, applied: int, excess: int, moment: datetime) -> None:
-    if applied:
-        db.session.add(BalanceEntry(tenant_id=invoice.tenant_id, user_id=invoice.user_id,
-                                    kind=BalanceEntryKind.APPLIED, amount_minor=-applied, currency=invoice.currency,
-                                    description=f"Applied to invoice {invoice.number}", invoice_id=invoice.id,
-                                    created_at=moment))
-    if excess:  # credits above debits (a downgrade applied now): owed to the customer, never paid out as cash
-        db.session.add(BalanceEntry(tenant_id=invoice.tenant_id, user_id=invoice.user_id,
-                                    kind=BalanceEntryKind.DOWNGRADE, amount_minor=excess, currency=invoice.currency,
-                                    description=f"Credit from invoice {invoice.number}", invoice_id=invoice.id,
-                                    created_at=moment))
+def _balance_entries(draft: _Draft, number: str, totals: InvoiceTotals, moment: datetime) -> list[dict[str, Any]]:
+    """The balance entries finalization writes: what the balance paid (one per invoice: a unique index), and
+    credits above debits (a downgrade applied now), owed to the customer and never paid out as cash."""
+    entries = []
+    common = {"tenant_id": draft.tenant_id, "user_id": draft.user_id, "currency": draft.currency,
+              "invoice_id": draft.id, "created_at": moment}
+    if totals.balance_applied:
+        entries.append({**common, "kind": BalanceEntryKind.APPLIED, "amount_minor": -totals.balance_applied,
+                        "description": f"Applied to invoice {number}"})
+    if totals.excess_credit:
+        entries.append({**common, "kind": BalanceEntryKind.DOWNGRADE, "amount_minor": totals.excess_credit,
+                        "description": f"Credit from invoice {number}"})
+    return entries
 
 
-def bill_to(customer: User, profile: CustomerProfile | None) -> dict[str, Any]:
+def bill_to(customer: Row[Any] | User, profile: Row[Any] | CustomerProfile | None) -> dict[str, Any]:
     """Whom an invoice bills, as it is printed: the customer's billing profile, frozen on the invoice."""
     if profile is None:
         return {"name": customer.name, "company": "", "email": customer.email, "address": "", "postal_code": "",

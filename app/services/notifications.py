@@ -6,11 +6,16 @@ change does. Once that commits, the queue sends it (`deliver`), retrying with ba
 failing is marked failed in the log and never undoes the change. Kinds a customer turned off are logged as
 skipped and not sent (`app/domain/notifications.py` decides which may be turned off). A tenant admin may send a
 failed one again (`send_again`).
+
+`notify_later(Event.X, tenant, recipients)` writes many such emails in one statement (the billing run's invoices)
+without rendering them: each keeps what it is rendered from (`render_context`, read by RENDERED_WHEN_SENT) and is
+rendered by the worker that sends it; one job sends the lot.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import formataddr
@@ -18,13 +23,14 @@ from typing import Any
 
 from flask import current_app, g, has_request_context, request
 from flask_mailman import EmailMultiAlternatives
-from sqlalchemy import select, update
+from sqlalchemy import Select, case, insert, literal, select, update
 
 from app.clock import now
 from app.domain.accounts import Role
 from app.domain.notifications import MAX_SEND_ATTEMPTS, EmailStatus, Event, is_secret, send_retry_delay, wants
 from app.extensions import db, mail
-from app.models import EmailMessage, Subscription, Tenant, TenantHost, TenantLike, User
+from app.models import EmailMessage, Invoice, Subscription, Tenant, TenantHost, TenantLike, User
+from app.models.base import UTCDateTime
 from app.services.actors import Actor
 from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.services.work import Job, later
@@ -68,6 +74,46 @@ def notify(event: Event, *, user: User, subscription: Subscription | None = None
         db.session.flush()  # its id, for the queue
         later(Job.SEND_EMAIL, message.id)
     return message
+
+
+def _invoice(context: dict[str, Any]) -> dict[str, Any]:
+    invoice = db.session.get(Invoice, context["invoice_id"])
+    if invoice is None:
+        raise LookupError(f"invoice {context['invoice_id']} is gone")
+    return {"invoice": invoice}
+
+
+# The events whose emails may be written in bulk and rendered when sent: each loads its templates' context
+# from the message's `render_context`.
+RENDERED_WHEN_SENT: dict[Event, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    Event.INVOICE_ISSUED: _invoice,
+}
+
+
+def notify_later(event: Event, tenant: Tenant, recipients: Select[Any]) -> list[int]:
+    """Record `event`'s email to each of `recipients` of `tenant` in the current transaction, in one
+    INSERT ... SELECT, to be rendered when sent; one job sends the queued ones once it commits. `recipients`
+    selects `user_id`, `to_address`, `purged_at` and `render_context` (what RENDERED_WHEN_SENT[event] reads).
+    Only emails nobody may turn off are written this way; a purged account's is logged as skipped. The subject
+    reads as the event's label until the message is rendered. Returns the messages' ids."""
+    if event not in RENDERED_WHEN_SENT or event.optional:
+        raise ValueError(f"{event.value} emails are rendered when written: use notify()")
+    moment = now()
+    to = recipients.subquery()
+    sent = to.c.purged_at.is_(None)
+    rows = select(literal(tenant.id), to.c.user_id, literal(event.value), to.c.to_address,
+                  literal(sender(tenant)), literal(event.spec.label[:255]),
+                  case((sent, literal(EmailStatus.QUEUED.value)), else_=literal(EmailStatus.SKIPPED.value)),
+                  literal(0), literal(moment, UTCDateTime), case((sent, literal(moment, UTCDateTime))),
+                  to.c.render_context)
+    table = EmailMessage.__table__
+    written = db.session.execute(insert(table).from_select(
+        ["tenant_id", "user_id", "event", "to_address", "from_address", "subject", "status", "attempts",
+         "created_at", "next_attempt_at", "render_context"], rows).returning(table.c.id, table.c.status)).all()
+    queued = sorted(message_id for message_id, status in written if status is EmailStatus.QUEUED)
+    if queued:
+        later(Job.SEND_EMAILS, queued)
+    return sorted(message_id for message_id, _ in written)
 
 
 def sender(tenant: Tenant) -> str:
@@ -129,6 +175,15 @@ def deliver(message_id: int) -> int | None:
         return None
     message = db.session.get(EmailMessage, message_id)
     assert message is not None
+    if message.text_body is None and message.render_context is not None and message.body_purged_at is None:
+        try:
+            _render_stored(message)
+        except Exception as error:  # a template's bug, or what it tells about is gone: failed, never retried
+            log.exception("email %s could not be rendered", message.id)
+            message.status, message.next_attempt_at, message.failed_at = EmailStatus.FAILED, None, now()
+            message.last_error = f"Not rendered: {type(error).__name__}: {error}"[:2000]
+            db.session.commit()
+            return None
     try:
         _send(message)
     except Exception as error:  # SMTP refusals, timeouts, resets, a full disk: all retried the same way
@@ -142,6 +197,18 @@ def deliver(message_id: int) -> int | None:
     db.session.commit()
     log.info("email sent", extra={"email_id": message.id, "event": message.event})
     return None
+
+
+def _render_stored(message: EmailMessage) -> None:
+    """Render a message written by `notify_later` from its `render_context`, as `notify` would have."""
+    tenant = db.session.get(Tenant, message.tenant_id)
+    user = db.session.get(User, message.user_id) if message.user_id is not None else None
+    if tenant is None or user is None:
+        raise LookupError("its tenant or its customer is gone")
+    event = Event(message.event)
+    context = RENDERED_WHEN_SENT[event](message.render_context or {})
+    rendered = render(event, tenant=tenant, user=user, **context)
+    message.subject, message.text_body, message.html_body = rendered.subject, rendered.text, rendered.html
 
 
 def _send(message: EmailMessage) -> None:
@@ -181,7 +248,7 @@ def send_again(*, tenant: TenantLike, actor: Actor, message_id: int) -> EmailMes
         raise NotFound("There is no such email.")
     if message.status is not EmailStatus.FAILED:
         raise Conflict(f"This email is {message.status.label.lower()}, not failed: there is nothing to send again.")
-    if message.body_purged_at is not None or message.text_body is None:
+    if message.body_purged_at is not None or (message.text_body is None and message.render_context is None):
         raise InvalidInput("The text of this email is no longer kept, so it cannot be sent again.")
     row = db.session.get(Tenant, tenant.id)
     assert row is not None

@@ -83,8 +83,9 @@ def _lines(pdf: FPDF, invoice: Invoice) -> None:
             "LEFT", "LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "RIGHT"), line_height=5,
             first_row_as_headings=True) as table:
         table.row([latin1(h) for h in headings])
+        taxes = invoice.line_taxes
         for line in invoice.lines:
-            tax = line.tax_minor or 0
+            tax = taxes.get(line.id, 0)
             table.row([latin1(line.description), latin1(f"{date(line.period_start)} - {date(line.period_end)}"),
                        str(line.quantity),
                        _money(line.unit_amount_minor, line.currency) if line.unit_amount_minor is not None else "",

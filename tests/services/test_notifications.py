@@ -9,10 +9,13 @@ import pytest
 from flask_mailman.backends.locmem import EmailBackend
 from sqlalchemy import select
 
+from app.domain.accounts import Role
 from app.domain.notifications import MAX_SEND_ATTEMPTS, EmailStatus, Event, send_retry_delay, wants
 from app.extensions import db
-from app.models import EmailMessage
+from app.models import EmailMessage, Invoice, Tenant, User
+from app.models.base import json_object
 from app.services import notifications
+from app.services.actors import Actor
 from app.tasks import huey
 from tests import factories
 
@@ -157,3 +160,56 @@ def test_the_development_outbox_keeps_security_emails_to_follow_their_links(app,
     db.session.commit()
     db.session.refresh(message)
     assert app.config["OUTBOX_PAGE"] and "Hello Ann" in message.text_body
+
+
+def _invoice_emails(customer, *invoices):
+    """The billing run's way: "invoice issued" written in one statement, rendered when sent."""
+    tenant = db.session.get(Tenant, customer.tenant_id)
+    return notifications.notify_later(Event.INVOICE_ISSUED, tenant, select(
+        Invoice.user_id, User.email.label("to_address"), User.purged_at,
+        json_object("invoice_id", Invoice.id).label("render_context"))
+        .join(User, User.id == Invoice.user_id).where(Invoice.id.in_([invoice.id for invoice in invoices])))
+
+
+def test_emails_written_in_bulk_are_rendered_by_the_worker_that_sends_them(app, customer):
+    subscription = factories.subscription(customer.tenant, customer, factories.plan(customer.tenant))
+    first, second = factories.invoice(subscription), factories.invoice(subscription, number="INV-2026-000777")
+    ids = _invoice_emails(customer, first, second)
+    queued = db.session.scalars(select(EmailMessage).where(EmailMessage.id.in_(ids))).all()
+    assert [(m.subject, m.text_body, m.status) for m in queued] == [("Invoice issued", None, EmailStatus.QUEUED)] * 2
+    assert outbox(app) == []
+    db.session.commit()  # one job sends both
+    sent = db.session.scalars(select(EmailMessage).where(EmailMessage.id.in_(ids)).order_by(EmailMessage.id)).all()
+    assert [m.status for m in sent] == [EmailStatus.SENT, EmailStatus.SENT]
+    assert first.number in sent[0].subject and "INV-2026-000777" in sent[1].subject
+    assert "INV-2026-000777" in sent[1].text_body and "INV-2026-000777" in sent[1].html_body
+    assert sorted(mail.subject for mail in outbox(app)) == sorted(m.subject for m in sent)
+
+
+def test_a_purged_account_is_skipped_and_optional_kinds_are_never_written_in_bulk(app, customer, clock):
+    subscription = factories.subscription(customer.tenant, customer, factories.plan(customer.tenant))
+    invoice = factories.invoice(subscription)
+    customer.purged_at = clock.now()
+    [message_id] = _invoice_emails(customer, invoice)
+    db.session.commit()
+    assert db.session.get(EmailMessage, message_id).status is EmailStatus.SKIPPED and outbox(app) == []
+    with pytest.raises(ValueError, match="use notify"):
+        notifications.notify_later(Event.SERVER_READY, customer.tenant, select(EmailMessage.id))
+
+
+def test_a_bulk_email_that_cannot_be_rendered_is_failed_and_can_be_sent_again_once_it_can(app, customer, monkeypatch):
+    subscription = factories.subscription(customer.tenant, customer, factories.plan(customer.tenant))
+    invoice = factories.invoice(subscription)
+    broken = dict(notifications.RENDERED_WHEN_SENT)
+    broken[Event.INVOICE_ISSUED] = lambda context: 1 / 0
+    monkeypatch.setattr(notifications, "RENDERED_WHEN_SENT", broken)
+    [message_id] = _invoice_emails(customer, invoice)
+    db.session.commit()
+    message = db.session.get(EmailMessage, message_id)
+    assert message.status is EmailStatus.FAILED and message.last_error.startswith("Not rendered: ZeroDivisionError")
+    assert outbox(app) == []
+    monkeypatch.undo()
+    admin = factories.user(customer.tenant, email="boss@example.test", role=Role.TENANT_ADMIN)
+    notifications.send_again(tenant=customer.tenant, actor=Actor(admin), message_id=message_id)
+    assert db.session.get(EmailMessage, message_id).status is EmailStatus.SENT
+    assert invoice.number in outbox(app)[0].subject
