@@ -38,6 +38,7 @@ class Event(StrEnum):
     INVOICE_ISSUED = "invoice_issued"  # a finalized invoice: its number, amount due and due date
     PAYMENT_RECEIVED = "payment_received"  # the receipt of an invoice paid
     PAYMENT_FAILED = "payment_failed"  # a try to collect an invoice failed: why, the next try, pay with another card
+    CREDIT_NOTE_ISSUED = "credit_note_issued"  # a correction of an invoice: how much, why, where the money goes
 
     @property
     def spec(self) -> EventSpec:
@@ -73,6 +74,7 @@ EVENTS: dict[Event, EventSpec] = {
     Event.INVOICE_ISSUED: EventSpec(Category.MONEY, "Invoice issued"),
     Event.PAYMENT_RECEIVED: EventSpec(Category.MONEY, "Payment received (receipt)"),
     Event.PAYMENT_FAILED: EventSpec(Category.MONEY, "Payment failed, with how to pay"),
+    Event.CREDIT_NOTE_ISSUED: EventSpec(Category.MONEY, "Credit note issued"),
 }
 
 OPTIONAL_EVENTS: tuple[Event, ...] = tuple(event for event in Event if event.optional)

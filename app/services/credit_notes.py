@@ -27,13 +27,15 @@ from app.domain.billing import (
     PaymentStatus,
 )
 from app.domain.invoicing import allocate, credit_note_number
+from app.domain.notifications import Event
 from app.domain.policy import ActorKind
 from app.extensions import db
-from app.models import BalanceEntry, CreditNote, Invoice, Payment, TenantLike
+from app.models import BalanceEntry, CreditNote, Invoice, Payment, TenantLike, User
 from app.providers.payments.base import PaymentError
 from app.services.actors import Actor
 from app.services.balance import lock_customer
 from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.services.notifications import notify
 from app.services.payments import provider_for
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,11 @@ def issue(*, tenant: TenantLike, actor: Actor, invoice_id: int, amount_minor: in
                                     credit_note_id=note.id, description=f"Credit note {note.number}",
                                     created_at=note.created_at, created_by_id=actor.user_id))
     _reduce(invoice, amount_minor, pre_payment)
+    customer = db.session.get(User, invoice.user_id)
+    assert customer is not None
+    notify(Event.CREDIT_NOTE_ISSUED, user=customer, invoice=invoice, note=note, reduced_minor=pre_payment,
+           to_balance_minor=post_payment if method is CreditNoteMethod.BALANCE else 0,
+           refunded_minor=post_payment if method is CreditNoteMethod.REFUND else 0)
     db.session.commit()
     log.info("credit note issued", extra={"tenant_id": tenant.id, "invoice_id": invoice.id, "number": note.number,
                                           "amount": amount_minor, "method": method.value, "actor_id": actor.user_id})

@@ -17,7 +17,7 @@ from app.domain.billing import (
     PaymentTrigger,
 )
 from app.extensions import db
-from app.models import BalanceEntry, CreditNote, Invoice, Payment
+from app.models import BalanceEntry, CreditNote, EmailMessage, Invoice, Payment
 from app.sandbox.payments import ledger
 from app.services import balance, credit_notes
 from app.services.actors import Actor
@@ -110,6 +110,29 @@ def test_a_refund_goes_back_to_the_card_once(tenant, admin, paid_invoice):
     issue(tenant, admin, paid_invoice, 790, REFUND)
     with pytest.raises(InvalidInput, match="Nothing is left"):
         issue(tenant, admin, paid_invoice, 1)
+
+
+def credit_note_emails():
+    return db.session.scalars(select(EmailMessage).where(EmailMessage.event == "credit_note_issued")
+                              .order_by(EmailMessage.id)).all()
+
+
+def test_the_customer_is_emailed_a_credit_note_that_reduces_what_is_due(tenant, admin, customer, open_invoice):
+    issue(tenant, admin, open_invoice, 500, memo="Sorry for the outage")
+    [email] = credit_note_emails()
+    number = open_invoice.number
+    assert (email.user_id, email.subject) == (customer.id, f"Credit note {number}-CN01 for invoice {number}")
+    assert "Sorry for the outage" in email.text_body
+    assert "reduces what is due on the invoice by €5.00; €6.90 is still due" in email.text_body
+
+
+def test_the_customer_is_told_where_the_money_of_a_credit_note_goes(tenant, admin, customer, paid_invoice):
+    issue(tenant, admin, paid_invoice, 300)
+    issue(tenant, admin, paid_invoice, 200, REFUND)
+    to_balance, refunded = credit_note_emails()
+    assert to_balance.subject == f"Credit note {paid_invoice.number}-CN01 for invoice {paid_invoice.number}"
+    assert "€3.00 goes to your balance" in to_balance.text_body and "refund" not in to_balance.text_body
+    assert "€2.00 is refunded to the card" in refunded.text_body
 
 
 def test_only_what_the_card_paid_is_refunded(tenant, admin, paid_invoice):
