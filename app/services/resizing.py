@@ -182,6 +182,8 @@ def _starting(item: SubscriptionItem, cloud: CloudProvider, info: ServerInfo, at
 def _done(item: SubscriptionItem) -> Next | None:
     events.record(item.subscription, "server_resized", actor=RESIZING, item=item, to_type=item.resize_target)
     log.info("item %s: server type changed to %s", item.id, item.resize_target)
+    # The ordered type follows, so re-provisioning and every reader of `serverType` see the server as it is.
+    item.config = {**item.config, "serverType": item.resize_target}
     _clear(item)
     item.resize_target = None
     again = needs_resize(item.config or {}, item.server_type_actual, None, None)  # wanted another meanwhile

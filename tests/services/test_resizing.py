@@ -97,6 +97,7 @@ def test_a_running_server_is_stopped_resized_and_started_again(item, sandbox, cl
     assert (info.server_type, info.power) == ("cx32", PowerState.RUNNING)
     assert sandbox.disk_gb(item.server_id) == 80  # the disk grew: the default
     assert (item.server_type_actual, item.resize_step, item.resize_error) == ("cx32", None, None)
+    assert item.config["serverType"] == "cx32"
     assert kinds(item) == ["server_resize_started", "server_resized"]
 
 
