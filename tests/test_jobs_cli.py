@@ -57,7 +57,7 @@ def pending_cancel(tenant, customer, sandbox, clock) -> Subscription:
 
 def test_the_registry_has_every_periodic_job():
     assert list(JOBS) == ["expiry", "renewal", "grace-end", "retention", "decommissioning", "backorders",
-                          "stuck-provisioning", "impersonations", "account-purge", "reconciler", "emails",
+                          "stuck-provisioning", "resizing", "impersonations", "account-purge", "reconciler", "emails",
                           "email-bodies", "deletion-ahead", "billing"]
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import now
 from app.domain.catalogue import Interval, Provider
+from app.domain.resizing import ResizeStep
 from app.domain.server_access import gives_root_password
 from app.domain.ssh_keys import server_keys
 from app.domain.subscriptions import (
@@ -160,6 +161,15 @@ class SubscriptionItem(Timestamps, db.Model):
     shutdown_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a graceful shutdown was asked for
     powered_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # off, awaiting deletion
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # gone at the cloud
+    # Resizing (app/services/resizing.py): the type the server has at the cloud, and the resize under way.
+    server_type_actual: Mapped[str | None] = mapped_column(String(63))
+    resize_step: Mapped[str | None] = mapped_column(String(16))  # a ResizeStep; None when idle
+    resize_target: Mapped[str | None] = mapped_column(String(63))
+    resize_action_id: Mapped[str | None] = mapped_column(String(64))
+    resize_progress: Mapped[int | None] = mapped_column()
+    resize_was_on: Mapped[bool | None] = mapped_column()
+    resize_step_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when the current step began
+    resize_error: Mapped[str | None] = mapped_column(Text)
 
     subscription: Mapped[Subscription] = relationship(back_populates="items")
 
@@ -176,6 +186,11 @@ class SubscriptionItem(Timestamps, db.Model):
     def ssh_keys(self) -> list[dict[str, str]]:
         """The keys the server was ordered with: name, fingerprint, public_key each."""
         return server_keys(self.config or {})
+
+    @property
+    def resizing(self) -> bool:
+        """A change of server type is under way."""
+        return self.resize_step is not None and ResizeStep(self.resize_step).busy
 
     @property
     def resets_root_password(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
@@ -66,6 +67,20 @@ class ActionInfo:
     status: ActionStatus
     progress: int = 0
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class CostPrice:
+    """What a cloud charges for a server type in a location: the monthly price in integer minor units, converted
+    exactly from the API's decimal text (Hetzner's net price; DigitalOcean's one price for every region)."""
+
+    server_type: str
+    location: str
+    monthly_minor: int
+    currency: str
+    vcpus: int | None = None
+    memory_gb: Decimal | None = None
+    disk_gb: int | None = None
 
 
 @dataclass(frozen=True)
@@ -199,4 +214,14 @@ class CloudProvider(Protocol):
 
     def delete_server(self, server_id: str) -> None:
         """Delete; a server that is already gone is not an error."""
+        ...
+
+    def resize(self, server_id: str, server_type: str, *, upgrade_disk: bool) -> ActionInfo:
+        """Change the server's type. The server must be off (INVALID while it runs, BUSY while an action runs);
+        `upgrade_disk` grows the disk to the new type's, after which the disk can never shrink again (a type
+        with a smaller disk is refused, INVALID)."""
+        ...
+
+    def prices(self) -> list[CostPrice]:
+        """What the cloud charges per server type and location, per month."""
         ...

@@ -29,6 +29,10 @@ looks first and adopts; after a timeout, dropped connection or 5xx it looks agai
 was lost is adopted, never repeated. User data is limited to 32 KiB (Hetzner's limit, the portal-wide one;
 DigitalOcean itself allows 64 KiB) and checked before anything is sent.
 
+Resizing is the droplet action `resize` (`disk` as asked: the SDK sends `"disk": "true"` or leaves it out);
+DigitalOcean refuses it while the droplet is on and never shrinks a disk. `prices` reads `/sizes`: one USD
+price per size, the same in every region it is sold in, converted once to cents through its decimal text.
+
 Access: customers' SSH keys travel in the user data (cloud-init), not as DigitalOcean key objects; the create
 names none. A rebuild (`{"type": "rebuild", "image": slug}`) cannot take new user data: DigitalOcean runs the
 droplet's own again on the fresh disk, so the keys come back. DigitalOcean never answers a root password (it
@@ -55,6 +59,7 @@ from app.domain.availability import Availability, Offer, availability
 from app.providers.base import (
     ActionInfo,
     ActionStatus,
+    CostPrice,
     ErrorKind,
     PasswordAction,
     PowerState,
@@ -176,6 +181,15 @@ class DigitalOceanCloud:
         """Availability with alternatives, from `offers()` by the domain rules."""
         return availability(self.offers(), server_type, location)
 
+    def prices(self) -> list[CostPrice]:
+        """Every size's monthly price in USD cents, once per region it is sold in (one price for all)."""
+        manager = self._sdk(_Manager)
+        with self._calling(manager):
+            sizes = manager.get_all_sizes()
+        return [CostPrice(size.slug, region, usd_cents(size.price_monthly), "USD", int(size.vcpus),
+                          Decimal(int(size.memory)) / 1024, int(size.disk))
+                for size in sizes for region in size.regions]
+
     def create_server(self, spec: ServerSpec) -> ServerInfo:
         """Adopt the droplet made for `spec` if there is one, else create it (see the module docstring)."""
         return create_or_adopt(spec, find=self.find_server, create=self._create)
@@ -230,6 +244,11 @@ class DigitalOceanCloud:
         """Reinstall from the image `image` (a slug); the droplet's own user data runs again (`user_data` is
         not sent: DigitalOcean's rebuild takes none). No password is answered."""
         return PasswordAction(self._act(server_id, "rebuild", image_id=image))
+
+    def resize(self, server_id: str, server_type: str, *, upgrade_disk: bool) -> ActionInfo:
+        """Resize the droplet to the size `server_type`; it must be off. With `upgrade_disk` the disk grows too,
+        which cannot be undone (no smaller disk afterwards)."""
+        return self._act(server_id, "resize", new_size_slug=server_type, disk=upgrade_disk)
 
     def reset_password(self, server_id: str) -> PasswordAction:
         """Not offered: DigitalOcean would email the new password to the account's owner, not answer it."""

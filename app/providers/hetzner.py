@@ -22,6 +22,10 @@ Choices worth knowing (the API and SDK have traps):
 - Root passwords: Hetzner answers one to a create and a rebuild whenever no Hetzner SSH key object was named
   (the portal sends customers' keys in the cloud-init user data instead), and to `reset_password`. They are
   handed back (`ServerInfo.root_password`, `PasswordAction`) outside any repr; the caller decides what to keep.
+- `resize` is `change_type` (`upgrade_disk` as asked); Hetzner refuses it while the server runs
+  (`server_not_stopped`) and never shrinks a disk, so a type with a smaller disk than the server has now is
+  refused. `prices` reads the per-location `prices[]` of `/server_types`: net monthly EUR strings, to cents
+  exactly (Decimal, half up), never through a float.
 - A rebuild sends the user data again (hcloud's `rebuild(..., user_data=)`), so cloud-init applies the keys
   to the fresh disk.
 """
@@ -51,6 +55,7 @@ from app.providers.base import (
     BUSY_MESSAGE,
     ActionInfo,
     ActionStatus,
+    CostPrice,
     ErrorKind,
     PasswordAction,
     PowerState,
@@ -137,6 +142,14 @@ class HetznerCloud:
     def check_availability(self, server_type: str, location: str) -> Availability:
         return availability(self.offers(), server_type, location)
 
+    def prices(self) -> list[CostPrice]:
+        """The monthly net price of every server type in every location it has a price for, in EUR cents."""
+        with self._translated():
+            types = self._client.server_types.get_all()
+        return [CostPrice(t.name, p["location"], _cents(p["price_monthly"]["net"]), CURRENCY, t.cores,
+                          Decimal(str(t.memory)) if t.memory is not None else None, t.disk)
+                for t in types for p in t.prices or []]
+
     # --- Servers --------------------------------------------------------------------------------------
 
     def create_server(self, spec: ServerSpec) -> ServerInfo:
@@ -200,6 +213,13 @@ class HetznerCloud:
         with self._translated():
             response = self._client.servers.reset_password(Server(id=_id(server_id)))
         return PasswordAction(_action_info(response.action), response.root_password or None)
+
+    def resize(self, server_id: str, server_type: str, *, upgrade_disk: bool) -> ActionInfo:
+        """Change the server's type (`change_type`); the server must be off. With `upgrade_disk` the disk grows
+        to the new type's and the server can never move to a type with a smaller disk again."""
+        with self._translated():
+            return _action_info(self._client.servers.change_type(Server(id=_id(server_id)),
+                                                                 ServerType(name=server_type), upgrade_disk))
 
     def delete_server(self, server_id: str) -> None:
         """Delete the server; one that is gone already is not an error."""

@@ -3,7 +3,8 @@
 `SandboxCloud` implements `CloudProvider` with the behaviour the real adapters have to cope with: servers
 that boot for a while, power actions and rebuilds that take time and lock the server, capacity that runs
 out, creates whose answer is lost (the retry must adopt the server, not make a second one) and injected
-failures of every `ErrorKind`. Named "hetzner", it answers a root password to every create and rebuild (the
+failures of every `ErrorKind`. A resize (a change of type) needs the server off and never shrinks its disk.
+Named "hetzner", it answers a root password to every create and rebuild (the
 portal names no Hetzner key objects) and resets passwords; named otherwise, like DigitalOcean, it does not.
 Progress is computed from the clock, never from sleeping, so tests move a frozen clock.
 
@@ -26,12 +27,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from app.domain.availability import Availability, Offer, availability
 from app.providers.base import (
     BUSY_MESSAGE,
     ActionInfo,
     ActionStatus,
+    CostPrice,
     ErrorKind,
     PasswordAction,
     PowerState,
@@ -44,7 +47,9 @@ from app.sandbox.capacity import Capacity
 
 Clock = Callable[[], datetime]
 
-OPERATIONS = frozenset({"create", "find", "info", "power", "rebuild", "password", "delete", "offers"})
+OPERATIONS = frozenset({"create", "find", "info", "power", "rebuild", "password", "delete", "offers", "resize"})
+NOT_OFF_MESSAGE = "The server must be off before its type can change."
+SMALLER_DISK_MESSAGE = "The server's disk cannot shrink: choose a type whose disk is at least the current one."
 
 _DEFAULT_MESSAGES = {
     ErrorKind.UNAVAILABLE: "The server type is sold out in this location for now.",
@@ -94,6 +99,7 @@ class _Server:
     ipv6: str
     action: _Action
     on: bool = True  # where the server ends up once its action has finished
+    disk_gb: int = 0  # the type's at the create, grown only by a resize with upgrade_disk
 
     def current_action(self, now: datetime) -> _Action | None:
         return self.action if self.action.running(now) else None
@@ -312,6 +318,43 @@ class SandboxCloud:
             server.action = self._action("reset_password", now, self._action_seconds, server.power(now))
             return PasswordAction(server.action.info(now), _password())
 
+    def resize(self, server_id: str, server_type: str, *, upgrade_disk: bool) -> ActionInfo:
+        """Change the type of a server that is off (INVALID while on, BUSY during an action), as the real clouds
+        do; the disk grows with `upgrade_disk` and never shrinks (INVALID for a type with a smaller disk)."""
+        with self._lock:
+            now = self._begin("resize", "resize", server_id, server_type, str(upgrade_disk))
+            server = self._busy_or(server_id, now)
+            offer = self._catalog.get((server_type, server.spec.location))
+            if offer is None:
+                raise ProviderError(ErrorKind.INVALID, f"{server_type} is not offered in {server.spec.location}.")
+            if server.on:
+                raise ProviderError(ErrorKind.INVALID, NOT_OFF_MESSAGE)
+            if offer.disk_gb < server.disk_gb:
+                raise ProviderError(ErrorKind.INVALID, SMALLER_DISK_MESSAGE)
+            old = (server.spec.server_type, server.spec.location)
+            if server_type != old[0]:
+                if not (offer.available and self._capacity.allows((server_type, old[1]))):
+                    raise ProviderError(ErrorKind.UNAVAILABLE, f"{server_type} is sold out in {old[1]} for now.")
+                self._capacity.take((server_type, old[1]))
+                self._capacity.give_back(old)
+            server.spec = replace(server.spec, server_type=server_type)
+            if upgrade_disk:
+                server.disk_gb = offer.disk_gb
+            server.action = self._action("change_type", now, self._action_seconds, PowerState.OFF)
+            return server.action.info(now)
+
+    def prices(self) -> list[CostPrice]:
+        """The catalog's monthly prices with the types' specs."""
+        with self._lock:
+            self._begin("offers", "prices")
+            return [CostPrice(o.server_type, o.location, o.price_minor, o.currency, o.cores,
+                              Decimal(o.memory_mb) / 1024, o.disk_gb) for o in self._catalog.values()]
+
+    def disk_gb(self, server_id: str) -> int:
+        """The server's disk size now (not recorded in `calls`)."""
+        with self._lock:
+            return self._get(server_id).disk_gb
+
     def delete_server(self, server_id: str) -> None:
         """Delete the server and free its capacity; a server that is already gone is not an error."""
         with self._lock:
@@ -370,7 +413,8 @@ class SandboxCloud:
         self._last_server_id += 1
         n = self._last_server_id
         action = self._action("create_server", now, self._boot_seconds, PowerState.PROVISIONING)
-        server = _Server(str(n), replace(spec, labels=dict(spec.labels)), now, _ipv4(n), _ipv6(n), action)
+        server = _Server(str(n), replace(spec, labels=dict(spec.labels)), now, _ipv4(n), _ipv6(n), action,
+                         disk_gb=self._catalog[spec.server_type, spec.location].disk_gb)
         self._servers[server.id] = server
         return server
 

@@ -15,7 +15,11 @@ with 422 "Droplet already has a pending event."; asking for the power state a dr
 at once; a graceful `shutdown` runs like `power_off` (the droplet stays `active` until it is `off`) or, while
 guests ignore ACPI (`ignore_shutdown`), ends `errored` with the droplet still on. A `rebuild` action
 (`{"type": "rebuild", "image": slug or id}`) runs for `boot_seconds`, locks the droplet like any action and
-leaves it on with the new image and its own user data (DigitalOcean's rebuild takes no new user data). The
+leaves it on with the new image and its own user data (DigitalOcean's rebuild takes no new user data). A
+`resize` (`{"type": "resize", "size": slug, "disk": "true"?}`) is refused while the droplet is on ("Droplet is
+currently on. Please power it off to run this event.") and when the new size's disk is smaller than the
+droplet's disk (which only a resize with `disk` grows); it runs for `action_seconds` and leaves the droplet off.
+Sizes list `price_monthly` and `price_hourly` as JSON numbers (USD), as DigitalOcean does. The
 create records `ssh_keys` and `user_data`; a droplet made without `ssh_keys` is marked
 `root_password_emailed`, as DigitalOcean would email a root password to the account's owner. A size can be placed in a
 region only if the region is available, the size is available and the size is in `region.sizes`; capacity per
@@ -83,6 +87,9 @@ HOURS_PER_MONTH = 672  # DigitalOcean bills at most 4 weeks of hours per month
 POWER_TARGET = {"power_on": True, "power_off": False, "shutdown": False, "reboot": True, "power_cycle": True}
 
 PENDING_EVENT = "Droplet already has a pending event."
+DROPLET_ON = "Droplet is currently on. Please power it off to run this event."
+SMALLER_DISK = "The Droplet's disk cannot shrink: choose a size whose disk is at least the current one."
+INVALID_SIZE = "You specified an invalid size for Droplet resize."
 SIZE_UNAVAILABLE = "Size is not available in this region."
 REGION_UNAVAILABLE = "Region is not available"
 DROPLET_LIMIT = "creating this/these droplet(s) will exceed your droplet limit"
@@ -161,10 +168,13 @@ class _Droplet:
     was_on: bool = True  # the power while `action` runs
     ssh_keys: tuple[Any, ...] = ()  # ids or fingerprints, as the create named them
     rebuilds: tuple[str, ...] = ()  # the image of each rebuild
+    resizes: tuple[JSON, ...] = ()  # {"size", "disk"} of each resize
+    disk: int = 0  # GB: the size's at the create, grown only by a resize with `disk`
 
     def received(self) -> JSON:
         return {"ssh_keys": list(self.ssh_keys), "user_data": self.user_data, "image": self.image,
-                "rebuilds": list(self.rebuilds), "root_password_emailed": not self.ssh_keys}
+                "rebuilds": list(self.rebuilds), "resizes": [dict(r) for r in self.resizes],
+                "root_password_emailed": not self.ssh_keys}
 
     def status(self, now: datetime) -> str:
         if self.action.running(now):
@@ -507,12 +517,14 @@ class DigitalOceanFake:
         with self._lock:
             now = self._now()
             droplet = self._get(droplet_id)
-            if kind not in (*POWER_TARGET, "rebuild"):
+            if kind not in (*POWER_TARGET, "rebuild", "resize"):
                 raise FakeError(422, f"The action type {kind!r} is not supported.")
             if droplet.action.running(now):
                 raise FakeError(422, PENDING_EVENT)
             if kind == "rebuild":
                 return self._rebuild(droplet, body.get("image"), now)
+            if kind == "resize":
+                return self._resize(droplet, body, now)
             target = POWER_TARGET[kind]
             changes = kind in ("reboot", "power_cycle") or droplet.on != target
             ignored = kind == "shutdown" and changes and self._guest_ignores_shutdown
@@ -530,6 +542,30 @@ class DigitalOceanFake:
         droplet.image, droplet.rebuilds = image, (*droplet.rebuilds, image)
         droplet.was_on = droplet.on = True
         droplet.action = self._new_action("rebuild", droplet.id, droplet.region, now, self._boot_seconds)
+        return _json(201, {"action": self._action_json(droplet.action, now)})
+
+    def _resize(self, droplet: _Droplet, body: JSON, now: datetime) -> Response:
+        """Only while off; the disk grows to the new size's with `disk` ("true" as the SDK sends it, or true),
+        and never shrinks: a size with a smaller disk than the droplet has now is refused."""
+        slug = body.get("size")
+        if not isinstance(slug, str) or slug not in self._sizes:
+            raise FakeError(422, INVALID_SIZE)
+        if droplet.on:
+            raise FakeError(422, DROPLET_ON)
+        size = self._sizes[slug]
+        if size.disk < droplet.disk:
+            raise FakeError(422, SMALLER_DISK)
+        if slug != droplet.size and not self._in_stock(slug, droplet.region):
+            raise FakeError(422, SIZE_UNAVAILABLE)
+        if slug != droplet.size:
+            self._capacity.take((slug, droplet.region))
+            self._capacity.give_back((droplet.size, droplet.region))
+        droplet.size = slug
+        if body.get("disk") in (True, "true"):
+            droplet.disk = size.disk
+        droplet.was_on = droplet.on = False
+        droplet.resizes = (*droplet.resizes, {"size": slug, "disk": body.get("disk") in (True, "true")})
+        droplet.action = self._new_action("resize", droplet.id, droplet.region, now, self._action_seconds)
         return _json(201, {"action": self._action_json(droplet.action, now)})
 
     def _handle_list_actions(self, request: Request, body: Any, droplet_id: int) -> Response:
@@ -606,7 +642,8 @@ class DigitalOceanFake:
         action = self._new_action("create", droplet_id, region, now, self._boot_seconds)
         droplet = _Droplet(droplet_id, droplet_id - 300_000_000, body["name"], size, region, body["image"],
                            list(dict.fromkeys(body.get("tags") or [])), bool(body.get("ipv6")),
-                           body.get("user_data"), now, action, ssh_keys=tuple(body.get("ssh_keys") or ()))
+                           body.get("user_data"), now, action, ssh_keys=tuple(body.get("ssh_keys") or ()),
+                           disk=self._sizes[size].disk)
         self._droplets[droplet_id] = droplet
         return droplet
 
@@ -647,7 +684,7 @@ class DigitalOceanFake:
         status = droplet.status(now)
         size = self._sizes[droplet.size]
         return {
-            "id": droplet.id, "name": droplet.name, "memory": size.memory, "vcpus": size.vcpus, "disk": size.disk,
+            "id": droplet.id, "name": droplet.name, "memory": size.memory, "vcpus": size.vcpus, "disk": droplet.disk,
             "locked": False, "status": status, "kernel": None, "created_at": _timestamp(droplet.created_at),
             "features": ["ipv6"] if droplet.ipv6 else [], "backup_ids": [], "next_backup_window": None,
             "snapshot_ids": [], "volume_ids": [], "vpc_uuid": None, "tags": list(droplet.tags),

@@ -9,7 +9,9 @@ request (the server is off `action_seconds` later, or never while guests ignore 
 names that must be unique (409 `uniqueness_error`), a `root_password` in the create's answer unless `ssh_keys`
 named keys, rebuilds (`rebuild_server`, the server `rebuilding` for `boot_seconds`, with new `user_data` if
 sent and a new root password unless made with keys) and `reset_password` (a new root password) that lock the
-server like any action, capacity that runs out (412 `resource_unavailable`),
+server like any action, `change_type` (`change_server_type`, only while the server is off, else 409
+`server_not_stopped`; `upgrade_disk` grows the disk, which never shrinks again: a type with a smaller disk than
+the server's is refused with 400 `invalid_input`), capacity that runs out (412 `resource_unavailable`),
 unsupported combinations (400 `invalid_input`), a server limit (403 `resource_limit_exceeded`), a bearer
 token (401 `unauthorized`) and a 3600-per-hour rate limit with `RateLimit-*` headers. The catalog is the
 sandbox's `HETZNER_OFFERS`; `demo=True` starts with cx42 sold out in hel1, as the sandbox demo does.
@@ -79,7 +81,9 @@ POWER_COMMANDS = ("poweron", "poweroff", "shutdown", "reboot", "reset")
 # The action each request starts, as Hetzner names it in the answer and in GET /actions.
 COMMAND_OF_ACTION = {"poweron": "start_server", "poweroff": "stop_server", "shutdown": "shutdown_server",
                      "reboot": "reboot_server", "reset": "reset_server", "rebuild": "rebuild_server",
-                     "reset_password": "reset_password"}
+                     "reset_password": "reset_password", "change_type": "change_server_type"}
+NOT_STOPPED_MESSAGE = "server must be stopped before changing its type"
+SMALLER_DISK_MESSAGE = "cannot downgrade the disk: the server's disk is larger than the new server type's"
 SHUTDOWN_SEND_SECONDS = 1.0  # a shutdown action only sends the ACPI request
 MAX_USER_DATA_BYTES = 32 * 1024
 RATE_LIMIT_PER_HOUR = 3600
@@ -190,10 +194,13 @@ class _Server:
     guest_off_at: datetime | None = None  # an ACPI shutdown was sent: the guest is off from then on
     rebuilds: list[Json] = field(default_factory=list)  # {"image", "user_data"} of each rebuild
     password_resets: int = 0
+    disk: int = 0  # GB: the type's at the create, grown only by a change_type with upgrade_disk
+    type_changes: list[Json] = field(default_factory=list)  # {"server_type", "upgrade_disk"} of each
 
     def received(self) -> Json:
         return {"ssh_keys": list(self.ssh_keys), "user_data": self.user_data, "image": self.image,
-                "rebuilds": [dict(r) for r in self.rebuilds], "password_resets": self.password_resets}
+                "rebuilds": [dict(r) for r in self.rebuilds], "password_resets": self.password_resets,
+                "type_changes": [dict(c) for c in self.type_changes]}
 
     def running_actions(self, now: datetime) -> list[_Action]:
         return [a for a in self.actions if a.running(now)]
@@ -453,7 +460,8 @@ class HetznerFake:
         self._capacity.take((type_name, location))
         start = body.get("start_after_create", True) is not False
         server = _Server(next(self._ids), name, type_name, location, image, dict(body.get("labels") or {}),
-                         body.get("user_data"), now, on=start, ssh_keys=list(body.get("ssh_keys") or []))
+                         body.get("user_data"), now, on=start, ssh_keys=list(body.get("ssh_keys") or []),
+                         disk=self._catalog[type_name, location].disk_gb)
         self._servers[server.id] = server
         action = self._act(server, "create_server", now, self.boot_seconds, "initializing")
         next_actions = [self._act(server, "start_server", now, self.boot_seconds, "initializing")] if start else []
@@ -468,12 +476,14 @@ class HetznerFake:
 
     def _server_action(self, request: Request, now: datetime, id: int, command: str) -> tuple[Json, int]:
         server = self._server(id)
-        if command not in (*POWER_COMMANDS, "rebuild", "reset_password"):
+        if command not in (*POWER_COMMANDS, "rebuild", "reset_password", "change_type"):
             raise ApiError(404, "not_found", f"action '{command}' not found")
         if server.running_actions(now):
             raise ApiError(423, "locked", LOCKED_MESSAGE)
         if command == "rebuild":
             return self._rebuild(server, _body(request), now)
+        if command == "change_type":
+            return self._change_type(server, _body(request), now)
         if command == "reset_password":
             server.password_resets += 1
             action = self._act(server, COMMAND_OF_ACTION[command], now, self.action_seconds, server.status(now))
@@ -503,6 +513,34 @@ class HetznerFake:
         action = self._act(server, COMMAND_OF_ACTION["rebuild"], now, self.boot_seconds, "rebuilding")
         server.on, server.guest_off_at = True, None
         return {"action": action.json(now), "root_password": self._password(server)}, 201
+
+    def _change_type(self, server: _Server, body: Json, now: datetime) -> tuple[Json, int]:
+        """Only on a stopped server (409 `server_not_stopped`); `upgrade_disk` grows the disk to the new type's,
+        and a disk never shrinks (a type with a smaller disk than the server's is refused). It stays off."""
+        type_ref, upgrade_disk = body.get("server_type"), body.get("upgrade_disk")
+        type_name = next((n for n in self._type_names() if type_ref in (n, self._type_id(n))), None)
+        if type_name is None:
+            raise _invalid("server_type", "server type not found")
+        if not isinstance(upgrade_disk, bool):
+            raise _invalid("upgrade_disk", "is required and must be a boolean")
+        if server.is_on(now):
+            raise ApiError(409, "server_not_stopped", NOT_STOPPED_MESSAGE)
+        if (type_name, server.location) not in self._catalog:
+            raise ApiError(400, "invalid_input", "unsupported location for server type")
+        new_disk = self._catalog[type_name, server.location].disk_gb
+        if new_disk < server.disk:
+            raise ApiError(400, "invalid_input", SMALLER_DISK_MESSAGE)
+        if type_name != server.server_type:
+            if not self._available(type_name, server.location):
+                raise ApiError(412, "resource_unavailable", "error during placement")
+            self._capacity.take((type_name, server.location))
+            self._capacity.give_back((server.server_type, server.location))
+        server.server_type = type_name
+        if upgrade_disk:
+            server.disk = new_disk
+        server.type_changes.append({"server_type": type_name, "upgrade_disk": upgrade_disk})
+        action = self._act(server, COMMAND_OF_ACTION["change_type"], now, self.action_seconds, "off")
+        return {"action": action.json(now)}, 201
 
     @staticmethod
     def _password(server: _Server) -> str | None:
@@ -687,7 +725,7 @@ class HetznerFake:
             "iso": None, "rescue_enabled": False, "locked": False, "backup_window": None,
             "outgoing_traffic": 0, "ingoing_traffic": 0, "included_traffic": INCLUDED_TRAFFIC,
             "protection": {"delete": False, "rebuild": False}, "labels": dict(server.labels),
-            "volumes": [], "load_balancers": [], "primary_disk_size": type_json["disk"], "placement_group": None,
+            "volumes": [], "load_balancers": [], "primary_disk_size": server.disk, "placement_group": None,
         }
 
     # --- /_control ------------------------------------------------------------------------------------

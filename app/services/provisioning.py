@@ -248,6 +248,7 @@ def _poll(item: SubscriptionItem, tenant: TenantLike, attempt: int) -> Next | No
 def _copy_addresses(item: SubscriptionItem, info: ServerInfo) -> None:
     item.ipv4 = info.ipv4
     item.ipv6 = info.ipv6
+    item.server_type_actual = info.server_type or item.server_type_actual  # what resizing compares against
 
 
 def _finish(item: SubscriptionItem) -> None:

@@ -31,7 +31,7 @@ from app.services.actors import Actor
 from app.services.clouds import provider_for
 from app.services.errors import Forbidden, InvalidInput, ServiceError
 from app.services.secrets import Unreadable, seal, unseal
-from app.services.servers import customer_error, permitted_item
+from app.services.servers import RESIZING_MESSAGE, customer_error, permitted_item
 
 log = logging.getLogger(__name__)
 
@@ -149,4 +149,7 @@ def _server(tenant: TenantLike, actor: Actor, action: Do, subscription_id: int, 
     if item.status is not ItemStatus.ACTIVE or item.server_id is None:
         db.session.rollback()
         raise InvalidInput("This server is not ready yet.")
+    if item.resizing:
+        db.session.rollback()
+        raise InvalidInput(RESIZING_MESSAGE)
     return item

@@ -21,6 +21,8 @@ from app.services.provisioning import Next
 
 log = logging.getLogger(__name__)
 
+RESIZING_MESSAGE = "The server's type is being changed; its controls are back once that is done."
+
 
 class PowerCommand(StrEnum):
     START = "start"
@@ -61,6 +63,8 @@ def power(*, tenant: TenantLike, actor: Actor, subscription_id: int, item_id: in
         raise InvalidInput(f"Server controls are off while the subscription is {status}.")
     if item.status is not ItemStatus.ACTIVE or item.server_id is None:
         raise InvalidInput("This server is not ready yet.")
+    if item.resizing:
+        raise InvalidInput(RESIZING_MESSAGE)
     cloud = provider_for(tenant, item.provider)
     run = {PowerCommand.START: cloud.power_on, PowerCommand.STOP: cloud.power_off,
            PowerCommand.RESTART: cloud.reboot}[command]

@@ -27,6 +27,7 @@ class Job(StrEnum):
     SEND_EMAIL = "send_email"  # one logged email (app/services/notifications.py)
     SEND_EMAILS = "send_emails"  # logged emails written in bulk, by their ids (notifications.notify_later)
     BILL_CUSTOMER = "bill_customer"  # the billing run for one customer, now (app/services/billing_run.py)
+    RESIZE_ITEM = "resize_item"  # change a server's type to its config's server_type
 
 
 _PENDING = "work_after_commit"

@@ -26,7 +26,18 @@ def provision_item(item_id: int, attempt: int = 1) -> None:
         provision_item.schedule((item_id, step.attempt), delay=step.delay)
 
 
-TASKS = {Job.PROVISION_ITEM: provision_item}
+@huey.task()
+def resize_item(item_id: int, attempt: int = 1) -> None:
+    """Move one item's change of server type a step; reschedules itself until it is done or has failed."""
+    from app.services import resizing
+
+    with app_context():
+        step = resizing.advance(item_id, attempt)
+    if step is not None:
+        resize_item.schedule((item_id, step.attempt), delay=step.delay)
+
+
+TASKS = {Job.PROVISION_ITEM: provision_item, Job.RESIZE_ITEM: resize_item}
 
 
 # --- Periodic jobs (the registry and how to add one: app/tasks/schedule.py) ------------------------
@@ -97,6 +108,17 @@ def requeue_stuck_items() -> str:
     for item_id in stuck:
         provision_item(item_id)
     return counted(len(stuck), "stuck server queued again", "stuck servers queued again")
+
+
+@periodic("resizing", every_minutes(5),
+          "Carry on with server type changes that a worker left half done, or that were never queued")
+def requeue_stalled_resizes() -> str:
+    from app.services import resizing
+
+    stalled = resizing.stalled()
+    for item_id in stalled:
+        resize_item(item_id)
+    return counted(len(stalled), "server type change queued again", "server type changes queued again")
 
 
 @periodic("impersonations", every_minute(), "Close the support impersonations that are over")

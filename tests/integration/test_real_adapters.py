@@ -6,6 +6,7 @@ what was charged and what servers exist afterwards are checked.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -287,3 +288,63 @@ def test_the_order_form_checks_availability_live(client, tenant, buyer, customer
     response = post_form(client, f"/order/{plan.id}", {"serverType": "cx32", "location": "fsn1", "quantity": 1,
                                                          "idempotency_key": "form"})
     assert response.status_code == 409 and "sold out" in response.get_data(as_text=True)
+
+
+# --- Resizing through the SDKs ---------------------------------------------------------------------
+
+
+def resize_through(item_id, wanted):
+    from app.services import resizing
+
+    item = item_of_id(item_id)
+    item.config = {**item.config, "server_type": wanted}
+    db.session.commit()
+    for _ in range(40):
+        db.session.expire_all()
+        if resizing.advance(item_id) is None:
+            return item_of_id(item_id)
+        time.sleep(0.2)  # the fakes' actions take half a second of real time
+    raise AssertionError("the resize did not settle")
+
+
+def item_of_id(item_id) -> SubscriptionItem:
+    db.session.expire_all()
+    return db.session.get(SubscriptionItem, item_id)
+
+
+def test_a_hetzner_server_changes_type_through_hcloud_and_runs_again(tenant, buyer, fakes):
+    plan = factories.plan(tenant)
+    item = settle(order(tenant, buyer, plan).id)
+    assert item.server_type_actual == "cx22"
+
+    item = resize_through(item.id, "cx32")
+
+    assert (item.server_type_actual, item.resize_step, item.resize_error) == ("cx32", None, None)
+    [server] = fakes["hetzner"].state()["servers"]
+    assert (server["server_type"]["name"], server["status"], server["primary_disk_size"]) == ("cx32", "running", 80)
+    assert fakes["hetzner"].received(server["id"])["type_changes"] == [{"server_type": "cx32", "upgrade_disk": True}]
+
+
+def test_a_hetzner_refusal_to_shrink_the_disk_is_shown_and_the_server_runs_again(tenant, buyer, fakes):
+    item = settle(order(tenant, buyer, factories.plan(tenant)).id)
+    item = resize_through(item.id, "cx32")
+
+    item = resize_through(item.id, "cx22")
+
+    assert item.resize_step == "failed" and "disk" in item.resize_error
+    time.sleep(0.6)
+    [server] = fakes["hetzner"].state()["servers"]
+    assert (server["server_type"]["name"], server["status"]) == ("cx32", "running")
+
+
+def test_a_droplet_is_resized_through_python_digitalocean(tenant, buyer, fakes):
+    droplets = factories.service_type(tenant, provider=Provider.DIGITALOCEAN, config_schema=DO_SCHEMA)
+    plan = factories.plan(tenant, service_type_=droplets,
+                          config_defaults={"serverType": "s-1vcpu-1gb", "region": "fra1", "image": "ubuntu-24-04-x64"})
+    item = settle(order(tenant, buyer, plan).id)
+
+    item = resize_through(item.id, "s-2vcpu-4gb")
+
+    assert (item.server_type_actual, item.resize_step) == ("s-2vcpu-4gb", None)
+    [droplet] = fakes["digitalocean"].state()["droplets"]
+    assert (droplet["size_slug"], droplet["status"], droplet["disk"]) == ("s-2vcpu-4gb", "active", 80)

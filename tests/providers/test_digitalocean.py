@@ -806,3 +806,83 @@ def test_a_token_is_required_when_set():
     assert client.get("/v2/sizes").status_code == 401
     assert client.get("/v2/sizes", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.get("/v2/sizes", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+# --- Resizing and prices ---------------------------------------------------------------------------
+
+
+def stopped(cloud: DigitalOceanCloud, do_clock: Clock) -> str:
+    server_id = running(cloud, do_clock)
+    cloud.power_off(server_id)
+    do_clock.advance(ACTION)
+    return server_id
+
+
+def test_a_droplet_that_is_on_cannot_be_resized(cloud, fake, do_clock):
+    server_id = running(cloud, do_clock)
+
+    with pytest.raises(ProviderError) as refused:
+        cloud.resize(server_id, "s-2vcpu-4gb", upgrade_disk=True)
+
+    assert refused.value.kind is ErrorKind.INVALID
+    assert "power it off" in refused.value.message
+    assert cloud.server_info(server_id).server_type == "s-1vcpu-1gb"
+
+
+def test_a_droplet_that_is_off_is_resized_with_the_sdk_s_disk_flag(cloud, fake, do_clock):
+    server_id = stopped(cloud, do_clock)
+
+    action = cloud.resize(server_id, "s-2vcpu-4gb", upgrade_disk=True)
+
+    assert (action.command, action.status) == ("resize", ActionStatus.RUNNING)
+    sent = [r.body for r in fake.received if r.method == "POST" and r.path.endswith("/actions")][-1]
+    assert sent == {"type": "resize", "size": "s-2vcpu-4gb", "disk": "true"}
+    do_clock.advance(ACTION)
+    info = cloud.server_info(server_id)
+    assert (info.server_type, info.power, info.action) == ("s-2vcpu-4gb", PowerState.OFF, None)
+
+
+def test_a_resized_disk_never_shrinks(cloud, fake, do_clock):
+    server_id = stopped(cloud, do_clock)
+    cloud.resize(server_id, "s-2vcpu-4gb", upgrade_disk=False)
+    do_clock.advance(ACTION)
+    sent = [r.body for r in fake.received if r.method == "POST" and r.path.endswith("/actions")][-1]
+    assert sent == {"type": "resize", "size": "s-2vcpu-4gb"}  # the SDK leaves `disk` out
+    cloud.resize(server_id, "s-1vcpu-1gb", upgrade_disk=False)  # CPU and memory only: back down is allowed
+    do_clock.advance(ACTION)
+    cloud.resize(server_id, "s-1vcpu-2gb", upgrade_disk=True)  # 25 GB -> 50 GB
+    do_clock.advance(ACTION)
+
+    with pytest.raises(ProviderError) as refused:
+        cloud.resize(server_id, "s-1vcpu-1gb", upgrade_disk=False)
+
+    assert refused.value.kind is ErrorKind.INVALID
+    assert "disk" in refused.value.message
+    assert fake.droplet_received(server_id)["resizes"] == [
+        {"size": "s-2vcpu-4gb", "disk": False}, {"size": "s-1vcpu-1gb", "disk": False},
+        {"size": "s-1vcpu-2gb", "disk": True}]
+
+
+def test_a_resize_during_another_action_is_busy(cloud, do_clock):
+    server_id = running(cloud, do_clock)
+    cloud.power_off(server_id)
+
+    with pytest.raises(ProviderError) as refused:
+        cloud.resize(server_id, "s-2vcpu-4gb", upgrade_disk=True)
+
+    assert refused.value.kind is ErrorKind.BUSY
+
+
+def test_prices_are_one_per_size_and_region_in_cents(cloud):
+    prices = {(p.server_type, p.location): p for p in cloud.prices()}
+
+    assert set(prices) == {(o.server_type, o.location) for o in DIGITALOCEAN_OFFERS}
+    small = prices["s-1vcpu-1gb", "fra1"]
+    assert (small.monthly_minor, small.currency, small.vcpus, small.memory_gb, small.disk_gb) == (600, "USD", 1, 1, 25)
+
+
+def test_the_fake_lists_prices_as_json_numbers(server):
+    sizes = requests.get(f"{server.url}/v2/sizes", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5).json()
+    small = next(s for s in sizes["sizes"] if s["slug"] == "s-2vcpu-4gb")
+
+    assert (small["price_monthly"], small["price_hourly"]) == (24.0, 0.03571)  # 24 / 672 hours, as DigitalOcean lists it

@@ -756,3 +756,94 @@ def test_the_demo_fake_starts_with_cx42_sold_out_in_hel1() -> None:
 
     cx42 = {entry["name"]: entry["available"] for t in types if t["name"] == "cx42" for entry in t["locations"]}
     assert cx42 == {"fsn1": True, "nbg1": True, "hel1": False}
+
+
+# --- Resizing (change_type) and prices ------------------------------------------------------------
+
+
+def stopped_server(cloud: HetznerCloud, clock: FakeClock) -> str:
+    server_id = running_server(cloud, clock)
+    cloud.power_off(server_id)
+    clock.advance(3)
+    return server_id
+
+
+def test_a_running_server_cannot_change_type(cloud: HetznerCloud, fake: HetznerFake, clock: FakeClock) -> None:
+    server_id = running_server(cloud, clock)
+
+    with pytest.raises(ProviderError) as refused:
+        cloud.resize(server_id, "cx32", upgrade_disk=True)
+
+    assert refused.value.kind is ErrorKind.INVALID
+    assert "stopped" in refused.value.message
+    assert cloud.server_info(server_id).server_type == "cx22"
+    assert fake.received(server_id)["type_changes"] == []
+
+
+def test_a_stopped_server_changes_type_with_an_action(cloud: HetznerCloud, fake: HetznerFake,
+                                                      clock: FakeClock) -> None:
+    server_id = stopped_server(cloud, clock)
+
+    action = cloud.resize(server_id, "cx32", upgrade_disk=False)
+
+    assert (action.command, action.status) == ("change_server_type", ActionStatus.RUNNING)
+    assert cloud.server_info(server_id).action is not None
+    clock.advance(3)
+    info = cloud.server_info(server_id)
+    assert (info.server_type, info.power, info.action) == ("cx32", PowerState.OFF, None)
+    assert fake.received(server_id)["type_changes"] == [{"server_type": "cx32", "upgrade_disk": False}]
+
+
+def test_a_disk_never_shrinks_once_upgraded(cloud: HetznerCloud, clock: FakeClock) -> None:
+    server_id = stopped_server(cloud, clock)
+    cloud.resize(server_id, "cx32", upgrade_disk=False)
+    clock.advance(3)
+    cloud.resize(server_id, "cx22", upgrade_disk=False)  # the disk was kept: back down is allowed
+    clock.advance(3)
+    cloud.resize(server_id, "cx32", upgrade_disk=True)  # 40 GB -> 80 GB
+    clock.advance(3)
+
+    with pytest.raises(ProviderError) as refused:
+        cloud.resize(server_id, "cx22", upgrade_disk=False)
+
+    assert refused.value.kind is ErrorKind.INVALID
+    assert "disk" in refused.value.message
+    assert cloud.server_info(server_id).server_type == "cx32"
+
+
+def test_a_resize_while_another_action_runs_is_busy(cloud: HetznerCloud, clock: FakeClock) -> None:
+    server_id = running_server(cloud, clock)
+    cloud.power_off(server_id)
+
+    with pytest.raises(ProviderError) as refused:
+        cloud.resize(server_id, "cx32", upgrade_disk=True)
+
+    assert refused.value.kind is ErrorKind.BUSY
+
+
+def test_prices_are_every_type_and_location_in_cents_with_specs(cloud: HetznerCloud) -> None:
+    prices = {(p.server_type, p.location): p for p in cloud.prices()}
+
+    assert set(prices) == {(o.server_type, o.location) for o in HETZNER_OFFERS}
+    cx22 = prices["cx22", "fsn1"]
+    assert (cx22.monthly_minor, cx22.currency, cx22.vcpus, cx22.memory_gb, cx22.disk_gb) == (459, "EUR", 2, 4, 40)
+
+
+@pytest.mark.parametrize(("net", "cents"), [("4.5950000000", 460), ("4.5949999999", 459), ("0.005", 1),
+                                            ("1234.5678", 123457)])
+def test_prices_convert_the_decimal_strings_exactly(cloud: HetznerCloud, fake: HetznerFake, net: str,
+                                                    cents: int) -> None:
+    fake.set_price("cpx21", "sin", net)
+
+    price = next(p for p in cloud.prices() if (p.server_type, p.location) == ("cpx21", "sin"))
+
+    assert price.monthly_minor == cents
+
+
+def test_the_fake_lists_hourly_and_gross_prices_as_strings(api: FakeServer) -> None:
+    answer = requests.get(f"{api.url}/v1/server_types", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+    cx22 = next(t for t in answer.json()["server_types"] if t["name"] == "cx22")
+    fsn1 = next(p for p in cx22["prices"] if p["location"] == "fsn1")
+
+    assert fsn1["price_monthly"] == {"net": "4.5900000000", "gross": "5.4621000000"}
+    assert all(isinstance(v, str) for v in (*fsn1["price_hourly"].values(), *fsn1["price_monthly"].values()))

@@ -611,3 +611,50 @@ def test_the_demo_sandboxes_start_with_one_combination_sold_out(
 def test_the_registry_refuses_unknown_providers(clock: FakeClock) -> None:
     with pytest.raises(ValueError, match="no sandbox catalog"):
         sandbox_for(1, "aws", clock)
+
+
+# --- Resizing and prices ---------------------------------------------------------------------------
+
+
+def test_a_resize_needs_the_server_off_and_never_shrinks_its_disk(cloud: SandboxCloud, clock: FakeClock) -> None:
+    server_id = running_server(cloud, clock)
+    with pytest.raises(ProviderError) as on:
+        cloud.resize(server_id, "cx32", upgrade_disk=True)
+    assert on.value.kind is ErrorKind.INVALID
+    cloud.power_off(server_id)
+    with pytest.raises(ProviderError) as busy:
+        cloud.resize(server_id, "cx32", upgrade_disk=True)
+    assert busy.value.kind is ErrorKind.BUSY
+    clock.advance(3)
+
+    action = cloud.resize(server_id, "cx32", upgrade_disk=True)
+
+    assert (action.command, action.status) == ("change_type", ActionStatus.RUNNING)
+    clock.advance(3)
+    info = cloud.server_info(server_id)
+    assert (info.server_type, info.power, cloud.disk_gb(server_id)) == ("cx32", PowerState.OFF, 80)
+    with pytest.raises(ProviderError) as smaller:
+        cloud.resize(server_id, "cx22", upgrade_disk=False)
+    assert smaller.value.kind is ErrorKind.INVALID
+
+
+def test_a_resize_takes_capacity_of_the_new_type(cloud: SandboxCloud, clock: FakeClock) -> None:
+    server_id = running_server(cloud, clock)
+    cloud.power_off(server_id)
+    clock.advance(3)
+    cloud.set_capacity("cx32", "fsn1", 0)
+    with pytest.raises(ProviderError) as sold_out:
+        cloud.resize(server_id, "cx32", upgrade_disk=False)
+    assert sold_out.value.kind is ErrorKind.UNAVAILABLE
+    cloud.set_capacity("cx32", "fsn1", 1)
+    cloud.set_capacity("cx22", "fsn1", 0)
+
+    cloud.resize(server_id, "cx32", upgrade_disk=False)
+
+    assert (cloud.capacity("cx32", "fsn1"), cloud.capacity("cx22", "fsn1")) == (0, 1)
+
+
+def test_prices_are_the_catalog(cloud: SandboxCloud) -> None:
+    prices = {(p.server_type, p.location): p.monthly_minor for p in cloud.prices()}
+
+    assert prices == {(o.server_type, o.location): o.price_minor for o in HETZNER_OFFERS}

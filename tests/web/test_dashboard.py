@@ -500,3 +500,27 @@ def test_lists_name_servers_by_their_fqdn(client, auth, tenant, logged_in, plan,
     auth.logout()
     auth.login(admin.email)
     assert expected in client.get("/admin/subscriptions").get_data(as_text=True)
+
+
+def test_the_server_card_shows_a_resize_with_its_progress_then_its_outcome(client, active, cloud, clock):
+    from app.services import resizing
+
+    item = active.items[0]
+    item.config = {**item.config, "server_type": "cx32"}
+    db.session.commit()
+    resizing.advance(item.id)
+    clock.advance(seconds=10)
+    resizing.advance(item.id)  # the type change runs
+    clock.advance(seconds=1)
+    resizing.advance(item.id)
+
+    fragment = client.get(item_url(active, item, "/server-info"), headers=HX).get_data(as_text=True)
+    assert 'data-resize="resizing"' in fragment and "Resizing… to cx32 (" in fragment and polls(fragment)
+    assert buttons(fragment) == {"Start": False, "Stop": False, "Restart": False}
+
+    item = db.session.get(SubscriptionItem, item.id)
+    item.resize_step, item.resize_error = "failed", "The cloud refused to change the server's type: <b>no</b>."
+    db.session.commit()
+    fragment = client.get(item_url(active, item, "/server-info"), headers=HX).get_data(as_text=True)
+    assert 'data-resize="failed"' in fragment and "was not changed to cx32" in fragment
+    assert "&lt;b&gt;no&lt;/b&gt;" in fragment
