@@ -1,7 +1,7 @@
 """Resizing: the server type a server has at the cloud, and the change of type under way
 
-Revision ID: 0017_resize
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-06 18:00:00.000000
 
 """
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0017_resize'
-down_revision = '0012'
+revision = '0014'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
