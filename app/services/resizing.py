@@ -52,9 +52,10 @@ log = logging.getLogger(__name__)
 RESIZING = Actor.system("resizing")
 POLL_SECONDS = 2.0
 STALLED_AFTER = timedelta(minutes=5)
-GAVE_UP = "The cloud kept failing, so the server's type was not changed. Our staff have been told."
-TOO_LONG = "The cloud took too long to change the server's type. Our staff have been told."
-NOT_CHANGED = "The cloud could not change the server's type. Our staff have been told."
+_SEEN = " It is recorded in the subscription's history, which support sees."
+GAVE_UP = "The cloud kept failing, so the server's type was not changed." + _SEEN
+TOO_LONG = "The cloud took too long to change the server's type." + _SEEN
+NOT_CHANGED = "The cloud could not change the server's type." + _SEEN
 
 
 def advance(item_id: int, attempt: int = 1) -> Next | None:
