@@ -25,6 +25,7 @@ class Job(StrEnum):
     POWER_OFF_ITEM = "power_off_item"  # suspended
     POWER_ON_ITEM = "power_on_item"  # reinstated
     SEND_EMAIL = "send_email"  # one logged email (app/services/notifications.py)
+    ADVANCE_CATALOGUE_OPERATION = "advance_catalogue_operation"  # a replace or retire, chunk by chunk
     BILL_CUSTOMER = "bill_customer"  # the billing run for one customer, now (app/services/billing_run.py)
 
 
