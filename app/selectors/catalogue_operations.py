@@ -8,13 +8,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, selectinload
 
+from app.domain.catalogue import CatalogueState
 from app.domain.plan_lifecycle import PlanFacts, move_charge, needs_resize
 from app.domain.subscriptions import SubscriptionStatus
 from app.extensions import db
-from app.models import CatalogueOperation, OperationOutcome, Plan, Subscription, TenantLike
+from app.models import CatalogueOperation, OperationOutcome, Plan, Product, Subscription, TenantLike
 from app.selectors.paging import Page, one_page_and_a_peek, page_number
 
 # The subscriptions a replace moves or a retire cancels: every one not canceled yet.
@@ -41,6 +42,29 @@ def plans(tenant: TenantLike, plan_ids: Iterable[int]) -> dict[int, Plan]:
     found = db.session.scalars(select(Plan).where(Plan.tenant_id == tenant.id, Plan.id.in_(ids))
                                .options(joinedload(Plan.product))).all()
     return {plan.id: plan for plan in found}
+
+
+def product(tenant: TenantLike, product_id: int) -> Product | None:
+    return db.session.scalar(select(Product).where(Product.id == product_id, Product.tenant_id == tenant.id)
+                             .options(selectinload(Product.plans)))
+
+
+def target_choices(tenant: TenantLike) -> list[Plan]:
+    """The plans customers may be moved to: the published ones, by product."""
+    return list(db.session.scalars(
+        select(Plan).join(Product).where(Plan.tenant_id == tenant.id, Plan.state == CatalogueState.PUBLISHED)
+        .options(joinedload(Plan.product)).order_by(Product.name, Product.version, Plan.sort_order, Plan.id)))
+
+
+def open_counts(tenant: TenantLike, plans: Iterable[Plan]) -> dict[int, int]:
+    """How many subscriptions not canceled yet each plan has."""
+    ids = [plan.id for plan in plans]
+    if not ids:
+        return {}
+    rows = db.session.execute(select(Subscription.plan_id, func.count()).where(
+        Subscription.tenant_id == tenant.id, Subscription.plan_id.in_(ids), Subscription.status.in_(OPEN))
+        .group_by(Subscription.plan_id))
+    return {plan_id: count for plan_id, count in rows}
 
 
 @dataclass
