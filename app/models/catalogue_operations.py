@@ -92,7 +92,10 @@ class OperationOutcome(db.Model):
     """What a bulk operation did to one subscription, written with the change itself."""
 
     __tablename__ = "catalogue_operation_outcomes"
-    __table_args__ = (UniqueConstraint("operation_id", "subscription_id"),)
+    __table_args__ = (
+        UniqueConstraint("operation_id", "subscription_id"),
+        Index("ix_catalogue_operation_outcomes_untold", "operation_id", "notified"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     operation_id: Mapped[int] = mapped_column(ForeignKey("catalogue_operations.id", ondelete="CASCADE"))
@@ -106,4 +109,7 @@ class OperationOutcome(db.Model):
     # The target plan's server type differs: the server is to be resized (done by the resize work, later).
     resize_needed: Mapped[bool] = mapped_column(default=False)
     message: Mapped[str] = mapped_column(String(500), default="")
+    # The customer was told (replace: one email per customer once every subscription has moved; retire: the
+    # lifecycle's own cancellation email, sent with the change).
+    notified: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -8,7 +8,8 @@ together; the outcomes are unique per (operation, subscription), so a crash half
 touches nothing twice: the next `advance` takes up the subscriptions without an outcome.
 
 - replace: set-based per chunk (one UPDATE per target plan, outcome rows, history events and proration
-  charges inserted as sets); each customer gets one email per chunk listing what moved;
+  charges inserted as sets); once every subscription has moved, each customer gets one email listing what
+  moved (its outcome rows are marked told in the same transaction, so a rerun tells nobody twice);
 - retire: every subscription goes through the lifecycle engine (app/services/lifecycle.py), which cancels it
   now, ends its billing and starts its servers' end of life (shut down now, deleted after the retention).
 """
@@ -19,6 +20,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import exists, insert, select, update
 
@@ -61,6 +63,7 @@ from app.services.work import Job
 log = logging.getLogger(__name__)
 
 CHUNK = 500  # subscriptions replaced per transaction
+TELL_BATCH = 200  # customers emailed per transaction once every subscription has moved
 RETIRE_CHUNK = 100  # retire goes through the lifecycle engine one subscription at a time
 STALLED_AFTER = timedelta(minutes=5)  # a running operation without progress this long lost its worker
 RETIRED_REASON = "plan retired"
@@ -361,20 +364,38 @@ def fail(operation_id: int, error: str) -> None:
     db.session.commit()
 
 
+class Step(StrEnum):
+    """What one call of `advance` did."""
+
+    CHANGED = "changed"  # a chunk of subscriptions moved or canceled
+    TOLD = "told"  # every subscription has moved: a batch of customers emailed
+    FINISHED = "finished"
+    IDLE = "idle"  # nothing to do: not running (paused, failed, finished) or no such operation
+
+
 def advance(operation_id: int, *, chunk: int | None = None) -> bool:
-    """Carry out one chunk of a running operation in one transaction; True while there is more to do."""
+    """Carry out one step of a running operation in one transaction; True while there is more to do."""
+    return advance_step(operation_id, chunk=chunk) in (Step.CHANGED, Step.TOLD)
+
+
+def advance_step(operation_id: int, *, chunk: int | None = None) -> Step:
+    """One step: a chunk of subscriptions changed; once none is left, a batch of customers told; then finished.
+
+    Each step is one transaction that locks the operation's row first, so two workers on one operation take
+    turns, and a pause takes effect before the next step."""
     operation = db.session.get(CatalogueOperation, operation_id, with_for_update=True, populate_existing=True)
     if operation is None or operation.status is not OperationStatus.RUNNING:
         db.session.rollback()
-        return False
+        return Step.IDLE
     try:
         if operation.kind is CatalogueAction.REPLACE:
-            touched = _replace_chunk(operation, chunk or CHUNK)
+            step = Step.CHANGED if _replace_chunk(operation, chunk or CHUNK) else (
+                Step.TOLD if _tell_customers(operation, TELL_BATCH) else Step.FINISHED)
         else:
-            touched = _retire_chunk(operation, chunk or RETIRE_CHUNK)
+            step = Step.CHANGED if _retire_chunk(operation, chunk or RETIRE_CHUNK) else Step.FINISHED
         moment = now()
         operation.updated_at = moment
-        if not touched:
+        if step is Step.FINISHED:
             operation.status, operation.finished_at = OperationStatus.FINISHED, moment
             if operation.done < operation.total:  # some ended on their own in the meantime
                 operation.message = (f"{operation.total - operation.done} of the subscriptions counted at the "
@@ -384,7 +405,40 @@ def advance(operation_id: int, *, chunk: int | None = None) -> bool:
     except Exception:
         db.session.rollback()
         raise
-    return bool(touched)
+    return step
+
+
+def _tell_customers(operation: CatalogueOperation, customers: int) -> int:
+    """One "plan replaced" email to each of the next `customers` customers, listing every subscription of theirs
+    the operation moved; their outcome rows are marked told in the same transaction, so each is told once."""
+    untold = (select(Subscription.user_id).join(OperationOutcome, OperationOutcome.subscription_id == Subscription.id)
+              .where(OperationOutcome.operation_id == operation.id, OperationOutcome.notified.is_(False))
+              .distinct().order_by(Subscription.user_id).limit(customers))
+    user_ids = list(db.session.scalars(untold))
+    if not user_ids:
+        return 0
+    rows = db.session.execute(
+        select(OperationOutcome, Subscription.user_id, Subscription.currency)
+        .join(Subscription, OperationOutcome.subscription_id == Subscription.id)
+        .where(OperationOutcome.operation_id == operation.id, OperationOutcome.notified.is_(False),
+               Subscription.user_id.in_(user_ids))
+        .order_by(Subscription.user_id, OperationOutcome.subscription_id)).all()
+    plans = {plan.id: plan for plan in db.session.scalars(
+        select(Plan).where(Plan.id.in_({r[0].from_plan_id for r in rows} | {r[0].to_plan_id for r in rows})))}
+    moved_by_user: dict[int, list[dict[str, object]]] = defaultdict(list)
+    for outcome, user_id, currency in rows:
+        moved_by_user[user_id].append({
+            "id": outcome.subscription_id, "source": plans[outcome.from_plan_id], "target": plans[outcome.to_plan_id],
+            "price": outcome.new_price_minor, "currency": currency, "proration": outcome.proration_minor,
+            "resize": outcome.resize_needed})
+    users = {user.id: user for user in db.session.scalars(select(User).where(User.id.in_(user_ids)))}
+    for user_id, moved in moved_by_user.items():
+        notify(Event.PLAN_REPLACED, user=users[user_id], moved=moved)
+    db.session.execute(
+        update(OperationOutcome).where(OperationOutcome.operation_id == operation.id,
+                                       OperationOutcome.id.in_([r[0].id for r in rows]))
+        .values(notified=True).execution_options(synchronize_session=False))
+    return len(user_ids)
 
 
 def _untouched(operation: CatalogueOperation, plan_ids: list[int], size: int):  # type: ignore[no-untyped-def]
@@ -412,7 +466,7 @@ def _replace_chunk(operation: CatalogueOperation, size: int) -> int:
     plans = {plan.id: plan for plan in db.session.scalars(
         select(Plan).where(Plan.id.in_([*mapping, *mapping.values()])))}
     moment, by_target = now(), defaultdict(list)
-    outcomes, charges, events, moved_by_user = [], [], [], defaultdict(list)
+    outcomes, charges, events = [], [], []
     for row in rows:
         source, target = plans[row.plan_id], plans[mapping[row.plan_id]]
         new_price = target.price_minor * row.quantity
@@ -433,7 +487,8 @@ def _replace_chunk(operation: CatalogueOperation, size: int) -> int:
             "operation_id": operation.id, "subscription_id": row.id, "outcome": Outcome.MOVED,
             "from_plan_id": source.id, "to_plan_id": target.id, "old_price_minor": row.price_minor,
             "new_price_minor": new_price, "proration_minor": charge.net, "resize_needed": bool(resize),
-            "message": "" if resize is not None else "The new plan names no server type.", "created_at": moment})
+            "message": "" if resize is not None else "The new plan names no server type.", "notified": False,
+            "created_at": moment})
         events.append({
             "tenant_id": operation.tenant_id, "subscription_id": row.id, "item_id": None, "kind": "plan_replaced",
             "from_status": row.status, "to_status": row.status, "actor_id": operation.actor_id,
@@ -442,21 +497,17 @@ def _replace_chunk(operation: CatalogueOperation, size: int) -> int:
                      "from_price_minor": row.price_minor, "to_price_minor": new_price,
                      "resize_needed": bool(resize)},
             "created_at": moment})
-        moved_by_user[row.user_id].append({"id": row.id, "source": source, "target": target, "price": new_price,
-                                           "currency": row.currency, "proration": charge.net, "resize": resize})
     for target_id, ids in by_target.items():
         db.session.execute(
             update(Subscription).where(Subscription.id.in_(ids))
             .values(plan_id=target_id, price_minor=plans[target_id].price_minor * Subscription.quantity,
                     version=Subscription.version + 1, updated_at=moment)
             .execution_options(synchronize_session=False))
-    db.session.execute(insert(OperationOutcome), outcomes)
-    db.session.execute(insert(SubscriptionEvent), events)
+    # Core inserts of plain rows (the ORM's bulk path costs as much again per row, for nothing kept).
+    db.session.execute(insert(OperationOutcome.__table__), outcomes)
+    db.session.execute(insert(SubscriptionEvent.__table__), events)
     if charges:
-        db.session.execute(insert(Charge), charges)
-    users = {user.id: user for user in db.session.scalars(select(User).where(User.id.in_(list(moved_by_user))))}
-    for user_id, moved in moved_by_user.items():
-        notify(Event.PLAN_REPLACED, user=users[user_id], moved=moved)
+        db.session.execute(insert(Charge.__table__), charges)
     operation.moved += len(rows)
     return len(rows)
 
@@ -478,13 +529,13 @@ def _retire_chunk(operation: CatalogueOperation, size: int) -> int:
             "operation_id": operation.id, "subscription_id": subscription.id, "outcome": outcome,
             "from_plan_id": subscription.plan_id, "to_plan_id": None, "old_price_minor": subscription.price_minor,
             "new_price_minor": None, "proration_minor": 0, "resize_needed": False, "message": message[:500],
-            "created_at": moment})
+            "notified": outcome is Outcome.CANCELED, "created_at": moment})
         if outcome is Outcome.CANCELED:
             operation.canceled += 1
         else:
             operation.failed += 1
     if outcomes:
-        db.session.execute(insert(OperationOutcome), outcomes)
+        db.session.execute(insert(OperationOutcome.__table__), outcomes)
     return len(subscriptions)
 
 

@@ -60,6 +60,7 @@ def upgrade():
     sa.Column('proration_minor', sa.Integer(), nullable=False),
     sa.Column('resize_needed', sa.Boolean(), nullable=False),
     sa.Column('message', sa.String(length=500), nullable=False),
+    sa.Column('notified', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['operation_id'], ['catalogue_operations.id'], name=op.f('fk_catalogue_operation_outcomes_operation_id_catalogue_operations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['subscription_id'], ['subscriptions.id'], name=op.f('fk_catalogue_operation_outcomes_subscription_id_subscriptions'), ondelete='CASCADE'),
@@ -68,11 +69,13 @@ def upgrade():
     )
     with op.batch_alter_table('catalogue_operation_outcomes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_catalogue_operation_outcomes_subscription_id'), ['subscription_id'], unique=False)
+        batch_op.create_index('ix_catalogue_operation_outcomes_untold', ['operation_id', 'notified'], unique=False)
 
 
 
 def downgrade():
     with op.batch_alter_table('catalogue_operation_outcomes', schema=None) as batch_op:
+        batch_op.drop_index('ix_catalogue_operation_outcomes_untold')
         batch_op.drop_index(batch_op.f('ix_catalogue_operation_outcomes_subscription_id'))
 
     op.drop_table('catalogue_operation_outcomes')

@@ -170,7 +170,7 @@ def test_replace_moves_every_subscriber_once_with_prices_proration_events_and_on
     assert db.session.scalar(select(func.count()).select_from(SubscriptionEvent)
                              .where(SubscriptionEvent.kind == "plan_replaced")) == 7
     emails = db.session.scalars(select(EmailMessage).where(EmailMessage.event == "plan_replaced")).all()
-    assert len(emails) == 4  # two customers per plan's batch, one email each listing their subscriptions
+    assert len(emails) == 4  # one email per customer, listing their subscriptions
     assert "credited" not in emails[0].text_body and "added to your next invoice" in emails[0].text_body
 
 
@@ -192,9 +192,12 @@ def test_killed_half_way_and_resumed_each_subscription_moves_exactly_once(tenant
     operation = service.start_replace(tenant=tenant, actor=boss, mapping={source.id: target.id})
     assert service.advance(operation.id, chunk=4) and service.advance(operation.id, chunk=4)
 
-    def crash(*args, **kwargs):  # the worker dies in the middle of the third chunk, after its UPDATE
+    original = service._replace_chunk
+
+    def crash(*args, **kwargs):  # the worker dies in the third chunk, after its writes and before its commit
+        original(*args, **kwargs)
         raise SystemExit("killed")
-    monkeypatch.setattr(service, "notify", crash)
+    monkeypatch.setattr(service, "_replace_chunk", crash)
     with pytest.raises(SystemExit):
         service.advance(operation.id, chunk=4)
     db.session.rollback()  # the process is gone: its transaction never commits
@@ -213,6 +216,39 @@ def test_killed_half_way_and_resumed_each_subscription_moves_exactly_once(tenant
     assert sorted(r.subscription_id for r in outcomes(operation.id)) == sorted(s.id for s in moving)
     assert db.session.scalar(select(func.count()).select_from(Charge)) == 22  # credit and debit, once each
     assert service.advance(operation.id) is False and service.stalled() == []
+    told = db.session.scalars(select(EmailMessage).where(EmailMessage.event == "plan_replaced")).all()
+    assert sorted(m.user_id for m in told) == sorted({s.user_id for s in moving})  # each customer once
+
+
+def test_killed_while_telling_customers_each_is_told_once(tenant, boss, old, clock, monkeypatch):
+    source, target = factories.plan(tenant, product_=old), factories.plan(tenant)
+    customers = [factories.user(tenant) for _ in range(5)]
+    for i in range(10):
+        factories.subscription(tenant, customers[i % 5], source)
+    monkeypatch.setattr(service.work, "later", lambda *args: None)
+    monkeypatch.setattr(service, "TELL_BATCH", 2)
+    operation = service.start_replace(tenant=tenant, actor=boss, mapping={source.id: target.id})
+    assert service.advance_step(operation.id) is service.Step.CHANGED  # all ten moved in one chunk
+    assert service.advance_step(operation.id) is service.Step.TOLD  # two customers told
+    original = service.notify
+    calls = []
+
+    def crash(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise SystemExit("killed")
+        return original(*args, **kwargs)
+    monkeypatch.setattr(service, "notify", crash)
+    with pytest.raises(SystemExit):
+        service.advance_step(operation.id)
+    db.session.rollback()
+    monkeypatch.setattr(service, "notify", original)
+    service.apply_now(operation.id)
+    db.session.expire_all()
+    told = db.session.scalars(select(EmailMessage).where(EmailMessage.event == "plan_replaced")).all()
+    assert sorted(m.user_id for m in told) == sorted(c.id for c in customers)
+    assert all(m.text_body.count("Subscription #") == 2 for m in told)
+    assert db.session.get(CatalogueOperation, operation.id).status is OperationStatus.FINISHED
 
 
 def test_pause_stops_after_the_chunk_and_resume_finishes(tenant, boss, old, clock, monkeypatch):

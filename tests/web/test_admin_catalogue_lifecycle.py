@@ -43,7 +43,7 @@ def test_replace_shows_its_preview_then_runs_as_an_operation_with_outcomes(clien
     _, source, target = setup
     url = f"/admin/catalogue/plans/{source.id}/replace"
     page = client.get(url, query_string={f"target-{source.id}": target.id}).get_data(as_text=True)
-    assert "3 subscriptions moved" in page and "3 × €10.00 &rarr; €20.00" in page.replace("\xa0", " ")
+    assert "3 subscriptions moved" in page and "3 \u00d7 €10.00 &rarr; €20.00" in page.replace("\xa0", " ")
     assert "3 servers need a resize" in page and "Proration for the rest of the current periods: €15.00" in page
     assert db.session.scalar(select(func.count()).select_from(CatalogueOperation)) == 0  # the preview wrote nothing
     response = post_form(client, url, {f"target-{source.id}": target.id})

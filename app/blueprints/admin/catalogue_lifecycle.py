@@ -175,9 +175,19 @@ def catalogue_operation_progress(operation_id: int) -> str:
     return render_template("admin/_catalogue_operation_progress.html", operation=operation, form=ConfirmForm())
 
 
-@bp.post("/catalogue/operations/<int:operation_id>/<any(pause, resume):command>")
+@bp.post("/catalogue/operations/<int:operation_id>/pause")
 @tenant_admin_required
-def catalogue_operation_command(operation_id: int, command: str) -> Response:
+def catalogue_operation_pause(operation_id: int) -> Response:
+    return _command(operation_id, "pause")
+
+
+@bp.post("/catalogue/operations/<int:operation_id>/resume")
+@tenant_admin_required
+def catalogue_operation_resume(operation_id: int) -> Response:
+    return _command(operation_id, "resume")
+
+
+def _command(operation_id: int, command: str) -> Response:
     if not ConfirmForm().validate_on_submit():
         flash("The form expired. Please try again.", "error")
     else:
