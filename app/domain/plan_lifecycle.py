@@ -75,7 +75,7 @@ TRANSITIONS: Final[Mapping[tuple[CatalogueState, CatalogueAction], CatalogueStat
 _REFUSALS: Final = MappingProxyType({
     _D: "A draft has no subscribers and offers nothing yet: publish it first (or edit it).",
     _P: "It is published already.",
-    _X: "A deprecated plan cannot be published again.",
+    _X: "It is deprecated already, and a deprecated plan is never published again.",
     _R: "A retired plan is final: nothing can be done with it any more.",
 })
 

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import wraps
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy import exists, insert, select, update
 
@@ -61,6 +63,8 @@ from app.services.notifications import notify
 from app.services.work import Job
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 CHUNK = 500  # subscriptions replaced per transaction
 TELL_BATCH = 200  # customers emailed per transaction once every subscription has moved
@@ -70,6 +74,18 @@ RETIRED_REASON = "plan retired"
 
 
 # --- who may, and the rows ------------------------------------------------------------------------------------
+
+def _atomic(function: Callable[P, R]) -> Callable[P, R]:
+    """A refused or failed change leaves nothing behind: what it flushed before the refusal is rolled back."""
+    @wraps(function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except Exception:
+            db.session.rollback()
+            raise
+    return run
+
 
 def _admin(tenant: TenantLike, actor: Actor) -> None:
     if actor.kind is not ActorKind.TENANT_ADMIN or actor.user is None or actor.user.tenant_id != tenant.id:
@@ -127,6 +143,7 @@ def _done(operation: CatalogueOperation) -> CatalogueOperation:
 
 # --- one plan or product at a time ----------------------------------------------------------------------------
 
+@_atomic
 def publish_plan(*, tenant: TenantLike, actor: Actor, plan_id: int) -> CatalogueOperation:
     """A draft plan takes orders (its product must be published, or published with it)."""
     _admin(tenant, actor)
@@ -137,6 +154,7 @@ def publish_plan(*, tenant: TenantLike, actor: Actor, plan_id: int) -> Catalogue
     return _done(_record(tenant, actor, CatalogueAction.PUBLISH, plan_ids=[plan.id], product_id=plan.product_id))
 
 
+@_atomic
 def publish_product(*, tenant: TenantLike, actor: Actor, product_id: int) -> CatalogueOperation:
     """A draft product and its draft plans take orders."""
     _admin(tenant, actor)
@@ -168,6 +186,7 @@ def _target(tenant: TenantLike, plan: Plan, target_id: int) -> Plan:
     return target
 
 
+@_atomic
 def set_target(*, tenant: TenantLike, actor: Actor, plan_id: int, target_id: int | None,
                deprecate: bool = False) -> CatalogueOperation:
     """Offer the plan's customers `target_id` to move to (None clears it), deprecating the plan if asked.
@@ -189,6 +208,7 @@ def set_target(*, tenant: TenantLike, actor: Actor, plan_id: int, target_id: int
     return operation
 
 
+@_atomic
 def deprecate_plan(*, tenant: TenantLike, actor: Actor, plan_id: int,
                    target_id: int | None = None) -> CatalogueOperation:
     """No new orders; subscribers keep their service and are told (with the target, if one is given)."""
@@ -203,6 +223,7 @@ def deprecate_plan(*, tenant: TenantLike, actor: Actor, plan_id: int,
     return operation
 
 
+@_atomic
 def next_version(*, tenant: TenantLike, actor: Actor, product_id: int) -> Product:
     """The product's next version: a draft copy of it and its plans, to edit and publish before superseding."""
     _admin(tenant, actor)
@@ -238,6 +259,7 @@ def next_version(*, tenant: TenantLike, actor: Actor, product_id: int) -> Produc
     return copy
 
 
+@_atomic
 def supersede(*, tenant: TenantLike, actor: Actor, product_id: int,
               mapping: Mapping[int, int]) -> CatalogueOperation:
     """Deprecate the product and each of its plans with its own migration target; customers choose."""
@@ -279,12 +301,18 @@ def _open_count(tenant: TenantLike, plan_ids: list[int]) -> int:
         Subscription.status.in_(OPEN))).all())
 
 
+@_atomic
 def start_replace(*, tenant: TenantLike, actor: Actor, mapping: Mapping[int, int],
                   product_id: int | None = None) -> CatalogueOperation:
     """Retire each source plan now and move its subscribers to its target in the background."""
     _admin(tenant, actor)
     if product_id is not None:
-        _move(_product(tenant, product_id), CatalogueAction.REPLACE)
+        product = _product(tenant, product_id)
+        _move(product, CatalogueAction.REPLACE)
+        live = {plan.id for plan in _plans_of(product) if plan.state in (CatalogueState.PUBLISHED,
+                                                                         CatalogueState.DEPRECATED)}
+        if live != set(mapping):
+            raise InvalidInput("Map every published or deprecated plan of the product, and only those.")
     sources = [_plan(tenant, plan_id) for plan_id in sorted(mapping)]  # locked in id order: no deadlocks
     check_replace(tenant, mapping)
     for plan in sources:
@@ -297,6 +325,7 @@ def start_replace(*, tenant: TenantLike, actor: Actor, mapping: Mapping[int, int
     return _done(operation)
 
 
+@_atomic
 def start_retire(*, tenant: TenantLike, actor: Actor, plan_ids: list[int],
                  product_id: int | None = None) -> CatalogueOperation:
     """Retire the plans now and cancel every open subscription of theirs in the background."""
@@ -318,6 +347,7 @@ def start_retire(*, tenant: TenantLike, actor: Actor, plan_ids: list[int],
     return _done(operation)
 
 
+@_atomic
 def pause(*, tenant: TenantLike, actor: Actor, operation_id: int) -> CatalogueOperation:
     """Stop after the chunk under way; nothing is undone."""
     _admin(tenant, actor)
@@ -329,6 +359,7 @@ def pause(*, tenant: TenantLike, actor: Actor, operation_id: int) -> CatalogueOp
     return _done(operation)
 
 
+@_atomic
 def resume(*, tenant: TenantLike, actor: Actor, operation_id: int) -> CatalogueOperation:
     """Take a paused (or failed) operation up again where it stopped."""
     _admin(tenant, actor)

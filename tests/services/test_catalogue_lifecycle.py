@@ -295,3 +295,26 @@ def test_retire_cancels_every_subscription_through_the_lifecycle_with_end_of_lif
     assert item.status in (ItemStatus.DECOMMISSIONING, ItemStatus.DECOMMISSIONED)
     assert db.session.get(Plan, plan.id).state is CatalogueState.RETIRED
     assert {r.outcome for r in outcomes(operation.id)} == {Outcome.CANCELED}
+
+
+def test_a_product_is_replaced_or_retired_with_all_its_plans(tenant, boss, old, clock):
+    small, large = factories.plan(tenant, product_=old), factories.plan(tenant, product_=old)
+    target = factories.plan(tenant)
+    subscribers(tenant, small, 2)
+    with pytest.raises(InvalidInput, match="Map every published or deprecated plan"):
+        service.start_replace(tenant=tenant, actor=boss, mapping={small.id: target.id}, product_id=old.id)
+    db.session.expire_all()
+    assert db.session.get(Product, old.id).state is CatalogueState.PUBLISHED
+    operation = service.start_replace(tenant=tenant, actor=boss, mapping={small.id: target.id, large.id: target.id},
+                                      product_id=old.id)
+    db.session.expire_all()
+    assert db.session.get(Product, old.id).state is CatalogueState.RETIRED
+    assert db.session.get(CatalogueOperation, operation.id).moved == 2
+    other = factories.product(tenant)
+    plan = factories.plan(tenant, product_=other)
+    subscribers(tenant, plan, 3)
+    retired = service.start_retire(tenant=tenant, actor=boss, plan_ids=[], product_id=other.id)
+    db.session.expire_all()
+    assert db.session.get(CatalogueOperation, retired.id).canceled == 3
+    assert db.session.get(Product, other.id).state is CatalogueState.RETIRED
+    assert db.session.get(Plan, plan.id).state is CatalogueState.RETIRED
