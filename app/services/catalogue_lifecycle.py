@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import ColumnElement, exists, insert, select, update
 
 from app.clock import now
 from app.domain.billing import ChargeKind
@@ -472,11 +472,12 @@ def _tell_customers(operation: CatalogueOperation, customers: int) -> int:
     return len(user_ids)
 
 
-def _untouched(operation: CatalogueOperation, plan_ids: list[int], size: int):  # type: ignore[no-untyped-def]
+def _untouched(operation: CatalogueOperation, plan_ids: list[int]) -> tuple[ColumnElement[bool], ...]:
+    """The open subscriptions of the plans that the operation has no outcome for yet."""
     done = exists().where(OperationOutcome.operation_id == operation.id,
                           OperationOutcome.subscription_id == Subscription.id)
     return (Subscription.tenant_id == operation.tenant_id, Subscription.plan_id.in_(plan_ids),
-            Subscription.status.in_(OPEN), ~done), size
+            Subscription.status.in_(OPEN), ~done)
 
 
 def _actor(operation: CatalogueOperation) -> Actor:
@@ -486,7 +487,7 @@ def _actor(operation: CatalogueOperation) -> Actor:
 
 def _replace_chunk(operation: CatalogueOperation, size: int) -> int:
     mapping = {int(source): target for source, target in operation.mapping.items()}
-    where, size = _untouched(operation, list(mapping), size)
+    where = _untouched(operation, list(mapping))
     rows = db.session.execute(
         select(Subscription.id, Subscription.user_id, Subscription.plan_id, Subscription.status,
                Subscription.quantity, Subscription.price_minor, Subscription.currency,
@@ -544,7 +545,7 @@ def _replace_chunk(operation: CatalogueOperation, size: int) -> int:
 
 
 def _retire_chunk(operation: CatalogueOperation, size: int) -> int:
-    where, size = _untouched(operation, list(operation.plan_ids), size)
+    where = _untouched(operation, list(operation.plan_ids))
     subscriptions = db.session.scalars(select(Subscription).where(*where).order_by(Subscription.id).limit(size)
                                        .with_for_update()).all()
     actor, moment, outcomes = _actor(operation), now(), []
@@ -570,8 +571,7 @@ def _retire_chunk(operation: CatalogueOperation, size: int) -> int:
     return len(subscriptions)
 
 
-def apply_now(operation_id: int, *, chunk: int | None = None) -> datetime:
-    """Run an operation to its end in this process (the demo data and the benchmark); returns when it ended."""
+def apply_now(operation_id: int, *, chunk: int | None = None) -> None:
+    """Run an operation to its end in this process, step by step as the background task does."""
     while advance(operation_id, chunk=chunk):
         pass
-    return now()

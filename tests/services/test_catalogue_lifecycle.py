@@ -318,3 +318,30 @@ def test_a_product_is_replaced_or_retired_with_all_its_plans(tenant, boss, old, 
     assert db.session.get(CatalogueOperation, retired.id).canceled == 3
     assert db.session.get(Product, other.id).state is CatalogueState.RETIRED
     assert db.session.get(Plan, plan.id).state is CatalogueState.RETIRED
+
+
+def test_retire_killed_half_way_and_resumed_cancels_each_subscription_once(tenant, boss, old, clock, monkeypatch):
+    plan = factories.plan(tenant, product_=old)
+    doomed = subscribers(tenant, plan, 7)
+    monkeypatch.setattr(service.work, "later", lambda *args: None)
+    operation = service.start_retire(tenant=tenant, actor=boss, plan_ids=[plan.id])
+    assert service.advance(operation.id, chunk=3)
+    original = service._retire_chunk
+
+    def crash(*args, **kwargs):  # killed after canceling the second chunk, before its commit
+        original(*args, **kwargs)
+        raise SystemExit("killed")
+    monkeypatch.setattr(service, "_retire_chunk", crash)
+    with pytest.raises(SystemExit):
+        service.advance(operation.id, chunk=3)
+    db.session.rollback()
+    monkeypatch.setattr(service, "_retire_chunk", original)
+    service.apply_now(operation.id, chunk=3)
+    db.session.expire_all()
+    assert db.session.get(CatalogueOperation, operation.id).canceled == 7
+    for subscription in doomed:
+        events = db.session.scalars(select(SubscriptionEvent).where(
+            SubscriptionEvent.subscription_id == subscription.id, SubscriptionEvent.kind == "plan_retired")).all()
+        assert len(events) == 1 and db.session.get(Subscription, subscription.id).status is SubscriptionStatus.CANCELED
+    effective = db.session.scalars(select(EmailMessage).where(EmailMessage.event == "cancellation_effective")).all()
+    assert sorted(m.subscription_id for m in effective) == sorted(s.id for s in doomed)  # each told once
