@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from app.clock import now
 from app.domain.catalogue import CatalogueState
 from app.extensions import db
-from app.models import CatalogueOperation, OperationStatus, Plan, Subscription
+from app.models import CatalogueOperation, OperationStatus, Plan, Product, Subscription
 from app.services import catalogue_lifecycle
 from tests import factories
 from tests.helpers import post_form
@@ -106,3 +106,24 @@ def test_customers_cannot_see_the_lifecycle_pages(client, auth, tenant, setup, c
     auth.login(customer.email)
     assert client.get(f"/admin/catalogue/plans/{source.id}/retire").status_code in (403, 404)
     assert client.get("/admin/catalogue/operations").status_code in (403, 404)
+
+
+def test_every_product_and_plan_page_previews_and_next_version_makes_a_draft(client, tenant, setup):
+    old, source, target = setup
+    for action in ("publish", "next_version", "supersede", "replace", "retire"):
+        assert client.get(f"/admin/catalogue/products/{old.id}/{action}").status_code == 200, action
+    for action in ("publish", "deprecate", "set_target", "clear_target", "replace", "retire"):
+        assert client.get(f"/admin/catalogue/plans/{source.id}/{action}").status_code == 200, action
+    page = client.get(f"/admin/catalogue/products/{old.id}/retire").get_data(as_text=True)
+    assert "3 subscriptions canceled now" in page
+    response = post_form(client, f"/admin/catalogue/products/{old.id}/next_version")
+    assert response.status_code == 302
+    copy = db.session.scalars(select(Product).where(Product.slug == "web",
+                                                              Product.version == 2)).one()
+    assert copy.state is CatalogueState.DRAFT and [p.name for p in copy.plans] == ["Old S"]
+    response = post_form(client, f"/admin/catalogue/plans/{source.id}/set_target",
+                         {f"target-{source.id}": target.id, "deprecate": "y"})
+    assert response.status_code == 302
+    db.session.expire_all()
+    plan = db.session.get(Plan, source.id)
+    assert plan.state is CatalogueState.DEPRECATED and plan.migration_target_id == target.id
