@@ -22,7 +22,8 @@ from app.tasks.schedule import JOBS
 from tests import factories
 from tests.services.conftest import boot, complete_profile, place
 
-EVERY_MINUTE = {"expiry", "renewal", "grace-end", "backorders", "stuck-provisioning", "impersonations", "emails"}
+EVERY_MINUTE = {"expiry", "renewal", "grace-end", "backorders", "stuck-provisioning", "impersonations",
+                "catalogue-operations", "emails"}
 UTC_TIME = "%Y-%m-%d %H:%M:%S UTC"
 
 
@@ -57,7 +58,8 @@ def pending_cancel(tenant, customer, sandbox, clock) -> Subscription:
 
 def test_the_registry_has_every_periodic_job():
     assert list(JOBS) == ["expiry", "renewal", "grace-end", "retention", "decommissioning", "backorders",
-                          "stuck-provisioning", "resizing", "impersonations", "account-purge", "reconciler", "emails",
+                          "stuck-provisioning", "resizing", "impersonations", "account-purge", "reconciler",
+                          "catalogue-operations", "emails",
                           "email-bodies", "deletion-ahead", "billing"]
 
 

@@ -16,6 +16,7 @@ from app.models.billing import (
     WebhookEvent,
 )
 from app.models.catalogue import Plan, Product, ServiceType
+from app.models.catalogue_operations import CatalogueOperation, OperationOutcome, OperationStatus, Outcome
 from app.models.credentials import CloudCredential
 from app.models.email import EmailMessage
 from app.models.impersonation import EndReason, Impersonation, ImpersonationAction
@@ -29,6 +30,7 @@ __all__ = [
     "Backorder",
     "BalanceEntry",
     "BillingSettings",
+    "CatalogueOperation",
     "Charge",
     "CloudCredential",
     "CreditNote",
@@ -42,6 +44,9 @@ __all__ = [
     "JobClaim",
     "JobRun",
     "JobTrigger",
+    "OperationOutcome",
+    "OperationStatus",
+    "Outcome",
     "Payment",
     "PaymentCustomer",
     "PaymentMethod",

@@ -26,6 +26,7 @@ class Job(StrEnum):
     POWER_ON_ITEM = "power_on_item"  # reinstated
     SEND_EMAIL = "send_email"  # one logged email (app/services/notifications.py)
     SEND_EMAILS = "send_emails"  # logged emails written in bulk, by their ids (notifications.notify_later)
+    ADVANCE_CATALOGUE_OPERATION = "advance_catalogue_operation"  # a replace or retire, chunk by chunk
     BILL_CUSTOMER = "bill_customer"  # the billing run for one customer, now (app/services/billing_run.py)
     RESIZE_ITEM = "resize_item"  # change a server's type to its config's server_type
 

@@ -32,12 +32,13 @@ def init_app(app: Flask) -> None:
     """Bind the app whose context task bodies run in (the web process's, or the worker's own), and become
     the runner of the work services ask for (`app.services.work`)."""
     from app.services import work
-    from app.tasks import billing, email, end_of_life, jobs
+    from app.tasks import billing, catalogue, email, end_of_life, jobs
 
     global _app
     _app = app
     app.extensions["huey"] = huey
-    for job, task in {**jobs.TASKS, **end_of_life.TASKS, **email.TASKS, **billing.TASKS}.items():
+    for job, task in {**jobs.TASKS, **end_of_life.TASKS, **email.TASKS, **billing.TASKS,
+                      **catalogue.TASKS}.items():
         work.bind(job, task)
 
 

@@ -163,6 +163,18 @@ def reconcile_clouds() -> str:
     return summary
 
 
+@periodic("catalogue-operations", every_minute(),
+          "Take up the catalogue's replace and retire operations that a worker left running")
+def resume_catalogue_operations() -> str:
+    from app.services import catalogue_lifecycle
+    from app.tasks.catalogue import advance_catalogue_operation
+
+    stalled = catalogue_lifecycle.stalled()
+    for operation_id in stalled:
+        advance_catalogue_operation(operation_id)
+    return counted(len(stalled), "catalogue operation taken up again", "catalogue operations taken up again")
+
+
 @periodic("emails", every_minute(), "Send the queued emails the queue lost (a worker that died mid-send)")
 def send_lost_emails() -> str:
     from app.services import notifications

@@ -14,15 +14,18 @@ from app.domain.accounts import Role
 from app.domain.billing import CreditNoteMethod, CreditNoteReason
 from app.domain.catalogue import Interval
 from app.domain.notifications import EmailStatus
+from app.domain.plan_lifecycle import CatalogueAction
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import (
+    CatalogueOperation,
     CreditNote,
     CustomerProfile,
     EmailMessage,
     EndReason,
     Impersonation,
     Invoice,
+    OperationStatus,
     Subscription,
     SubscriptionItem,
     Tenant,
@@ -79,8 +82,22 @@ def build(clock: FrozenClock) -> World:
              "invoice_id": (invoice.id, their_invoice.id),
              "credit_note_id": (_credit_note(invoice).id, _credit_note(their_invoice).id),
              "method_id": (factories.payment_method(tenant, customer).id,
-                           factories.payment_method(other, theirs).id)},
+                           factories.payment_method(other, theirs).id),
+             "product_id": (plan.product_id, their_plan.product_id),
+             "operation_id": (_operation(tenant, admin).id, _operation(other, their_support).id)},
     )
+
+
+def _operation(tenant: Tenant, actor: User) -> CatalogueOperation:
+    """A paused replace of a plan of its own, with no subscribers (pausing and resuming it touch nothing else)."""
+    source, target = factories.plan(tenant, name="Old"), factories.plan(tenant, name="New")
+    operation = CatalogueOperation(
+        tenant_id=tenant.id, kind=CatalogueAction.REPLACE, actor_id=actor.id, actor_name=actor.email,
+        plan_ids=[source.id], mapping={str(source.id): target.id}, details={}, status=OperationStatus.PAUSED,
+        started_at=now(), updated_at=now())
+    db.session.add(operation)
+    db.session.flush()
+    return operation
 
 
 def _credit_note(invoice: Invoice) -> CreditNote:

@@ -1,0 +1,162 @@
+"""Reads for the catalogue's lifecycle: what a replace or a retire would do (its preview, no writes), and the
+operations with their progress and outcomes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, selectinload
+
+from app.domain.catalogue import CatalogueState
+from app.domain.plan_lifecycle import PlanFacts, move_charge, needs_resize
+from app.domain.subscriptions import SubscriptionStatus
+from app.extensions import db
+from app.models import CatalogueOperation, OperationOutcome, Plan, Product, Subscription, TenantLike
+from app.selectors.paging import Page, one_page_and_a_peek, page_number
+
+# The subscriptions a replace moves or a retire cancels: every one not canceled yet.
+OPEN = tuple(status for status in SubscriptionStatus if status is not SubscriptionStatus.CANCELED)
+# Those being billed for a period now: a move credits and debits the rest of it.
+BILLED = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING_CANCEL)
+
+
+def server_type(config: Mapping[str, object] | None) -> str | None:
+    value = (config or {}).get("serverType")
+    return value if isinstance(value, str) and value else None
+
+
+def plan_facts(plan: Plan) -> PlanFacts:
+    return PlanFacts(id=plan.id, product_id=plan.product_id, state=plan.state, price_minor=plan.price_minor,
+                     currency=plan.currency, interval=plan.interval.value,
+                     server_type=server_type(plan.config_defaults))
+
+
+def plans(tenant: TenantLike, plan_ids: Iterable[int]) -> dict[int, Plan]:
+    ids = set(plan_ids)
+    if not ids:
+        return {}
+    found = db.session.scalars(select(Plan).where(Plan.tenant_id == tenant.id, Plan.id.in_(ids))
+                               .options(joinedload(Plan.product))).all()
+    return {plan.id: plan for plan in found}
+
+
+def product(tenant: TenantLike, product_id: int) -> Product | None:
+    return db.session.scalar(select(Product).where(Product.id == product_id, Product.tenant_id == tenant.id)
+                             .options(selectinload(Product.plans)))
+
+
+def target_choices(tenant: TenantLike) -> list[Plan]:
+    """The plans customers may be moved to: the published ones, by product."""
+    return list(db.session.scalars(
+        select(Plan).join(Product).where(Plan.tenant_id == tenant.id, Plan.state == CatalogueState.PUBLISHED)
+        .options(joinedload(Plan.product)).order_by(Product.name, Product.version, Plan.sort_order, Plan.id)))
+
+
+def open_counts(tenant: TenantLike, plans: Iterable[Plan]) -> dict[int, int]:
+    """How many subscriptions not canceled yet each plan has."""
+    ids = [plan.id for plan in plans]
+    if not ids:
+        return {}
+    rows = db.session.execute(select(Subscription.plan_id, func.count()).where(
+        Subscription.tenant_id == tenant.id, Subscription.plan_id.in_(ids), Subscription.status.in_(OPEN))
+        .group_by(Subscription.plan_id))
+    return {plan_id: count for plan_id, count in rows}
+
+
+@dataclass
+class PriceChange:
+    old_minor: int
+    new_minor: int
+    currency: str
+    count: int
+
+
+@dataclass
+class Preview:
+    """What an operation would do now: how many subscriptions, their prices, the proration, the resizes."""
+
+    subscriptions: int = 0
+    by_plan: list[tuple[Plan, Plan | None, int]] = field(default_factory=list)  # source, target, subscribers
+    price_changes: list[PriceChange] = field(default_factory=list)
+    proration_minor: int = 0  # the net of every credit and debit charged by the move
+    currency: str = ""
+    resizes: int = 0
+    no_server_type: int = 0  # moved to a target that names no server type: whether a resize is needed is unknown
+    billed_now: int = 0  # in a paid period now: charged or credited for the rest of it
+    ends_servers: int = 0  # retire: servers shut down, then deleted after the retention
+
+
+def _open_rows(tenant: TenantLike, plan_ids: Iterable[int]) -> list:  # type: ignore[type-arg]
+    return list(db.session.execute(
+        select(Subscription.id, Subscription.plan_id, Subscription.status, Subscription.quantity,
+               Subscription.price_minor, Subscription.currency, Subscription.current_period_start,
+               Subscription.current_period_end, Subscription.requested_config)
+        .where(Subscription.tenant_id == tenant.id, Subscription.plan_id.in_(list(plan_ids)),
+               Subscription.status.in_(OPEN))))
+
+
+def preview_replace(tenant: TenantLike, mapping: Mapping[int, int], *, at: datetime) -> Preview:
+    """What replacing each source plan of `mapping` by its target would do at `at`."""
+    known = plans(tenant, [*mapping, *mapping.values()])
+    preview, changes, per_plan = Preview(), Counter[tuple[int, int, str]](), Counter[int]()
+    for row in _open_rows(tenant, mapping):
+        target = known[mapping[row.plan_id]]
+        new_price = target.price_minor * row.quantity
+        per_plan[row.plan_id] += 1
+        changes[(row.price_minor, new_price, row.currency)] += 1
+        charge = move_charge(row.price_minor, new_price, row.currency, billed=row.status in BILLED,
+                             period_start=row.current_period_start, period_end=row.current_period_end, at=at)
+        preview.proration_minor += charge.net
+        preview.billed_now += charge.net != 0 or charge.credit != 0
+        target_type = server_type(target.config_defaults)
+        current = server_type(row.requested_config) or server_type(known[row.plan_id].config_defaults)
+        resize = needs_resize(current, target_type)
+        preview.resizes += resize is True
+        preview.no_server_type += resize is None
+        preview.subscriptions += 1
+    preview.by_plan = [(known[source], known[target], per_plan[source]) for source, target in mapping.items()
+                       if source in known and target in known]
+    preview.price_changes = [PriceChange(old, new, currency, count)
+                             for (old, new, currency), count in sorted(changes.items())]
+    preview.currency = next(iter(known.values())).currency if known else ""
+    return preview
+
+
+def preview_retire(tenant: TenantLike, plan_ids: Iterable[int]) -> Preview:
+    """What retiring the plans would do: every open subscription canceled now, its servers' end of life begun."""
+    ids = list(plan_ids)
+    known = plans(tenant, ids)
+    preview, per_plan = Preview(), Counter[int]()
+    for row in _open_rows(tenant, ids):
+        per_plan[row.plan_id] += 1
+        preview.subscriptions += 1
+        preview.billed_now += row.status in BILLED and row.price_minor > 0
+    preview.by_plan = [(known[plan_id], None, per_plan[plan_id]) for plan_id in ids if plan_id in known]
+    return preview
+
+
+def operations_page(tenant: TenantLike, page: int = 1, per_page: int = 25) -> Page[CatalogueOperation]:
+    page = page_number(page)
+    rows = list(db.session.scalars(one_page_and_a_peek(
+        select(CatalogueOperation).where(CatalogueOperation.tenant_id == tenant.id)
+        .order_by(CatalogueOperation.id.desc()), page, per_page)))
+    return Page(rows[:per_page], page, per_page, len(rows) > per_page)
+
+
+def operation(tenant: TenantLike, operation_id: int) -> CatalogueOperation | None:
+    return db.session.scalar(select(CatalogueOperation).where(CatalogueOperation.id == operation_id,
+                                                              CatalogueOperation.tenant_id == tenant.id))
+
+
+def outcomes_page(tenant: TenantLike, operation_id: int, page: int = 1,
+                  per_page: int = 50) -> Page[OperationOutcome]:
+    page = page_number(page)
+    rows = list(db.session.scalars(one_page_and_a_peek(
+        select(OperationOutcome).join(CatalogueOperation)
+        .where(CatalogueOperation.tenant_id == tenant.id, OperationOutcome.operation_id == operation_id)
+        .order_by(OperationOutcome.id), page, per_page)))
+    return Page(rows[:per_page], page, per_page, len(rows) > per_page)

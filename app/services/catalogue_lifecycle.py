@@ -1,0 +1,577 @@
+"""The one place where products and plans change lifecycle state, for tenant admins.
+
+Each change asks the transition table (app/domain/plan_lifecycle.py), locks the rows it changes, and writes
+a `CatalogueOperation` row naming who did what: the audit. Replace and retire touch every open subscription
+of their plans, so they start a tracked operation that `advance` carries out chunk by chunk in the
+background. A chunk is one transaction that changes its subscriptions and writes their outcome rows
+together; the outcomes are unique per (operation, subscription), so a crash half-way loses nothing and
+touches nothing twice: the next `advance` takes up the subscriptions without an outcome.
+
+- replace: set-based per chunk (one UPDATE per target plan, outcome rows, history events and proration
+  charges inserted as sets); once every subscription has moved, each customer gets one email listing what
+  moved (its outcome rows are marked told in the same transaction, so a rerun tells nobody twice);
+- retire: every subscription goes through the lifecycle engine (app/services/lifecycle.py), which cancels it
+  now, ends its billing and starts its servers' end of life (shut down now, deleted after the retention).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from enum import StrEnum
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+from sqlalchemy import ColumnElement, exists, insert, select, update
+
+from app.clock import now
+from app.domain.billing import ChargeKind
+from app.domain.catalogue import CatalogueState
+from app.domain.notifications import Event
+from app.domain.plan_lifecycle import (
+    CatalogueAction,
+    CatalogueError,
+    check_mapping,
+    check_target,
+    move_charge,
+    needs_resize,
+    next_state,
+)
+from app.domain.policy import ActorKind
+from app.domain.subscriptions import Action
+from app.extensions import db
+from app.models import (
+    CatalogueOperation,
+    Charge,
+    OperationOutcome,
+    OperationStatus,
+    Outcome,
+    Plan,
+    Product,
+    Subscription,
+    SubscriptionEvent,
+    TenantLike,
+    User,
+)
+from app.selectors.catalogue_operations import BILLED, OPEN, plan_facts, server_type
+from app.services import lifecycle, plan_notices, work
+from app.services.actors import Actor
+from app.services.errors import Forbidden, InvalidInput, NotFound
+from app.services.notifications import notify
+from app.services.work import Job
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+CHUNK = 500  # subscriptions replaced per transaction
+TELL_BATCH = 200  # customers emailed per transaction once every subscription has moved
+RETIRE_CHUNK = 100  # retire goes through the lifecycle engine one subscription at a time
+STALLED_AFTER = timedelta(minutes=5)  # a running operation without progress this long lost its worker
+RETIRED_REASON = "plan retired"
+
+
+# --- who may, and the rows ------------------------------------------------------------------------------------
+
+def _atomic(function: Callable[P, R]) -> Callable[P, R]:
+    """A refused or failed change leaves nothing behind: what it flushed before the refusal is rolled back."""
+    @wraps(function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except Exception:
+            db.session.rollback()
+            raise
+    return run
+
+
+def _admin(tenant: TenantLike, actor: Actor) -> None:
+    if actor.kind is not ActorKind.TENANT_ADMIN or actor.user is None or actor.user.tenant_id != tenant.id:
+        raise Forbidden("Only the tenant's admins can change the catalogue's lifecycle.")
+
+
+def _plan(tenant: TenantLike, plan_id: int) -> Plan:
+    plan = db.session.scalar(select(Plan).where(Plan.id == plan_id, Plan.tenant_id == tenant.id).with_for_update())
+    if plan is None:
+        raise NotFound("There is no such plan.")
+    return plan
+
+
+def _product(tenant: TenantLike, product_id: int) -> Product:
+    product = db.session.scalar(select(Product).where(Product.id == product_id, Product.tenant_id == tenant.id)
+                                .with_for_update())
+    if product is None:
+        raise NotFound("There is no such product.")
+    return product
+
+
+def _move(row: Plan | Product, action: CatalogueAction) -> None:
+    try:
+        row.state = next_state(row.state, action)
+    except CatalogueError as error:
+        raise InvalidInput(error.message) from None
+
+
+def _record(tenant: TenantLike, actor: Actor, kind: CatalogueAction, *, plan_ids: list[int],
+            product_id: int | None = None, mapping: Mapping[int, int] | None = None,
+            status: OperationStatus = OperationStatus.FINISHED, total: int = 0,
+            **details: object) -> CatalogueOperation:
+    moment = now()
+    operation = CatalogueOperation(
+        tenant_id=tenant.id, kind=kind, actor_id=actor.user_id,
+        actor_name=(actor.user.email if actor.user else actor.name)[:200], product_id=product_id,
+        plan_ids=plan_ids, mapping={str(k): v for k, v in (mapping or {}).items()}, details=details,
+        status=status, total=total, started_at=moment, updated_at=moment,
+        finished_at=moment if status is OperationStatus.FINISHED else None, message="")
+    db.session.add(operation)
+    db.session.flush()
+    log.info("catalogue %s by %s: plans %s", kind.value, operation.actor_name, plan_ids,
+             extra={"tenant_id": tenant.id, "user_id": actor.user_id})
+    return operation
+
+
+def _done(operation: CatalogueOperation) -> CatalogueOperation:
+    try:
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return operation
+
+
+# --- one plan or product at a time ----------------------------------------------------------------------------
+
+@_atomic
+def publish_plan(*, tenant: TenantLike, actor: Actor, plan_id: int) -> CatalogueOperation:
+    """A draft plan takes orders (its product must be published, or published with it)."""
+    _admin(tenant, actor)
+    plan = _plan(tenant, plan_id)
+    if plan.product.state is not CatalogueState.PUBLISHED:
+        raise InvalidInput("Publish the plan's product first: a plan of an unpublished product is not shown.")
+    _move(plan, CatalogueAction.PUBLISH)
+    return _done(_record(tenant, actor, CatalogueAction.PUBLISH, plan_ids=[plan.id], product_id=plan.product_id))
+
+
+@_atomic
+def publish_product(*, tenant: TenantLike, actor: Actor, product_id: int) -> CatalogueOperation:
+    """A draft product and its draft plans take orders."""
+    _admin(tenant, actor)
+    product = _product(tenant, product_id)
+    _move(product, CatalogueAction.PUBLISH)
+    drafts = [plan for plan in _plans_of(product) if plan.state is CatalogueState.DRAFT]
+    if not drafts and not any(plan.state is CatalogueState.PUBLISHED for plan in product.plans):
+        raise InvalidInput("The product has no plan to offer: add one first.")
+    for plan in drafts:
+        _move(plan, CatalogueAction.PUBLISH)
+    return _done(_record(tenant, actor, CatalogueAction.PUBLISH, plan_ids=[p.id for p in drafts],
+                         product_id=product.id))
+
+
+def _plans_of(product: Product) -> list[Plan]:
+    return list(db.session.scalars(select(Plan).where(Plan.product_id == product.id).order_by(Plan.sort_order,
+                                                                                              Plan.id)
+                                   .with_for_update()))
+
+
+def _target(tenant: TenantLike, plan: Plan, target_id: int) -> Plan:
+    target = db.session.scalar(select(Plan).where(Plan.id == target_id, Plan.tenant_id == tenant.id))
+    if target is None:
+        raise InvalidInput("Choose a plan of this catalogue as the migration target.")
+    try:
+        check_target(plan_facts(plan), plan_facts(target))
+    except CatalogueError as error:
+        raise InvalidInput(error.message) from None
+    return target
+
+
+@_atomic
+def set_target(*, tenant: TenantLike, actor: Actor, plan_id: int, target_id: int | None,
+               deprecate: bool = False) -> CatalogueOperation:
+    """Offer the plan's customers `target_id` to move to (None clears it), deprecating the plan if asked.
+
+    Customers choose; a deprecation tells every subscriber, naming the target."""
+    _admin(tenant, actor)
+    plan = _plan(tenant, plan_id)
+    action = CatalogueAction.CLEAR_TARGET if target_id is None else CatalogueAction.SET_TARGET
+    _move(plan, action)
+    plan.migration_target_id = None if target_id is None else _target(tenant, plan, target_id).id
+    kind = action
+    if deprecate:
+        _move(plan, CatalogueAction.DEPRECATE)
+        kind = CatalogueAction.DEPRECATE
+    operation = _done(_record(tenant, actor, kind, plan_ids=[plan.id], product_id=plan.product_id,
+                              target_id=plan.migration_target_id))
+    if deprecate:
+        plan_notices.announce_deprecation(tenant=tenant, actor=actor, plan_id=plan.id)
+    return operation
+
+
+@_atomic
+def deprecate_plan(*, tenant: TenantLike, actor: Actor, plan_id: int,
+                   target_id: int | None = None) -> CatalogueOperation:
+    """No new orders; subscribers keep their service and are told (with the target, if one is given)."""
+    _admin(tenant, actor)
+    plan = _plan(tenant, plan_id)
+    _move(plan, CatalogueAction.DEPRECATE)
+    if target_id is not None:
+        plan.migration_target_id = _target(tenant, plan, target_id).id
+    operation = _done(_record(tenant, actor, CatalogueAction.DEPRECATE, plan_ids=[plan.id],
+                              product_id=plan.product_id, target_id=plan.migration_target_id))
+    plan_notices.announce_deprecation(tenant=tenant, actor=actor, plan_id=plan.id)
+    return operation
+
+
+@_atomic
+def next_version(*, tenant: TenantLike, actor: Actor, product_id: int) -> Product:
+    """The product's next version: a draft copy of it and its plans, to edit and publish before superseding."""
+    _admin(tenant, actor)
+    product = _product(tenant, product_id)
+    if product.state in (CatalogueState.DRAFT, CatalogueState.RETIRED):
+        raise InvalidInput("Only a published or deprecated product gets a next version.")
+    latest = db.session.scalar(select(Product.version).where(Product.tenant_id == tenant.id,
+                                                             Product.slug == product.slug)
+                               .order_by(Product.version.desc()).limit(1))
+    copy = Product(tenant_id=tenant.id, slug=product.slug, name=product.name, description=product.description,
+                   version=(latest or product.version) + 1, state=CatalogueState.DRAFT)
+    db.session.add(copy)
+    db.session.flush()
+    for plan in _plans_of(product):
+        if plan.state is CatalogueState.RETIRED:
+            continue
+        db.session.add(Plan(
+            tenant_id=tenant.id, product_id=copy.id, service_type_id=plan.service_type_id, slug=plan.slug,
+            name=plan.name, description=plan.description, features=list(plan.features),
+            price_minor=plan.price_minor, currency=plan.currency, interval=plan.interval,
+            quantity_allowed=plan.quantity_allowed, max_quantity=plan.max_quantity,
+            config_defaults=dict(plan.config_defaults),
+            allow_customer_location_selection=plan.allow_customer_location_selection,
+            cancellation_rule=plan.cancellation_rule, downgrade_rule=plan.downgrade_rule,
+            state=CatalogueState.DRAFT, sort_order=plan.sort_order, usage_prices=list(plan.usage_prices)))
+    _record(tenant, actor, CatalogueAction.SUPERSEDE, plan_ids=[], product_id=product.id, step="next_version",
+            copy_id=copy.id, version=copy.version)
+    try:
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return copy
+
+
+@_atomic
+def supersede(*, tenant: TenantLike, actor: Actor, product_id: int,
+              mapping: Mapping[int, int]) -> CatalogueOperation:
+    """Deprecate the product and each of its plans with its own migration target; customers choose."""
+    _admin(tenant, actor)
+    product = _product(tenant, product_id)
+    _move(product, CatalogueAction.SUPERSEDE)
+    plans = [plan for plan in _plans_of(product) if plan.state in (CatalogueState.PUBLISHED,
+                                                                    CatalogueState.DEPRECATED)]
+    missing = [plan.name for plan in plans if plan.id not in mapping]
+    if missing:
+        raise InvalidInput(f"Choose a target for every plan: {', '.join(missing)}.")
+    for plan in plans:
+        _move(plan, CatalogueAction.SUPERSEDE)
+        plan.migration_target_id = _target(tenant, plan, mapping[plan.id]).id
+    operation = _done(_record(tenant, actor, CatalogueAction.SUPERSEDE, plan_ids=[p.id for p in plans],
+                              product_id=product.id, mapping={p.id: mapping[p.id] for p in plans}))
+    for plan in plans:
+        plan_notices.announce_deprecation(tenant=tenant, actor=actor, plan_id=plan.id)
+    return operation
+
+
+# --- replace and retire: tracked operations ------------------------------------------------------------------
+
+def check_replace(tenant: TenantLike, mapping: Mapping[int, int]) -> None:
+    """Whether `mapping` (source plan id -> target plan id) may be replaced now; no writes."""
+    known = db.session.scalars(select(Plan).where(Plan.tenant_id == tenant.id,
+                                                  Plan.id.in_([*mapping, *mapping.values()]))).all()
+    facts = {plan.id: plan_facts(plan) for plan in known}
+    try:
+        check_mapping({k: facts[k] for k in mapping if k in facts},
+                      {v: facts[v] for v in mapping.values() if v in facts}, mapping)
+    except CatalogueError as error:
+        raise InvalidInput(error.message) from None
+
+
+def _open_count(tenant: TenantLike, plan_ids: list[int]) -> int:
+    return len(db.session.scalars(select(Subscription.id).where(
+        Subscription.tenant_id == tenant.id, Subscription.plan_id.in_(plan_ids),
+        Subscription.status.in_(OPEN))).all())
+
+
+@_atomic
+def start_replace(*, tenant: TenantLike, actor: Actor, mapping: Mapping[int, int],
+                  product_id: int | None = None) -> CatalogueOperation:
+    """Retire each source plan now and move its subscribers to its target in the background."""
+    _admin(tenant, actor)
+    if product_id is not None:
+        product = _product(tenant, product_id)
+        _move(product, CatalogueAction.REPLACE)
+        live = {plan.id for plan in _plans_of(product) if plan.state in (CatalogueState.PUBLISHED,
+                                                                         CatalogueState.DEPRECATED)}
+        if live != set(mapping):
+            raise InvalidInput("Map every published or deprecated plan of the product, and only those.")
+    sources = [_plan(tenant, plan_id) for plan_id in sorted(mapping)]  # locked in id order: no deadlocks
+    check_replace(tenant, mapping)
+    for plan in sources:
+        _move(plan, CatalogueAction.REPLACE)
+        plan.migration_target_id = mapping[plan.id]
+    ids = [plan.id for plan in sources]
+    operation = _record(tenant, actor, CatalogueAction.REPLACE, plan_ids=ids, product_id=product_id,
+                        mapping=mapping, status=OperationStatus.RUNNING, total=_open_count(tenant, ids))
+    work.later(Job.ADVANCE_CATALOGUE_OPERATION, operation.id)
+    return _done(operation)
+
+
+@_atomic
+def start_retire(*, tenant: TenantLike, actor: Actor, plan_ids: list[int],
+                 product_id: int | None = None) -> CatalogueOperation:
+    """Retire the plans now and cancel every open subscription of theirs in the background."""
+    _admin(tenant, actor)
+    if product_id is not None:
+        product = _product(tenant, product_id)
+        _move(product, CatalogueAction.RETIRE)
+        plan_ids = [plan.id for plan in _plans_of(product) if plan.state in (CatalogueState.PUBLISHED,
+                                                                             CatalogueState.DEPRECATED)]
+    if not plan_ids:
+        raise InvalidInput("Choose a published or deprecated plan to retire.")
+    plans = [_plan(tenant, plan_id) for plan_id in sorted(set(plan_ids))]
+    for plan in plans:
+        _move(plan, CatalogueAction.RETIRE)
+    ids = [plan.id for plan in plans]
+    operation = _record(tenant, actor, CatalogueAction.RETIRE, plan_ids=ids, product_id=product_id,
+                        status=OperationStatus.RUNNING, total=_open_count(tenant, ids))
+    work.later(Job.ADVANCE_CATALOGUE_OPERATION, operation.id)
+    return _done(operation)
+
+
+@_atomic
+def pause(*, tenant: TenantLike, actor: Actor, operation_id: int) -> CatalogueOperation:
+    """Stop after the chunk under way; nothing is undone."""
+    _admin(tenant, actor)
+    operation = _operation(tenant, operation_id)
+    if operation.status is not OperationStatus.RUNNING:
+        raise InvalidInput("Only a running operation can be paused.")
+    operation.status, operation.updated_at = OperationStatus.PAUSED, now()
+    operation.message = f"Paused by {actor.user.email if actor.user else actor.name}."
+    return _done(operation)
+
+
+@_atomic
+def resume(*, tenant: TenantLike, actor: Actor, operation_id: int) -> CatalogueOperation:
+    """Take a paused (or failed) operation up again where it stopped."""
+    _admin(tenant, actor)
+    operation = _operation(tenant, operation_id)
+    if operation.status not in (OperationStatus.PAUSED, OperationStatus.FAILED):
+        raise InvalidInput("Only a paused or failed operation can be resumed.")
+    operation.status, operation.updated_at, operation.message = OperationStatus.RUNNING, now(), ""
+    work.later(Job.ADVANCE_CATALOGUE_OPERATION, operation.id)
+    return _done(operation)
+
+
+def _operation(tenant: TenantLike, operation_id: int) -> CatalogueOperation:
+    operation = db.session.scalar(select(CatalogueOperation).where(
+        CatalogueOperation.id == operation_id, CatalogueOperation.tenant_id == tenant.id).with_for_update())
+    if operation is None or not operation.kind.bulk:
+        raise NotFound("There is no such operation.")
+    return operation
+
+
+def stalled() -> list[int]:
+    """Running operations that made no progress for a while: their worker died; the periodic job requeues."""
+    return list(db.session.scalars(select(CatalogueOperation.id).where(
+        CatalogueOperation.status == OperationStatus.RUNNING,
+        CatalogueOperation.updated_at < now() - STALLED_AFTER).order_by(CatalogueOperation.id)))
+
+
+def fail(operation_id: int, error: str) -> None:
+    """An unexpected error stops the operation; an admin can resume it (the chunk that failed changed nothing)."""
+    db.session.rollback()
+    operation = db.session.get(CatalogueOperation, operation_id, with_for_update=True)
+    if operation is not None and operation.status is OperationStatus.RUNNING:
+        operation.status, operation.message, operation.updated_at = OperationStatus.FAILED, error[:2000], now()
+    db.session.commit()
+
+
+class Step(StrEnum):
+    """What one call of `advance` did."""
+
+    CHANGED = "changed"  # a chunk of subscriptions moved or canceled
+    TOLD = "told"  # every subscription has moved: a batch of customers emailed
+    FINISHED = "finished"
+    IDLE = "idle"  # nothing to do: not running (paused, failed, finished) or no such operation
+
+
+def advance(operation_id: int, *, chunk: int | None = None) -> bool:
+    """Carry out one step of a running operation in one transaction; True while there is more to do."""
+    return advance_step(operation_id, chunk=chunk) in (Step.CHANGED, Step.TOLD)
+
+
+def advance_step(operation_id: int, *, chunk: int | None = None) -> Step:
+    """One step: a chunk of subscriptions changed; once none is left, a batch of customers told; then finished.
+
+    Each step is one transaction that locks the operation's row first, so two workers on one operation take
+    turns, and a pause takes effect before the next step."""
+    operation = db.session.get(CatalogueOperation, operation_id, with_for_update=True, populate_existing=True)
+    if operation is None or operation.status is not OperationStatus.RUNNING:
+        db.session.rollback()
+        return Step.IDLE
+    try:
+        if operation.kind is CatalogueAction.REPLACE:
+            step = Step.CHANGED if _replace_chunk(operation, chunk or CHUNK) else (
+                Step.TOLD if _tell_customers(operation, TELL_BATCH) else Step.FINISHED)
+        else:
+            step = Step.CHANGED if _retire_chunk(operation, chunk or RETIRE_CHUNK) else Step.FINISHED
+        moment = now()
+        operation.updated_at = moment
+        if step is Step.FINISHED:
+            operation.status, operation.finished_at = OperationStatus.FINISHED, moment
+            if operation.done < operation.total:  # some ended on their own in the meantime
+                operation.message = (f"{operation.total - operation.done} of the subscriptions counted at the "
+                                     f"start ended before their turn.")
+            operation.total = operation.done
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return step
+
+
+def _tell_customers(operation: CatalogueOperation, customers: int) -> int:
+    """One "plan replaced" email to each of the next `customers` customers, listing every subscription of theirs
+    the operation moved; their outcome rows are marked told in the same transaction, so each is told once."""
+    untold = (select(Subscription.user_id).join(OperationOutcome, OperationOutcome.subscription_id == Subscription.id)
+              .where(OperationOutcome.operation_id == operation.id, OperationOutcome.notified.is_(False))
+              .distinct().order_by(Subscription.user_id).limit(customers))
+    user_ids = list(db.session.scalars(untold))
+    if not user_ids:
+        return 0
+    rows = db.session.execute(
+        select(OperationOutcome, Subscription.user_id, Subscription.currency)
+        .join(Subscription, OperationOutcome.subscription_id == Subscription.id)
+        .where(OperationOutcome.operation_id == operation.id, OperationOutcome.notified.is_(False),
+               Subscription.user_id.in_(user_ids))
+        .order_by(Subscription.user_id, OperationOutcome.subscription_id)).all()
+    plans = {plan.id: plan for plan in db.session.scalars(
+        select(Plan).where(Plan.id.in_({r[0].from_plan_id for r in rows} | {r[0].to_plan_id for r in rows})))}
+    moved_by_user: dict[int, list[dict[str, object]]] = defaultdict(list)
+    for outcome, user_id, currency in rows:
+        moved_by_user[user_id].append({
+            "id": outcome.subscription_id, "source": plans[outcome.from_plan_id], "target": plans[outcome.to_plan_id],
+            "price": outcome.new_price_minor, "currency": currency, "proration": outcome.proration_minor,
+            "resize": outcome.resize_needed})
+    users = {user.id: user for user in db.session.scalars(select(User).where(User.id.in_(user_ids)))}
+    for user_id, moved in moved_by_user.items():
+        notify(Event.PLAN_REPLACED, user=users[user_id], moved=moved)
+    db.session.execute(
+        update(OperationOutcome).where(OperationOutcome.operation_id == operation.id,
+                                       OperationOutcome.id.in_([r[0].id for r in rows]))
+        .values(notified=True).execution_options(synchronize_session=False))
+    return len(user_ids)
+
+
+def _untouched(operation: CatalogueOperation, plan_ids: list[int]) -> tuple[ColumnElement[bool], ...]:
+    """The open subscriptions of the plans that the operation has no outcome for yet."""
+    done = exists().where(OperationOutcome.operation_id == operation.id,
+                          OperationOutcome.subscription_id == Subscription.id)
+    return (Subscription.tenant_id == operation.tenant_id, Subscription.plan_id.in_(plan_ids),
+            Subscription.status.in_(OPEN), ~done)
+
+
+def _actor(operation: CatalogueOperation) -> Actor:
+    user = db.session.get(User, operation.actor_id) if operation.actor_id else None
+    return Actor(user) if user is not None else Actor.system("catalogue")
+
+
+def _replace_chunk(operation: CatalogueOperation, size: int) -> int:
+    mapping = {int(source): target for source, target in operation.mapping.items()}
+    where = _untouched(operation, list(mapping))
+    rows = db.session.execute(
+        select(Subscription.id, Subscription.user_id, Subscription.plan_id, Subscription.status,
+               Subscription.quantity, Subscription.price_minor, Subscription.currency,
+               Subscription.current_period_start, Subscription.current_period_end, Subscription.requested_config)
+        .where(*where).order_by(Subscription.id).limit(size).with_for_update()).all()
+    if not rows:
+        return 0
+    plans = {plan.id: plan for plan in db.session.scalars(
+        select(Plan).where(Plan.id.in_([*mapping, *mapping.values()])))}
+    moment, by_target = now(), defaultdict(list)
+    outcomes, charges, events = [], [], []
+    for row in rows:
+        source, target = plans[row.plan_id], plans[mapping[row.plan_id]]
+        new_price = target.price_minor * row.quantity
+        charge = move_charge(row.price_minor, new_price, row.currency, billed=row.status in BILLED,
+                             period_start=row.current_period_start, period_end=row.current_period_end, at=moment)
+        resize = needs_resize(server_type(row.requested_config) or server_type(source.config_defaults),
+                              server_type(target.config_defaults))
+        by_target[target.id].append(row.id)
+        for kind, amount, text in ((ChargeKind.PRORATION_CREDIT, charge.credit, f"{source.name}: unused time"),
+                                   (ChargeKind.PRORATION_DEBIT, charge.debit, f"{target.name}: rest of the period")):
+            if amount:
+                charges.append({
+                    "tenant_id": operation.tenant_id, "subscription_id": row.id, "user_id": row.user_id,
+                    "kind": kind, "description": f"{text} (plan replaced)"[:200], "usage_metric": "",
+                    "quantity": 1, "unit_amount_minor": amount, "amount_minor": amount, "currency": row.currency,
+                    "period_start": moment, "period_end": row.current_period_end, "created_at": moment})
+        outcomes.append({
+            "operation_id": operation.id, "subscription_id": row.id, "outcome": Outcome.MOVED,
+            "from_plan_id": source.id, "to_plan_id": target.id, "old_price_minor": row.price_minor,
+            "new_price_minor": new_price, "proration_minor": charge.net, "resize_needed": bool(resize),
+            "message": "" if resize is not None else "The new plan names no server type.", "notified": False,
+            "created_at": moment})
+        events.append({
+            "tenant_id": operation.tenant_id, "subscription_id": row.id, "item_id": None, "kind": "plan_replaced",
+            "from_status": row.status, "to_status": row.status, "actor_id": operation.actor_id,
+            "impersonator_id": None, "reason": f"{source.name} replaced by {target.name}",
+            "data": {"operation_id": operation.id, "from_plan_id": source.id, "to_plan_id": target.id,
+                     "from_price_minor": row.price_minor, "to_price_minor": new_price,
+                     "resize_needed": bool(resize)},
+            "created_at": moment})
+    for target_id, ids in by_target.items():
+        db.session.execute(
+            update(Subscription).where(Subscription.id.in_(ids))
+            .values(plan_id=target_id, price_minor=plans[target_id].price_minor * Subscription.quantity,
+                    version=Subscription.version + 1, updated_at=moment)
+            .execution_options(synchronize_session=False))
+    # Core inserts of plain rows (the ORM's bulk path costs as much again per row, for nothing kept).
+    db.session.execute(insert(OperationOutcome.__table__), outcomes)
+    db.session.execute(insert(SubscriptionEvent.__table__), events)
+    if charges:
+        db.session.execute(insert(Charge.__table__), charges)
+    operation.moved += len(rows)
+    return len(rows)
+
+
+def _retire_chunk(operation: CatalogueOperation, size: int) -> int:
+    where = _untouched(operation, list(operation.plan_ids))
+    subscriptions = db.session.scalars(select(Subscription).where(*where).order_by(Subscription.id).limit(size)
+                                       .with_for_update()).all()
+    actor, moment, outcomes = _actor(operation), now(), []
+    for subscription in subscriptions:
+        outcome, message = Outcome.CANCELED, ""
+        try:
+            with db.session.begin_nested():
+                lifecycle.apply(subscription, Action.TERMINATE, actor=actor, reason=RETIRED_REASON,
+                                event="plan_retired", operation_id=operation.id)
+        except InvalidInput as error:
+            outcome, message = Outcome.FAILED, error.message
+        outcomes.append({
+            "operation_id": operation.id, "subscription_id": subscription.id, "outcome": outcome,
+            "from_plan_id": subscription.plan_id, "to_plan_id": None, "old_price_minor": subscription.price_minor,
+            "new_price_minor": None, "proration_minor": 0, "resize_needed": False, "message": message[:500],
+            "notified": outcome is Outcome.CANCELED, "created_at": moment})
+        if outcome is Outcome.CANCELED:
+            operation.canceled += 1
+        else:
+            operation.failed += 1
+    if outcomes:
+        db.session.execute(insert(OperationOutcome.__table__), outcomes)
+    return len(subscriptions)
+
+
+def apply_now(operation_id: int, *, chunk: int | None = None) -> None:
+    """Run an operation to its end in this process, step by step as the background task does."""
+    while advance(operation_id, chunk=chunk):
+        pass
