@@ -26,6 +26,7 @@ class Job(StrEnum):
     POWER_ON_ITEM = "power_on_item"  # reinstated
     SEND_EMAIL = "send_email"  # one logged email (app/services/notifications.py)
     BILL_CUSTOMER = "bill_customer"  # the billing run for one customer, now (app/services/billing_run.py)
+    RESIZE_ITEM = "resize_item"  # change a server's type to its config's server_type
 
 
 _PENDING = "work_after_commit"
