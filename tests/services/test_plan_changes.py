@@ -79,7 +79,7 @@ def test_an_upgrade_charges_exactly_what_the_preview_showed_and_is_invoiced_now(
     assert invoice is not None and invoice.subtotal_minor == shown.due_now.amount  # billed now
     event = db.session.scalar(select(SubscriptionEvent).where(SubscriptionEvent.kind == "plan_changed"))
     assert event.actor_id == customer.id and event.data["plan"] == "Big"
-    assert db.session.scalar(select(EmailMessage.event).where(EmailMessage.user_id == customer.id)) == "plan_changed"
+    assert "plan_changed" in db.session.scalars(select(EmailMessage.event).where(EmailMessage.user_id == customer.id))
 
 
 def test_the_same_confirmation_sent_twice_charges_once(tenant, customer, world):
