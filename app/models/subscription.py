@@ -78,6 +78,13 @@ class Subscription(Timestamps, db.Model):
     items: Mapped[list[SubscriptionItem]] = relationship(
         back_populates="subscription", order_by="SubscriptionItem.id"
     )
+    # The change waiting for the period's end, for pages (joined into the statement that reads the subscription);
+    # services read it under the subscription's lock (app/services/lifecycle.py).
+    scheduled_change: Mapped[ScheduledPlanChange | None] = relationship(
+        primaryjoin="and_(ScheduledPlanChange.subscription_id == Subscription.id, "
+                    "ScheduledPlanChange.status == 'scheduled')",
+        viewonly=True, uselist=False,
+    )
 
     __mapper_args__ = {"version_id_col": version}
 
