@@ -190,7 +190,7 @@ def _nimbus_catalogue(summary: DemoSummary, tenant: Tenant) -> None:
           sort_order=0, config_defaults=hetzner_defaults, cancellation_rule=ChangeRule.IMMEDIATE,
           description="A small server to try things out, in Nuremberg.",
           features=["2 vCPU, 4 GB RAM, 40 GB SSD", "Nuremberg only", "Community support"])
-    _plan(summary, servers, hetzner, "standard-monthly", name="Standard", price_minor=990,
+    standard = _plan(summary, servers, hetzner, "standard-monthly", name="Standard", price_minor=990,
           interval=Interval.MONTH, sort_order=1, allow_customer_location_selection=True,
           config_defaults=hetzner_defaults, description="Pick your location and server type.",
           features=["Choose among 6 locations", "Daily backups", "Email support"])
@@ -205,7 +205,7 @@ def _nimbus_catalogue(summary: DemoSummary, tenant: Tenant) -> None:
           features=["Up to 20 servers", "Choose among 6 locations", "Priority support"])
     _plan(summary, servers, hetzner, "legacy", name="Legacy", price_minor=590, interval=Interval.MONTH,
           sort_order=9, state=CatalogueState.DEPRECATED, config_defaults=hetzner_defaults,
-          features=["Kept for existing customers"])
+          features=["Kept for existing customers"], migration_target_id=standard.id)  # "Migrate this subscription"
     droplets = _product(summary, tenant, "droplets", "Droplets",
                         "Simple virtual machines on DigitalOcean in Europe, America and Asia.")
     droplet_defaults = {"serverType": "s-1vcpu-1gb", "region": "fra1", "image": "ubuntu-24-04-x64"}
