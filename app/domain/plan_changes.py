@@ -67,6 +67,7 @@ class Terms:
     orderable: bool
     server_type: str | None = None
     disk_gb: int | None = None
+    usage_prices: tuple[tuple[str, int, int], ...] = ()  # metered prices: (metric, unit price, included) each
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +160,10 @@ def _check(action: ChangeAction, current: Current, target: Terms, quantity: int)
     if target.price.interval is not current.terms.price.interval:
         raise ChangeRefused(f"That plan is billed per {target.price.interval.value}, yours per "
                             f"{current.terms.price.interval.value}; a change keeps the billing interval.")
+    if target.usage_prices != current.terms.usage_prices:
+        # Usage is billed after its period closes, at the prices of the plan the subscription is on by then.
+        raise ChangeRefused("That plan bills usage at other prices than yours, so a change would bill this "
+                            "period's usage at the wrong prices. Order the new plan and cancel this one instead.")
     try:
         check_quantity(target.price, quantity)
     except PricingError as error:

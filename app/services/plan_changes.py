@@ -39,6 +39,7 @@ from app.domain.plan_changes import (
 from app.domain.policy import Do
 from app.domain.pricing import PlanPrice
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
+from app.domain.usage import metered_prices
 from app.extensions import db
 from app.models import Charge, Plan, Product, ScheduledPlanChange, Subscription, TenantLike
 from app.providers.base import ProviderError
@@ -205,8 +206,10 @@ def _target(tenant: TenantLike, subscription: Subscription, action: ChangeAction
 
 def _terms(plan: Plan, server_type: str | None, disk_gb: int | None) -> Terms:
     orderable = plan.state is CatalogueState.PUBLISHED and plan.product.state is CatalogueState.PUBLISHED
+    usage = tuple(sorted((price.metric, price.unit_price_minor, price.included)
+                         for price in metered_prices(plan.usage_prices or [])))
     return Terms(plan.id, plan.name, PlanPrice(plan.price_minor, plan.currency, plan.interval, plan.quantity_allowed,
-                                               plan.max_quantity), orderable, server_type, disk_gb)
+                                               plan.max_quantity), orderable, server_type, disk_gb, usage)
 
 
 def _server_type(subscription: Subscription) -> str | None:

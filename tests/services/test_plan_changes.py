@@ -238,3 +238,11 @@ def test_a_bigger_server_type_queues_the_resize_and_a_smaller_disk_is_refused(te
     with pytest.raises(InvalidInput, match="disk can never shrink"):
         apply(tenant, customer, subscription, plan_id=back.id)
     assert subscription.plan_id == big.id
+
+
+def test_a_metered_plan_does_not_move_to_a_plan_with_other_usage_prices(tenant, customer, world):
+    subscription, current, big, _ = world
+    current.usage_prices = [{"metric": "traffic_gb", "label": "Traffic", "unit": "GB", "unit_price_minor": 1}]
+    with pytest.raises(InvalidInput, match="usage at other prices"):
+        apply(tenant, customer, subscription, plan_id=big.id)
+    assert subscription.plan_id == current.id

@@ -144,3 +144,12 @@ def test_what_is_due_now_is_the_prorated_difference_rounded_per_line(old, new, o
     assert found.due_now.amount - found.balance_credit.amount == found.proration.net.amount
     assert found.due_now.amount >= 0 and found.balance_credit.amount >= 0
     assert -found.proration.credit.amount <= old and found.proration.debit.amount <= new
+
+
+def test_a_move_between_plans_with_other_usage_prices_is_refused():
+    traffic = (("traffic_gb", 1, 1000),)
+    metered = Terms(1, "Metered", PlanPrice(400, "EUR", Interval.MONTH), True, usage_prices=traffic)
+    same = Terms(2, "Metered too", PlanPrice(900, "EUR", Interval.MONTH), True, usage_prices=traffic)
+    assert change(ChangeAction.PLAN, old=metered, new=same).immediate
+    with pytest.raises(ChangeRefused, match="usage at other prices"):
+        change(ChangeAction.PLAN, old=metered, new=terms(3, 600))
