@@ -117,10 +117,11 @@ def apply(*, tenant: TenantLike, actor: Actor, subscription_id: int, action: Cha
     return proposal
 
 
-def scheduled(tenant: TenantLike, subscription: Subscription) -> ScheduledPlanChange | None:
-    """The change waiting for the subscription's period end, if any."""
-    assert subscription.tenant_id == tenant.id
-    return lifecycle.scheduled_change(subscription)
+def scheduled(tenant: TenantLike, subscription_id: int) -> ScheduledPlanChange | None:
+    """The change waiting for the end of the tenant's subscription's period, if any."""
+    return db.session.scalar(select(ScheduledPlanChange).where(
+        ScheduledPlanChange.tenant_id == tenant.id, ScheduledPlanChange.subscription_id == subscription_id,
+        ScheduledPlanChange.status == ScheduledStatus.SCHEDULED))
 
 
 def cancel_scheduled(*, tenant: TenantLike, actor: Actor, subscription_id: int, version: int) -> Subscription:

@@ -96,7 +96,7 @@ def test_a_downgrade_is_scheduled_and_the_renewal_charges_the_new_price(tenant, 
     subscription, current, _, small = world
     shown = apply(tenant, customer, subscription, plan_id=small.id).preview
 
-    waiting = plan_changes.scheduled(tenant, subscription)
+    waiting = plan_changes.scheduled(tenant, subscription.id)
     assert waiting is not None and waiting.effective_at == subscription.current_period_end == shown.effective_at
     assert subscription.plan_id == current.id and proration_charges(subscription) == []
 
@@ -107,6 +107,9 @@ def test_a_downgrade_is_scheduled_and_the_renewal_charges_the_new_price(tenant, 
                                                      Charge.kind == ChargeKind.RENEWAL))
     assert renewal.amount_minor == 400 == subscription.price_minor and subscription.plan_id == small.id
     assert db.session.get(ScheduledPlanChange, waiting.id).status is ScheduledStatus.APPLIED
+    told = db.session.scalars(select(EmailMessage.subject).where(EmailMessage.event == "plan_changed")
+                               .order_by(EmailMessage.id)).all()
+    assert told == [f"Your plan change to {small.name} is scheduled", f"Your subscription is now on {small.name}"]
     subscriptions.renew_due()  # a rerun changes nothing
     assert db.session.scalars(select(Charge).where(Charge.subscription_id == subscription.id)).all() == [renewal]
 
@@ -246,3 +249,12 @@ def test_a_metered_plan_does_not_move_to_a_plan_with_other_usage_prices(tenant, 
     with pytest.raises(InvalidInput, match="usage at other prices"):
         apply(tenant, customer, subscription, plan_id=big.id)
     assert subscription.plan_id == current.id
+
+
+def test_canceling_the_subscription_drops_its_scheduled_change(tenant, customer, world):
+    subscription, current, _, small = world
+    current.cancellation_rule = ChangeRule.IMMEDIATE
+    apply(tenant, customer, subscription, plan_id=small.id)
+    subscriptions.cancel(tenant=tenant, actor=Actor(customer), subscription_id=subscription.id)
+    assert plan_changes.scheduled(tenant, subscription.id) is None
+    assert db.session.scalar(select(ScheduledPlanChange.status)) is ScheduledStatus.CANCELED
