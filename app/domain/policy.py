@@ -38,6 +38,7 @@ class Do(StrEnum):
     REBUILD = "rebuild"  # reinstall a server from an image
     ROOT_PASSWORD = "root_password"  # noqa: S105 (an action): see the root password once, or reset it
     SWITCH_BACKORDER = "switch_backorder"
+    CHANGE_PLAN = "change_plan"  # another plan or quantity, or the plan's migration target
     SUSPEND = "suspend"
     REINSTATE = "reinstate"
     EXTEND_RETENTION = "extend_retention"
@@ -52,7 +53,7 @@ class Verdict(StrEnum):
 
 _K, _D = ActorKind, Do
 _CUSTOMER_RIGHTS: Final = frozenset({_D.VIEW, _D.CANCEL, _D.RESUME, _D.POWER, _D.REBUILD, _D.ROOT_PASSWORD,
-                                     _D.SWITCH_BACKORDER})
+                                     _D.SWITCH_BACKORDER, _D.CHANGE_PLAN})
 # Only the customer, as themselves, sees a root password or wipes a server; support acting for them does not.
 _OWNER_ONLY: Final = frozenset({_D.REBUILD, _D.ROOT_PASSWORD})
 

@@ -21,7 +21,13 @@ from app.models.credentials import CloudCredential
 from app.models.email import EmailMessage
 from app.models.impersonation import EndReason, Impersonation, ImpersonationAction
 from app.models.jobs import JobClaim, JobRun, JobTrigger
-from app.models.subscription import Backorder, Subscription, SubscriptionEvent, SubscriptionItem
+from app.models.subscription import (
+    Backorder,
+    ScheduledPlanChange,
+    Subscription,
+    SubscriptionEvent,
+    SubscriptionItem,
+)
 from app.models.tenant import Tenant, TenantHost, TenantLike, TenantRef
 from app.models.user import AccountToken, CustomerProfile, User, UserSession
 
@@ -53,6 +59,7 @@ __all__ = [
     "PaymentSetup",
     "Plan",
     "Product",
+    "ScheduledPlanChange",
     "ServiceType",
     "SshKey",
     "Subscription",

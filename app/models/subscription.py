@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import now
 from app.domain.catalogue import Interval, Provider
 from app.domain.resizing import ResizeStep
+from app.domain.plan_changes import ChangeAction, ScheduledStatus
 from app.domain.server_access import gives_root_password
 from app.domain.ssh_keys import server_keys
 from app.domain.subscriptions import (
@@ -77,6 +78,13 @@ class Subscription(Timestamps, db.Model):
     plan: Mapped[Plan] = relationship()
     items: Mapped[list[SubscriptionItem]] = relationship(
         back_populates="subscription", order_by="SubscriptionItem.id"
+    )
+    # The change waiting for the period's end, for pages (joined into the statement that reads the subscription);
+    # services read it under the subscription's lock (app/services/lifecycle.py).
+    scheduled_change: Mapped[ScheduledPlanChange | None] = relationship(
+        primaryjoin="and_(ScheduledPlanChange.subscription_id == Subscription.id, "
+                    "ScheduledPlanChange.status == 'scheduled')",
+        viewonly=True, uselist=False,
     )
 
     __mapper_args__ = {"version_id_col": version}
@@ -244,3 +252,39 @@ class Backorder(db.Model):
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     subscription: Mapped[Subscription] = relationship()
+
+
+_SCHEDULED = text("status = 'scheduled'")
+
+
+class ScheduledPlanChange(db.Model):
+    """A plan or quantity change that waits for the end of the period (a downgrade), at the price then shown.
+
+    At most one is scheduled per subscription (a partial unique index); the renewal applies it
+    (app/services/lifecycle.py), or the customer cancels it before.
+    """
+
+    __tablename__ = "scheduled_plan_changes"
+    __table_args__ = (
+        Index("uq_scheduled_plan_changes_one", "subscription_id", unique=True,
+              sqlite_where=_SCHEDULED, postgresql_where=_SCHEDULED),
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
+        CheckConstraint("price_minor >= 0", name="price_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True)
+    action: Mapped[ChangeAction] = mapped_column(enum_type(ChangeAction, "plan_change_action"))
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    quantity: Mapped[int] = mapped_column()
+    price_minor: Mapped[int] = mapped_column()  # the recurring price shown when it was scheduled
+    server_type: Mapped[str | None] = mapped_column(String(63))  # the resize it brings, if any
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[ScheduledStatus] = mapped_column(enum_type(ScheduledStatus, "scheduled_change_status"),
+                                                    default=ScheduledStatus.SCHEDULED)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    subscription: Mapped[Subscription] = relationship()
+    plan: Mapped[Plan] = relationship()

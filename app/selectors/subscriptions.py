@@ -11,7 +11,17 @@ from sqlalchemy.orm import contains_eager, joinedload, selectinload
 from app.domain.catalogue import Interval
 from app.domain.subscriptions import BackorderStatus, ItemStatus, Milestone, SubscriptionStatus, next_milestone
 from app.extensions import db
-from app.models import Backorder, Plan, Product, Subscription, SubscriptionEvent, SubscriptionItem, TenantLike, User
+from app.models import (
+    Backorder,
+    Plan,
+    Product,
+    ScheduledPlanChange,
+    Subscription,
+    SubscriptionEvent,
+    SubscriptionItem,
+    TenantLike,
+    User,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +39,9 @@ class DashboardRow:
     currency: str
     interval: Interval
     milestone: Milestone
+    changeable: bool = False  # active and delivered: Change plan (and quantity, for plans sold by quantity)
+    quantity_allowed: bool = False  # a plan sold by quantity, without servers
+    migrates: bool = False  # its plan has a migration target
 
 
 # A subscription's servers, and those of them ready: columns for any list of subscriptions (an index walk each).
@@ -57,7 +70,7 @@ def milestone_of(row: Row[Any]) -> Milestone:
 _DASHBOARD = (
     select(Subscription.id, Plan.name.label("plan_name"), Product.name.label("product_name"),
            SERVERS.label("servers"), SERVERS_READY.label("ready"), SERVER_NAME.label("server_name"),
-           Subscription.currency, Subscription.interval,
+           Subscription.currency, Subscription.interval, Plan.quantity_allowed, Plan.migration_target_id,
            *MILESTONE_COLUMNS)
     .join(Plan, Plan.id == Subscription.plan_id).join(Product, Product.id == Plan.product_id)
     .where(Subscription.tenant_id == bindparam("tenant_id"), Subscription.user_id == bindparam("user_id"))
@@ -68,7 +81,11 @@ _DASHBOARD = (
 def dashboard_rows(tenant: TenantLike, customer: User) -> list[DashboardRow]:
     """The customer's subscriptions, newest first, as the dashboard lists them: one statement, plain rows."""
     return [DashboardRow(row.id, row.status, row.plan_name, row.product_name, row.servers, row.ready,
-                         row.server_name, row.price_minor, row.currency, row.interval, milestone_of(row))
+                         row.server_name, row.price_minor, row.currency, row.interval, milestone_of(row),
+                         changeable=(changeable := row.status is SubscriptionStatus.ACTIVE
+                                     and row.current_period_end is not None),
+                         quantity_allowed=row.quantity_allowed and not row.servers,
+                         migrates=changeable and row.migration_target_id is not None)
             for row in db.session.execute(_DASHBOARD, {"tenant_id": tenant.id, "user_id": customer.id})]
 
 
@@ -88,7 +105,8 @@ _CUSTOMER_SUBSCRIPTION = (
     .where(Subscription.id == bindparam("subscription_id"), Subscription.tenant_id == bindparam("tenant_id"),
            Subscription.user_id == bindparam("user_id"))
     .options(joinedload(Subscription.plan).joinedload(Plan.product),
-             joinedload(Subscription.plan).joinedload(Plan.service_type))
+             joinedload(Subscription.plan).joinedload(Plan.service_type),
+             joinedload(Subscription.scheduled_change).joinedload(ScheduledPlanChange.plan))
 )
 _CUSTOMER_SUBSCRIPTION_WITH_ITEMS = _CUSTOMER_SUBSCRIPTION.options(selectinload(Subscription.items))
 

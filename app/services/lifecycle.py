@@ -8,6 +8,8 @@ event (who, on whose behalf, why) and asks for the follow-up work, which runs af
   until `servers_delete_at` (the tenant's retention); servers never delivered are deleted at once;
 - suspended: servers powered off; reinstated: powered on again;
 - activated or renewed: the period's charge, once (a unique constraint per subscription, kind and period);
+- renewed with a plan change scheduled for the period's end (a downgrade): the change is applied first, so the
+  new period is charged at the new plan's price (`switch_plan`, which an immediate change uses too);
 - cancellation scheduled or effective, suspended, reinstated: the owner's email, logged in this transaction and
   sent after it commits (`_tell_the_owner`), so each transition sends exactly one whoever applies it.
 
@@ -26,6 +28,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from app.clock import now
 from app.domain.billing import ChargeKind
 from app.domain.notifications import Event
+from app.domain.plan_changes import ScheduledStatus
 from app.domain.policy import Do
 from app.domain.pricing import period_end
 from app.domain.subscriptions import (
@@ -40,7 +43,16 @@ from app.domain.subscriptions import (
     plan_transition,
 )
 from app.extensions import db
-from app.models import Backorder, Charge, Subscription, SubscriptionItem, Tenant, TenantLike
+from app.models import (
+    Backorder,
+    Charge,
+    Plan,
+    ScheduledPlanChange,
+    Subscription,
+    SubscriptionItem,
+    Tenant,
+    TenantLike,
+)
 from app.services import events, work
 from app.services.actors import Actor
 from app.services.errors import Conflict, InvalidInput, NotFound
@@ -158,6 +170,8 @@ def _to_canceled(subscription: Subscription, transition: Transition, moment: dat
     subscription.suspended_at = None
     subscription.servers_delete_at = ended + timedelta(days=_retention_days(subscription))
     _close_backorder(subscription, BackorderStatus.CANCELED)
+    if scheduled := scheduled_change(subscription):
+        scheduled.status, scheduled.closed_at = ScheduledStatus.CANCELED, moment
     for item in subscription.items:
         _end_item(item)
 
@@ -194,10 +208,49 @@ def _renew(subscription: Subscription) -> None:
     """The next period starts where the last one ended (however late the job runs) and is charged, once."""
     start = subscription.current_period_end
     assert start is not None  # plan_transition needs it to renew
+    scheduled = scheduled_change(subscription)
+    if scheduled is not None and scheduled.effective_at <= start:
+        _apply_scheduled(subscription, scheduled)
     subscription.current_period_start = start
     subscription.current_period_end = period_end(start, subscription.interval, anchor=subscription.activated_at)
     _charge(subscription, ChargeKind.RENEWAL, f"{subscription.plan.name}, {subscription.interval.value} from "
                                               f"{start:%-d %b %Y}")
+
+
+# --- plan changes -----------------------------------------------------------------------------------------------
+
+def scheduled_change(subscription: Subscription) -> ScheduledPlanChange | None:
+    """The change waiting for this subscription's period end, if any (at most one: a partial unique index)."""
+    return db.session.scalar(select(ScheduledPlanChange).where(
+        ScheduledPlanChange.subscription_id == subscription.id,
+        ScheduledPlanChange.status == ScheduledStatus.SCHEDULED))
+
+
+def switch_plan(subscription: Subscription, *, plan: Plan, quantity: int, price_minor: int,
+                server_type: str | None) -> None:
+    """Move a locked subscription to `plan` and `quantity` at the recurring `price_minor`; the caller records the
+    event. A new server type is set as each delivered server's desired type and its resize is queued."""
+    subscription.plan, subscription.quantity, subscription.price_minor = plan, quantity, price_minor
+    if server_type is None:
+        return
+    for item in subscription.items:
+        if item.status is ItemStatus.ACTIVE and item.server_id:
+            item.config = {**(item.config or {}), "server_type": server_type}
+            work.later(Job.RESIZE_ITEM, item.id)
+
+
+def _apply_scheduled(subscription: Subscription, scheduled: ScheduledPlanChange) -> None:
+    """The renewal's part of a scheduled change: applied once, under the subscription's lock, before the charge."""
+    before = subscription.plan.name
+    switch_plan(subscription, plan=scheduled.plan, quantity=scheduled.quantity, price_minor=scheduled.price_minor,
+                server_type=scheduled.server_type)
+    scheduled.status, scheduled.closed_at = ScheduledStatus.APPLIED, now()
+    events.record(subscription, "plan_change_applied", from_plan=before, plan=scheduled.plan.name,
+                  quantity=scheduled.quantity, price=scheduled.price_minor, currency=subscription.currency,
+                  scheduled_change=scheduled.id)
+    notify(Event.PLAN_CHANGED, user=subscription.user, subscription=subscription, from_plan=before,
+           plan=scheduled.plan.name, quantity=scheduled.quantity, price_minor=scheduled.price_minor,
+           effective_at=scheduled.effective_at, due_now=0, resize=scheduled.server_type, scheduled=False)
 
 
 def _charge(subscription: Subscription, kind: ChargeKind, description: str) -> None:

@@ -60,8 +60,9 @@ QUERY_ARGS: dict[str, tuple[str, ...]] = {
     "orders.new": ("quantity", *ORDER_CONFIG, "auto_backorder", "idempotency_key"),
     "orders.preview": ("quantity",),
     "orders.availability": ("quantity", *ORDER_CONFIG),
+    "subscriptions.change_plan": ("plan", "quantity"),
 }
-NUMERIC = frozenset({"page", "quantity", "version"})
+NUMERIC = frozenset({"page", "quantity", "version", "plan"})
 GENERIC_QUERIES = (
     ("?page=20 digits&q=NUL&next=scheme-relative", "page=99999999999999999999&q=a%00b&next=%2F%2Fevil.example%2Fx"),
     ("?page=-1&q=10,000 chars&next=lone surrogate", f"page=-1&q={'x' * 10_000}&next=%ED%A0%80"),
@@ -70,7 +71,7 @@ GENERIC_QUERIES = (
 
 # Known-good values of the routes' string parameters.
 STRING_PARAMS = {"provider": ("hetzner", "digitalocean"), "command": ("start", "stop", "restart"),
-                 "tenant_slug": ("default", "other")}
+                 "tenant_slug": ("default", "other"), "change": ("plan", "quantity", "migrate")}
 
 # A valid form for each endpoint that takes one; hostile values replace one field at a time.
 FORMS: dict[str, Callable[[World, dict[str, str]], dict[str, str | Value]]] = {
@@ -91,6 +92,8 @@ FORMS: dict[str, Callable[[World, dict[str, str]], dict[str, str | Value]]] = {
     "subscriptions.cancel": lambda w, _: {"version": CURRENT_VERSION, "reason": "Too expensive"},
     "subscriptions.switch": lambda w, _: {"version": CURRENT_VERSION, "server_type": "cx22", "location": "fsn1"},
     "subscriptions.resume": lambda w, _: {"version": CURRENT_VERSION},
+    "subscriptions.change_plan": lambda w, _: {"version": CURRENT_VERSION, "plan": "1", "quantity": "1"},
+    "subscriptions.cancel_scheduled_change": lambda w, _: {"version": CURRENT_VERSION},
     "support.impersonate": lambda w, _: {"reason": "Ticket #4711: cannot order"},
     "account.save_notifications": lambda w, _: {"wanted": "server_ready"},
     "admin.set_sender": lambda w, _: {"name": "Nimbus Help", "address": "help@example.com"},

@@ -1,6 +1,6 @@
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 
 class VersionForm(FlaskForm):
@@ -32,3 +32,10 @@ class RebuildForm(FlaskForm):
 
 class EmptyForm(FlaskForm):
     """Only the CSRF token: for buttons that change something."""
+
+
+class PlanChangeForm(VersionForm):
+    """Confirm a previewed plan or quantity change: what was previewed, at the version it was previewed at."""
+
+    plan = IntegerField(validators=[Optional(), NumberRange(min=1, max=2**31 - 1)], widget=HiddenField.widget)
+    quantity = IntegerField(validators=[Optional(), NumberRange(min=1, max=999_999)], widget=HiddenField.widget)

@@ -3,17 +3,26 @@ servers (root password shown once, a new one, rebuild)."""
 
 from __future__ import annotations
 
-from flask import Response, abort, flash, g, make_response, redirect, render_template, url_for
+from flask import Response, abort, flash, g, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.blueprints.subscriptions import bp
-from app.blueprints.subscriptions.forms import CancelForm, EmptyForm, RebuildForm, SwitchForm, VersionForm
+from app.blueprints.subscriptions.forms import (
+    CancelForm,
+    EmptyForm,
+    PlanChangeForm,
+    RebuildForm,
+    SwitchForm,
+    VersionForm,
+)
 from app.domain.geography import location_label
+from app.domain.plan_changes import ChangeAction
 from app.domain.subscriptions import Action, SubscriptionStatus, charge_outlook, refusal_message, shown_status
 from app.models import Subscription, SubscriptionItem
 from app.selectors import subscriptions as selectors
-from app.services import backorders, server_access, servers, subscriptions
+from app.services import backorders, plan_changes, server_access, servers, subscriptions
 from app.services.errors import NotFound, ServiceError
+from app.services.ordering import PaymentMethodRequired
 from app.services.servers import PowerCommand
 from app.web import htmx
 from app.web.access import current_actor, customer_required
@@ -71,6 +80,8 @@ def _summary_context(subscription: Subscription) -> dict[str, object]:
             "suspension": selectors.last_event(subscription, "suspend")
             if subscription.status is SubscriptionStatus.SUSPENDED else None,
             "version_form": VersionForm(version=subscription.version),
+            "changeable": plan_changes.changeable(subscription),
+            "scheduled_change": subscription.scheduled_change,
             "outlook": charge_outlook(subscription.status, price_minor=subscription.price_minor,
                                       auto_renew=subscription.auto_renew, period_end=subscription.current_period_end)}
 
@@ -193,6 +204,98 @@ def resume(subscription_id: int) -> Response:
     return htmx.redirect(target) if htmx.wants_fragment() else redirect(target, 303)
 
 
+
+# --- plan changes: choose, preview, confirm; a scheduled change canceled ------------------------------------------
+
+def _change_action(change: str) -> ChangeAction:
+    try:
+        return ChangeAction(change)
+    except ValueError:
+        abort(404)
+
+
+def _whole_number(name: str) -> tuple[int | None, str | None]:
+    """A query argument as a positive whole number: (value, None), (None, None) when absent, else a message."""
+    text = request.args.get(name, "").strip()
+    if not text:
+        return None, None
+    if not text.isdigit() or len(text) > 9 or int(text) < 1:
+        return None, "Enter a whole number of at least 1." if name == "quantity" else "Choose a plan from the list."
+    return int(text), None
+
+
+@bp.route("/<int:subscription_id>/change/<change>", methods=["GET", "POST"])
+@customer_required
+def change_plan(subscription_id: int, change: str) -> Response | tuple[str, int]:
+    """Change plan, Change quantity or Migrate: choose (GET without a choice), preview (GET), confirm (POST)."""
+    action = _change_action(change)
+    subscription = _own(subscription_id)
+    if request.method == "POST":
+        return _confirm_change(subscription, action)
+    plan_id, plan_problem = _whole_number("plan")
+    quantity, quantity_problem = _whole_number("quantity")
+    problem = plan_problem or quantity_problem
+    chosen = action is ChangeAction.MIGRATE or (plan_id if action is ChangeAction.PLAN else quantity) is not None
+    if problem or not chosen:
+        return _change_page(subscription, action, problem=problem, status=400 if problem else 200)
+    try:
+        proposal = plan_changes.preview(tenant=g.tenant, actor=current_actor(), subscription_id=subscription_id,
+                                        action=action, plan_id=plan_id, quantity=quantity)
+    except PaymentMethodRequired:
+        # The payment methods page says why, then brings the customer back to this preview.
+        return redirect(url_for("billing.methods", next=request.full_path.rstrip("?")), 303)
+    except ServiceError as error:  # NotFound here is a plan that is not theirs to choose: said, not a 404
+        return _change_page(subscription, action, problem=error.message, status=error.status_code)
+    form = PlanChangeForm(version=subscription.version, plan=plan_id, quantity=quantity)
+    return render_template("subscriptions/change_preview.html", subscription=subscription, action=action,
+                           proposal=proposal, preview=proposal.preview, form=form), 200
+
+
+def _change_page(subscription: Subscription, action: ChangeAction, *, problem: str | None, status: int
+                 ) -> tuple[str, int]:
+    plans = plan_changes.targets(g.tenant, subscription) if action is ChangeAction.PLAN else []
+    return render_template("subscriptions/change.html", subscription=subscription, action=action, plans=plans,
+                           problem=problem, changeable=plan_changes.changeable(subscription)), status
+
+
+def _confirm_change(subscription: Subscription, action: ChangeAction) -> Response | tuple[str, int]:
+    form = PlanChangeForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        proposal = plan_changes.apply(tenant=g.tenant, actor=current_actor(), subscription_id=subscription.id,
+                                      action=action, version=form.version.data, plan_id=form.plan.data,
+                                      quantity=form.quantity.data)
+    except PaymentMethodRequired:
+        return redirect(url_for("billing.methods", next=url_for(
+            ".change_plan", subscription_id=subscription.id, change=action.value, plan=form.plan.data,
+            quantity=form.quantity.data)), 303)
+    except ServiceError as error:
+        flash(error.message, "error")
+    else:
+        found = proposal.preview
+        flash(f"Your subscription is now on {proposal.target.name}." if found.immediate else
+              f"Your change to {proposal.target.name} is scheduled for {found.effective_at:%-d %b %Y}. "
+              "You can cancel it until then.", "success")
+    return redirect(url_for(".detail", subscription_id=subscription.id), 303)
+
+
+@bp.post("/<int:subscription_id>/scheduled-change/cancel")
+@customer_required
+def cancel_scheduled_change(subscription_id: int) -> Response:
+    form = VersionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        plan_changes.cancel_scheduled(tenant=g.tenant, actor=current_actor(), subscription_id=subscription_id,
+                                      version=form.version.data)
+    except NotFound:
+        abort(404)
+    except ServiceError as error:
+        flash(error.message, "error")
+    else:
+        flash("The scheduled change is canceled: your subscription stays on its plan.", "success")
+    return redirect(url_for(".detail", subscription_id=subscription_id), 303)
 
 
 # --- access: the root password shown once, a new one (Hetzner), rebuild -------------------------------------

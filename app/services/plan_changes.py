@@ -1,0 +1,292 @@
+"""A customer changes their subscription's plan or quantity, or migrates it to its plan's migration target.
+
+`preview` writes nothing: it shows what `apply` would do, computed by the same function from the same
+inputs, so the amounts confirmed are the amounts charged. `apply` runs under the subscription's row lock
+with the version the customer saw: two tabs, or a change racing the renewal, give one winner and a clear
+message to the other, never a second charge.
+
+- Applied now (upgrades, and downgrades of plans whose rule says so): the proration's credit and debit become
+  two charges dated to the second of the change (unique per subscription, kind and that instant), the
+  subscription moves to the new plan and price (`lifecycle.switch_plan`), and the customer is billed now.
+- At the period's end (other downgrades): a scheduled change, which the renewal applies before it charges
+  the new period (`lifecycle`), or the customer cancels before.
+
+A new server type queues each server's resize (the server's desired type is set in its config).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from app.clock import now
+from app.domain.billing import ChargeKind
+from app.domain.catalogue import CatalogueState, Provider
+from app.domain.notifications import Event
+from app.domain.plan_changes import (
+    ChangeAction,
+    ChangeRefused,
+    Current,
+    PaymentMethodNeeded,
+    Preview,
+    ScheduledStatus,
+    Terms,
+    preview_change,
+)
+from app.domain.policy import Do
+from app.domain.pricing import PlanPrice
+from app.domain.subscriptions import ItemStatus, SubscriptionStatus
+from app.domain.usage import metered_prices
+from app.extensions import db
+from app.models import Charge, Plan, Product, ScheduledPlanChange, Subscription, TenantLike
+from app.providers.base import ProviderError
+from app.services import availability_cache, events, lifecycle, ordering, payment_methods, work
+from app.services.actors import Actor
+from app.services.errors import Conflict, InvalidInput, NotFound, ServiceError
+from app.services.notifications import notify
+from app.services.ordering import PaymentMethodRequired
+from app.services.work import Job
+
+RELOAD = lifecycle.RELOAD
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A previewed change of one subscription: the subscription (with the version shown), the target, the preview."""
+
+    subscription: Subscription
+    target: Plan
+    preview: Preview
+
+
+def recurring_price(plan: Plan, quantity: int) -> int:
+    """The recurring price of `quantity` of `plan` as the catalogue prices it now (ordering's price)."""
+    return ordering.price(plan, quantity).recurring.amount
+
+
+def targets(tenant: TenantLike, subscription: Subscription) -> list[Plan]:
+    """The plans `subscription` may change to with Change plan: orderable, same service type and interval."""
+    return list(db.session.scalars(
+        select(Plan).join(Plan.product)
+        .where(Plan.tenant_id == tenant.id, Plan.service_type_id == subscription.plan.service_type_id,
+               Plan.id != subscription.plan_id, Plan.state == CatalogueState.PUBLISHED,
+               Product.state == CatalogueState.PUBLISHED, Plan.interval == subscription.interval,
+               Plan.currency == subscription.currency)
+        .order_by(Plan.sort_order, Plan.id)))
+
+
+def changeable(subscription: Subscription) -> bool:
+    """Whether the plan-change buttons apply: an active, delivered subscription."""
+    return subscription.status is SubscriptionStatus.ACTIVE and subscription.current_period_end is not None
+
+
+def preview(*, tenant: TenantLike, actor: Actor, subscription_id: int, action: ChangeAction,
+            plan_id: int | None = None, quantity: int | None = None) -> Proposal:
+    """What the change would do; writes nothing. Raises NotFound, Forbidden, InvalidInput or
+    PaymentMethodRequired with a message for the customer."""
+    subscription = _find(tenant, subscription_id)
+    actor.may(Do.CHANGE_PLAN, subscription)
+    return _propose(tenant, subscription, action, plan_id, quantity)
+
+
+def apply(*, tenant: TenantLike, actor: Actor, subscription_id: int, action: ChangeAction, version: int,
+          plan_id: int | None = None, quantity: int | None = None) -> Proposal:
+    """Apply the change the customer confirmed, at the version they saw, and commit."""
+    try:
+        subscription = lifecycle.lock(tenant, subscription_id)
+        actor.may(Do.CHANGE_PLAN, subscription)
+        if subscription.version != version:
+            raise Conflict(RELOAD)
+        proposal = _propose(tenant, subscription, action, plan_id, quantity)
+        if proposal.preview.immediate:
+            _apply_now(subscription, proposal, actor)
+        else:
+            _schedule(subscription, proposal, actor)
+        subscription.updated_at = now()  # a new version even when only a scheduled change was written
+        db.session.flush()
+    except (StaleDataError, IntegrityError):  # a concurrent writer won (no row locks on SQLite)
+        db.session.rollback()
+        raise Conflict(RELOAD) from None
+    except Exception:
+        db.session.rollback()
+        raise
+    lifecycle.commit()
+    return proposal
+
+
+def scheduled(tenant: TenantLike, subscription_id: int) -> ScheduledPlanChange | None:
+    """The change waiting for the end of the tenant's subscription's period, if any."""
+    return db.session.scalar(select(ScheduledPlanChange).where(
+        ScheduledPlanChange.tenant_id == tenant.id, ScheduledPlanChange.subscription_id == subscription_id,
+        ScheduledPlanChange.status == ScheduledStatus.SCHEDULED))
+
+
+def cancel_scheduled(*, tenant: TenantLike, actor: Actor, subscription_id: int, version: int) -> Subscription:
+    """Cancel the change waiting for the period's end; the subscription stays on its plan."""
+    try:
+        subscription = lifecycle.lock(tenant, subscription_id)
+        actor.may(Do.CHANGE_PLAN, subscription)
+        if subscription.version != version:
+            raise Conflict(RELOAD)
+        waiting = lifecycle.scheduled_change(subscription)
+        if waiting is None:
+            raise InvalidInput("There is no scheduled change to cancel: it was canceled or has taken effect.")
+        waiting.status, waiting.closed_at = ScheduledStatus.CANCELED, now()
+        events.record(subscription, "plan_change_canceled", actor=actor, plan=waiting.plan.name,
+                      quantity=waiting.quantity, scheduled_change=waiting.id)
+        subscription.updated_at = now()
+        db.session.flush()
+    except StaleDataError:
+        db.session.rollback()
+        raise Conflict(RELOAD) from None
+    except Exception:
+        db.session.rollback()
+        raise
+    lifecycle.commit()
+    return subscription
+
+
+# --- the steps ----------------------------------------------------------------------------------------------------
+
+def _find(tenant: TenantLike, subscription_id: int) -> Subscription:
+    subscription = db.session.scalar(select(Subscription).where(Subscription.id == subscription_id,
+                                                                Subscription.tenant_id == tenant.id))
+    if subscription is None:
+        raise NotFound("There is no such subscription.")
+    return subscription
+
+
+def _propose(tenant: TenantLike, subscription: Subscription, action: ChangeAction, plan_id: int | None,
+             quantity: int | None) -> Proposal:
+    if not changeable(subscription):
+        raise InvalidInput("Only an active subscription can change its plan or quantity.")
+    if (waiting := lifecycle.scheduled_change(subscription)) is not None:
+        raise InvalidInput(f"A change to {waiting.plan.name} is scheduled for {waiting.effective_at:%-d %b %Y}. "
+                           "Cancel it first to make another change.")
+    target = _target(tenant, subscription, action, plan_id)
+    wanted = subscription.quantity if quantity is None else quantity
+    if action is ChangeAction.QUANTITY and subscription.items:
+        raise InvalidInput("The number of servers of a subscription cannot be changed; order another one instead.")
+    if target.service_type.provider is not subscription.plan.service_type.provider:
+        raise InvalidInput("That plan runs on another cloud; a subscription cannot move between clouds.")
+    current_type = _server_type(subscription)
+    target_type = target.config_defaults.get("serverType") if current_type else None
+    disks = _disks(tenant, subscription, current_type, target_type)
+    current = Current(
+        terms=_terms(subscription.plan, current_type, disks.get(current_type)), quantity=subscription.quantity,
+        price_minor=subscription.price_minor, period_start=subscription.current_period_start,  # type: ignore[arg-type]
+        period_end=subscription.current_period_end,  # type: ignore[arg-type]
+        downgrade_rule=subscription.plan.downgrade_rule, migration_target_id=subscription.plan.migration_target_id)
+    try:
+        price = recurring_price(target, wanted)
+        found = preview_change(action, current, _terms(target, target_type, disks.get(target_type)),
+                               quantity=wanted, now=now(), new_price_minor=price,
+                               has_payment_method=payment_methods.has_card(tenant, subscription.user))
+    except PaymentMethodNeeded as needed:
+        raise PaymentMethodRequired(needed.message) from None
+    except ChangeRefused as refused:
+        raise InvalidInput(refused.message) from None
+    return Proposal(subscription, target, found)
+
+
+def _target(tenant: TenantLike, subscription: Subscription, action: ChangeAction, plan_id: int | None) -> Plan:
+    if action is ChangeAction.QUANTITY:
+        return subscription.plan
+    if action is ChangeAction.MIGRATE:
+        plan_id = subscription.plan.migration_target_id
+        if plan_id is None:
+            raise InvalidInput("This plan has no migration target.")
+    plan = db.session.scalar(select(Plan).where(Plan.id == plan_id, Plan.tenant_id == tenant.id)) if plan_id else None
+    if plan is None:
+        raise NotFound("There is no such plan.")
+    return plan
+
+
+def _terms(plan: Plan, server_type: str | None, disk_gb: int | None) -> Terms:
+    orderable = plan.state is CatalogueState.PUBLISHED and plan.product.state is CatalogueState.PUBLISHED
+    usage = tuple(sorted((price.metric, price.unit_price_minor, price.included)
+                         for price in metered_prices(plan.usage_prices or [])))
+    return Terms(plan.id, plan.name, PlanPrice(plan.price_minor, plan.currency, plan.interval, plan.quantity_allowed,
+                                               plan.max_quantity), orderable, server_type, disk_gb, usage)
+
+
+def _server_type(subscription: Subscription) -> str | None:
+    """The server type the subscription's servers have now (None for a plan without servers)."""
+    for item in subscription.items:
+        if item.status is ItemStatus.ACTIVE:
+            config = item.config or {}
+            return config.get("server_type") or config.get("serverType")
+    return None
+
+
+def _disks(tenant: TenantLike, subscription: Subscription, *types: str | None) -> dict[str | None, int]:
+    """Each server type's disk in GB, as the cloud offers it; asked only when the type would change."""
+    current, target = types
+    if current is None or target is None or current == target:
+        return {}
+    provider = subscription.plan.service_type.provider
+    if provider is Provider.NONE:
+        return {}
+    try:
+        offers = availability_cache.offers(tenant, provider)
+    except ProviderError:
+        raise ServiceError("We could not reach the cloud to check the new server type. "
+                           "Please try again in a minute.") from None
+    disks = {offer.server_type: offer.disk_gb for offer in offers}
+    if target not in disks:
+        raise InvalidInput(f"The cloud does not offer the server type {target} now; this change is not possible.")
+    return disks
+
+
+def _apply_now(subscription: Subscription, proposal: Proposal, actor: Actor) -> None:
+    found, before = proposal.preview, subscription.plan.name
+    proration = found.proration
+    assert proration is not None
+    moment, end = found.effective_at, subscription.current_period_end
+    assert end is not None
+    lines = ((ChargeKind.PRORATION_CREDIT, proration.credit.amount, f"Unused time on {before}"),
+             (ChargeKind.PRORATION_DEBIT, proration.debit.amount, f"{proposal.target.name}, quantity {found.quantity}, "
+                                                                  "rest of the period"))
+    for kind, amount, text in lines:
+        if amount:
+            db.session.add(Charge(
+                tenant_id=subscription.tenant_id, subscription_id=subscription.id, user_id=subscription.user_id,
+                kind=kind, description=f"{text}, {moment:%-d %b %Y} to {end:%-d %b %Y}"[:200], quantity=1,
+                unit_amount_minor=amount, amount_minor=amount, currency=subscription.currency,
+                period_start=moment, period_end=end, created_at=moment))
+    lifecycle.switch_plan(subscription, plan=proposal.target, quantity=found.quantity,
+                          price_minor=found.new_price.amount, server_type=found.resize_to)
+    events.record(subscription, "plan_changed", actor=actor, change=found.action.value, from_plan=before,
+                  plan=proposal.target.name, quantity=found.quantity, price=found.new_price.amount,
+                  currency=subscription.currency, credit=proration.credit.amount, debit=proration.debit.amount,
+                  resize_to=found.resize_to)
+    if proration.credit.amount or proration.debit.amount:
+        work.later(Job.BILL_CUSTOMER, subscription.user_id)  # invoiced now, as at activation
+    _tell(subscription, proposal, before, scheduled=False)
+
+
+def _schedule(subscription: Subscription, proposal: Proposal, actor: Actor) -> None:
+    found = proposal.preview
+    waiting = ScheduledPlanChange(
+        tenant_id=subscription.tenant_id, subscription_id=subscription.id, action=found.action,
+        plan_id=proposal.target.id, quantity=found.quantity, price_minor=found.new_price.amount,
+        server_type=found.resize_to, effective_at=found.effective_at, status=ScheduledStatus.SCHEDULED,
+        created_at=now())
+    db.session.add(waiting)
+    db.session.flush()  # its id for the event; the partial unique index answers a second one here
+    events.record(subscription, "plan_change_scheduled", actor=actor, change=found.action.value,
+                  from_plan=subscription.plan.name, plan=proposal.target.name, quantity=found.quantity,
+                  price=found.new_price.amount, currency=subscription.currency,
+                  effective_at=found.effective_at.isoformat(), scheduled_change=waiting.id)
+    _tell(subscription, proposal, subscription.plan.name, scheduled=True)
+
+
+def _tell(subscription: Subscription, proposal: Proposal, before: str, *, scheduled: bool) -> None:
+    found = proposal.preview
+    notify(Event.PLAN_CHANGED, user=subscription.user, subscription=subscription, from_plan=before,
+           plan=proposal.target.name, quantity=found.quantity, price_minor=found.new_price.amount,
+           effective_at=found.effective_at, due_now=found.due_now.amount, resize=found.resize_to,
+           scheduled=scheduled)
