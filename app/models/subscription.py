@@ -10,8 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import now
 from app.domain.catalogue import Interval, Provider
-from app.domain.resizing import ResizeStep
 from app.domain.plan_changes import ChangeAction, ScheduledStatus
+from app.domain.resizing import ResizeStep
 from app.domain.server_access import gives_root_password
 from app.domain.ssh_keys import server_keys
 from app.domain.subscriptions import (
