@@ -15,7 +15,15 @@ from app.models.billing import (
     UsageRecord,
     WebhookEvent,
 )
-from app.models.catalogue import Plan, Product, ServiceType
+from app.models.catalogue import (
+    CatalogueChange,
+    Plan,
+    PlanLocation,
+    PlanPrice,
+    PlanPriceChange,
+    Product,
+    ServiceType,
+)
 from app.models.credentials import CloudCredential
 from app.models.email import EmailMessage
 from app.models.impersonation import EndReason, Impersonation, ImpersonationAction
@@ -29,6 +37,7 @@ __all__ = [
     "Backorder",
     "BalanceEntry",
     "BillingSettings",
+    "CatalogueChange",
     "Charge",
     "CloudCredential",
     "CreditNote",
@@ -47,6 +56,9 @@ __all__ = [
     "PaymentMethod",
     "PaymentSetup",
     "Plan",
+    "PlanLocation",
+    "PlanPrice",
+    "PlanPriceChange",
     "Product",
     "ServiceType",
     "SshKey",
