@@ -29,6 +29,7 @@ class Event(StrEnum):
     SUSPENDED = "suspended"
     REINSTATED = "reinstated"
     PLAN_DEPRECATED = "plan_deprecated"  # with the migration target, if any
+    PRICE_CHANGED = "price_changed"  # a plan's new price, and from when the subscriber pays it
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 (an event name)
     PASSWORD_RESET = "password_reset"  # noqa: S105 (an event name): the link to set a new password
     EMAIL_CHANGED = "email_changed"  # to the old address
@@ -64,6 +65,7 @@ EVENTS: dict[Event, EventSpec] = {
     Event.SUSPENDED: EventSpec(Category.MONEY, "Subscription suspended"),
     Event.REINSTATED: EventSpec(Category.SERVICE, "Subscription reinstated", optional=True),
     Event.PLAN_DEPRECATED: EventSpec(Category.SERVICE, "Plan deprecated, with where to move", optional=True),
+    Event.PRICE_CHANGED: EventSpec(Category.MONEY, "Price change of your plan, with the date it applies"),
     Event.PASSWORD_CHANGED: EventSpec(Category.SECURITY, "Password changed"),
     Event.PASSWORD_RESET: EventSpec(Category.SECURITY, "Password reset link"),
     Event.EMAIL_CHANGED: EventSpec(Category.SECURITY, "Login email changed"),

@@ -9,6 +9,7 @@ its service type's schema offers, at the plan's one price.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -167,3 +168,72 @@ def notice_date(moment: datetime, days: int) -> datetime:
     if not 0 <= days <= MAX_NOTICE_DAYS:
         raise ValueError(f"notice days must be 0..{MAX_NOTICE_DAYS}, got {days}")
     return moment + timedelta(days=days)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledPrice:
+    """A price change for one server type: new orders pay `new_price_minor` from `announced_at`, existing
+    subscribers from `effective_at`."""
+
+    new_price_minor: int
+    announced_at: datetime
+    effective_at: datetime
+
+
+def renewal_unit_price(current_minor: int, changes: Sequence[ScheduledPrice], *, subscribed_at: datetime,
+                       period_start: datetime, surcharge_minor: int = 0) -> int:
+    """One seat's price for a renewal starting at `period_start`.
+
+    A subscription keeps the price it bought (`current_minor`, its surcharge included) until a change announced
+    after it was ordered has reached its notice date; from then on it pays the latest such change's price plus
+    its location's surcharge. Changes announced before the order were in its price already."""
+    due = [c for c in changes if c.announced_at > subscribed_at and c.effective_at <= period_start]
+    if not due:
+        return current_minor
+    latest = max(due, key=lambda c: (c.effective_at, c.announced_at))
+    return latest.new_price_minor + surcharge_minor
+
+
+class OfferSyntaxError(ValueError):
+    """An admin's list of offers that cannot be read; the message says which line and why."""
+
+
+def _whole(text: str, what: str, line_no: int) -> int:
+    if not text.isdigit() or len(text) > 9:
+        raise OfferSyntaxError(f"Line {line_no}: the {what} must be a whole number of cents, such as 450.")
+    return int(text)
+
+
+def _lines(text: str) -> list[tuple[int, list[str]]]:
+    return [(n, line.split()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+
+
+def parse_prices(text: str, default: str) -> tuple[TypePrice, ...]:
+    """ "cx22 450" or "cx22 450 380" (price, then cost, in cents) per line; `default` names the default type."""
+    prices = []
+    for n, parts in _lines(text):
+        if len(parts) not in (2, 3):
+            raise OfferSyntaxError(f"Line {n}: write a server type and its price in cents, optionally its cost.")
+        cost = _whole(parts[2], "cost", n) if len(parts) == 3 else None
+        prices.append(TypePrice(parts[0], _whole(parts[1], "price", n), cost, None, parts[0] == default.strip()))
+    return tuple(prices)
+
+
+def parse_locations(text: str, default: str) -> tuple[LocationOffer, ...]:
+    """ "fsn1" or "fsn1 100" (a surcharge in cents) per line; `default` names the default location."""
+    locations = []
+    for n, parts in _lines(text):
+        if len(parts) not in (1, 2):
+            raise OfferSyntaxError(f"Line {n}: write a location, optionally its surcharge in cents.")
+        surcharge = _whole(parts[1], "surcharge", n) if len(parts) == 2 else 0
+        locations.append(LocationOffer(parts[0], surcharge, parts[0] == default.strip()))
+    return tuple(locations)
+
+
+def format_prices(prices: Sequence[TypePrice]) -> str:
+    return "\n".join(f"{p.server_type} {p.price_minor}" + (f" {p.cost_minor}" if p.cost_minor is not None else "")
+                     for p in prices)
+
+
+def format_locations(locations: Sequence[LocationOffer]) -> str:
+    return "\n".join(f"{loc.location} {loc.surcharge_minor}" for loc in locations)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.domain.catalogue import CatalogueState, ChangeRule, Interval, Provider
 from app.domain.plan_offers import LocationOffer, Offers, TypePrice
 from app.extensions import db
-from app.models.base import Timestamps, enum_type
+from app.models.base import Timestamps, UTCDateTime, enum_type
 
 
 class ServiceType(Timestamps, db.Model):
@@ -117,7 +117,8 @@ class Plan(Timestamps, db.Model):
     @property
     def offers(self) -> Offers:
         return Offers(
-            tuple(TypePrice(p.server_type, p.price_minor, p.cost_minor, p.markup_bp, p.is_default) for p in self.prices),
+            tuple(TypePrice(p.server_type, p.price_minor, p.cost_minor, p.markup_bp, p.is_default)
+                  for p in self.prices),
             tuple(LocationOffer(loc.location, loc.surcharge_minor, loc.is_default) for loc in self.locations),
             tuple(self.images or ()),
         )
@@ -173,8 +174,8 @@ class PlanPriceChange(db.Model):
     server_type: Mapped[str] = mapped_column(String(63))
     old_price_minor: Mapped[int] = mapped_column()
     new_price_minor: Mapped[int] = mapped_column()
-    announced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    effective_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    announced_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
@@ -193,4 +194,4 @@ class CatalogueChange(db.Model):
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     impersonator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
