@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
 from app.domain.catalogue import CatalogueState, ChangeRule, Interval, Provider
 from app.domain.plan_offers import LocationOffer, Offers, TypePrice
@@ -101,6 +101,10 @@ class Plan(Timestamps, db.Model):
     free_plan_limit: Mapped[int | None] = mapped_column(default=1, server_default="1")
     # How long existing subscribers keep their price after a price change.
     price_notice_days: Mapped[int] = mapped_column(default=30, server_default="30")
+
+    # Whether what the customer picks changes the price (the catalogue's card then says "from"); loaded by the
+    # catalogue's selector with the plans, None elsewhere.
+    varies: Mapped[bool | None] = query_expression()
 
     product: Mapped[Product] = relationship(back_populates="plans")
     service_type: Mapped[ServiceType] = relationship()

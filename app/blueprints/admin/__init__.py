@@ -5,6 +5,7 @@ bp = Blueprint("admin", __name__)
 from app.blueprints.admin import (  # noqa: E402, F401  (routes register themselves on bp)
     audit,
     billing_settings,
+    catalogue,
     collection,
     emails,
     invoice_documents,
