@@ -384,7 +384,9 @@ def price_changes(plan: Plan, values: PlanInput) -> list[PendingPriceChange]:
         if values.price_minor != plan.price_minor:
             return [PendingPriceChange("", plan.price_minor, values.price_minor, effective)]
         return []
-    old = {p.server_type: p.price_minor for p in plan.prices}
+    # A plan that had one price sold every server type at it: each type's new price is a change from it.
+    old = {p.server_type: p.price_minor for p in plan.prices} if plan.prices else {
+        p.server_type: plan.price_minor for p in values.prices}
     return [PendingPriceChange(p.server_type, old[p.server_type], p.price_minor, effective)
             for p in values.prices if p.server_type in old and old[p.server_type] != p.price_minor]
 

@@ -260,6 +260,11 @@ def _nimbus_catalogue(summary: DemoSummary, tenant: Tenant) -> None:
                  description="A lower monthly price; traffic beyond 1,000 GB and snapshots are billed by use.",
                  features=["1 vCPU, 1 GB RAM", "1,000 GB outgoing traffic a month included", "Choose among 6 regions"])
     _offers(plan, [("s-1vcpu-1gb", 400)], DO_REGIONS, droplet_images)
+    plan = _plan(summary, droplets, droplet, "general-monthly", name="General purpose droplet", price_minor=2400,
+                 interval=Interval.MONTH, sort_order=4, allow_customer_location_selection=True,
+                 config_defaults={**droplet_defaults, "serverType": "s-2vcpu-4gb"},
+                 features=["2 vCPU, 4 GB RAM or 4 vCPU, 8 GB RAM", "Choose among 6 regions"])
+    _offers(plan, [("s-2vcpu-4gb", 2400), ("s-4vcpu-8gb", 4800)], DO_REGIONS, droplet_images)
     plan = _plan(summary, droplets, droplet, "performance-draft", name="Performance (coming soon)",
                  price_minor=2400, interval=Interval.MONTH, sort_order=5, state=CatalogueState.DRAFT,
                  config_defaults={**droplet_defaults, "serverType": "s-2vcpu-4gb"},

@@ -204,7 +204,8 @@ def _renew(subscription: Subscription) -> None:
 
 
 _PRICE_CHANGES = select(PlanPriceChange).where(
-    PlanPriceChange.plan_id == bindparam("plan_id"), PlanPriceChange.server_type == bindparam("server_type"),
+    PlanPriceChange.plan_id == bindparam("plan_id"),
+    PlanPriceChange.server_type.in_(bindparam("server_types", expanding=True)),
     PlanPriceChange.announced_at > bindparam("since"), PlanPriceChange.effective_at <= bindparam("start"))
 
 
@@ -214,7 +215,8 @@ def _renewal_price(subscription: Subscription, start: datetime) -> None:
     if subscription.price_minor == 0:
         return  # a free plan stays free: a free plan is never made paid
     server_type = str(subscription.requested_config.get(SERVER_TYPE_KEY) or "")
-    changes = db.session.scalars(_PRICE_CHANGES, {"plan_id": subscription.plan_id, "server_type": server_type,
+    # A plan with one price records its changes for every server type ("").
+    changes = db.session.scalars(_PRICE_CHANGES, {"plan_id": subscription.plan_id, "server_types": [server_type, ""],
                                                   "since": subscription.created_at, "start": start}).all()
     if not changes:
         return

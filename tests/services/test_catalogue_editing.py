@@ -187,3 +187,18 @@ def test_a_free_plan_is_held_once_per_customer(tenant, customer, admin_actor):
     db.session.get(Subscription, first.id).status = factories.SubscriptionStatus.CANCELED
     db.session.commit()
     assert place(tenant, customer, trial, key="trial-3").id != first.id  # a canceled one no longer counts
+
+
+def test_a_plan_with_one_price_given_prices_per_type_tells_and_charges_its_subscribers_after_notice(
+        tenant, customer, admin_actor, active_subscription, plan, clock):
+    """The fixture's plan sold cx22 at its one price, 9.90: cx22 at 12.90 is a change, with notice."""
+    values = plan_input(slug=plan.slug, prices=(TypePrice("cx22", 1290, None, None, True),),
+                        locations=(LocationOffer("nbg1", 0, True),), images=(), default_image="", price_notice_days=0)
+    with pytest.raises(editing.ConfirmPriceChange) as pending:
+        editing.update_plan(tenant=tenant, actor=admin_actor, plan_id=plan.id, values=values)
+    assert [(c.old_price_minor, c.new_price_minor) for c in pending.value.changes] == [(990, 1290)]
+    editing.update_plan(tenant=tenant, actor=admin_actor, plan_id=plan.id, values=values, confirmed=True)
+    assert count(EmailMessage, EmailMessage.event == "price_changed") == 1
+    clock.set(db.session.get(Subscription, active_subscription.id).current_period_end)
+    assert as_worker(subscriptions.renew_due) == 1
+    assert db.session.get(Subscription, active_subscription.id).price_minor == 1290
