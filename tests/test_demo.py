@@ -66,3 +66,25 @@ def test_the_demo_customer_has_a_metered_subscription_with_usage_once(runner, ap
     assert count(UsageRecord) == records
     billed = usage.bill_closed_periods(subscription.current_period_start)
     assert int(billed.split()[0]) >= 3  # snapshots each month, traffic when beyond the 1,000 GB included
+
+
+def test_every_demo_plan_offers_server_types_locations_and_images_within_its_schema(runner, app):
+    from app.domain.plan_offers import offer_problems
+
+    runner.invoke(args=["demo-data"])
+    plans = db.session.scalars(select(Plan)).all()
+    for plan in plans:
+        offers = plan.offers
+        assert offers.prices and offers.locations and offers.images, plan.slug
+        assert offer_problems(plan.service_type.config_schema, offers) == {}, plan.slug
+        assert plan.price_minor == offers.lowest_price, plan.slug
+        defaults = plan.config_defaults
+        assert defaults["serverType"] == next(p.server_type for p in offers.prices if p.is_default)
+        assert defaults["image"] in offers.images
+    trial = next(p for p in plans if p.slug == "trial")
+    assert [(p.server_type, p.price_minor) for p in trial.prices] == [("cx22", 0)]
+    assert trial.free_plan_limit == 1 and trial.is_free
+    basic = next(p for p in plans if p.slug == "basic-monthly")
+    assert "s-4vcpu-8gb" not in {p.server_type for p in basic.prices}
+    stratus = [p for p in plans if p.slug in ("vps-s", "vps-m")]
+    assert all(p.images == ["debian-12"] for p in stratus)

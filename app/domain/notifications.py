@@ -31,6 +31,7 @@ class Event(StrEnum):
     PLAN_DEPRECATED = "plan_deprecated"  # with the migration target, if any
     PLAN_REPLACED = "plan_replaced"  # subscriptions moved to another plan by the tenant: new prices, proration
     PLAN_CHANGED = "plan_changed"  # a plan or quantity change: applied now, scheduled, or applied at renewal
+    PRICE_CHANGED = "price_changed"  # a plan's new price, and from when the subscriber pays it
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 (an event name)
     PASSWORD_RESET = "password_reset"  # noqa: S105 (an event name): the link to set a new password
     EMAIL_CHANGED = "email_changed"  # to the old address
@@ -69,6 +70,7 @@ EVENTS: dict[Event, EventSpec] = {
     Event.PLAN_DEPRECATED: EventSpec(Category.SERVICE, "Plan deprecated, with where to move", optional=True),
     Event.PLAN_REPLACED: EventSpec(Category.MONEY, "Subscriptions moved to a new plan, with the new prices"),
     Event.PLAN_CHANGED: EventSpec(Category.MONEY, "Plan or quantity changed, with what it costs"),
+    Event.PRICE_CHANGED: EventSpec(Category.MONEY, "Price change of your plan, with the date it applies"),
     Event.PASSWORD_CHANGED: EventSpec(Category.SECURITY, "Password changed"),
     Event.PASSWORD_RESET: EventSpec(Category.SECURITY, "Password reset link"),
     Event.EMAIL_CHANGED: EventSpec(Category.SECURITY, "Login email changed"),

@@ -15,7 +15,15 @@ from app.models.billing import (
     UsageRecord,
     WebhookEvent,
 )
-from app.models.catalogue import Plan, Product, ServiceType
+from app.models.catalogue import (
+    CatalogueChange,
+    Plan,
+    PlanLocation,
+    PlanPrice,
+    PlanPriceChange,
+    Product,
+    ServiceType,
+)
 from app.models.catalogue_operations import CatalogueOperation, OperationOutcome, OperationStatus, Outcome
 from app.models.credentials import CloudCredential
 from app.models.email import EmailMessage
@@ -36,6 +44,7 @@ __all__ = [
     "Backorder",
     "BalanceEntry",
     "BillingSettings",
+    "CatalogueChange",
     "CatalogueOperation",
     "Charge",
     "CloudCredential",
@@ -58,6 +67,9 @@ __all__ = [
     "PaymentMethod",
     "PaymentSetup",
     "Plan",
+    "PlanLocation",
+    "PlanPrice",
+    "PlanPriceChange",
     "Product",
     "ScheduledPlanChange",
     "ServiceType",

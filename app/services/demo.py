@@ -22,6 +22,8 @@ from app.extensions import db
 from app.models import (
     BillingSettings,
     Plan,
+    PlanLocation,
+    PlanPrice,
     Product,
     ServiceType,
     Subscription,
@@ -178,6 +180,29 @@ def _plan(summary: DemoSummary, product: Product, service_type: ServiceType, slu
                        tenant_id=product.tenant_id, service_type_id=service_type.id, **values)
 
 
+# Hetzner's net monthly prices in EUR (what the cloud charges the operator), for the margin the admin sees.
+HETZNER_COST = {"cx22": 379, "cx32": 680, "cx42": 1640, "cpx21": 755, "cax11": 379}
+HETZNER_LOCATIONS = [("nbg1", 0), ("fsn1", 0), ("hel1", 0), ("ash", 100), ("hil", 100), ("sin", 200)]
+DO_REGIONS = [("fra1", 0), ("ams3", 0), ("lon1", 0), ("nyc3", 0), ("sfo3", 0), ("sgp1", 0)]
+
+
+def _offers(plan: Plan, prices: list[tuple[str, int]], locations: list[tuple[str, int]], images: list[str],
+            costs: dict[str, int] | None = None) -> None:
+    """The server types (with their prices), locations (with surcharges) and images `plan` offers, the first of
+    each the default; added once, to a plan that has none yet."""
+    if plan.prices:
+        return
+    plan.prices = [PlanPrice(server_type=kind, price_minor=price, cost_minor=(costs or {}).get(kind), sort=n,
+                             is_default=n == 0) for n, (kind, price) in enumerate(prices)]
+    plan.locations = [PlanLocation(location=where, surcharge_minor=surcharge, sort=n, is_default=n == 0)
+                      for n, (where, surcharge) in enumerate(locations)]
+    plan.images = images
+    plan.price_minor = min(price for _, price in prices)
+    geo = "region" if plan.service_type.provider is Provider.DIGITALOCEAN else "location"
+    plan.config_defaults = {**plan.config_defaults, "serverType": prices[0][0], geo: locations[0][0],
+                            "image": images[0]}
+
+
 def _nimbus_catalogue(summary: DemoSummary, tenant: Tenant) -> None:
     hetzner = _service_type(summary, tenant, "hetzner-server", "Cloud server (Hetzner)", Provider.HETZNER,
                             HETZNER_SCHEMA)
@@ -186,57 +211,81 @@ def _nimbus_catalogue(summary: DemoSummary, tenant: Tenant) -> None:
     servers = _product(summary, tenant, "cloud-servers", "Cloud Servers",
                        "Dedicated-vCPU-class virtual servers in Germany, Finland, the US and Singapore.")
     hetzner_defaults = {"serverType": "cx22", "location": "nbg1", "image": "ubuntu-24.04"}
-    _plan(summary, servers, hetzner, "trial", name="Trial", price_minor=0, interval=Interval.MONTH,
-          sort_order=0, config_defaults=hetzner_defaults, cancellation_rule=ChangeRule.IMMEDIATE,
-          description="A small server to try things out, in Nuremberg.",
-          features=["2 vCPU, 4 GB RAM, 40 GB SSD", "Nuremberg only", "Community support"])
-    standard = _plan(summary, servers, hetzner, "standard-monthly", name="Standard", price_minor=990,
-          interval=Interval.MONTH, sort_order=1, allow_customer_location_selection=True,
-          config_defaults=hetzner_defaults, description="Pick your location and server type.",
-          features=["Choose among 6 locations", "Daily backups", "Email support"])
-    _plan(summary, servers, hetzner, "standard-yearly", name="Standard, yearly", price_minor=9900,
-          interval=Interval.YEAR, sort_order=2, allow_customer_location_selection=True,
-          config_defaults=hetzner_defaults, description="Two months free against monthly billing.",
-          features=["Choose among 6 locations", "Daily backups", "Email support", "2 months free"])
-    _plan(summary, servers, hetzner, "team-monthly", name="Team", price_minor=2490, interval=Interval.MONTH,
-          sort_order=3, quantity_allowed=True, max_quantity=20, allow_customer_location_selection=True,
-          config_defaults={**hetzner_defaults, "serverType": "cx32"},
-          description="Several identical servers, priced per server.",
-          features=["Up to 20 servers", "Choose among 6 locations", "Priority support"])
-    legacy = _plan(summary, servers, hetzner, "legacy", name="Legacy", price_minor=590, interval=Interval.MONTH,
-                   sort_order=9, state=CatalogueState.DEPRECATED, config_defaults=hetzner_defaults,
-                   features=["Kept for existing customers"])
-    # Deprecated with a migration target: the catalogue's lifecycle links offer to replace or retire it.
-    if legacy.migration_target_id is None:
-        legacy.migration_target_id = standard.id
+    images = ["ubuntu-24.04", "debian-12", "rocky-9"]
+    trial = _plan(summary, servers, hetzner, "trial", name="Trial", price_minor=0, interval=Interval.MONTH,
+                  sort_order=0, config_defaults=hetzner_defaults, cancellation_rule=ChangeRule.IMMEDIATE,
+                  free_plan_limit=1, description="A small server to try things out, in Nuremberg.",
+                  features=["2 vCPU, 4 GB RAM, 40 GB SSD", "Nuremberg only", "One per customer",
+                            "Community support"])
+    _offers(trial, [("cx22", 0)], [("nbg1", 0)], ["ubuntu-24.04", "debian-12"], HETZNER_COST)
+    standard = [("cx22", 990), ("cax11", 990), ("cpx21", 1490), ("cx32", 1490), ("cx42", 2990)]
+    plan = standard_plan = _plan(summary, servers, hetzner, "standard-monthly", name="Standard", price_minor=990,
+                 interval=Interval.MONTH, sort_order=1, allow_customer_location_selection=True,
+                 config_defaults=hetzner_defaults, description="Pick your location and server type.",
+                 features=["Choose among 6 locations", "Daily backups", "Email support"])
+    _offers(plan, standard, HETZNER_LOCATIONS, images, HETZNER_COST)
+    plan = _plan(summary, servers, hetzner, "standard-yearly", name="Standard, yearly", price_minor=9900,
+                 interval=Interval.YEAR, sort_order=2, allow_customer_location_selection=True,
+                 config_defaults=hetzner_defaults, description="Two months free against monthly billing.",
+                 features=["Choose among 6 locations", "Daily backups", "Email support", "2 months free"])
+    _offers(plan, [(kind, price * 10) for kind, price in standard],
+            [(where, surcharge * 10) for where, surcharge in HETZNER_LOCATIONS], images,
+            {kind: cost * 12 for kind, cost in HETZNER_COST.items()})
+    plan = _plan(summary, servers, hetzner, "team-monthly", name="Team", price_minor=2490, interval=Interval.MONTH,
+                 sort_order=3, quantity_allowed=True, max_quantity=20, allow_customer_location_selection=True,
+                 config_defaults={**hetzner_defaults, "serverType": "cx32"},
+                 description="Several identical servers, priced per server.",
+                 features=["Up to 20 servers", "Choose among 6 locations", "Priority support"])
+    _offers(plan, [("cx32", 2490), ("cx42", 3990)], HETZNER_LOCATIONS, images, HETZNER_COST)
+    plan = _plan(summary, servers, hetzner, "legacy", name="Legacy", price_minor=590, interval=Interval.MONTH,
+                 sort_order=9, state=CatalogueState.DEPRECATED, config_defaults=hetzner_defaults,
+                 features=["Kept for existing customers"])
+    _offers(plan, [("cx22", 590)], [("nbg1", 0)], ["ubuntu-24.04", "debian-12"], HETZNER_COST)
+    # Deprecated with a migration target: its subscribers see "Migrate this subscription", and the catalogue's
+    # lifecycle links offer to replace or retire it.
+    if plan.migration_target_id is None:
+        plan.migration_target_id = standard_plan.id
     droplets = _product(summary, tenant, "droplets", "Droplets",
                         "Simple virtual machines on DigitalOcean in Europe, America and Asia.")
     droplet_defaults = {"serverType": "s-1vcpu-1gb", "region": "fra1", "image": "ubuntu-24-04-x64"}
-    _plan(summary, droplets, droplet, "basic-monthly", name="Basic droplet", price_minor=600,
-          interval=Interval.MONTH, sort_order=1, allow_customer_location_selection=True,
-          config_defaults=droplet_defaults, features=["1 vCPU, 1 GB RAM", "Choose among 6 regions"])
-    _plan(summary, droplets, droplet, "basic-yearly", name="Basic droplet, yearly", price_minor=6000,
-          interval=Interval.YEAR, sort_order=2, allow_customer_location_selection=True,
-          config_defaults=droplet_defaults, features=["1 vCPU, 1 GB RAM", "Choose among 6 regions",
-                                                      "2 months free"])
-    _plan(summary, droplets, droplet, "basic-metered", name="Basic droplet, metered", price_minor=400,
-          interval=Interval.MONTH, sort_order=3, allow_customer_location_selection=True,
-          config_defaults=droplet_defaults, usage_prices=METERED_PRICES,
-          description="A lower monthly price; traffic beyond 1,000 GB and snapshots are billed by use.",
-          features=["1 vCPU, 1 GB RAM", "1,000 GB outgoing traffic a month included", "Choose among 6 regions"])
-    _plan(summary, droplets, droplet, "performance-draft", name="Performance (coming soon)",
-          price_minor=2400, interval=Interval.MONTH, sort_order=5, state=CatalogueState.DRAFT,
-          config_defaults={**droplet_defaults, "serverType": "s-4vcpu-8gb"}, features=["4 vCPU, 8 GB RAM"])
+    droplet_images = ["ubuntu-24-04-x64", "debian-12-x64"]
+    plan = _plan(summary, droplets, droplet, "basic-monthly", name="Basic droplet", price_minor=600,
+                 interval=Interval.MONTH, sort_order=1, allow_customer_location_selection=True,
+                 config_defaults=droplet_defaults, features=["1 vCPU, 1 or 2 GB RAM", "Choose among 6 regions"])
+    _offers(plan, [("s-1vcpu-1gb", 600), ("s-1vcpu-2gb", 1200)], DO_REGIONS, droplet_images)
+    plan = _plan(summary, droplets, droplet, "basic-yearly", name="Basic droplet, yearly", price_minor=6000,
+                 interval=Interval.YEAR, sort_order=2, allow_customer_location_selection=True,
+                 config_defaults=droplet_defaults, features=["1 vCPU, 1 or 2 GB RAM", "Choose among 6 regions",
+                                                             "2 months free"])
+    _offers(plan, [("s-1vcpu-1gb", 6000), ("s-1vcpu-2gb", 12000)], DO_REGIONS, droplet_images)
+    plan = _plan(summary, droplets, droplet, "basic-metered", name="Basic droplet, metered", price_minor=400,
+                 interval=Interval.MONTH, sort_order=3, allow_customer_location_selection=True,
+                 config_defaults=droplet_defaults, usage_prices=METERED_PRICES,
+                 description="A lower monthly price; traffic beyond 1,000 GB and snapshots are billed by use.",
+                 features=["1 vCPU, 1 GB RAM", "1,000 GB outgoing traffic a month included", "Choose among 6 regions"])
+    _offers(plan, [("s-1vcpu-1gb", 400)], DO_REGIONS, droplet_images)
+    plan = _plan(summary, droplets, droplet, "general-monthly", name="General purpose droplet", price_minor=2400,
+                 interval=Interval.MONTH, sort_order=4, allow_customer_location_selection=True,
+                 config_defaults={**droplet_defaults, "serverType": "s-2vcpu-4gb"},
+                 features=["2 vCPU, 4 GB RAM or 4 vCPU, 8 GB RAM", "Choose among 6 regions"])
+    _offers(plan, [("s-2vcpu-4gb", 2400), ("s-4vcpu-8gb", 4800)], DO_REGIONS, droplet_images)
+    plan = _plan(summary, droplets, droplet, "performance-draft", name="Performance (coming soon)",
+                 price_minor=2400, interval=Interval.MONTH, sort_order=5, state=CatalogueState.DRAFT,
+                 config_defaults={**droplet_defaults, "serverType": "s-2vcpu-4gb"},
+                 features=["2 or 4 vCPU, 4 or 8 GB RAM"])
+    _offers(plan, [("s-2vcpu-4gb", 2400), ("s-4vcpu-8gb", 4800)], DO_REGIONS, droplet_images)
 
 
 def _stratus_catalogue(summary: DemoSummary, tenant: Tenant) -> None:
     hetzner = _service_type(summary, tenant, "vps", "VPS (Hetzner)", Provider.HETZNER, HETZNER_SCHEMA)
     vps = _product(summary, tenant, "stratus-vps", "Stratus VPS", "Virtual private servers in Helsinki.")
     defaults = {"serverType": "cx22", "location": "hel1", "image": "debian-12"}
-    _plan(summary, vps, hetzner, "vps-s", name="VPS S", price_minor=450, interval=Interval.MONTH,
-          config_defaults=defaults, features=["Helsinki", "Debian 12"])
-    _plan(summary, vps, hetzner, "vps-m", name="VPS M", price_minor=890, interval=Interval.MONTH,
-          sort_order=1, config_defaults={**defaults, "serverType": "cx32"}, features=["Helsinki", "Debian 12"])
+    plan = _plan(summary, vps, hetzner, "vps-s", name="VPS S", price_minor=450, interval=Interval.MONTH,
+                 config_defaults=defaults, features=["Helsinki", "Debian 12"])
+    _offers(plan, [("cx22", 450)], [("hel1", 0)], ["debian-12"], HETZNER_COST)
+    plan = _plan(summary, vps, hetzner, "vps-m", name="VPS M", price_minor=890, interval=Interval.MONTH,
+                 sort_order=1, config_defaults={**defaults, "serverType": "cx32"}, features=["Helsinki", "Debian 12"])
+    _offers(plan, [("cx32", 890)], [("hel1", 0)], ["debian-12"], HETZNER_COST)
 
 
 def _metered_usage(summary: DemoSummary, tenant: Tenant) -> None:

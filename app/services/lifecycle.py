@@ -22,13 +22,15 @@ import logging
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.clock import now
 from app.domain.billing import ChargeKind
+from app.domain.configuration import geography_key
 from app.domain.notifications import Event
 from app.domain.plan_changes import ScheduledStatus
+from app.domain.plan_offers import SERVER_TYPE_KEY, ScheduledPrice, renewal_unit_price
 from app.domain.policy import Do
 from app.domain.pricing import period_end
 from app.domain.subscriptions import (
@@ -47,6 +49,7 @@ from app.models import (
     Backorder,
     Charge,
     Plan,
+    PlanPriceChange,
     ScheduledPlanChange,
     Subscription,
     SubscriptionItem,
@@ -213,8 +216,40 @@ def _renew(subscription: Subscription) -> None:
         _apply_scheduled(subscription, scheduled)
     subscription.current_period_start = start
     subscription.current_period_end = period_end(start, subscription.interval, anchor=subscription.activated_at)
+    _renewal_price(subscription, start)
     _charge(subscription, ChargeKind.RENEWAL, f"{subscription.plan.name}, {subscription.interval.value} from "
                                               f"{start:%-d %b %Y}")
+
+
+_PRICE_CHANGES = select(PlanPriceChange).where(
+    PlanPriceChange.plan_id == bindparam("plan_id"),
+    PlanPriceChange.server_type.in_(bindparam("server_types", expanding=True)),
+    PlanPriceChange.announced_at > bindparam("since"), PlanPriceChange.effective_at <= bindparam("start"))
+
+
+def _renewal_price(subscription: Subscription, start: datetime) -> None:
+    """The one place a renewal's price is decided: the subscription's own, until a price change announced after
+    it was ordered has reached its notice date (app.domain.plan_offers.renewal_unit_price)."""
+    if subscription.price_minor == 0:
+        return  # a free plan stays free: a free plan is never made paid
+    server_type = str(subscription.requested_config.get(SERVER_TYPE_KEY) or "")
+    # A plan with one price records its changes for every server type ("").
+    changes = db.session.scalars(_PRICE_CHANGES, {"plan_id": subscription.plan_id, "server_types": [server_type, ""],
+                                                  "since": subscription.created_at, "start": start}).all()
+    if not changes:
+        return
+    plan = subscription.plan
+    where = subscription.requested_config.get(geography_key(plan.service_type.config_schema) or "location")
+    offer = plan.offers.location_of(str(where)) if where else None
+    quantity = subscription.quantity
+    unit = renewal_unit_price(subscription.price_minor // quantity,
+                              [ScheduledPrice(c.new_price_minor, c.announced_at, c.effective_at) for c in changes],
+                              subscribed_at=subscription.created_at, period_start=start,
+                              surcharge_minor=offer.surcharge_minor if offer else 0)
+    if unit * quantity != subscription.price_minor:
+        events.record(subscription, "price_changed", from_price=subscription.price_minor, to_price=unit * quantity,
+                      currency=subscription.currency)
+        subscription.price_minor = unit * quantity
 
 
 # --- plan changes -----------------------------------------------------------------------------------------------

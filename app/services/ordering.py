@@ -25,6 +25,7 @@ from app.clock import now
 from app.domain.availability import Alternative, AlternativeKind, Availability, Offer, availability
 from app.domain.catalogue import CatalogueState, Provider
 from app.domain.configuration import config_errors, customer_fields, geography_key, merge_config
+from app.domain.plan_offers import SERVER_TYPE_KEY, narrow_schema, unit_price
 from app.domain.pricing import PlanPrice, PricingError, Quote, quote
 from app.domain.server_names import name_problem, names, normalize, suggest, tenant_domain
 from app.domain.ssh_keys import CONFIG_KEY, MAX_KEYS_PER_SERVER, snapshot
@@ -105,7 +106,8 @@ class OrderDraft:
 
 
 _PLAN = (select(Plan).where(Plan.id == bindparam("plan_id"))
-         .options(joinedload(Plan.product), joinedload(Plan.service_type)))
+         .options(joinedload(Plan.product), joinedload(Plan.service_type), joinedload(Plan.prices),
+                  joinedload(Plan.locations)))
 
 
 def orderable_plan(tenant: TenantLike, plan_id: int) -> Plan:
@@ -115,7 +117,7 @@ def orderable_plan(tenant: TenantLike, plan_id: int) -> Plan:
     order it places).
     """
     plan = (db.session.identity_map.get(db.session.identity_key(Plan, plan_id))
-            or db.session.scalar(_PLAN, {"plan_id": plan_id}))
+            or db.session.execute(_PLAN, {"plan_id": plan_id}).unique().scalar_one_or_none())
     if plan is None or plan.tenant_id != tenant.id:
         raise NotFound("There is no such plan.")
     if plan.state is not CatalogueState.PUBLISHED or plan.product.state is not CatalogueState.PUBLISHED:
@@ -123,22 +125,36 @@ def orderable_plan(tenant: TenantLike, plan_id: int) -> Plan:
     return plan
 
 
-def price(plan: Plan, quantity: int) -> Quote:
-    """The quote for `quantity` of `plan`, now. The preview and the order both use this one function."""
-    plan_price = PlanPrice(plan.price_minor, plan.currency, plan.interval, plan.quantity_allowed, plan.max_quantity)
+def offered_schema(plan: Plan) -> dict[str, Any]:
+    """The service type's schema narrowed to the plan's server types, locations and images: what the order form
+    shows and the only choices an order may make."""
+    return narrow_schema(plan.service_type.config_schema, plan.offers)
+
+
+def price(plan: Plan, quantity: int, *, server_type: str | None = None, location: str | None = None) -> Quote:
+    """The quote for `quantity` of `plan` with the chosen server type and location (the default's, or the
+    lowest, price without them), now. The preview and the order both use this one function."""
     try:
+        unit = unit_price(plan.price_minor, plan.offers, server_type=server_type, location=location)
+        plan_price = PlanPrice(unit, plan.currency, plan.interval, plan.quantity_allowed, plan.max_quantity)
         return quote(plan_price, quantity=quantity, now=now())
     except PricingError as error:
-        raise InvalidInput(str(error), field="quantity") from None
+        raise InvalidInput(str(error), field=_priced_field(str(error))) from None
+
+
+def _priced_field(message: str) -> str:
+    return "serverType" if "server type" in message else "location" if "location" in message else "quantity"
 
 
 def draft_order(plan: Plan, requested: dict[str, Any], quantity: int) -> OrderDraft:
     """Merge and validate the config, and price the order. Raises ConfigInvalid or InvalidInput."""
-    schema = plan.service_type.config_schema
+    schema = offered_schema(plan)
     config = merge_config(schema, plan.config_defaults, requested, plan.allow_customer_location_selection)
     if errors := config_errors(schema, config):
         raise ConfigInvalid(errors)
-    return OrderDraft(plan, config, quantity, price(plan, quantity))
+    chosen_location = config.get(geography_key(schema) or "location")
+    return OrderDraft(plan, config, quantity, price(plan, quantity, server_type=config.get(SERVER_TYPE_KEY),
+                                                   location=chosen_location))
 
 
 def check_availability(tenant: TenantLike, draft: OrderDraft, *, live: bool = False) -> Availability:
@@ -189,7 +205,7 @@ def _behind_the_queue(offers: list[Offer], server_type: str, location: str) -> A
 
 def _orderable_alternatives(plan: Plan, alternatives: tuple[Alternative, ...]) -> list[Alternative]:
     """Only what this plan lets the customer pick: its schema's choices, other locations only if selectable."""
-    schema = plan.service_type.config_schema
+    schema = offered_schema(plan)
     choices = {field.name: set(field.choices) for field in
                customer_fields(schema, plan.config_defaults, plan.allow_customer_location_selection)}
     geo = geography_key(schema) or "location"
@@ -224,6 +240,14 @@ def place_order(*, tenant: TenantLike, actor: Actor, plan_id: int, requested_con
     if plan.price_minor > 0 and not has_card:
         raise PaymentMethodRequired("Please add a card before ordering a paid plan.")
     draft = draft_order(plan, requested_config, quantity)
+    if plan.is_free and plan.free_plan_limit is not None:
+        try:
+            _within_free_plan_limit(tenant, customer, plan)
+        except InvalidInput:
+            # The same form, submitted twice at once: the other request holds the lock first and wins.
+            if existing := _by_idempotency_key(tenant, idempotency_key):
+                return _same_customer(existing, customer)
+            raise
     servers = _servers(tenant, customer, draft, hostname, ssh_key_ids)
     availability = check_availability(tenant, draft, live=True)  # never a kept answer: the order is real
     if not availability.available and (availability.permanent or not auto_backorder):
@@ -249,6 +273,23 @@ def place_order(*, tenant: TenantLike, actor: Actor, plan_id: int, requested_con
     set_committed_value(subscription, "id", placed_id)
     log.info("order placed", extra={"subscription_id": placed_id})
     return subscription
+
+
+FREE_PLAN_LIMIT = ("You already have {held} of the free {plan} plan, the most one customer may hold. Cancel one, "
+                   "or choose a paid plan.")
+_LOCK_CUSTOMER = select(User.id).where(User.id == bindparam("user_id")).with_for_update()
+_HELD = (select(func.count()).select_from(Subscription)
+         .where(Subscription.tenant_id == bindparam("tenant_id"), Subscription.user_id == bindparam("user_id"),
+                Subscription.plan_id == bindparam("plan_id"), Subscription.status != SubscriptionStatus.CANCELED))
+
+
+def _within_free_plan_limit(tenant: TenantLike, customer: User, plan: Plan) -> None:
+    """Refuse a free plan the customer holds `free_plan_limit` of already. The customer's row is locked first
+    (PostgreSQL; SQLite has one writer anyway), so two orders at once count one after the other."""
+    db.session.execute(_LOCK_CUSTOMER, {"user_id": customer.id})
+    held = db.session.scalar(_HELD, {"tenant_id": tenant.id, "user_id": customer.id, "plan_id": plan.id}) or 0
+    if held >= (plan.free_plan_limit or 0):
+        raise InvalidInput(FREE_PLAN_LIMIT.format(held=held, plan=plan.name))
 
 
 # One more subscription on the plan: counted, not edited, so its updated_at stays.

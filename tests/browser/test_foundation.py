@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 # The demo tenant's published plans, in catalogue order (drafts and deprecated plans are not shown).
 DEMO_PLANS = ["trial", "standard-monthly", "standard-yearly", "team-monthly", "basic-monthly", "basic-yearly",
-              "basic-metered"]
+              "basic-metered", "general-monthly"]
 DEMO_EMAILS = {
     Role.CUSTOMER: "customer@example.com",
     Role.TENANT_ADMIN: "admin@example.com",

@@ -75,7 +75,9 @@ def build(clock: FrozenClock) -> World:
     return World(
         tenant=tenant, customer=customer, admin=admin, support=support, plan_id=plan.id,
         subscription_id=subscription.id, item_id=item_id, record_id=record.id,
-        ids={"plan_id": (plan.id, their_plan.id), "subscription_id": (subscription.id, their_subscription.id),
+        ids={"plan_id": (plan.id, their_plan.id), "product_id": (plan.product_id, their_plan.product_id),
+             "service_type_id": (plan.service_type_id, their_plan.service_type_id),
+             "subscription_id": (subscription.id, their_subscription.id),
              "item_id": (item_id, their_subscription.items[0].id), "customer_id": (customer.id, theirs.id),
              "impersonation_id": (record.id, their_record.id), "key_id": (key.id, their_key.id),
              "email_id": (_email(customer).id, _email(theirs).id),

@@ -18,7 +18,7 @@ def stat(page: str, label: str) -> str:
 
 
 def plan_count(page: str, name: str) -> str:
-    found = re.search(rf"<td>{name}.*?</tr>", page, re.S)
+    found = re.search(rf"<td>(?:<a [^>]*>)?{name}(?:</a>)?.*?</tr>", page, re.S)
     assert found, name
     return re.findall(r'<td class="num">(\d+)</td>', found.group(0))[-1]
 

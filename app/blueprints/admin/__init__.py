@@ -6,6 +6,7 @@ from app.blueprints.admin import (  # noqa: E402, F401  (routes register themsel
     audit,
     billing_settings,
     catalogue_lifecycle,
+    catalogue,
     collection,
     emails,
     invoice_documents,

@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
+    BooleanField,
     DateField,
     IntegerField,
     PasswordField,
@@ -12,11 +13,12 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import HiddenInput
 
 from app.clock import now
 from app.domain.billing import CreditNoteMethod, CreditNoteReason, InvoiceStatus
+from app.domain.catalogue import ChangeRule, Interval, Provider
 from app.domain.subscriptions import DEFAULT_GRACE_PERIOD, SubscriptionStatus
 from app.services.subscriptions import REASON_MAX_LENGTH
 
@@ -197,3 +199,71 @@ class CreditNoteForm(FlaskForm):
                          validators=[DataRequired()],
                          description="What is still due on the invoice is reduced first; only the rest goes "
                                      "to the balance or back to the card.")
+
+
+# The catalogue ------------------------------------------------------------------------------------------------
+
+RULE_CHOICES = [SelectChoice(ChangeRule.PERIOD_END.value, "At the period's end"),
+                SelectChoice(ChangeRule.IMMEDIATE.value, "At once")]
+SLUG_HELP = "Lowercase letters, digits and hyphens; part of addresses and the audit trail."
+
+
+class ServiceTypeForm(FlaskForm):
+    slug = StringField("Slug", filters=[strip], validators=[InputRequired(), Length(max=63)], description=SLUG_HELP)
+    name = StringField("Name", filters=[strip], validators=[InputRequired(), Length(max=200)])
+    provider = SelectField("Provider", choices=[SelectChoice(p.value, p.label) for p in Provider])
+    config_schema = TextAreaField(
+        "Config schema (JSON Schema)", validators=[InputRequired(), Length(max=100_000)],
+        description="The provider config an order makes: serverType, location (Hetzner) or region (DigitalOcean) "
+                    "and image, each with an enum of the choices plans may offer.",
+        render_kw={"rows": 14, "spellcheck": "false", "class": "code"})
+    cloud_init_template = TextAreaField(
+        "Cloud-init template", validators=[Length(max=100_000)],
+        description="Jinja, rendered in a sandbox with hostname and fqdn; the result must fit 32 KiB.",
+        render_kw={"rows": 8, "spellcheck": "false", "class": "code"})
+
+
+class ProductForm(FlaskForm):
+    slug = StringField("Slug", filters=[strip], validators=[InputRequired(), Length(max=63)], description=SLUG_HELP)
+    name = StringField("Name", filters=[strip], validators=[InputRequired(), Length(max=200)])
+    description = TextAreaField("Description", validators=[Length(max=2000)], render_kw={"rows": 3})
+    version = IntegerField("Version", default=1, validators=[InputRequired(), NumberRange(min=1, max=10_000)])
+
+
+class PlanForm(FlaskForm):
+    slug = StringField("Slug", filters=[strip], validators=[InputRequired(), Length(max=63)], description=SLUG_HELP)
+    name = StringField("Name", filters=[strip], validators=[InputRequired(), Length(max=200)])
+    description = TextAreaField("Description", validators=[Length(max=2000)], render_kw={"rows": 2})
+    features = TextAreaField("Features", validators=[Length(max=4000)], render_kw={"rows": 3},
+                             description="One per line, shown on the plan's card.")
+    interval = SelectField("Billing interval", choices=[SelectChoice(Interval.MONTH.value, "Monthly"),
+                                                        SelectChoice(Interval.YEAR.value, "Yearly")])
+    prices = TextAreaField(
+        "Server types and prices", validators=[Length(max=4000)], render_kw={"rows": 5, "class": "code"},
+        description="One per line: the server type, its price per interval in cents, optionally its cost in "
+                    "cents, e.g. “cx22 450 379”. All prices 0 make a free plan.")
+    default_server_type = StringField("Default server type", filters=[strip], validators=[Length(max=63)])
+    price_minor = IntegerField("Price in cents (plans without server types)", default=0,
+                               validators=[Optional(), NumberRange(min=0, max=100_000_000)])
+    locations = TextAreaField(
+        "Locations", validators=[Length(max=4000)], render_kw={"rows": 4, "class": "code"},
+        description="One per line: the location (or region), optionally a surcharge per interval in cents, "
+                    "e.g. “ash 100”. Empty: every location of the service type, without surcharge.")
+    default_location = StringField("Default location", filters=[strip], validators=[Length(max=63)])
+    allow_customer_location_selection = BooleanField("The customer picks the location")
+    images = StringField("Images", filters=[strip], validators=[Length(max=1000)],
+                         description="Separated by commas. Empty: every image of the service type.")
+    default_image = StringField("Default image", filters=[strip], validators=[Length(max=63)])
+    quantity_allowed = BooleanField("Customers order several (per seat)")
+    max_quantity = IntegerField("Maximum quantity", validators=[Optional(), NumberRange(min=1, max=10_000)],
+                                description="Empty for no limit.")
+    cancellation_rule = SelectField("Cancellation", choices=RULE_CHOICES)
+    downgrade_rule = SelectField("Downgrade", choices=RULE_CHOICES)
+    free_plan_limit = IntegerField("Free plan: most one customer may hold", default=1,
+                                   validators=[Optional(), NumberRange(min=1, max=1000)],
+                                   description="Empty for no limit. Paid plans ignore it.")
+    price_notice_days = IntegerField("Notice of a price change, in days", default=30,
+                                     validators=[InputRequired(), NumberRange(min=0, max=366)],
+                                     description="Existing subscribers pay a new price from their first renewal "
+                                                 "this many days after the change.")
+    confirm_price_change = BooleanField("I have read when existing subscribers pay the new prices")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -13,6 +15,7 @@ from app.domain import server_names
 from app.domain.availability import Alternative
 from app.domain.catalogue import Provider
 from app.domain.configuration import customer_fields, geography_key
+from app.domain.pricing import Quote
 from app.models import Plan
 from app.selectors.ssh_keys import KeyRow, customer_keys
 from app.services import ordering
@@ -34,7 +37,7 @@ def _form(plan: Plan, keys: list[KeyRow] | None = None, **kwargs: object) -> Ord
 
     A server plan's form comes with a suggested name and the customer's preselected keys ticked, unless the
     form was filled in already (submitted, or linked to with its choices: then what was ticked stays)."""
-    schema = plan.service_type.config_schema
+    schema = ordering.offered_schema(plan)
     fields = customer_fields(schema, plan.config_defaults, plan.allow_customer_location_selection)
     form = order_form(fields, **kwargs)
     if not form.idempotency_key.data:
@@ -88,9 +91,17 @@ def _access(plan: Plan, form: OrderForm) -> dict[str, object]:
 
 def _quote_or_none(plan: Plan, form: OrderForm) -> object:
     try:
-        return ordering.price(plan, form.quantity.data or 1)
+        return _price(plan, form.quantity.data or 1, form.requested_config())
     except InvalidInput:
         return None
+
+
+def _price(plan: Plan, quantity: int, chosen: Mapping[str, Any]) -> Quote:
+    """The price for what is chosen so far: the server type, and the location where the customer picks it."""
+    geo = geography_key(plan.service_type.config_schema) or "location"
+    server_type = chosen.get("serverType") or plan.config_defaults.get("serverType")
+    location = (chosen.get(geo) if plan.allow_customer_location_selection else None) or plan.config_defaults.get(geo)
+    return ordering.price(plan, quantity, server_type=server_type or None, location=location or None)
 
 
 @bp.get("/order/<int:plan_id>")
@@ -165,7 +176,7 @@ def preview(plan_id: int) -> str:
         return render_template("orders/_preview.html", plan=plan, quote=None,
                                error="The quantity must be a whole number.")
     try:
-        quote, error = ordering.price(plan, quantity), None
+        quote, error = _price(plan, quantity, request.args), None
     except InvalidInput as problem:
         quote, error = None, problem.message
     return render_template("orders/_preview.html", plan=plan, quote=quote, error=error)
