@@ -85,7 +85,6 @@ def build(clock: FrozenClock) -> World:
              "credit_note_id": (_credit_note(invoice).id, _credit_note(their_invoice).id),
              "method_id": (factories.payment_method(tenant, customer).id,
                            factories.payment_method(other, theirs).id),
-             "product_id": (plan.product_id, their_plan.product_id),
              "operation_id": (_operation(tenant, admin).id, _operation(other, their_support).id)},
     )
 

@@ -5,8 +5,8 @@ bp = Blueprint("admin", __name__)
 from app.blueprints.admin import (  # noqa: E402, F401  (routes register themselves on bp)
     audit,
     billing_settings,
-    catalogue_lifecycle,
     catalogue,
+    catalogue_lifecycle,
     collection,
     emails,
     invoice_documents,

@@ -1,8 +1,8 @@
 """Catalogue editing: prices per server type, locations with surcharges, images and a free-plan limit per plan;
 scheduled price changes; the catalogue's audit trail
 
-Revision ID: 0014_catalogue_editing
-Revises: 0012
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-06 17:53:51.702117
 
 """
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0014_catalogue_editing'
-down_revision = '0012'
+revision = '0017'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 
