@@ -45,7 +45,7 @@ DNS_BASE_DOMAIN = "servers.bench.test"  # the portal's, as bench/data.py configu
 DASHBOARD = """
 SELECT s.id, s.status, s.price_minor, s.currency, s.interval, s.auto_renew, s.current_period_end,
        s.effective_at, s.canceled_at, s.servers_delete_at, s.purged_at,
-       p.name AS plan_name, pr.name AS product_name,
+       p.name AS plan_name, pr.name AS product_name, p.quantity_allowed, p.migration_target_id,
        (SELECT count(*) FROM subscription_items i WHERE i.subscription_id = s.id) AS servers,
        (SELECT count(*) FROM subscription_items i WHERE i.subscription_id = s.id AND i.status = 'active') AS ready,
        (SELECT coalesce(i.fqdn, i.hostname) FROM subscription_items i WHERE i.subscription_id = s.id
@@ -203,6 +203,9 @@ def dashboard_rows(conn: Connection, tenant_id: int, user_id: int) -> list[dict[
         shown = dict(row)
         shown["status_label"] = STATUS_LABELS[row["status"]]
         shown["milestone"] = milestone(row)
+        shown["changeable"] = changeable = row["status"] == "active" and row["current_period_end"] is not None
+        shown["migrates"] = changeable and row["migration_target_id"] is not None
+        shown["quantity_allowed"] = bool(row["quantity_allowed"]) and not row["servers"]
         rows.append(shown)
     return rows
 
@@ -273,9 +276,13 @@ def choices(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 SUMMARY = """
-SELECT s.*, p.name AS plan_name, pr.name AS product_name, t.retention_days
+SELECT s.*, p.name AS plan_name, pr.name AS product_name, t.retention_days, p.migration_target_id,
+       p.quantity_allowed, st.provider, sc.effective_at AS change_at, sc.quantity AS change_quantity,
+       sc.price_minor AS change_price_minor, sc.server_type AS change_server_type, cp.name AS change_plan_name
 FROM subscriptions s JOIN plans p ON p.id = s.plan_id JOIN products pr ON pr.id = p.product_id
-JOIN tenants t ON t.id = s.tenant_id
+JOIN service_types st ON st.id = p.service_type_id JOIN tenants t ON t.id = s.tenant_id
+LEFT JOIN scheduled_plan_changes sc ON sc.subscription_id = s.id AND sc.status = 'scheduled'
+LEFT JOIN plans cp ON cp.id = sc.plan_id
 WHERE s.id = ? AND s.tenant_id = ? AND s.user_id = ?
 """
 
@@ -322,7 +329,8 @@ def summary_row(conn: Connection, tenant_id: int, user_id: int, subscription_id:
     for name in ("suspended_at", "effective_at", "canceled_at", "purged_at", "servers_delete_at"):
         shown[name] = moment(row[name])
     shown.update(status_label=STATUS_LABELS[row["status"]], milestone=milestone(row), outlook=outlook(row),
-                 timeline=timeline(row, datetime.now(UTC)))
+                 timeline=timeline(row, datetime.now(UTC)), change_at=moment(row["change_at"]),
+                 changeable=row["status"] == "active" and row["current_period_end"] is not None)
     return shown
 
 
@@ -479,15 +487,29 @@ def tenant_name(conn: Connection, tenant_id: int) -> str:
 
 
 ADMIN_PLANS = """
-SELECT p.*, st.name AS service_type_name, p.subscription_count AS subscriptions
+SELECT p.*, st.name AS service_type_name, p.subscription_count AS subscriptions,
+       (SELECT count(DISTINCT pp.price_minor) FROM plan_prices pp WHERE pp.plan_id = p.id) > 1
+       OR EXISTS (SELECT 1 FROM plan_locations pl WHERE pl.plan_id = p.id AND pl.surcharge_minor > 0) AS varies
 FROM plans p JOIN service_types st ON st.id = p.service_type_id WHERE p.tenant_id = ? ORDER BY p.sort_order
 """
+# The lifecycle links (app/domain/plan_lifecycle.py's table and app/blueprints/admin/catalogue_lifecycle.py's
+# order, restated): by state; "Clear target" only with a target, "Next version" once published.
+PLAN_LIFECYCLE = {"draft": ["publish"], "published": ["deprecate", "set_target", "clear_target", "replace", "retire"],
+                  "deprecated": ["set_target", "clear_target", "replace", "retire"], "retired": []}
+PRODUCT_LIFECYCLE = {"draft": ["publish"], "published": ["supersede", "replace", "retire", "next_version"],
+                     "deprecated": ["supersede", "replace", "retire", "next_version"], "retired": []}
+
+
+def plan_actions(plan: Mapping[str, Any]) -> list[str]:
+    return [action for action in PLAN_LIFECYCLE[plan["state"]]
+            if action != "clear_target" or plan["migration_target_id"] is not None]
 
 
 def admin_catalogue(conn: Connection, tenant_id: int) -> dict[str, Any]:
     """Every product with its plans in any state, the service types, and the counts."""
-    plans = [dict(row) for row in conn.execute(ADMIN_PLANS, (tenant_id,))]
-    products = [{**dict(row), "plans": [p for p in plans if p["product_id"] == row["id"]]} for row in conn.execute(
+    plans = [{**dict(row), "actions": plan_actions(row)} for row in conn.execute(ADMIN_PLANS, (tenant_id,))]
+    products = [{**dict(row), "plans": [p for p in plans if p["product_id"] == row["id"]],
+                 "actions": PRODUCT_LIFECYCLE[row["state"]]} for row in conn.execute(
         "SELECT * FROM products WHERE tenant_id = ? ORDER BY name, version", (tenant_id,))]
     service_types = [{**dict(row), "provider_label": PROVIDERS[row["provider"]],
                       "configurable": ", ".join(loaded(row["config_schema"]).get("properties") or {})}
