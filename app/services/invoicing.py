@@ -189,6 +189,7 @@ def _finalize_batch(ids: list[int]) -> int:
         select(*_PROFILE_COLUMNS).where(CustomerProfile.user_id.in_(list(customers))))}
     balances = _balances(drafts)
     treatments: dict[tuple[int, str, str], TaxTreatment] = {}
+    shared = {tenant_id: _shared(tenant, settings[tenant_id], moment) for tenant_id, tenant in tenants.items()}  # type: ignore[arg-type]
     updates, entries = [], []
     for draft in drafts:
         tenant_settings, profile = settings[draft.tenant_id], profiles.get(draft.user_id)
@@ -200,13 +201,12 @@ def _finalize_batch(ids: list[int]) -> int:
         number = next(numbers[draft.tenant_id])
         totals = invoice_totals(nets[draft.id], treatments[key].rate_bp,
                                 balances.get((draft.user_id, draft.currency), 0))
-        updates.append(_finalized(draft, number, totals, treatments[key], customers[draft.user_id], profile, moment))
+        updates.append({**shared[draft.tenant_id], **_finalized(draft, number, totals, treatments[key],
+                                                                customers[draft.user_id], profile, moment)})
         entries += _balance_entries(draft, number, totals, moment)
     table = Invoice.__table__
-    db.session.execute(update(table).where(table.c.id == bindparam("b_id")), updates)
-    for tenant_id, tenant in tenants.items():  # what all of a tenant's invoices of the batch share, at once
-        db.session.execute(update(table).where(table.c.id.in_([d.id for d in drafts if d.tenant_id == tenant_id]))
-                           .values({**_shared(tenant, settings[tenant_id], moment), "version": table.c.version + 1}))  # type: ignore[arg-type]
+    db.session.execute(update(table).where(table.c.id == bindparam("b_id")).values(version=table.c.version + 1),
+                       updates)
     if entries:
         db.session.execute(insert(BalanceEntry.__table__), entries)
     for tenant_id, tenant in tenants.items():  # each email rendered when it is sent, by the worker
@@ -234,7 +234,8 @@ def _finalized(draft: _Draft, number: str, totals: InvoiceTotals, treatment: Tax
 
 
 def _shared(tenant: Tenant, settings: BillingSettings, moment: datetime) -> dict[str, Any]:
-    """What finalization writes on every invoice of a tenant alike: the seller, the dates."""
+    """What finalization writes on every invoice of a tenant alike: the seller, the dates (worked out once per
+    batch, written with each invoice's own values in the one UPDATE run)."""
     return {"seller": {"name": settings.seller_name or tenant.name, "address": settings.seller_address,
                        "vat_id": settings.seller_vat_id, "country": settings.seller_country},
             "finalized_at": moment, "emailed_at": moment,

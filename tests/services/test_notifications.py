@@ -179,11 +179,12 @@ def test_emails_written_in_bulk_are_rendered_by_the_worker_that_sends_them(app, 
     assert [(m.subject, m.text_body, m.status) for m in queued] == [("Invoice issued", None, EmailStatus.QUEUED)] * 2
     assert outbox(app) == []
     db.session.commit()  # one job sends both
-    sent = db.session.scalars(select(EmailMessage).where(EmailMessage.id.in_(ids)).order_by(EmailMessage.id)).all()
-    assert [m.status for m in sent] == [EmailStatus.SENT, EmailStatus.SENT]
-    assert first.number in sent[0].subject and "INV-2026-000777" in sent[1].subject
-    assert "INV-2026-000777" in sent[1].text_body and "INV-2026-000777" in sent[1].html_body
-    assert sorted(mail.subject for mail in outbox(app)) == sorted(m.subject for m in sent)
+    sent = {m.render_context["invoice_id"]: m for m in db.session.scalars(
+        select(EmailMessage).where(EmailMessage.id.in_(ids)))}
+    assert [sent[invoice.id].status for invoice in (first, second)] == [EmailStatus.SENT, EmailStatus.SENT]
+    assert first.number in sent[first.id].subject and "INV-2026-000777" in sent[second.id].subject
+    assert "INV-2026-000777" in sent[second.id].text_body and "INV-2026-000777" in sent[second.id].html_body
+    assert sorted(mail.subject for mail in outbox(app)) == sorted(m.subject for m in sent.values())
 
 
 def test_a_purged_account_is_skipped_and_optional_kinds_are_never_written_in_bulk(app, customer, clock):
