@@ -167,13 +167,8 @@ def _finalize_batch(ids: list[int]) -> int:
     many. The batch is read in a few statements of plain rows, its amounts worked out by the domain's rules,
     and written with one UPDATE run for every invoice, one INSERT of the balance entries and one of the
     emails."""
-    drafts = [_Draft(*row) for row in db.session.execute(
-        select(Invoice.id, Invoice.tenant_id, Invoice.user_id, Invoice.currency)
-        .where(Invoice.id.in_(ids), Invoice.status == InvoiceStatus.DRAFT).order_by(Invoice.id)
-        .with_for_update())]
-    nets = dict(db.session.execute(  # type: ignore[arg-type]
-        select(Charge.invoice_id, func.sum(Charge.amount_minor))
-        .where(Charge.invoice_id.in_([draft.id for draft in drafts])).group_by(Charge.invoice_id)).all())
+    drafts = [_Draft(*row) for row in db.session.execute(_LOCKED_DRAFTS, {"ids": ids})]
+    nets = dict(db.session.execute(_NETS, {"ids": [draft.id for draft in drafts]}).all())  # type: ignore[arg-type]
     drafts = [draft for draft in drafts if draft.id in nets]
     if not drafts:
         db.session.rollback()
@@ -185,8 +180,7 @@ def _finalize_batch(ids: list[int]) -> int:
                                         sum(draft.tenant_id == tenant_id for draft in drafts))
                for tenant_id in sorted(tenants)}
     customers = _locked_customers(drafts)
-    profiles = {row.user_id: row for row in db.session.execute(
-        select(*_PROFILE_COLUMNS).where(CustomerProfile.user_id.in_(list(customers))))}
+    profiles = {row.user_id: row for row in db.session.execute(_PROFILES, {"ids": list(customers)})}
     balances = _balances(drafts)
     treatments: dict[tuple[int, str, str], TaxTreatment] = {}
     shared = {tenant_id: _shared(tenant, settings[tenant_id], moment) for tenant_id, tenant in tenants.items()}  # type: ignore[arg-type]
@@ -214,7 +208,7 @@ def _finalize_batch(ids: list[int]) -> int:
             Invoice.user_id, User.email.label("to_address"), User.purged_at,
             json_object("invoice_id", Invoice.id).label("render_context"))
             .join(User, User.id == Invoice.user_id)
-            .where(Invoice.id.in_([draft.id for draft in drafts if draft.tenant_id == tenant_id])))
+            .where(Invoice.id.in_(_IDS)), {"ids": [draft.id for draft in drafts if draft.tenant_id == tenant_id]})
     db.session.commit()
     log.info("%s invoices finalized", len(drafts), extra={"first_number": updates[0]["number"],
                                                            "last_number": updates[-1]["number"]})
@@ -242,18 +236,27 @@ def _shared(tenant: Tenant, settings: BillingSettings, moment: datetime) -> dict
             "due_at": moment + timedelta(days=settings.payment_terms_days)}
 
 
-_PROFILE_COLUMNS = (CustomerProfile.user_id, CustomerProfile.full_name, CustomerProfile.company,
-                    CustomerProfile.billing_email, CustomerProfile.address, CustomerProfile.postal_code,
-                    CustomerProfile.city, CustomerProfile.country, CustomerProfile.vat_id)
+# A batch's reads, each one statement over the batch's ids (compiled once: an expanding parameter).
+_IDS = bindparam("ids", expanding=True)
+_LOCKED_DRAFTS = (select(Invoice.id, Invoice.tenant_id, Invoice.user_id, Invoice.currency)
+                  .where(Invoice.id.in_(_IDS), Invoice.status == InvoiceStatus.DRAFT).order_by(Invoice.id)
+                  .with_for_update())
+_NETS = (select(Charge.invoice_id, func.sum(Charge.amount_minor)).where(Charge.invoice_id.in_(_IDS))
+         .group_by(Charge.invoice_id))
+_CUSTOMERS = (select(User.id, User.tenant_id, User.name, User.email)  # locked: the balance's lock
+              .where(User.id.in_(_IDS), User.role == Role.CUSTOMER).order_by(User.id).with_for_update())
+_PROFILES = select(CustomerProfile.user_id, CustomerProfile.full_name, CustomerProfile.company,
+                   CustomerProfile.billing_email, CustomerProfile.address, CustomerProfile.postal_code,
+                   CustomerProfile.city, CustomerProfile.country, CustomerProfile.vat_id
+                   ).where(CustomerProfile.user_id.in_(_IDS))
+_BALANCES = (select(BalanceEntry.user_id, BalanceEntry.currency, func.sum(BalanceEntry.amount_minor))
+             .where(BalanceEntry.user_id.in_(_IDS)).group_by(BalanceEntry.user_id, BalanceEntry.currency))
 
 
 def _locked_customers(drafts: list[_Draft]) -> dict[int, Row[Any]]:
     """The drafts' customers, locked for this transaction (the balance's lock, as `lock_customer` takes it)."""
     wanted = {(draft.tenant_id, draft.user_id) for draft in drafts}
-    found = {row.id: row for row in db.session.execute(
-        select(User.id, User.tenant_id, User.name, User.email)
-        .where(User.id.in_([user_id for _, user_id in wanted]), User.role == Role.CUSTOMER)
-        .order_by(User.id).with_for_update())}
+    found = {row.id: row for row in db.session.execute(_CUSTOMERS, {"ids": [user_id for _, user_id in wanted]})}
     for tenant_id, user_id in wanted:
         if user_id not in found or found[user_id].tenant_id != tenant_id:
             raise NotFound("There is no such customer.")
@@ -262,10 +265,7 @@ def _locked_customers(drafts: list[_Draft]) -> dict[int, Row[Any]]:
 
 def _balances(drafts: list[_Draft]) -> dict[tuple[int, str], int]:
     """Each customer's balance per currency (0 when they have none), read once for the batch."""
-    rows = db.session.execute(
-        select(BalanceEntry.user_id, BalanceEntry.currency, func.sum(BalanceEntry.amount_minor))
-        .where(BalanceEntry.user_id.in_({draft.user_id for draft in drafts}))
-        .group_by(BalanceEntry.user_id, BalanceEntry.currency))
+    rows = db.session.execute(_BALANCES, {"ids": list({draft.user_id for draft in drafts})})
     return {(user_id, currency): total or 0 for user_id, currency, total in rows}
 
 

@@ -90,10 +90,12 @@ RENDERED_WHEN_SENT: dict[Event, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def notify_later(event: Event, tenant: Tenant, recipients: Select[Any]) -> list[int]:
+def notify_later(event: Event, tenant: Tenant, recipients: Select[Any],
+                 params: dict[str, Any] | None = None) -> list[int]:
     """Record `event`'s email to each of `recipients` of `tenant` in the current transaction, in one
     INSERT ... SELECT, to be rendered when sent; one job sends the queued ones once it commits. `recipients`
-    selects `user_id`, `to_address`, `purged_at` and `render_context` (what RENDERED_WHEN_SENT[event] reads).
+    selects `user_id`, `to_address`, `purged_at` and `render_context` (what RENDERED_WHEN_SENT[event] reads), with
+    its bound `params`.
     Only emails nobody may turn off are written this way; a purged account's is logged as skipped. The subject
     reads as the event's label until the message is rendered. Returns the messages' ids."""
     if event not in RENDERED_WHEN_SENT or event.optional:
@@ -109,7 +111,8 @@ def notify_later(event: Event, tenant: Tenant, recipients: Select[Any]) -> list[
     table = EmailMessage.__table__
     written = db.session.execute(insert(table).from_select(
         ["tenant_id", "user_id", "event", "to_address", "from_address", "subject", "status", "attempts",
-         "created_at", "next_attempt_at", "render_context"], rows).returning(table.c.id, table.c.status)).all()
+         "created_at", "next_attempt_at", "render_context"], rows).returning(table.c.id, table.c.status),
+        params or {}).all()
     queued = sorted(message_id for message_id, status in written if status is EmailStatus.QUEUED)
     if queued:
         later(Job.SEND_EMAILS, queued)
