@@ -275,21 +275,25 @@ def place_order(*, tenant: TenantLike, actor: Actor, plan_id: int, requested_con
     return subscription
 
 
-FREE_PLAN_LIMIT = ("You already have {held} of the free {plan} plan, the most one customer may hold. Cancel one, "
+FREE_PLAN_LIMIT = ("You already have {held} free {product} plan{s}, the most one customer may hold. Cancel one, "
                    "or choose a paid plan.")
 _LOCK_CUSTOMER = select(User.id).where(User.id == bindparam("user_id")).with_for_update()
-_HELD = (select(func.count()).select_from(Subscription)
+# The customer's free subscriptions of the product, whichever of its plans (the limit is per product).
+_HELD = (select(func.count()).select_from(Subscription).join(Plan, Plan.id == Subscription.plan_id)
          .where(Subscription.tenant_id == bindparam("tenant_id"), Subscription.user_id == bindparam("user_id"),
-                Subscription.plan_id == bindparam("plan_id"), Subscription.status != SubscriptionStatus.CANCELED))
+                Plan.product_id == bindparam("product_id"), Subscription.price_minor == 0,
+                Subscription.status != SubscriptionStatus.CANCELED))
 
 
 def _within_free_plan_limit(tenant: TenantLike, customer: User, plan: Plan) -> None:
-    """Refuse a free plan the customer holds `free_plan_limit` of already. The customer's row is locked first
-    (PostgreSQL; SQLite has one writer anyway), so two orders at once count one after the other."""
+    """Refuse a free plan to a customer who holds the plan's `free_plan_limit` of free subscriptions of its
+    product already (one by default: a free trial per product, whichever free plan of it). The customer's row is
+    locked first (PostgreSQL; SQLite has one writer anyway), so two orders at once count one after the other."""
     db.session.execute(_LOCK_CUSTOMER, {"user_id": customer.id})
-    held = db.session.scalar(_HELD, {"tenant_id": tenant.id, "user_id": customer.id, "plan_id": plan.id}) or 0
+    held = db.session.scalar(_HELD, {"tenant_id": tenant.id, "user_id": customer.id,
+                                     "product_id": plan.product_id}) or 0
     if held >= (plan.free_plan_limit or 0):
-        raise InvalidInput(FREE_PLAN_LIMIT.format(held=held, plan=plan.name))
+        raise InvalidInput(FREE_PLAN_LIMIT.format(held=held, product=plan.product.name, s="" if held == 1 else "s"))
 
 
 # One more subscription on the plan: counted, not edited, so its updated_at stays.

@@ -259,9 +259,10 @@ class PlanForm(FlaskForm):
                                 description="Empty for no limit.")
     cancellation_rule = SelectField("Cancellation", choices=RULE_CHOICES)
     downgrade_rule = SelectField("Downgrade", choices=RULE_CHOICES)
-    free_plan_limit = IntegerField("Free plan: most one customer may hold", default=1,
+    free_plan_limit = IntegerField("Free plans of this product one customer may hold", default=1,
                                    validators=[Optional(), NumberRange(min=1, max=1000)],
-                                   description="Empty for no limit. Paid plans ignore it.")
+                                   description="Counts the customer's free subscriptions of any free plan of the "
+                                               "product. Empty for no limit. Paid plans ignore it.")
     price_notice_days = IntegerField("Notice of a price change, in days", default=30,
                                      validators=[InputRequired(), NumberRange(min=0, max=366)],
                                      description="Existing subscribers pay a new price from their first renewal "
