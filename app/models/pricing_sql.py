@@ -34,10 +34,11 @@ class epoch_microseconds(sa.sql.functions.FunctionElement[int]):
 
 @compiles(epoch_microseconds)
 def _sqlite_epoch_microseconds(element: epoch_microseconds, compiler: Any, **kw: Any) -> str:
-    # strftime('%s') reads whole seconds exactly (SQLite's own clock counts milliseconds); the six digits after
-    # the dot are read from the text itself.
+    # SQLite's date functions count milliseconds and round a fraction to them (":00.999999" would read as the next
+    # second): the whole seconds are read without the fraction, the six digits after the dot from the text itself.
     value = compiler.process(element.clauses, **kw)
-    return f"(CAST(strftime('%s', {value}) AS INTEGER) * 1000000 + CAST(substr({value}, 21, 6) AS INTEGER))"
+    return (f"(CAST(strftime('%s', substr({value}, 1, 19)) AS INTEGER) * 1000000"
+            f" + CAST(substr({value}, 21, 6) AS INTEGER))")
 
 
 @compiles(epoch_microseconds, "postgresql")
