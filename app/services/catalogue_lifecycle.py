@@ -7,9 +7,13 @@ background. A chunk is one transaction that changes its subscriptions and writes
 together; the outcomes are unique per (operation, subscription), so a crash half-way loses nothing and
 touches nothing twice: the next `advance` takes up the subscriptions without an outcome.
 
-- replace: set-based per chunk (one UPDATE per target plan, outcome rows, history events and proration
-  charges inserted as sets); once every subscription has moved, each customer gets one email listing what
-  moved (its outcome rows are marked told in the same transaction, so a rerun tells nobody twice);
+- replace: set-based per chunk. The chunk's subscriptions are locked in id order and, per source plan, the
+  database computes every row from them: one INSERT ... SELECT each for the outcome rows, the history events and
+  the proration credits and debits (the domain's proration rule as SQL, app/models/pricing_sql.py; the charges
+  ON CONFLICT DO NOTHING, so a rerun never charges twice), then one UPDATE moves them. Once every subscription
+  has moved, each customer gets one email listing what moved: a batch of customers' emails is written in one
+  INSERT ... SELECT (`notify_later`: rendered by the worker that sends them, one send job for the lot), and
+  their outcome rows are marked told in the same transaction, so a crash or a rerun tells nobody twice;
 - retire: every subscription goes through the lifecycle engine (app/services/lifecycle.py), which cancels it
   now, ends its billing and starts its servers' end of life (shut down now, deleted after the retention).
 """
@@ -486,7 +490,7 @@ def _replace_chunk(operation: CatalogueOperation, size: int) -> int:
     INSERT ... SELECT each for the outcome rows, the history events and the proration credits and debits
     (`move_charge_sql`, the domain's rule as SQL), then one UPDATE moves them."""
     mapping = {int(source): target for source, target in operation.mapping.items()}
-    rows = db.session.execute(
+    rows = db.session.connection().execute(  # plain rows: only their ids and plans are needed here
         select(Subscription.id, Subscription.plan_id).where(*_untouched(operation, list(mapping)))
         .order_by(Subscription.id).limit(size).with_for_update()).all()
     if not rows:
