@@ -547,7 +547,7 @@ def _move_to(operation: CatalogueOperation, source: Plan, target: Plan, ids: lis
     outcome = OperationOutcome
     db.session.execute(insert(SubscriptionEvent).from_select(_EVENT_COLUMNS, select(
         s.tenant_id, s.id, literal("plan_replaced"), s.status, s.status, literal(operation.actor_id, Integer),
-        literal(f"{source.name} replaced by {target.name}"[:500]),
+        literal(f"{source.name} replaced by {target.name}"),
         json_object("operation_id", operation.id, "from_plan_id", source.id, "to_plan_id", target.id,
                     "from_price_minor", outcome.old_price_minor, "to_price_minor", outcome.new_price_minor,
                     "resize_needed", json_boolean(outcome.resize_needed)), at)
