@@ -538,12 +538,16 @@ def _move_to(operation: CatalogueOperation, source: Plan, target: Plan, ids: lis
     db.session.execute(insert(OperationOutcome).from_select(_OUTCOME_COLUMNS, select(
         literal(operation.id), rows.c.id, literal(Outcome.MOVED.value), literal(source.id), literal(target.id),
         rows.c.price_minor, new_price, credit + debit, resize, literal(message), false(), at)))
+    # Each charge's amount computed once per row, for the two INSERTs' rows and their filter.
+    lines = select(rows.c.id, rows.c.tenant_id, rows.c.user_id, rows.c.currency, rows.c.current_period_end,
+                   credit.label("credit"), debit.label("debit")).cte("lines").prefix_with("MATERIALIZED")
     db.session.execute(_insert_new_charges().from_select(_CHARGE_COLUMNS, union_all(*(
-        select(rows.c.tenant_id, rows.c.id, rows.c.user_id, literal(kind.value),
-               literal(f"{text} (plan replaced)"[:200]), literal(""), literal(1), amount, amount, rows.c.currency,
-               at, rows.c.current_period_end, at).where(amount != 0)
-        for kind, amount, text in ((ChargeKind.PRORATION_CREDIT, credit, f"{source.name}: unused time"),
-                                   (ChargeKind.PRORATION_DEBIT, debit, f"{target.name}: rest of the period"))))))
+        select(lines.c.tenant_id, lines.c.id, lines.c.user_id, literal(kind.value),
+               literal(f"{text} (plan replaced)"[:200]), literal(""), literal(1), amount, amount, lines.c.currency,
+               at, lines.c.current_period_end, at).where(amount != 0)
+        for kind, amount, text in (
+            (ChargeKind.PRORATION_CREDIT, lines.c.credit, f"{source.name}: unused time"),
+            (ChargeKind.PRORATION_DEBIT, lines.c.debit, f"{target.name}: rest of the period"))))))
     outcome = OperationOutcome
     db.session.execute(insert(SubscriptionEvent).from_select(_EVENT_COLUMNS, select(
         s.tenant_id, s.id, literal("plan_replaced"), s.status, s.status, literal(operation.actor_id, Integer),
