@@ -170,7 +170,10 @@ NO_CHARGE: Final = MoveCharge(0, 0)
 def move_charge(old_price: int, new_price: int, currency: str, *, billed: bool, period_start: datetime | None,
                 period_end: datetime | None, at: datetime) -> MoveCharge:
     """The proration of a move at `at` (app/domain/pricing.prorate): nothing when the prices are equal, when
-    the subscription is not being billed (not active yet, suspended) or when `at` is outside its period."""
+    the subscription is not being billed (not active yet, suspended) or when `at` is outside its period.
+
+    A bulk replace has the database compute the same for many subscriptions at once: its SQL form, with these
+    conditions and the same arithmetic (`pricing.prorated_lines`), is app/models/pricing_sql.move_charge_sql."""
     if not billed or old_price == new_price or period_start is None or period_end is None:
         return NO_CHARGE
     if not period_start <= at <= period_end or not period_start < period_end:

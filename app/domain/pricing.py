@@ -12,7 +12,7 @@ from calendar import monthrange
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from app.domain.catalogue import ChangeRule, Interval
 
@@ -292,12 +292,23 @@ def prorate(
     if not start <= moment <= end:
         raise PricingError("The change date must fall within the current billing period.")
     whole, remaining = (end - start) // _SECOND, (end - moment) // _SECOND
-    credit = Money(-_share(old_amount, remaining, whole), currency)
-    return Proration(credit, Money(_share(new_amount, remaining, whole), currency), remaining, whole)
+    credit, debit = prorated_lines(old_amount, new_amount, remaining, whole)
+    return Proration(Money(credit, currency), Money(debit, currency), remaining, whole)
 
 
-def _share(amount: int, part: int, whole: int) -> int:
-    # amount * part / whole rounded half up, in integers only (amount, part >= 0; whole > 0).
+def prorated_lines(old_amount: Any, new_amount: Any, remaining_seconds: Any, period_seconds: Any) -> tuple[Any, Any]:
+    """(credit, debit) of `prorate` from the whole seconds left and in the period: the rule's arithmetic alone.
+
+    Written with operators only (`*`, `+`, `//`, unary `-`), so that the same lines compute it on ints here and,
+    given SQL integer expressions, in the database for many rows at once (app/models/pricing_sql.py); a test
+    proves both give the same amounts."""
+    return -_share(old_amount, remaining_seconds, period_seconds), _share(new_amount, remaining_seconds,
+                                                                         period_seconds)
+
+
+def _share(amount: Any, part: Any, whole: Any) -> Any:
+    # amount * part / whole rounded half up, in integers only (amount, part >= 0; whole > 0): floor division of
+    # non-negative integers, which SQL's integer division (truncation) gives as well.
     return (2 * amount * part + whole) // (2 * whole)
 
 

@@ -7,9 +7,13 @@ background. A chunk is one transaction that changes its subscriptions and writes
 together; the outcomes are unique per (operation, subscription), so a crash half-way loses nothing and
 touches nothing twice: the next `advance` takes up the subscriptions without an outcome.
 
-- replace: set-based per chunk (one UPDATE per target plan, outcome rows, history events and proration
-  charges inserted as sets); once every subscription has moved, each customer gets one email listing what
-  moved (its outcome rows are marked told in the same transaction, so a rerun tells nobody twice);
+- replace: set-based per chunk. The chunk's subscriptions are locked in id order and, per source plan, the
+  database computes every row from them: one INSERT ... SELECT each for the outcome rows, the history events and
+  the proration credits and debits (the domain's proration rule as SQL, app/models/pricing_sql.py; the charges
+  ON CONFLICT DO NOTHING, so a rerun never charges twice), then one UPDATE moves them. Once every subscription
+  has moved, each customer gets one email listing what moved: a batch of customers' emails is written in one
+  INSERT ... SELECT (`notify_later`: rendered by the worker that sends them, one send job for the lot), and
+  their outcome rows are marked told in the same transaction, so a crash or a rerun tells nobody twice;
 - retire: every subscription goes through the lifecycle engine (app/services/lifecycle.py), which cancels it
   now, ends its billing and starts its servers' end of life (shut down now, deleted after the retention).
 """
@@ -19,12 +23,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import ColumnElement, exists, insert, select, update
+from sqlalchemy import ColumnElement, Integer, exists, false, func, insert, literal, select, union_all, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.clock import now
 from app.domain.billing import ChargeKind
@@ -35,8 +40,6 @@ from app.domain.plan_lifecycle import (
     CatalogueError,
     check_mapping,
     check_target,
-    move_charge,
-    needs_resize,
     next_state,
 )
 from app.domain.policy import ActorKind
@@ -52,22 +55,25 @@ from app.models import (
     Product,
     Subscription,
     SubscriptionEvent,
+    Tenant,
     TenantLike,
     User,
 )
+from app.models.base import UTCDateTime, among, json_boolean, json_object, json_string
+from app.models.pricing_sql import epoch_microseconds, move_charge_sql
 from app.selectors.catalogue_operations import BILLED, OPEN, plan_facts, server_type
 from app.services import lifecycle, plan_notices, work
 from app.services.actors import Actor
 from app.services.errors import Forbidden, InvalidInput, NotFound
-from app.services.notifications import notify
+from app.services.notifications import notify_later
 from app.services.work import Job
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-CHUNK = 500  # subscriptions replaced per transaction
-TELL_BATCH = 200  # customers emailed per transaction once every subscription has moved
+CHUNK = 5000  # subscriptions replaced per transaction (set-based: as short a transaction as 500 moved row by row)
+TELL_BATCH = 1000  # customers emailed per transaction (one INSERT ... SELECT) once every subscription has moved
 RETIRE_CHUNK = 100  # retire goes through the lifecycle engine one subscription at a time
 STALLED_AFTER = timedelta(minutes=5)  # a running operation without progress this long lost its worker
 RETIRED_REASON = "plan retired"
@@ -296,9 +302,9 @@ def check_replace(tenant: TenantLike, mapping: Mapping[int, int]) -> None:
 
 
 def _open_count(tenant: TenantLike, plan_ids: list[int]) -> int:
-    return len(db.session.scalars(select(Subscription.id).where(
+    return db.session.scalar(select(func.count()).select_from(Subscription).where(
         Subscription.tenant_id == tenant.id, Subscription.plan_id.in_(plan_ids),
-        Subscription.status.in_(OPEN))).all())
+        Subscription.status.in_(OPEN))) or 0
 
 
 @_atomic
@@ -441,33 +447,25 @@ def advance_step(operation_id: int, *, chunk: int | None = None) -> Step:
 
 def _tell_customers(operation: CatalogueOperation, customers: int) -> int:
     """One "plan replaced" email to each of the next `customers` customers, listing every subscription of theirs
-    the operation moved; their outcome rows are marked told in the same transaction, so each is told once."""
+    the operation moved: written in one INSERT ... SELECT and rendered by the worker that sends them (what they
+    list is read then: RENDERED_WHEN_SENT in app/services/notifications.py). Their outcome rows are marked told
+    in the same transaction, so each is told once."""
     untold = (select(Subscription.user_id).join(OperationOutcome, OperationOutcome.subscription_id == Subscription.id)
               .where(OperationOutcome.operation_id == operation.id, OperationOutcome.notified.is_(False))
               .distinct().order_by(Subscription.user_id).limit(customers))
     user_ids = list(db.session.scalars(untold))
     if not user_ids:
         return 0
-    rows = db.session.execute(
-        select(OperationOutcome, Subscription.user_id, Subscription.currency)
-        .join(Subscription, OperationOutcome.subscription_id == Subscription.id)
-        .where(OperationOutcome.operation_id == operation.id, OperationOutcome.notified.is_(False),
-               Subscription.user_id.in_(user_ids))
-        .order_by(Subscription.user_id, OperationOutcome.subscription_id)).all()
-    plans = {plan.id: plan for plan in db.session.scalars(
-        select(Plan).where(Plan.id.in_({r[0].from_plan_id for r in rows} | {r[0].to_plan_id for r in rows})))}
-    moved_by_user: dict[int, list[dict[str, object]]] = defaultdict(list)
-    for outcome, user_id, currency in rows:
-        moved_by_user[user_id].append({
-            "id": outcome.subscription_id, "source": plans[outcome.from_plan_id], "target": plans[outcome.to_plan_id],
-            "price": outcome.new_price_minor, "currency": currency, "proration": outcome.proration_minor,
-            "resize": outcome.resize_needed})
-    users = {user.id: user for user in db.session.scalars(select(User).where(User.id.in_(user_ids)))}
-    for user_id, moved in moved_by_user.items():
-        notify(Event.PLAN_REPLACED, user=users[user_id], moved=moved)
+    tenant = db.session.get(Tenant, operation.tenant_id)
+    assert tenant is not None
+    notify_later(Event.PLAN_REPLACED, tenant, select(  # type: ignore[arg-type]
+        User.id.label("user_id"), User.email.label("to_address"), User.purged_at,
+        json_object("operation_id", operation.id, "user_id", User.id).label("render_context"))
+        .where(User.id.in_(user_ids), User.tenant_id == operation.tenant_id).order_by(User.id))
     db.session.execute(
-        update(OperationOutcome).where(OperationOutcome.operation_id == operation.id,
-                                       OperationOutcome.id.in_([r[0].id for r in rows]))
+        update(OperationOutcome).where(
+            OperationOutcome.operation_id == operation.id, OperationOutcome.notified.is_(False),
+            OperationOutcome.subscription_id.in_(select(Subscription.id).where(Subscription.user_id.in_(user_ids))))
         .values(notified=True).execution_options(synchronize_session=False))
     return len(user_ids)
 
@@ -486,62 +484,90 @@ def _actor(operation: CatalogueOperation) -> Actor:
 
 
 def _replace_chunk(operation: CatalogueOperation, size: int) -> int:
+    """Move the next `size` untouched subscriptions (locked, in id order) to their target plans.
+
+    Set-based: per source plan, the database computes every row from the subscriptions themselves, in one
+    INSERT ... SELECT each for the outcome rows, the history events and the proration credits and debits
+    (`move_charge_sql`, the domain's rule as SQL), then one UPDATE moves them."""
     mapping = {int(source): target for source, target in operation.mapping.items()}
-    where = _untouched(operation, list(mapping))
-    rows = db.session.execute(
-        select(Subscription.id, Subscription.user_id, Subscription.plan_id, Subscription.status,
-               Subscription.quantity, Subscription.price_minor, Subscription.currency,
-               Subscription.current_period_start, Subscription.current_period_end, Subscription.requested_config)
-        .where(*where).order_by(Subscription.id).limit(size).with_for_update()).all()
+    rows = db.session.connection().execute(  # plain rows: only their ids and plans are needed here
+        select(Subscription.id, Subscription.plan_id).where(*_untouched(operation, list(mapping)))
+        .order_by(Subscription.id).limit(size).with_for_update()).all()
     if not rows:
         return 0
     plans = {plan.id: plan for plan in db.session.scalars(
         select(Plan).where(Plan.id.in_([*mapping, *mapping.values()])))}
-    moment, by_target = now(), defaultdict(list)
-    outcomes, charges, events = [], [], []
-    for row in rows:
-        source, target = plans[row.plan_id], plans[mapping[row.plan_id]]
-        new_price = target.price_minor * row.quantity
-        charge = move_charge(row.price_minor, new_price, row.currency, billed=row.status in BILLED,
-                             period_start=row.current_period_start, period_end=row.current_period_end, at=moment)
-        resize = needs_resize(server_type(row.requested_config) or server_type(source.config_defaults),
-                              server_type(target.config_defaults))
-        by_target[target.id].append(row.id)
-        for kind, amount, text in ((ChargeKind.PRORATION_CREDIT, charge.credit, f"{source.name}: unused time"),
-                                   (ChargeKind.PRORATION_DEBIT, charge.debit, f"{target.name}: rest of the period")):
-            if amount:
-                charges.append({
-                    "tenant_id": operation.tenant_id, "subscription_id": row.id, "user_id": row.user_id,
-                    "kind": kind, "description": f"{text} (plan replaced)"[:200], "usage_metric": "",
-                    "quantity": 1, "unit_amount_minor": amount, "amount_minor": amount, "currency": row.currency,
-                    "period_start": moment, "period_end": row.current_period_end, "created_at": moment})
-        outcomes.append({
-            "operation_id": operation.id, "subscription_id": row.id, "outcome": Outcome.MOVED,
-            "from_plan_id": source.id, "to_plan_id": target.id, "old_price_minor": row.price_minor,
-            "new_price_minor": new_price, "proration_minor": charge.net, "resize_needed": bool(resize),
-            "message": "" if resize is not None else "The new plan names no server type.", "notified": False,
-            "created_at": moment})
-        events.append({
-            "tenant_id": operation.tenant_id, "subscription_id": row.id, "item_id": None, "kind": "plan_replaced",
-            "from_status": row.status, "to_status": row.status, "actor_id": operation.actor_id,
-            "impersonator_id": None, "reason": f"{source.name} replaced by {target.name}",
-            "data": {"operation_id": operation.id, "from_plan_id": source.id, "to_plan_id": target.id,
-                     "from_price_minor": row.price_minor, "to_price_minor": new_price,
-                     "resize_needed": bool(resize)},
-            "created_at": moment})
-    for target_id, ids in by_target.items():
-        db.session.execute(
-            update(Subscription).where(Subscription.id.in_(ids))
-            .values(plan_id=target_id, price_minor=plans[target_id].price_minor * Subscription.quantity,
-                    version=Subscription.version + 1, updated_at=moment)
-            .execution_options(synchronize_session=False))
-    # Core inserts of plain rows (the ORM's bulk path costs as much again per row, for nothing kept).
-    db.session.execute(insert(OperationOutcome.__table__), outcomes)
-    db.session.execute(insert(SubscriptionEvent.__table__), events)
-    if charges:
-        db.session.execute(insert(Charge.__table__), charges)
+    by_source: dict[int, list[int]] = defaultdict(list)
+    for subscription_id, plan_id in rows:
+        by_source[plan_id].append(subscription_id)
+    moment = now()
+    for source_id, ids in sorted(by_source.items()):
+        _move_to(operation, plans[source_id], plans[mapping[source_id]], ids, moment)
     operation.moved += len(rows)
     return len(rows)
+
+
+_OUTCOME_COLUMNS = ["operation_id", "subscription_id", "outcome", "from_plan_id", "to_plan_id", "old_price_minor",
+                    "new_price_minor", "proration_minor", "resize_needed", "message", "notified", "created_at"]
+_EVENT_COLUMNS = ["tenant_id", "subscription_id", "kind", "from_status", "to_status", "actor_id", "reason", "data",
+                  "created_at"]
+_CHARGE_COLUMNS = ["tenant_id", "subscription_id", "user_id", "kind", "description", "usage_metric", "quantity",
+                   "unit_amount_minor", "amount_minor", "currency", "period_start", "period_end", "created_at"]
+
+
+def _move_to(operation: CatalogueOperation, source: Plan, target: Plan, ids: list[int], moment: datetime) -> None:
+    """Subscriptions `ids` of `source` (locked, untouched by the operation) move to `target`."""
+    s, at = Subscription, literal(moment, UTCDateTime)
+    # What the statements read of each subscription, its period's ends parsed once (the costly part on SQLite).
+    rows = select(s.id, s.tenant_id, s.user_id, s.status, s.quantity, s.price_minor, s.currency,
+                  s.current_period_end, s.requested_config,
+                  epoch_microseconds(s.current_period_start).label("start_us"),
+                  epoch_microseconds(s.current_period_end).label("end_us"),
+                  ).where(among(s.id, ids)).cte("moving").prefix_with("MATERIALIZED")
+    new_price = literal(target.price_minor) * rows.c.quantity
+    credit, debit = move_charge_sql(rows.c.price_minor, new_price, billed=rows.c.status.in_(BILLED),
+                                    period_start_us=rows.c.start_us, period_end_us=rows.c.end_us, at=moment)
+    target_type = server_type(target.config_defaults)
+    if target_type is None:  # needs_resize: unknown
+        resize: ColumnElement[bool] = false()
+        message = "The new plan names no server type."
+    else:
+        current = func.coalesce(func.nullif(json_string(rows.c.requested_config, "serverType"), ""),
+                                literal(server_type(source.config_defaults) or ""))
+        resize, message = current != literal(target_type), ""
+    db.session.execute(insert(OperationOutcome).from_select(_OUTCOME_COLUMNS, select(
+        literal(operation.id), rows.c.id, literal(Outcome.MOVED.value), literal(source.id), literal(target.id),
+        rows.c.price_minor, new_price, credit + debit, resize, literal(message), false(), at)))
+    # Each charge's amount computed once per row, for the two INSERTs' rows and their filter.
+    lines = select(rows.c.id, rows.c.tenant_id, rows.c.user_id, rows.c.currency, rows.c.current_period_end,
+                   credit.label("credit"), debit.label("debit")).cte("lines").prefix_with("MATERIALIZED")
+    db.session.execute(_insert_new_charges().from_select(_CHARGE_COLUMNS, union_all(*(
+        select(lines.c.tenant_id, lines.c.id, lines.c.user_id, literal(kind.value),
+               literal(f"{text} (plan replaced)"[:200]), literal(""), literal(1), amount, amount, lines.c.currency,
+               at, lines.c.current_period_end, at).where(amount != 0)
+        for kind, amount, text in (
+            (ChargeKind.PRORATION_CREDIT, lines.c.credit, f"{source.name}: unused time"),
+            (ChargeKind.PRORATION_DEBIT, lines.c.debit, f"{target.name}: rest of the period"))))))
+    outcome = OperationOutcome
+    db.session.execute(insert(SubscriptionEvent).from_select(_EVENT_COLUMNS, select(
+        s.tenant_id, s.id, literal("plan_replaced"), s.status, s.status, literal(operation.actor_id, Integer),
+        literal(f"{source.name} replaced by {target.name}"),
+        json_object("operation_id", operation.id, "from_plan_id", source.id, "to_plan_id", target.id,
+                    "from_price_minor", outcome.old_price_minor, "to_price_minor", outcome.new_price_minor,
+                    "resize_needed", json_boolean(outcome.resize_needed)), at)
+        .join(outcome, outcome.subscription_id == s.id).where(outcome.operation_id == operation.id, among(s.id, ids))))
+    db.session.execute(
+        update(Subscription).where(among(s.id, ids))
+        .values(plan_id=target.id, price_minor=target.price_minor * Subscription.quantity,
+                version=Subscription.version + 1, updated_at=moment)
+        .execution_options(synchronize_session=False))
+
+
+def _insert_new_charges() -> Any:
+    """INSERT INTO charges ... ON CONFLICT DO NOTHING (a charge there is already is kept, never doubled), on
+    SQLite and PostgreSQL alike."""
+    insert_ = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return insert_(Charge).on_conflict_do_nothing()
 
 
 def _retire_chunk(operation: CatalogueOperation, size: int) -> int:

@@ -7,9 +7,9 @@ failing is marked failed in the log and never undoes the change. Kinds a custome
 skipped and not sent (`app/domain/notifications.py` decides which may be turned off). A tenant admin may send a
 failed one again (`send_again`).
 
-`notify_later(Event.X, tenant, recipients)` writes many such emails in one statement (the billing run's invoices)
-without rendering them: each keeps what it is rendered from (`render_context`, read by RENDERED_WHEN_SENT) and is
-rendered by the worker that sends it; one job sends the lot.
+`notify_later(Event.X, tenant, recipients)` writes many such emails in one statement (the billing run's invoices,
+a plan replace's "plan replaced" emails) without rendering them: each keeps what it is rendered from
+(`render_context`, read by RENDERED_WHEN_SENT) and is rendered by the worker that sends it; one job sends the lot.
 """
 
 from __future__ import annotations
@@ -29,7 +29,18 @@ from app.clock import now
 from app.domain.accounts import Role
 from app.domain.notifications import MAX_SEND_ATTEMPTS, EmailStatus, Event, is_secret, send_retry_delay, wants
 from app.extensions import db, mail
-from app.models import EmailMessage, Invoice, Subscription, Tenant, TenantHost, TenantLike, User
+from app.models import (
+    EmailMessage,
+    Invoice,
+    OperationOutcome,
+    Outcome,
+    Plan,
+    Subscription,
+    Tenant,
+    TenantHost,
+    TenantLike,
+    User,
+)
 from app.models.base import UTCDateTime
 from app.services.actors import Actor
 from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -83,10 +94,30 @@ def _invoice(context: dict[str, Any]) -> dict[str, Any]:
     return {"invoice": invoice}
 
 
+def _plan_replaced(context: dict[str, Any]) -> dict[str, Any]:
+    """Every subscription of the customer that the replace operation moved, with its plans, new price and
+    proration (app/services/catalogue_lifecycle.py writes these emails once every subscription has moved)."""
+    rows = db.session.execute(
+        select(OperationOutcome, Subscription.currency)
+        .join(Subscription, OperationOutcome.subscription_id == Subscription.id)
+        .where(OperationOutcome.operation_id == context["operation_id"], OperationOutcome.outcome == Outcome.MOVED,
+               Subscription.user_id == context["user_id"])
+        .order_by(OperationOutcome.subscription_id)).all()
+    if not rows:
+        raise LookupError(f"operation {context['operation_id']} moved no subscription of this customer")
+    plans = {plan.id: plan for plan in db.session.scalars(
+        select(Plan).where(Plan.id.in_({r[0].from_plan_id for r in rows} | {r[0].to_plan_id for r in rows})))}
+    return {"moved": [{
+        "id": outcome.subscription_id, "source": plans[outcome.from_plan_id], "target": plans[outcome.to_plan_id],
+        "price": outcome.new_price_minor, "currency": currency, "proration": outcome.proration_minor,
+        "resize": outcome.resize_needed} for outcome, currency in rows]}
+
+
 # The events whose emails may be written in bulk and rendered when sent: each loads its templates' context
 # from the message's `render_context`.
 RENDERED_WHEN_SENT: dict[Event, Callable[[dict[str, Any]], dict[str, Any]]] = {
     Event.INVOICE_ISSUED: _invoice,
+    Event.PLAN_REPLACED: _plan_replaced,
 }
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from app.clock import now
 from app.domain.billing import ChargeKind
 from app.domain.catalogue import CatalogueState
+from app.domain.notifications import EmailStatus
 from app.domain.plan_lifecycle import CatalogueAction
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
@@ -230,25 +231,71 @@ def test_killed_while_telling_customers_each_is_told_once(tenant, boss, old, clo
     operation = service.start_replace(tenant=tenant, actor=boss, mapping={source.id: target.id})
     assert service.advance_step(operation.id) is service.Step.CHANGED  # all ten moved in one chunk
     assert service.advance_step(operation.id) is service.Step.TOLD  # two customers told
-    original = service.notify
-    calls = []
+    original = service.notify_later
 
-    def crash(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise SystemExit("killed")
-        return original(*args, **kwargs)
-    monkeypatch.setattr(service, "notify", crash)
+    def crash(*args, **kwargs):  # the worker dies after writing the second batch's emails, before its commit
+        original(*args, **kwargs)
+        raise SystemExit("killed")
+    monkeypatch.setattr(service, "notify_later", crash)
     with pytest.raises(SystemExit):
         service.advance_step(operation.id)
     db.session.rollback()
-    monkeypatch.setattr(service, "notify", original)
+    monkeypatch.setattr(service, "notify_later", original)
     service.apply_now(operation.id)
     db.session.expire_all()
     told = db.session.scalars(select(EmailMessage).where(EmailMessage.event == "plan_replaced")).all()
     assert sorted(m.user_id for m in told) == sorted(c.id for c in customers)
-    assert all(m.text_body.count("Subscription #") == 2 for m in told)
+    # each rendered by the worker that sent it (the queue runs at commit here), listing all it moved
+    assert all(m.status is EmailStatus.SENT and m.text_body.count("Subscription #") == 2 for m in told)
     assert db.session.get(CatalogueOperation, operation.id).status is OperationStatus.FINISHED
+
+
+def test_replace_computes_resize_events_and_charges_in_the_database_as_the_rules_say(tenant, boss, old, clock,
+                                                                                    monkeypatch):
+    source = factories.plan(tenant, product_=old, price_minor=1000, config_defaults={"serverType": "cx22"})
+    target = factories.plan(tenant, price_minor=1000, config_defaults={"serverType": "cx32"})
+    start = now() - timedelta(days=10)
+    configs = [{"serverType": "cx32"}, {"serverType": ""}, {"serverType": 5}, {}, {"serverType": "cx22"}]
+    moving = [factories.subscription(tenant, factories.user(tenant), source, requested_config=config, price_minor=1000,
+                                     current_period_start=start, current_period_end=start + timedelta(days=30))
+              for config in configs]
+    pending = factories.subscription(tenant, factories.user(tenant), source, status=SubscriptionStatus.PENDING_FULFILLMENT,
+                                     current_period_start=None, current_period_end=None)
+    monkeypatch.setattr(service.work, "later", lambda *args: None)
+    operation = service.start_replace(tenant=tenant, actor=boss, mapping={source.id: target.id})
+    service.apply_now(operation.id)
+    db.session.expire_all()
+    resized = {r.subscription_id: r.resize_needed for r in outcomes(operation.id)}
+    # the subscription's own server type if it names one (a non-empty string), else the plan's: as needs_resize
+    assert [resized[s.id] for s in moving] == [False, True, True, True, True] and resized[pending.id] is True
+    events = {e.subscription_id: e for e in db.session.scalars(
+        select(SubscriptionEvent).where(SubscriptionEvent.kind == "plan_replaced"))}
+    assert events[moving[0].id].data == {"operation_id": operation.id, "from_plan_id": source.id,
+                                         "to_plan_id": target.id, "from_price_minor": 1000, "to_price_minor": 1000,
+                                         "resize_needed": False}
+    assert events[moving[1].id].data["resize_needed"] is True
+    assert events[moving[1].id].reason == f"{source.name} replaced by {target.name}"
+    assert events[pending.id].from_status == events[pending.id].to_status == SubscriptionStatus.PENDING_FULFILLMENT.value
+    assert db.session.scalar(select(func.count()).select_from(Charge)) == 0  # the same price: nothing to prorate
+
+
+def test_a_proration_charged_already_is_not_charged_twice(tenant, boss, old, clock, monkeypatch):
+    source, target = factories.plan(tenant, product_=old, price_minor=1000), factories.plan(tenant, price_minor=2000)
+    first, second = subscribers(tenant, source, 2, price_minor=1000)
+    # a charge of the same kind for the same moment (as a rerun at the same instant would find it)
+    db.session.add(Charge(tenant_id=tenant.id, subscription_id=first.id, user_id=first.user_id,
+                          kind=ChargeKind.PRORATION_CREDIT, description="earlier", amount_minor=-1, currency="EUR",
+                          period_start=now(), period_end=first.current_period_end, created_at=now()))
+    db.session.commit()
+    monkeypatch.setattr(service.work, "later", lambda *args: None)
+    operation = service.start_replace(tenant=tenant, actor=boss, mapping={source.id: target.id})
+    service.apply_now(operation.id)
+    db.session.expire_all()
+    charges = db.session.scalars(select(Charge).order_by(Charge.subscription_id, Charge.kind)).all()
+    assert [(c.subscription_id, c.kind, c.amount_minor) for c in charges] == [
+        (first.id, ChargeKind.PRORATION_CREDIT, -1), (first.id, ChargeKind.PRORATION_DEBIT, 1000),
+        (second.id, ChargeKind.PRORATION_CREDIT, -500), (second.id, ChargeKind.PRORATION_DEBIT, 1000)]
+    assert db.session.get(CatalogueOperation, operation.id).moved == 2
 
 
 def test_pause_stops_after_the_chunk_and_resume_finishes(tenant, boss, old, clock, monkeypatch):
