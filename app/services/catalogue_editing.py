@@ -1,4 +1,5 @@
-"""Tenant admins edit the catalogue: service types, products and plans, and publish drafts.
+"""Tenant admins edit the catalogue: service types, products and plans (publishing a draft is a lifecycle
+transition: app.services.catalogue_lifecycle).
 
 Every change is checked here (a schema must be a valid JSON Schema, a cloud-init template must render in the
 sandbox and fit 32 KiB, a plan's offers must be among its service type's choices) and written to the
@@ -255,18 +256,6 @@ def update_product(*, tenant: TenantLike, actor: Actor, product_id: int, values:
     return row
 
 
-def publish_product(*, tenant: TenantLike, actor: Actor, product_id: int) -> Product:
-    """Draft -> published: its published plans can be ordered from now on."""
-    _require_admin(tenant, actor)
-    row = _owned(tenant, Product, product_id, "There is no such product.", lock=True)
-    if row.state is not CatalogueState.DRAFT:
-        raise Conflict(f"Only a draft can be published; this product is {row.state.value}.")
-    row.state = CatalogueState.PUBLISHED
-    _audit(tenant, actor, "product", row.id, "published", {"state": ["draft", "published"]})
-    db.session.commit()
-    return row
-
-
 # Plans -----------------------------------------------------------------------------------------------------
 
 def _plan_snapshot(row: Plan) -> dict[str, Any]:
@@ -436,20 +425,6 @@ def _tell_subscribers(tenant: TenantLike, plan: Plan, changes: list[PendingPrice
         if change is not None:
             notify(Event.PRICE_CHANGED, user=subscription.user, subscription=subscription, plan=plan,
                    change=change)
-
-
-def publish_plan(*, tenant: TenantLike, actor: Actor, plan_id: int) -> Plan:
-    """Draft -> published: orderable from now on once its product is published too."""
-    _require_admin(tenant, actor)
-    row = _owned(tenant, Plan, plan_id, "There is no such plan.", lock=True)
-    if row.state is not CatalogueState.DRAFT:
-        raise Conflict(f"Only a draft can be published; this plan is {row.state.value}.")
-    if problems := offer_problems(row.service_type.config_schema, row.offers):
-        raise InvalidInput(f"Fix the plan's offers first: {' '.join(problems.values())}")
-    row.state = CatalogueState.PUBLISHED
-    _audit(tenant, actor, "plan", row.id, "published", {"state": ["draft", "published"]})
-    db.session.commit()
-    return row
 
 
 def _owned(tenant: TenantLike, model: type[Any], row_id: int, missing: str, *, lock: bool = False) -> Any:

@@ -1,4 +1,5 @@
-"""The tenant admin edits the catalogue: service types, products and plans, and publishes drafts."""
+"""The tenant admin edits the catalogue: service types, products and plans, and publishes drafts (through the
+catalogue lifecycle, as the lifecycle actions do)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from app.domain.plan_offers import OfferSyntaxError, format_locations, format_pr
 from app.models import Plan
 from app.selectors import catalogue as selectors
 from app.services import catalogue_editing as editing
+from app.services import catalogue_lifecycle as lifecycle
 from app.services.errors import ServiceError
 from app.web.access import current_actor, tenant_admin_required
 
@@ -124,14 +126,16 @@ def edit_product(product_id: int) -> Response | tuple[str, int]:
 @tenant_admin_required
 def publish_product(product_id: int) -> Response:
     try:  # CSRFProtect has checked the form's token already
-        row = editing.publish_product(tenant=g.tenant, actor=current_actor(), product_id=product_id)
+        operation = lifecycle.publish_product(tenant=g.tenant, actor=current_actor(), product_id=product_id)
     except ServiceError as error:
         if error.status_code == 404:
             abort(404)
         flash(error.message, "error")
         return redirect(url_for(".edit_product", product_id=product_id), 303)
-    flash(f"{row.name} is published: its published plans can be ordered.", "success")
-    return redirect(url_for(".edit_product", product_id=row.id), 303)
+    drafts = len(operation.plan_ids)
+    flash(f"The product is published, with {drafts} draft plan{'' if drafts == 1 else 's'}: customers can order "
+          "its published plans.", "success")
+    return redirect(url_for(".edit_product", product_id=product_id), 303)
 
 
 # Plans -----------------------------------------------------------------------------------------------------
@@ -240,12 +244,11 @@ def edit_plan(plan_id: int) -> Response | tuple[str, int]:
 @tenant_admin_required
 def publish_plan(plan_id: int) -> Response:
     try:  # CSRFProtect has checked the form's token already
-        row = editing.publish_plan(tenant=g.tenant, actor=current_actor(), plan_id=plan_id)
+        lifecycle.publish_plan(tenant=g.tenant, actor=current_actor(), plan_id=plan_id)
     except ServiceError as error:
         if error.status_code == 404:
             abort(404)
         flash(error.message, "error")
         return redirect(url_for(".edit_plan", plan_id=plan_id), 303)
-    flash(f"{row.name} is published." + ("" if row.product.state.orderable else
-                                          " Publish its product too, and customers can order it."), "success")
-    return redirect(url_for(".edit_plan", plan_id=row.id), 303)
+    flash("The plan is published: customers can order it.", "success")
+    return redirect(url_for(".edit_plan", plan_id=plan_id), 303)
