@@ -20,7 +20,7 @@ from app.services.errors import ServiceError
 from app.web.access import current_actor, tenant_admin_required
 
 
-def _attach(form: object, error: ServiceError) -> None:
+def attach(form: object, error: ServiceError) -> None:
     """The service's message on its field, or on the form when it names none the form has."""
     target: Field | None = getattr(form, error.field, None) if error.field else None
     if isinstance(target, Field):
@@ -45,7 +45,7 @@ def new_service_type() -> Response | tuple[str, int]:
         try:
             row = editing.create_service_type(tenant=g.tenant, actor=current_actor(), values=_service_type_input(form))
         except ServiceError as error:
-            _attach(form, error)
+            attach(form, error)
         else:
             flash(f"The service type {row.name} is created.", "success")
             return redirect(url_for(".edit_service_type", service_type_id=row.id), 303)
@@ -67,7 +67,7 @@ def edit_service_type(service_type_id: int) -> Response | tuple[str, int]:
             editing.update_service_type(tenant=g.tenant, actor=current_actor(), service_type_id=row.id,
                                         values=_service_type_input(form))
         except ServiceError as error:
-            _attach(form, error)
+            attach(form, error)
         else:
             flash("The service type is saved.", "success")
             return redirect(url_for(".edit_service_type", service_type_id=row.id), 303)
@@ -95,7 +95,7 @@ def new_product() -> Response | tuple[str, int]:
         try:
             row = editing.create_product(tenant=g.tenant, actor=current_actor(), values=_product_input(form))
         except ServiceError as error:
-            _attach(form, error)
+            attach(form, error)
         else:
             flash(f"The product {row.name} is created as a draft. Add its plans, then publish it.", "success")
             return redirect(url_for(".edit_product", product_id=row.id), 303)
@@ -113,7 +113,7 @@ def edit_product(product_id: int) -> Response | tuple[str, int]:
             editing.update_product(tenant=g.tenant, actor=current_actor(), product_id=row.id,
                                    values=_product_input(form))
         except ServiceError as error:
-            _attach(form, error)
+            attach(form, error)
         else:
             flash("The product is saved.", "success")
             return redirect(url_for(".edit_product", product_id=row.id), 303)
@@ -207,7 +207,7 @@ def new_plan(product_id: int) -> Response | tuple[str, int]:
         except _Unreadable as error:
             getattr(form, error.field).errors.append(error.message)
         except ServiceError as error:
-            _attach(form, error)
+            attach(form, error)
         else:
             flash(f"The plan {row.name} is created as a draft. Publish it when it is ready.", "success")
             return redirect(url_for(".edit_plan", plan_id=row.id), 303)
@@ -232,7 +232,7 @@ def edit_plan(plan_id: int) -> Response | tuple[str, int]:
         except editing.ConfirmPriceChange as error:
             pending = error.changes
         except ServiceError as error:
-            _attach(form, error)
+            attach(form, error)
         else:
             flash("The plan is saved.", "success")
             return redirect(url_for(".edit_plan", plan_id=plan.id), 303)
