@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from app.domain.catalogue import Interval, Provider
 from app.domain.cloud_prices import BASIS_POINTS, PriceChange, TypeCost, price_changes, selling_price, type_costs
@@ -108,7 +109,10 @@ def _cloud_prices(tenant: TenantLike, provider: Provider) -> list[CostPrice]:
 
 def _plan(tenant: TenantLike, plan_id: int, *, lock: bool = False) -> Plan:
     query = select(Plan).where(Plan.id == plan_id, Plan.tenant_id == tenant.id)
-    plan = db.session.scalar(query.with_for_update().execution_options(populate_existing=True) if lock else query)
+    if lock:  # read afresh once locked, prices included: a concurrent apply's prices are seen, not a stale copy
+        query = (query.with_for_update().options(selectinload(Plan.prices), selectinload(Plan.locations))
+                 .execution_options(populate_existing=True))
+    plan = db.session.scalar(query)
     if plan is None:
         raise NotFound("There is no such plan.")
     return plan

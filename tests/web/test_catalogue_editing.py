@@ -182,3 +182,16 @@ def test_every_form_needs_its_csrf_token(client, tenant, as_admin):
     assert response.status_code == 400
     db.session.expire_all()
     assert plan.state is CatalogueState.DRAFT and plan.name != "Renamed"
+
+
+def test_the_plan_pages_publish_is_the_lifecycles_transition(client, tenant, as_admin):
+    draft = factories.plan(tenant, state=CatalogueState.DRAFT)
+    response = post_form(client, f"/admin/catalogue/plans/{draft.id}/publish")
+    assert response.status_code == 303
+    assert "customers can order it" in client.get(response.location).get_data(as_text=True)
+    db.session.expire_all()
+    assert draft.state is CatalogueState.PUBLISHED
+    operation = db.session.scalar(select(CatalogueOperation))
+    assert (operation.kind, operation.plan_ids, operation.actor_id) == ("publish", [draft.id], as_admin.id)
+    response = post_form(client, f"/admin/catalogue/plans/{draft.id}/publish")  # again: the table refuses
+    assert "published already" in client.get(response.location).get_data(as_text=True)
