@@ -120,6 +120,7 @@ class PlanInput:
 
 
 def require_admin(tenant: TenantLike, actor: Actor) -> None:
+    """Only the tenant's own admins change its catalogue, and never while impersonated by support."""
     user = actor.user
     if user is None or user.role is not Role.TENANT_ADMIN or user.tenant_id != tenant.id or actor.impersonator:
         raise Forbidden("Only the tenant's admins can change the catalogue.")
