@@ -62,3 +62,36 @@ def price_changes(current: Mapping[Key, int], imported: Mapping[Key, int]) -> li
         change = Change.ADDED if old is None else Change.REMOVED if new is None else Change.CHANGED
         changes.append(PriceChange(key[0], key[1], change, old, new))
     return changes
+
+
+@dataclass(frozen=True)
+class TypeCost:
+    """A server type's cost for a plan: the dearest of the plan's locations (so the markup holds in every one of
+    them), and each location's cost where they differ."""
+
+    server_type: str
+    cost_minor: int
+    by_location: tuple[tuple[str, int], ...] = ()  # empty when every location costs the same
+
+    @property
+    def spread_minor(self) -> int:
+        return max((c for _, c in self.by_location), default=self.cost_minor) - min(
+            (c for _, c in self.by_location), default=self.cost_minor)
+
+
+def type_costs(monthly: Mapping[Key, int], *, locations: frozenset[str] | None,
+               months: int) -> dict[str, TypeCost]:
+    """Each server type's cost per billing period (`months` of the cloud's monthly price) over `locations`
+    (None: wherever the cloud sells it). A location surcharge is the same for every server type while a cloud's
+    location differences are not, so the dearest location sets the cost and the others are shown, not imported."""
+    if months < 1:
+        raise ValueError("a billing period is at least one month")
+    by_type: dict[str, dict[str, int]] = {}
+    for (server_type, location), price in monthly.items():
+        if locations is None or location in locations:
+            by_type.setdefault(server_type, {})[location] = price * months
+    costs = {}
+    for server_type, per_location in sorted(by_type.items()):
+        spread = tuple(sorted(per_location.items())) if len(set(per_location.values())) > 1 else ()
+        costs[server_type] = TypeCost(server_type, max(per_location.values()), spread)
+    return costs

@@ -19,6 +19,7 @@ from jsonschema.exceptions import SchemaError
 
 from app.domain.catalogue import GEOGRAPHY_KEYS
 from app.domain.cloud_init import UserDataError, render_user_data
+from app.domain.cloud_prices import margin_bp
 from app.domain.pricing import PricingError
 
 DEFAULT_NOTICE_DAYS = 30
@@ -42,6 +43,11 @@ class TypePrice:
     @property
     def margin_minor(self) -> int | None:
         return None if self.cost_minor is None else self.price_minor - self.cost_minor
+
+    @property
+    def margin_bp(self) -> int | None:
+        """The share of the price kept, in basis points (None without a cost, or for a free price)."""
+        return None if self.cost_minor is None else margin_bp(self.price_minor, self.cost_minor)
 
 
 @dataclass(frozen=True, slots=True)

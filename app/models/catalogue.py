@@ -194,7 +194,8 @@ class CatalogueChange(db.Model):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     entity: Mapped[str] = mapped_column(String(20))  # service_type, product, plan
     entity_id: Mapped[int] = mapped_column()
-    action: Mapped[str] = mapped_column(String(20))  # created, edited, published, price_changed
+    action: Mapped[str] = mapped_column(String(20))  # created, edited, prices_imported (publishing and the
+    # other lifecycle transitions are recorded as CatalogueOperation rows)
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     impersonator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -174,6 +174,16 @@ class SandboxCloud:
         with self._lock:
             self._capacity.set(self._offered(server_type, location), count)
 
+    def set_price(self, server_type: str, location: str, monthly_minor: int | None) -> None:
+        """Change what the cloud charges for a combination it sells; None stops selling it (gone from `offers`
+        and `prices`), as a cloud that retires a server type does."""
+        with self._lock:
+            offer = self._catalog[self._offered(server_type, location)]
+            if monthly_minor is None:
+                del self._catalog[(server_type, location)]
+            else:
+                self._catalog[(server_type, location)] = replace(offer, price_minor=monthly_minor)
+
     def capacity(self, server_type: str, location: str) -> int | None:
         """Capacity left for this combination; None when unlimited."""
         with self._lock:

@@ -1,4 +1,5 @@
-"""Tenant admins edit the catalogue: service types, products and plans, and publish drafts.
+"""Tenant admins edit the catalogue: service types, products and plans (publishing a draft is a lifecycle
+transition: app.services.catalogue_lifecycle).
 
 Every change is checked here (a schema must be a valid JSON Schema, a cloud-init template must render in the
 sandbox and fit 32 KiB, a plan's offers must be among its service type's choices) and written to the
@@ -118,7 +119,8 @@ class PlanInput:
     features: tuple[str, ...] = field(default=())
 
 
-def _require_admin(tenant: TenantLike, actor: Actor) -> None:
+def require_admin(tenant: TenantLike, actor: Actor) -> None:
+    """Only the tenant's own admins change its catalogue, and never while impersonated by support."""
     user = actor.user
     if user is None or user.role is not Role.TENANT_ADMIN or user.tenant_id != tenant.id or actor.impersonator:
         raise Forbidden("Only the tenant's admins can change the catalogue.")
@@ -179,7 +181,7 @@ def _service_type_snapshot(row: ServiceType) -> dict[str, Any]:
 
 
 def create_service_type(*, tenant: TenantLike, actor: Actor, values: ServiceTypeInput) -> ServiceType:
-    _require_admin(tenant, actor)
+    require_admin(tenant, actor)
     row = ServiceType(tenant_id=tenant.id, **_service_type_values(values))
     db.session.add(row)
     try:
@@ -195,7 +197,7 @@ def create_service_type(*, tenant: TenantLike, actor: Actor, values: ServiceType
 def update_service_type(*, tenant: TenantLike, actor: Actor, service_type_id: int,
                         values: ServiceTypeInput) -> ServiceType:
     """Change a service type. Its plans' offers must stay among the new schema's choices."""
-    _require_admin(tenant, actor)
+    require_admin(tenant, actor)
     row = _owned(tenant, ServiceType, service_type_id, "There is no such service type.", lock=True)
     new = _service_type_values(values)
     for plan in db.session.scalars(select(Plan).where(Plan.service_type_id == row.id)):
@@ -230,7 +232,7 @@ def _product_snapshot(row: Product) -> dict[str, Any]:
 
 def create_product(*, tenant: TenantLike, actor: Actor, values: ProductInput) -> Product:
     """A new product, a draft until published."""
-    _require_admin(tenant, actor)
+    require_admin(tenant, actor)
     row = Product(tenant_id=tenant.id, state=CatalogueState.DRAFT, **_product_values(values))
     db.session.add(row)
     try:
@@ -244,7 +246,7 @@ def create_product(*, tenant: TenantLike, actor: Actor, values: ProductInput) ->
 
 
 def update_product(*, tenant: TenantLike, actor: Actor, product_id: int, values: ProductInput) -> Product:
-    _require_admin(tenant, actor)
+    require_admin(tenant, actor)
     row = _owned(tenant, Product, product_id, "There is no such product.", lock=True)
     before = _product_snapshot(row)
     for key, value in _product_values(values).items():
@@ -252,18 +254,6 @@ def update_product(*, tenant: TenantLike, actor: Actor, product_id: int, values:
     if changes := _diff(before, _product_snapshot(row)):
         _audit(tenant, actor, "product", row.id, "edited", changes)
     _commit("Another product has this slug and version.")
-    return row
-
-
-def publish_product(*, tenant: TenantLike, actor: Actor, product_id: int) -> Product:
-    """Draft -> published: its published plans can be ordered from now on."""
-    _require_admin(tenant, actor)
-    row = _owned(tenant, Product, product_id, "There is no such product.", lock=True)
-    if row.state is not CatalogueState.DRAFT:
-        raise Conflict(f"Only a draft can be published; this product is {row.state.value}.")
-    row.state = CatalogueState.PUBLISHED
-    _audit(tenant, actor, "product", row.id, "published", {"state": ["draft", "published"]})
-    db.session.commit()
     return row
 
 
@@ -278,6 +268,7 @@ def _plan_snapshot(row: Plan) -> dict[str, Any]:
         "free_plan_limit": row.free_plan_limit, "price_notice_days": row.price_notice_days,
         "prices": {p.server_type: p.price_minor for p in row.prices},
         "costs": {p.server_type: p.cost_minor for p in row.prices if p.cost_minor is not None},
+        "markups_bp": {p.server_type: p.markup_bp for p in row.prices if p.markup_bp is not None},
         "default_server_type": next((p.server_type for p in row.prices if p.is_default), None),
         "locations": {loc.location: loc.surcharge_minor for loc in row.locations},
         "default_location": next((loc.location for loc in row.locations if loc.is_default), None),
@@ -340,6 +331,10 @@ def _apply(row: Plan, schema: dict[str, Any], values: PlanInput) -> None:
 
 def _price_row(row: PlanPrice | None, price: TypePrice, sort: int) -> PlanPrice:
     row = row or PlanPrice(server_type=price.server_type)
+    if price.markup_bp is not None:
+        row.markup_bp = price.markup_bp
+    elif row.price_minor is not None and row.price_minor != price.price_minor:
+        row.markup_bp = None  # a price typed by hand is no longer its cost plus the markup
     row.price_minor, row.sort, row.is_default = price.price_minor, sort, price.is_default
     if price.cost_minor is not None or row.cost_minor is None:
         row.cost_minor = price.cost_minor
@@ -355,7 +350,7 @@ def _location_row(row: PlanLocation | None, offer: LocationOffer, sort: int) -> 
 def create_plan(*, tenant: TenantLike, actor: Actor, product_id: int, service_type_id: int,
                 values: PlanInput) -> Plan:
     """A new plan in `product_id`, a draft until published."""
-    _require_admin(tenant, actor)
+    require_admin(tenant, actor)
     product = _owned(tenant, Product, product_id, "There is no such product.", lock=True)
     service_type = _owned(tenant, ServiceType, service_type_id, "There is no such service type.")
     _check_plan(service_type.config_schema, values)
@@ -391,11 +386,25 @@ def price_changes(plan: Plan, values: PlanInput) -> list[PendingPriceChange]:
             for p in values.prices if p.server_type in old and old[p.server_type] != p.price_minor]
 
 
+def current_values(plan: Plan) -> PlanInput:
+    """The plan as it is, as an edit's input: a change of a few fields (a price import) starts from it."""
+    return PlanInput(
+        slug=plan.slug, name=plan.name, description=plan.description, interval=plan.interval,
+        price_minor=plan.price_minor, quantity_allowed=plan.quantity_allowed, max_quantity=plan.max_quantity,
+        allow_customer_location_selection=plan.allow_customer_location_selection,
+        cancellation_rule=plan.cancellation_rule, downgrade_rule=plan.downgrade_rule,
+        free_plan_limit=plan.free_plan_limit, price_notice_days=plan.price_notice_days,
+        prices=plan.offers.prices, locations=plan.offers.locations, images=tuple(plan.images or ()),
+        default_image=(plan.config_defaults or {}).get(IMAGE_KEY, "") if plan.images else "",
+        features=tuple(plan.features or ()))
+
+
 def update_plan(*, tenant: TenantLike, actor: Actor, plan_id: int, values: PlanInput,
-                confirmed: bool = False) -> Plan:
+                confirmed: bool = False, action: str = "edited") -> Plan:
     """Edit a plan. On a published plan a changed price needs `confirmed` (else ConfirmPriceChange, naming the
-    changes and their dates): it is recorded as a scheduled change, and the subscribers are emailed."""
-    _require_admin(tenant, actor)
+    changes and their dates): it is recorded as a scheduled change, and the subscribers are emailed. `action`
+    names the change in the audit (a price import is one edit among others)."""
+    require_admin(tenant, actor)
     row = _owned(tenant, Plan, plan_id, "There is no such plan.", lock=True)
     if row.state is CatalogueState.RETIRED:
         raise Conflict("A retired plan cannot be edited.")
@@ -416,7 +425,7 @@ def update_plan(*, tenant: TenantLike, actor: Actor, plan_id: int, values: PlanI
                                        new_price_minor=change.new_price_minor, announced_at=moment,
                                        effective_at=change.effective_at, created_by_id=actor.user_id))
     if diff := _diff(before, _plan_snapshot(row)):
-        _audit(tenant, actor, "plan", row.id, "edited", diff)
+        _audit(tenant, actor, "plan", row.id, action, diff)
     if changes:
         _tell_subscribers(tenant, row, changes)
     _commit("Another plan of this product has this slug.")
@@ -436,20 +445,6 @@ def _tell_subscribers(tenant: TenantLike, plan: Plan, changes: list[PendingPrice
         if change is not None:
             notify(Event.PRICE_CHANGED, user=subscription.user, subscription=subscription, plan=plan,
                    change=change)
-
-
-def publish_plan(*, tenant: TenantLike, actor: Actor, plan_id: int) -> Plan:
-    """Draft -> published: orderable from now on once its product is published too."""
-    _require_admin(tenant, actor)
-    row = _owned(tenant, Plan, plan_id, "There is no such plan.", lock=True)
-    if row.state is not CatalogueState.DRAFT:
-        raise Conflict(f"Only a draft can be published; this plan is {row.state.value}.")
-    if problems := offer_problems(row.service_type.config_schema, row.offers):
-        raise InvalidInput(f"Fix the plan's offers first: {' '.join(problems.values())}")
-    row.state = CatalogueState.PUBLISHED
-    _audit(tenant, actor, "plan", row.id, "published", {"state": ["draft", "published"]})
-    db.session.commit()
-    return row
 
 
 def _owned(tenant: TenantLike, model: type[Any], row_id: int, missing: str, *, lock: bool = False) -> Any:

@@ -42,6 +42,7 @@ from app.domain.plan_lifecycle import (
     check_target,
     next_state,
 )
+from app.domain.plan_offers import offer_problems
 from app.domain.policy import ActorKind
 from app.domain.subscriptions import Action
 from app.extensions import db
@@ -113,6 +114,12 @@ def _product(tenant: TenantLike, product_id: int) -> Product:
     return product
 
 
+def _offers_checked(plan: Plan) -> None:
+    """A plan is published only with offers its service type's schema allows (the schema may have changed)."""
+    if problems := offer_problems(plan.service_type.config_schema, plan.offers):
+        raise InvalidInput(f"Fix the offers of {plan.name} first: {' '.join(problems.values())}")
+
+
 def _move(row: Plan | Product, action: CatalogueAction) -> None:
     try:
         row.state = next_state(row.state, action)
@@ -151,12 +158,14 @@ def _done(operation: CatalogueOperation) -> CatalogueOperation:
 
 @_atomic
 def publish_plan(*, tenant: TenantLike, actor: Actor, plan_id: int) -> CatalogueOperation:
-    """A draft plan takes orders (its product must be published, or published with it)."""
+    """A draft plan takes orders (its product must be published, or published with it). The plan's edit page
+    and the lifecycle actions both publish through here."""
     _admin(tenant, actor)
     plan = _plan(tenant, plan_id)
     if plan.product.state is not CatalogueState.PUBLISHED:
         raise InvalidInput("Publish the plan's product first: a plan of an unpublished product is not shown.")
     _move(plan, CatalogueAction.PUBLISH)
+    _offers_checked(plan)
     return _done(_record(tenant, actor, CatalogueAction.PUBLISH, plan_ids=[plan.id], product_id=plan.product_id))
 
 
@@ -171,6 +180,7 @@ def publish_product(*, tenant: TenantLike, actor: Actor, product_id: int) -> Cat
         raise InvalidInput("The product has no plan to offer: add one first.")
     for plan in drafts:
         _move(plan, CatalogueAction.PUBLISH)
+        _offers_checked(plan)
     return _done(_record(tenant, actor, CatalogueAction.PUBLISH, plan_ids=[p.id for p in drafts],
                          product_id=product.id))
 

@@ -15,6 +15,7 @@ from app.clock import now
 from app.domain.accounts import Role
 from app.domain.billing import UsageSource
 from app.domain.catalogue import CatalogueState, ChangeRule, Interval, Provider
+from app.domain.cloud_prices import selling_price
 from app.domain.pricing import add_periods, current_period
 from app.domain.subscriptions import SubscriptionStatus
 from app.domain.usage import record_period
@@ -182,18 +183,19 @@ def _plan(summary: DemoSummary, product: Product, service_type: ServiceType, slu
 
 # Hetzner's net monthly prices in EUR (what the cloud charges the operator), for the margin the admin sees.
 HETZNER_COST = {"cx22": 379, "cx32": 680, "cx42": 1640, "cpx21": 755, "cax11": 379}
+DEMO_MARKUP_BP = 2500
 HETZNER_LOCATIONS = [("nbg1", 0), ("fsn1", 0), ("hel1", 0), ("ash", 100), ("hil", 100), ("sin", 200)]
 DO_REGIONS = [("fra1", 0), ("ams3", 0), ("lon1", 0), ("nyc3", 0), ("sfo3", 0), ("sgp1", 0)]
 
 
 def _offers(plan: Plan, prices: list[tuple[str, int]], locations: list[tuple[str, int]], images: list[str],
-            costs: dict[str, int] | None = None) -> None:
+            costs: dict[str, int] | None = None, markup_bp: int | None = None) -> None:
     """The server types (with their prices), locations (with surcharges) and images `plan` offers, the first of
     each the default; added once, to a plan that has none yet."""
     if plan.prices:
         return
     plan.prices = [PlanPrice(server_type=kind, price_minor=price, cost_minor=(costs or {}).get(kind), sort=n,
-                             is_default=n == 0) for n, (kind, price) in enumerate(prices)]
+                             markup_bp=markup_bp, is_default=n == 0) for n, (kind, price) in enumerate(prices)]
     plan.locations = [PlanLocation(location=where, surcharge_minor=surcharge, sort=n, is_default=n == 0)
                       for n, (where, surcharge) in enumerate(locations)]
     plan.images = images
@@ -237,6 +239,14 @@ def _nimbus_catalogue(summary: DemoSummary, tenant: Tenant) -> None:
                  description="Several identical servers, priced per server.",
                  features=["Up to 20 servers", "Choose among 6 locations", "Priority support"])
     _offers(plan, [("cx32", 2490), ("cx42", 3990)], HETZNER_LOCATIONS, images, HETZNER_COST)
+    # Priced by a cloud price import at cost plus 25 %: "Import cloud prices" on its page shows what Hetzner's
+    # prices changed since, before it is published.
+    plan = _plan(summary, servers, hetzner, "compute", name="Compute", price_minor=0, interval=Interval.MONTH,
+                 sort_order=4, state=CatalogueState.DRAFT, allow_customer_location_selection=True,
+                 config_defaults=hetzner_defaults, description="Hetzner's cost plus 25 %, in the EU.",
+                 features=["Nuremberg, Falkenstein or Helsinki", "Email support"])
+    _offers(plan, [(kind, selling_price(HETZNER_COST[kind], DEMO_MARKUP_BP)) for kind in ("cx22", "cx32", "cx42")],
+            HETZNER_LOCATIONS[:3], images, HETZNER_COST, DEMO_MARKUP_BP)
     plan = _plan(summary, servers, hetzner, "legacy", name="Legacy", price_minor=590, interval=Interval.MONTH,
                  sort_order=9, state=CatalogueState.DEPRECATED, config_defaults=hetzner_defaults,
                  features=["Kept for existing customers"])

@@ -15,9 +15,9 @@ from app.domain.plan_offers import LocationOffer, TypePrice
 from app.extensions import db
 from app.models import CatalogueChange, Charge, EmailMessage, Plan, PlanPriceChange, Subscription
 from app.services import catalogue_editing as editing
-from app.services import ordering, subscriptions
+from app.services import catalogue_lifecycle, ordering, subscriptions
 from app.services.actors import Actor
-from app.services.errors import Conflict, Forbidden, InvalidInput
+from app.services.errors import Forbidden, InvalidInput
 from tests import factories
 from tests.services.conftest import as_worker, boot, complete_profile, count, place
 
@@ -42,12 +42,13 @@ def admin_actor(admin) -> Actor:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def offered(tenant, admin_actor) -> Plan:  # type: ignore[no-untyped-def]
-    """A published plan made and published through the editing service."""
+    """A plan made through the editing service and published through the lifecycle."""
     product = factories.product(tenant)
     service_type = factories.service_type(tenant)
     plan = editing.create_plan(tenant=tenant, actor=admin_actor, product_id=product.id,
                                service_type_id=service_type.id, values=plan_input())
-    return editing.publish_plan(tenant=tenant, actor=admin_actor, plan_id=plan.id)
+    catalogue_lifecycle.publish_plan(tenant=tenant, actor=admin_actor, plan_id=plan.id)
+    return plan
 
 
 def audit(entity: str) -> list[CatalogueChange]:
@@ -97,12 +98,14 @@ def test_a_product_and_a_plan_are_drafts_until_published(tenant, admin_actor):
     assert (product.state, plan.state) == (CatalogueState.DRAFT, CatalogueState.DRAFT)
     with pytest.raises(InvalidInput, match="no longer available"):
         ordering.orderable_plan(tenant, plan.id)
-    editing.publish_plan(tenant=tenant, actor=admin_actor, plan_id=plan.id)
-    editing.publish_product(tenant=tenant, actor=admin_actor, product_id=product.id)
+    with pytest.raises(InvalidInput, match="product first"):
+        catalogue_lifecycle.publish_plan(tenant=tenant, actor=admin_actor, plan_id=plan.id)
+    operation = catalogue_lifecycle.publish_product(tenant=tenant, actor=admin_actor, product_id=product.id)
+    assert operation.plan_ids == [plan.id] and operation.actor_id == admin_actor.user_id
     assert ordering.orderable_plan(tenant, plan.id).id == plan.id
-    with pytest.raises(Conflict, match="Only a draft"):
-        editing.publish_plan(tenant=tenant, actor=admin_actor, plan_id=plan.id)
-    assert [c.action for c in audit("plan")] == ["created", "published"]
+    with pytest.raises(InvalidInput, match="published already"):
+        catalogue_lifecycle.publish_plan(tenant=tenant, actor=admin_actor, plan_id=plan.id)
+    assert [c.action for c in audit("plan")] == ["created"]  # publishing is a lifecycle operation
     assert audit("plan")[0].changes["prices"] == [None, {"cx22": 450, "cx32": 890}]
 
 
@@ -177,7 +180,7 @@ def test_a_free_plan_is_held_once_per_customer(tenant, customer, admin_actor):
     trial = editing.create_plan(tenant=tenant, actor=admin_actor, product_id=product.id,
                                 service_type_id=factories.service_type(tenant).id,
                                 values=plan_input(prices=(TypePrice("cx22", 0, None, None, True),)))
-    editing.publish_plan(tenant=tenant, actor=admin_actor, plan_id=trial.id)
+    catalogue_lifecycle.publish_plan(tenant=tenant, actor=admin_actor, plan_id=trial.id)
     first = place(tenant, customer, trial, key="trial-1")
     assert place(tenant, customer, trial, key="trial-1").id == first.id  # the same form again: the same one
     with pytest.raises(InvalidInput, match="the most one customer may hold"):

@@ -23,6 +23,7 @@ from app.models import (
     OperationStatus,
     Outcome,
     Plan,
+    PlanPrice,
     Product,
     Subscription,
     SubscriptionEvent,
@@ -56,6 +57,24 @@ def outcomes(operation_id: int) -> list[OperationOutcome]:
 
 
 # --- single transitions ------------------------------------------------------------------------------------------
+
+def test_a_plan_is_published_only_with_offers_its_schema_allows(tenant, boss, old, clock):
+    """The one publish path keeps the editing page's rule: offers outside the service type's choices (the schema
+    may have changed since) are refused, for the plan and for the drafts a product's publish takes along."""
+    draft = factories.plan(tenant, product_=old, state=CatalogueState.DRAFT)
+    draft.prices = [PlanPrice(server_type="cx99", price_minor=450, is_default=True)]
+    db.session.commit()
+    with pytest.raises(InvalidInput, match=r"Fix the offers of .*cx99"):
+        service.publish_plan(tenant=tenant, actor=boss, plan_id=draft.id)
+    product = factories.product(tenant, state=CatalogueState.DRAFT)
+    draft.product_id = product.id
+    db.session.commit()
+    with pytest.raises(InvalidInput, match="cx99"):
+        service.publish_product(tenant=tenant, actor=boss, product_id=product.id)
+    db.session.expire_all()
+    assert (draft.state, product.state) == (CatalogueState.DRAFT, CatalogueState.DRAFT)
+    assert db.session.scalar(select(func.count()).select_from(CatalogueOperation)) == 0
+
 
 def test_publish_deprecate_and_targets_are_audited_with_who_and_what(tenant, boss, old, admin, clock):
     draft = factories.plan(tenant, product_=old, state=CatalogueState.DRAFT)

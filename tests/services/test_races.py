@@ -28,9 +28,18 @@ from app.config import normalize_database_url
 from app.domain.catalogue import Interval
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
-from app.models import Plan, Subscription, SubscriptionEvent, SubscriptionItem, Tenant, User
+from app.models import (
+    CatalogueChange,
+    Plan,
+    PlanPriceChange,
+    Subscription,
+    SubscriptionEvent,
+    SubscriptionItem,
+    Tenant,
+    User,
+)
 from app.sandbox.cloud import reset_sandboxes, sandbox_for
-from app.services import ordering, subscriptions
+from app.services import cloud_prices, ordering, subscriptions
 from app.services.actors import Actor
 from app.services.errors import Conflict, InvalidInput
 from app.services.subscriptions import RELOAD
@@ -465,3 +474,38 @@ def test_two_tabs_revealing_the_root_password_at_once_show_it_once(race_app, wor
         assert db.session.get(SubscriptionItem, ids[1]).root_password_sealed is None
         assert scalar_count(SubscriptionEvent, SubscriptionEvent.kind == "root_password_shown",
                             SubscriptionEvent.subscription_id == ids[0]) == 1
+
+
+# --- Cloud prices: two admins apply the same preview at once ---------------------------------------
+
+
+def test_two_admins_applying_one_price_import_at_once_apply_it_once(race_app, world):
+    def setup() -> tuple[int, str]:
+        tenant = db.session.get(Tenant, world.tenant_id)
+        boss = factories.user(tenant, role=factories.Role.TENANT_ADMIN)
+        preview = cloud_prices.preview_import(tenant=tenant, actor=Actor(boss), plan_id=world.plan_id,
+                                              markup_bp=2000, server_types=["cx22"])
+        return boss.id, preview.fingerprint
+
+    boss_id, fingerprint = in_context(race_app, setup)
+
+    def apply(_: int) -> str:
+        tenant = db.session.get(Tenant, world.tenant_id)
+        try:
+            cloud_prices.apply_import(tenant=tenant, actor=Actor(db.session.get(User, boss_id)),
+                                      plan_id=world.plan_id, markup_bp=2000, server_types=["cx22"],
+                                      fingerprint=fingerprint, confirmed=True)
+        except Conflict:
+            return "conflict"
+        return "applied"
+
+    assert sorted(at_once(race_app, 2, apply)) == ["applied", "conflict"]
+
+    def check() -> None:
+        assert scalar_count(PlanPriceChange, PlanPriceChange.plan_id == world.plan_id) == 1
+        assert scalar_count(CatalogueChange, CatalogueChange.entity_id == world.plan_id,
+                            CatalogueChange.action == "prices_imported") == 1
+        plan = db.session.get(Plan, world.plan_id)
+        assert [(p.server_type, p.price_minor, p.cost_minor) for p in plan.prices] == [("cx22", 551, 459)]
+
+    in_context(race_app, check)

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.domain.cloud_prices import Change, PriceChange, margin_bp, price_changes, selling_price
+from app.domain.cloud_prices import Change, PriceChange, TypeCost, margin_bp, price_changes, selling_price, type_costs
+from app.domain.plan_offers import TypePrice
 
 costs = st.integers(min_value=0, max_value=10**9)
 markups = st.integers(min_value=-10_000, max_value=100_000)
@@ -76,3 +77,24 @@ def test_applying_the_changes_gives_the_import(current: dict, imported: dict) ->
         else:
             result[key] = change.new_minor
     assert result == imported
+
+
+HETZNER = {("cx22", "nbg1"): 459, ("cx22", "fsn1"): 459, ("cpx21", "nbg1"): 899, ("cpx21", "ash"): 1049,
+           ("cpx21", "sin"): 1349}
+
+
+def test_the_dearest_of_the_plans_locations_sets_a_types_cost() -> None:
+    costs = type_costs(HETZNER, locations=frozenset({"nbg1", "ash"}), months=1)
+    assert costs == {"cpx21": TypeCost("cpx21", 1049, (("ash", 1049), ("nbg1", 899))),
+                     "cx22": TypeCost("cx22", 459)}
+    assert costs["cpx21"].spread_minor == 150 and costs["cx22"].spread_minor == 0
+    assert type_costs(HETZNER, locations=None, months=1)["cpx21"].cost_minor == 1349
+    assert type_costs(HETZNER, locations=frozenset({"sin"}), months=12) == {"cpx21": TypeCost("cpx21", 1349 * 12)}
+    with pytest.raises(ValueError):
+        type_costs(HETZNER, locations=None, months=0)
+
+
+def test_a_price_shows_its_margin_in_basis_points() -> None:
+    assert TypePrice("cx22", 551, 459).margin_bp == 1670
+    assert TypePrice("cx22", 551).margin_bp is None
+    assert TypePrice("cx22", 0, 0).margin_bp is None

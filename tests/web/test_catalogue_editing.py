@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.domain.catalogue import CatalogueState
 from app.extensions import db
-from app.models import CatalogueChange, Plan, PlanPriceChange, Product, ServiceType
+from app.models import CatalogueChange, CatalogueOperation, Plan, PlanPriceChange, Product, ServiceType
 from tests import factories
 from tests.helpers import post_form
 
@@ -87,9 +87,16 @@ def test_a_new_product_is_a_draft_until_published(client, tenant, as_admin):
     product = db.session.scalar(select(Product))
     assert product.state is CatalogueState.DRAFT
     assert "Publish" in client.get(f"/admin/catalogue/products/{product.id}").get_data(as_text=True)
+    response = post_form(client, f"/admin/catalogue/products/{product.id}/publish")
+    assert response.status_code == 303
+    assert "no plan to offer" in client.get(response.location).get_data(as_text=True)
+    db.session.expire_all()
+    assert product.state is CatalogueState.DRAFT
+    plan = factories.plan(tenant, product_=product, state=CatalogueState.DRAFT)
     assert post_form(client, f"/admin/catalogue/products/{product.id}/publish").status_code == 303
     db.session.expire_all()
-    assert product.state is CatalogueState.PUBLISHED
+    assert (product.state, plan.state) == (CatalogueState.PUBLISHED, CatalogueState.PUBLISHED)
+    assert db.session.scalar(select(CatalogueOperation.kind)) == "publish"
 
 
 def test_a_plan_is_created_as_a_draft_with_its_offers(client, tenant, as_admin):
@@ -175,3 +182,16 @@ def test_every_form_needs_its_csrf_token(client, tenant, as_admin):
     assert response.status_code == 400
     db.session.expire_all()
     assert plan.state is CatalogueState.DRAFT and plan.name != "Renamed"
+
+
+def test_the_plan_pages_publish_is_the_lifecycles_transition(client, tenant, as_admin):
+    draft = factories.plan(tenant, state=CatalogueState.DRAFT)
+    response = post_form(client, f"/admin/catalogue/plans/{draft.id}/publish")
+    assert response.status_code == 303
+    assert "customers can order it" in client.get(response.location).get_data(as_text=True)
+    db.session.expire_all()
+    assert draft.state is CatalogueState.PUBLISHED
+    operation = db.session.scalar(select(CatalogueOperation))
+    assert (operation.kind, operation.plan_ids, operation.actor_id) == ("publish", [draft.id], as_admin.id)
+    response = post_form(client, f"/admin/catalogue/plans/{draft.id}/publish")  # again: the table refuses
+    assert "published already" in client.get(response.location).get_data(as_text=True)

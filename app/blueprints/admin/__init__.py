@@ -7,6 +7,7 @@ from app.blueprints.admin import (  # noqa: E402, F401  (routes register themsel
     billing_settings,
     catalogue,
     catalogue_lifecycle,
+    cloud_prices,
     collection,
     emails,
     invoice_documents,

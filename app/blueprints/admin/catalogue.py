@@ -1,4 +1,5 @@
-"""The tenant admin edits the catalogue: service types, products and plans, and publishes drafts."""
+"""The tenant admin edits the catalogue: service types, products and plans, and publishes drafts (through the
+catalogue lifecycle, as the lifecycle actions do)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from app.domain.plan_offers import OfferSyntaxError, format_locations, format_pr
 from app.models import Plan
 from app.selectors import catalogue as selectors
 from app.services import catalogue_editing as editing
+from app.services import catalogue_lifecycle as lifecycle
 from app.services.errors import ServiceError
 from app.web.access import current_actor, tenant_admin_required
 
 
-def _attach(form: object, error: ServiceError) -> None:
+def attach(form: object, error: ServiceError) -> None:
     """The service's message on its field, or on the form when it names none the form has."""
     target: Field | None = getattr(form, error.field, None) if error.field else None
     if isinstance(target, Field):
@@ -43,7 +45,7 @@ def new_service_type() -> Response | tuple[str, int]:
         try:
             row = editing.create_service_type(tenant=g.tenant, actor=current_actor(), values=_service_type_input(form))
         except ServiceError as error:
-            _attach(form, error)
+            attach(form, error)
         else:
             flash(f"The service type {row.name} is created.", "success")
             return redirect(url_for(".edit_service_type", service_type_id=row.id), 303)
@@ -65,7 +67,7 @@ def edit_service_type(service_type_id: int) -> Response | tuple[str, int]:
             editing.update_service_type(tenant=g.tenant, actor=current_actor(), service_type_id=row.id,
                                         values=_service_type_input(form))
         except ServiceError as error:
-            _attach(form, error)
+            attach(form, error)
         else:
             flash("The service type is saved.", "success")
             return redirect(url_for(".edit_service_type", service_type_id=row.id), 303)
@@ -93,7 +95,7 @@ def new_product() -> Response | tuple[str, int]:
         try:
             row = editing.create_product(tenant=g.tenant, actor=current_actor(), values=_product_input(form))
         except ServiceError as error:
-            _attach(form, error)
+            attach(form, error)
         else:
             flash(f"The product {row.name} is created as a draft. Add its plans, then publish it.", "success")
             return redirect(url_for(".edit_product", product_id=row.id), 303)
@@ -111,7 +113,7 @@ def edit_product(product_id: int) -> Response | tuple[str, int]:
             editing.update_product(tenant=g.tenant, actor=current_actor(), product_id=row.id,
                                    values=_product_input(form))
         except ServiceError as error:
-            _attach(form, error)
+            attach(form, error)
         else:
             flash("The product is saved.", "success")
             return redirect(url_for(".edit_product", product_id=row.id), 303)
@@ -124,14 +126,16 @@ def edit_product(product_id: int) -> Response | tuple[str, int]:
 @tenant_admin_required
 def publish_product(product_id: int) -> Response:
     try:  # CSRFProtect has checked the form's token already
-        row = editing.publish_product(tenant=g.tenant, actor=current_actor(), product_id=product_id)
+        operation = lifecycle.publish_product(tenant=g.tenant, actor=current_actor(), product_id=product_id)
     except ServiceError as error:
         if error.status_code == 404:
             abort(404)
         flash(error.message, "error")
         return redirect(url_for(".edit_product", product_id=product_id), 303)
-    flash(f"{row.name} is published: its published plans can be ordered.", "success")
-    return redirect(url_for(".edit_product", product_id=row.id), 303)
+    drafts = len(operation.plan_ids)
+    flash(f"The product is published, with {drafts} draft plan{'' if drafts == 1 else 's'}: customers can order "
+          "its published plans.", "success")
+    return redirect(url_for(".edit_product", product_id=product_id), 303)
 
 
 # Plans -----------------------------------------------------------------------------------------------------
@@ -203,7 +207,7 @@ def new_plan(product_id: int) -> Response | tuple[str, int]:
         except _Unreadable as error:
             getattr(form, error.field).errors.append(error.message)
         except ServiceError as error:
-            _attach(form, error)
+            attach(form, error)
         else:
             flash(f"The plan {row.name} is created as a draft. Publish it when it is ready.", "success")
             return redirect(url_for(".edit_plan", plan_id=row.id), 303)
@@ -228,7 +232,7 @@ def edit_plan(plan_id: int) -> Response | tuple[str, int]:
         except editing.ConfirmPriceChange as error:
             pending = error.changes
         except ServiceError as error:
-            _attach(form, error)
+            attach(form, error)
         else:
             flash("The plan is saved.", "success")
             return redirect(url_for(".edit_plan", plan_id=plan.id), 303)
@@ -240,12 +244,11 @@ def edit_plan(plan_id: int) -> Response | tuple[str, int]:
 @tenant_admin_required
 def publish_plan(plan_id: int) -> Response:
     try:  # CSRFProtect has checked the form's token already
-        row = editing.publish_plan(tenant=g.tenant, actor=current_actor(), plan_id=plan_id)
+        lifecycle.publish_plan(tenant=g.tenant, actor=current_actor(), plan_id=plan_id)
     except ServiceError as error:
         if error.status_code == 404:
             abort(404)
         flash(error.message, "error")
         return redirect(url_for(".edit_plan", plan_id=plan_id), 303)
-    flash(f"{row.name} is published." + ("" if row.product.state.orderable else
-                                          " Publish its product too, and customers can order it."), "success")
-    return redirect(url_for(".edit_plan", plan_id=row.id), 303)
+    flash("The plan is published: customers can order it.", "success")
+    return redirect(url_for(".edit_plan", plan_id=plan_id), 303)

@@ -10,6 +10,7 @@ from wtforms import (
     PasswordField,
     SelectChoice,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
@@ -267,4 +268,19 @@ class PlanForm(FlaskForm):
                                      validators=[InputRequired(), NumberRange(min=0, max=366)],
                                      description="Existing subscribers pay a new price from their first renewal "
                                                  "this many days after the change.")
+    confirm_price_change = BooleanField("I have read when existing subscribers pay the new prices")
+
+
+class CloudPriceImportForm(FlaskForm):
+    """The markup and server types of a cloud price import; the choices are the service type's server types."""
+
+    markup = StringField("Markup in percent", filters=[strip], validators=[InputRequired(), Length(max=10)],
+                         description="Added to the cloud's cost, e.g. 25 sells a 4.59 server at 5.74 (rounded half "
+                                     "up to the cent); 0 to 1000, at most two decimals.")
+    server_types = SelectMultipleField("Server types", choices=[], validate_choice=True,
+                                       description="None ticked: the server types the plan offers.")
+
+
+class CloudPriceApplyForm(CloudPriceImportForm):
+    fingerprint = StringField(widget=HiddenInput(), validators=[InputRequired(), Length(max=64)])
     confirm_price_change = BooleanField("I have read when existing subscribers pay the new prices")
