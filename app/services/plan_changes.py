@@ -71,6 +71,12 @@ class Proposal:
     preview: Preview
     location: str | None = None
 
+    @property
+    def surcharge_minor(self) -> int:
+        """What the location adds to the new price (per seat, times the quantity)."""
+        offer = self.target.offers.location_of(self.location) if self.location else None
+        return offer.surcharge_minor * self.preview.quantity if offer else 0
+
 
 def recurring_price(plan: Plan, quantity: int, *, server_type: str | None, location: str | None) -> int:
     """The recurring price of `quantity` of `plan` for the server type and location the subscription has on it,

@@ -277,6 +277,7 @@ def test_the_customers_server_type_and_location_are_kept_and_priced_as_the_targe
 
     assert (shown.preview.target.server_type, shown.location, shown.preview.resize_to) == ("cx22", "hel1", None)
     assert shown.preview.new_price.amount == 1500 + 250  # cx22's price, not the default's, plus the surcharge
+    assert shown.surcharge_minor == 250
     apply(tenant, customer, subscription, plan_id=big.id)
 
     charges = proration_charges(subscription)
