@@ -95,6 +95,19 @@ def targets(tenant: TenantLike, subscription: Subscription) -> list[Plan]:
         .order_by(Plan.sort_order, Plan.id)))
 
 
+def target_prices(subscription: Subscription, plans: list[Plan]) -> dict[int, int | None]:
+    """What each of `plans` would cost this subscription per interval, priced as its preview is (its server type
+    and location kept); None for a plan not offered where its servers are."""
+    prices: dict[int, int | None] = {}
+    for plan in plans:
+        try:
+            _, server_type, where = _carried(subscription, plan)
+            prices[plan.id] = recurring_price(plan, subscription.quantity, server_type=server_type, location=where)
+        except (ChangeRefused, InvalidInput):
+            prices[plan.id] = None
+    return prices
+
+
 def changeable(subscription: Subscription) -> bool:
     """Whether the plan-change buttons apply: an active, delivered subscription."""
     return subscription.status is SubscriptionStatus.ACTIVE and subscription.current_period_end is not None
@@ -189,11 +202,8 @@ def _propose(tenant: TenantLike, subscription: Subscription, action: ChangeActio
         raise InvalidInput("The number of servers of a subscription cannot be changed; order another one instead.")
     if target.service_type.provider is not subscription.plan.service_type.provider:
         raise InvalidInput("That plan runs on another cloud; a subscription cannot move between clouds.")
-    current_type, current_where = _placement(subscription)
-    target_type = carried_server_type(current_type, _offered(target, SERVER_TYPE_KEY),
-                                      target.config_defaults.get(SERVER_TYPE_KEY))
     try:
-        where = carried_location(current_where, _offered_locations(target), target.name)
+        current_type, target_type, where = _carried(subscription, target)
         disks = _disks(tenant, subscription, current_type, target_type)
         current = Current(
             terms=_terms(subscription.plan, current_type, disks.get(current_type)), quantity=subscription.quantity,
@@ -232,6 +242,15 @@ def _terms(plan: Plan, server_type: str | None, disk_gb: int | None) -> Terms:
                          for price in metered_prices(plan.usage_prices or [])))
     return Terms(plan.id, plan.name, PlanPrice(plan.price_minor, plan.currency, plan.interval, plan.quantity_allowed,
                                                plan.max_quantity), orderable, server_type, disk_gb, usage)
+
+
+def _carried(subscription: Subscription, target: Plan) -> tuple[str | None, str | None, str | None]:
+    """The server type the subscription has now, the one it has on `target`, and its location (kept). Raises
+    ChangeRefused when `target` is not offered there."""
+    current_type, where = _placement(subscription)
+    target_type = carried_server_type(current_type, _offered(target, SERVER_TYPE_KEY),
+                                      target.config_defaults.get(SERVER_TYPE_KEY))
+    return current_type, target_type, carried_location(where, _offered_locations(target), target.name)
 
 
 def _placement(subscription: Subscription) -> tuple[str | None, str | None]:

@@ -154,6 +154,9 @@ def test_the_preview_shows_the_server_type_and_location_kept_and_the_price_for_t
                                     server_id="42", hostname="kept"))
     db.session.commit()
 
+    choices = client.get(f"/subscriptions/{active.id}/change/plan").get_data(as_text=True)
+    assert "<strong>Big</strong> · €19.50" in choices  # priced as the preview prices it
+    assert "<strong>Small</strong> · not offered where your server is" in choices  # it places servers in nbg1 only
     text = client.get(f"/subscriptions/{active.id}/change/plan?plan={big.id}").get_data(as_text=True)
     assert "cx22, as now" in text and "Helsinki, Finland (hel1), as now" in text
     assert "€19.50" in text and "its surcharge, €1.50, is in the new price" in text
