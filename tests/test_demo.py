@@ -88,3 +88,26 @@ def test_every_demo_plan_offers_server_types_locations_and_images_within_its_sch
     assert "s-4vcpu-8gb" not in {p.server_type for p in basic.prices}
     stratus = [p for p in plans if p.slug in ("vps-s", "vps-m")]
     assert all(p.images == ["debian-12"] for p in stratus)
+
+
+def test_the_demo_customers_legacy_subscription_migrates_to_standard_keeping_its_server_type_and_location(
+        runner, app):
+    from app.domain.plan_changes import ChangeAction
+    from app.models import Subscription
+    from app.services import plan_changes
+    from app.services.actors import Actor
+    from tests import factories
+
+    runner.invoke(args=["demo-data"])
+    runner.invoke(args=["demo-data"])
+    legacy = db.session.scalars(select(Subscription).join(Subscription.plan).where(Plan.slug == "legacy")).all()
+    assert len(legacy) == 1 and legacy[0].user.email == "customer@example.com"
+    subscription = legacy[0]
+    factories.payment_method(subscription.user.tenant, subscription.user)
+    proposal = plan_changes.preview(tenant=subscription.user.tenant, actor=Actor(subscription.user),
+                                    subscription_id=subscription.id, action=ChangeAction.MIGRATE)
+    found = proposal.preview
+    assert proposal.target.slug == "standard-monthly"
+    assert (found.target.server_type, proposal.location, found.resize_to) == ("cx22", "nbg1", None)
+    assert (found.current_price.amount, found.new_price.amount) == (590, 990)  # Standard's price for cx22 in nbg1
+    assert found.immediate and found.due_now.amount > 0

@@ -10,17 +10,22 @@ Rules:
   the difference is due now.
 - A downgrade applies at the end of the period, unless the current plan's downgrade rule is immediate; an
   immediate downgrade is prorated the same way, and its negative difference goes to the customer balance.
+- The target is priced for the server type and location the subscription will have on it: the customer's
+  server type when the target offers it, else the target's default; the location always stays (a resize
+  cannot move a server), so a target that is not offered there is refused.
 - A different server type means a resize: the server is stopped for it. A disk can grow but never shrink,
   so a change that needs a smaller disk than the server has is refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from app.domain.catalogue import ChangeRule, Interval
+from app.domain.geography import location_label
 from app.domain.pricing import Money, PlanPrice, PricingError, Proration, change_effective_at, check_quantity, prorate
 
 
@@ -113,6 +118,31 @@ class Preview:
         if self.proration is None or self.proration.net.amount >= 0:
             return Money.zero(self.new_price.currency)
         return -self.proration.net
+
+
+def carried_server_type(current: str | None, offered: Collection[str] | None, default: str | None) -> str | None:
+    """The server type the subscription has on the target: its own when the target offers it (`offered` None:
+    any type), else the target's default. None for a subscription without servers.
+
+    A customer who chose a bigger server than a plan's default keeps it, priced at the target's price for it,
+    rather than being resized down to the target's default."""
+    if current is None:
+        return None
+    if offered is None or current in offered:
+        return current
+    return default
+
+
+def carried_location(current: str | None, offered: Collection[str] | None, target_name: str) -> str | None:
+    """The location the subscription has on the target: always its own (None without one).
+
+    A resize changes a server's type in place and cannot move it to another location, so a target that is not
+    offered where the servers are (`offered` None: anywhere) is refused."""
+    if current is None or offered is None or current in offered:
+        return current
+    raise ChangeRefused(f"Your server is in {location_label(current)} and {target_name} is not offered there. "
+                        "A server cannot move to another location, so this change is not possible; order "
+                        f"{target_name} where it is offered and cancel this subscription instead.")
 
 
 def preview_change(action: ChangeAction, current: Current, target: Terms, *, quantity: int, now: datetime,

@@ -80,6 +80,7 @@ METERED_PRICES: list[dict[str, Any]] = [
 ]
 METERED_KEY = "demo-metered-usage"  # the demo customer's metered subscription (its idempotency key)
 METERED_MONTHS = 3  # past periods of usage history
+LEGACY_KEY = "demo-legacy-plan"  # the demo customer's subscription to the deprecated Legacy plan
 
 CLOUD_INIT = """#cloud-config
 hostname: {{ hostname }}
@@ -107,6 +108,7 @@ def load_demo_data() -> DemoSummary:
     _nimbus_catalogue(summary, nimbus)
     _stratus_catalogue(summary, stratus)
     _metered_usage(summary, nimbus)
+    _legacy_subscription(summary, nimbus)
     _billing(summary, nimbus, "Nimbus Cloud GmbH", "Hauptstrasse 1\n10115 Berlin", "DE", "DE123456789", "NIM")
     _billing(summary, stratus, "Stratus Hosting Oy", "Mannerheimintie 1\n00100 Helsinki", "FI", "FI12345678", "STR")
     db.session.commit()
@@ -341,6 +343,30 @@ def _metered_usage(summary: DemoSummary, tenant: Tenant) -> None:
                      quantity=_traffic_gb(day), recorded_at=day + timedelta(hours=23),
                      idempotency_key=f"demo-traffic-{day:%Y-%m-%d}", source=UsageSource.DEMO)
         day += timedelta(days=1)
+
+
+def _legacy_subscription(summary: DemoSummary, tenant: Tenant) -> None:
+    """The demo customer's subscription to the deprecated Legacy plan, ten days into its month, so its page offers
+    "Migrate this subscription" to Standard (the server type and location it has are kept, at Standard's price
+    for them). Made once; it has no server at the cloud, as the sandbox clouds start empty."""
+    if db.session.scalar(select(Subscription.id).where(Subscription.tenant_id == tenant.id,
+                                                       Subscription.idempotency_key == LEGACY_KEY)):
+        return
+    customer = db.session.scalar(select(User).where(User.tenant_id == tenant.id,
+                                                    User.email == "customer@example.com"))
+    plan = db.session.scalar(select(Plan).where(Plan.tenant_id == tenant.id, Plan.slug == "legacy"))
+    if customer is None or plan is None:
+        return
+    activated = (now() - timedelta(days=10)).replace(minute=0, second=0, microsecond=0)
+    start, end = current_period(activated, Interval.MONTH, now())
+    db.session.add(Subscription(
+        tenant_id=tenant.id, user_id=customer.id, plan_id=plan.id, status=SubscriptionStatus.ACTIVE, quantity=1,
+        price_minor=plan.price_minor, currency=plan.currency, interval=plan.interval,
+        requested_config=dict(plan.config_defaults), idempotency_key=LEGACY_KEY, activated_at=activated,
+        current_period_start=start, current_period_end=end))
+    plan.subscription_count += 1
+    db.session.commit()
+    summary.note(f"{tenant.slug} subscription to the deprecated Legacy plan")
 
 
 def _history(subscription: Subscription, metric: str, quantity: int, at: datetime, key: str) -> None:

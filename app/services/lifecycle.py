@@ -264,10 +264,12 @@ def scheduled_change(subscription: Subscription) -> ScheduledPlanChange | None:
 def switch_plan(subscription: Subscription, *, plan: Plan, quantity: int, price_minor: int,
                 server_type: str | None) -> None:
     """Move a locked subscription to `plan` and `quantity` at the recurring `price_minor`; the caller records the
-    event. A new server type is set as each delivered server's desired type and its resize is queued."""
+    event. A new server type becomes the subscription's chosen one (its renewals' price changes are looked up for
+    it), is set as each delivered server's desired type, and each server's resize is queued."""
     subscription.plan, subscription.quantity, subscription.price_minor = plan, quantity, price_minor
     if server_type is None:
         return
+    subscription.requested_config = {**(subscription.requested_config or {}), SERVER_TYPE_KEY: server_type}
     for item in subscription.items:
         if item.status is ItemStatus.ACTIVE and item.server_id:
             item.config = {**(item.config or {}), "server_type": server_type}

@@ -11,7 +11,11 @@ message to the other, never a second charge.
 - At the period's end (other downgrades): a scheduled change, which the renewal applies before it charges
   the new period (`lifecycle`), or the customer cancels before.
 
-A new server type queues each server's resize (the server's desired type is set in its config).
+The target is priced for the server type and location the subscription will have on it: the customer's
+server type when the target offers it (else the target's default), at the target's price for that type, plus
+the surcharge of the location the servers are in; a target not offered there is refused, since a resize
+cannot move a server. A new server type queues each server's resize (the server's desired type is set in its
+config).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from app.clock import now
 from app.domain.billing import ChargeKind
 from app.domain.catalogue import CatalogueState, Provider
+from app.domain.configuration import geography_key
 from app.domain.notifications import Event
 from app.domain.plan_changes import (
     ChangeAction,
@@ -34,8 +39,11 @@ from app.domain.plan_changes import (
     Preview,
     ScheduledStatus,
     Terms,
+    carried_location,
+    carried_server_type,
     preview_change,
 )
+from app.domain.plan_offers import SERVER_TYPE_KEY
 from app.domain.policy import Do
 from app.domain.pricing import PlanPrice
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
@@ -55,16 +63,25 @@ RELOAD = lifecycle.RELOAD
 
 @dataclass(frozen=True)
 class Proposal:
-    """A previewed change of one subscription: the subscription (with the version shown), the target, the preview."""
+    """A previewed change of one subscription: the subscription (with the version shown), the target, the preview,
+    and the location the servers stay in (priced with its surcharge)."""
 
     subscription: Subscription
     target: Plan
     preview: Preview
+    location: str | None = None
+
+    @property
+    def surcharge_minor(self) -> int:
+        """What the location adds to the new price (per seat, times the quantity)."""
+        offer = self.target.offers.location_of(self.location) if self.location else None
+        return offer.surcharge_minor * self.preview.quantity if offer else 0
 
 
-def recurring_price(plan: Plan, quantity: int) -> int:
-    """The recurring price of `quantity` of `plan` as the catalogue prices it now (ordering's price)."""
-    return ordering.price(plan, quantity).recurring.amount
+def recurring_price(plan: Plan, quantity: int, *, server_type: str | None, location: str | None) -> int:
+    """The recurring price of `quantity` of `plan` for the server type and location the subscription has on it,
+    as the catalogue prices them now (ordering's price: the type's price plus the location's surcharge)."""
+    return ordering.price(plan, quantity, server_type=server_type, location=location).recurring.amount
 
 
 def targets(tenant: TenantLike, subscription: Subscription) -> list[Plan]:
@@ -76,6 +93,19 @@ def targets(tenant: TenantLike, subscription: Subscription) -> list[Plan]:
                Product.state == CatalogueState.PUBLISHED, Plan.interval == subscription.interval,
                Plan.currency == subscription.currency)
         .order_by(Plan.sort_order, Plan.id)))
+
+
+def target_prices(subscription: Subscription, plans: list[Plan]) -> dict[int, int | None]:
+    """What each of `plans` would cost this subscription per interval, priced as its preview is (its server type
+    and location kept); None for a plan not offered where its servers are."""
+    prices: dict[int, int | None] = {}
+    for plan in plans:
+        try:
+            _, server_type, where = _carried(subscription, plan)
+            prices[plan.id] = recurring_price(plan, subscription.quantity, server_type=server_type, location=where)
+        except (ChangeRefused, InvalidInput):
+            prices[plan.id] = None
+    return prices
 
 
 def changeable(subscription: Subscription) -> bool:
@@ -172,16 +202,17 @@ def _propose(tenant: TenantLike, subscription: Subscription, action: ChangeActio
         raise InvalidInput("The number of servers of a subscription cannot be changed; order another one instead.")
     if target.service_type.provider is not subscription.plan.service_type.provider:
         raise InvalidInput("That plan runs on another cloud; a subscription cannot move between clouds.")
-    current_type = _server_type(subscription)
-    target_type = target.config_defaults.get("serverType") if current_type else None
-    disks = _disks(tenant, subscription, current_type, target_type)
-    current = Current(
-        terms=_terms(subscription.plan, current_type, disks.get(current_type)), quantity=subscription.quantity,
-        price_minor=subscription.price_minor, period_start=subscription.current_period_start,  # type: ignore[arg-type]
-        period_end=subscription.current_period_end,  # type: ignore[arg-type]
-        downgrade_rule=subscription.plan.downgrade_rule, migration_target_id=subscription.plan.migration_target_id)
     try:
-        price = recurring_price(target, wanted)
+        current_type, target_type, where = _carried(subscription, target)
+        disks = _disks(tenant, subscription, current_type, target_type)
+        current = Current(
+            terms=_terms(subscription.plan, current_type, disks.get(current_type)), quantity=subscription.quantity,
+            price_minor=subscription.price_minor,
+            period_start=subscription.current_period_start,  # type: ignore[arg-type]
+            period_end=subscription.current_period_end,  # type: ignore[arg-type]
+            downgrade_rule=subscription.plan.downgrade_rule,
+            migration_target_id=subscription.plan.migration_target_id)
+        price = recurring_price(target, wanted, server_type=target_type, location=where)
         found = preview_change(action, current, _terms(target, target_type, disks.get(target_type)),
                                quantity=wanted, now=now(), new_price_minor=price,
                                has_payment_method=payment_methods.has_card(tenant, subscription.user))
@@ -189,7 +220,7 @@ def _propose(tenant: TenantLike, subscription: Subscription, action: ChangeActio
         raise PaymentMethodRequired(needed.message) from None
     except ChangeRefused as refused:
         raise InvalidInput(refused.message) from None
-    return Proposal(subscription, target, found)
+    return Proposal(subscription, target, found, where)
 
 
 def _target(tenant: TenantLike, subscription: Subscription, action: ChangeAction, plan_id: int | None) -> Plan:
@@ -213,13 +244,48 @@ def _terms(plan: Plan, server_type: str | None, disk_gb: int | None) -> Terms:
                                                plan.max_quantity), orderable, server_type, disk_gb, usage)
 
 
-def _server_type(subscription: Subscription) -> str | None:
-    """The server type the subscription's servers have now (None for a plan without servers)."""
-    for item in subscription.items:
-        if item.status is ItemStatus.ACTIVE:
-            config = item.config or {}
-            return config.get("server_type") or config.get("serverType")
-    return None
+def _carried(subscription: Subscription, target: Plan) -> tuple[str | None, str | None, str | None]:
+    """The server type the subscription has now, the one it has on `target`, and its location (kept). Raises
+    ChangeRefused when `target` is not offered there."""
+    current_type, where = _placement(subscription)
+    target_type = carried_server_type(current_type, _offered(target, SERVER_TYPE_KEY),
+                                      target.config_defaults.get(SERVER_TYPE_KEY))
+    return current_type, target_type, carried_location(where, _offered_locations(target), target.name)
+
+
+def _placement(subscription: Subscription) -> tuple[str | None, str | None]:
+    """The server type and location the subscription's servers have now, as delivered (the order's choices
+    before delivery); None for a plan without servers or locations."""
+    geo = geography_key(subscription.plan.service_type.config_schema) or "location"
+    configs = [item.config or {} for item in subscription.items if item.status is ItemStatus.ACTIVE]
+    requested = subscription.requested_config or {}
+    for config in [*configs, requested]:
+        server_type = config.get("server_type") or config.get(SERVER_TYPE_KEY)
+        if server_type:
+            return str(server_type), _str(config.get(geo) or requested.get(geo))
+    return None, _str(requested.get(geo))
+
+
+def _str(value: object) -> str | None:
+    return str(value) if value else None
+
+
+def _offered(plan: Plan, key: str) -> list[str] | None:
+    """What `plan` offers for the config `key` (its own list, else its service type's), or None for anything."""
+    field = ordering.offered_schema(plan).get("properties", {}).get(key)
+    choices = field.get("enum") if isinstance(field, dict) else None
+    return [str(choice) for choice in choices] if choices else None
+
+
+def _offered_locations(plan: Plan) -> list[str] | None:
+    """The locations `plan` places servers in: those it offers when its customers choose, else its default."""
+    geo = geography_key(plan.service_type.config_schema)
+    if geo is None:
+        return None
+    default = plan.config_defaults.get(geo)
+    if not plan.allow_customer_location_selection and default:
+        return [str(default)]
+    return _offered(plan, geo)
 
 
 def _disks(tenant: TenantLike, subscription: Subscription, *types: str | None) -> dict[str | None, int]:

@@ -1,4 +1,5 @@
-"""Plan and quantity changes and migrations: preview equals charge, scheduled downgrades, refusals, resizes."""
+"""Plan and quantity changes and migrations: preview equals charge (per server type and location), scheduled
+downgrades, refusals, resizes."""
 
 from __future__ import annotations
 
@@ -15,7 +16,16 @@ from app.domain.plan_changes import ChangeAction, ScheduledStatus
 from app.domain.pricing import period_end
 from app.domain.subscriptions import ItemStatus
 from app.extensions import db
-from app.models import Charge, EmailMessage, Invoice, ScheduledPlanChange, SubscriptionEvent, SubscriptionItem
+from app.models import (
+    Charge,
+    EmailMessage,
+    Invoice,
+    PlanLocation,
+    PlanPrice,
+    ScheduledPlanChange,
+    SubscriptionEvent,
+    SubscriptionItem,
+)
 from app.services import plan_changes, subscriptions, work
 from app.services.actors import Actor
 from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -216,9 +226,9 @@ def test_seats_change_quantity_at_the_price_per_seat(tenant, customer, clock):
         apply(tenant, customer, subscription, ChangeAction.QUANTITY, quantity=6)
 
 
-def add_server(tenant, subscription, server_type):
+def add_server(tenant, subscription, server_type, location="nbg1"):
     item = SubscriptionItem(tenant_id=tenant.id, subscription_id=subscription.id, status=ItemStatus.ACTIVE,
-                            provider=Provider.HETZNER, config={"serverType": server_type, "location": "nbg1"},
+                            provider=Provider.HETZNER, config={"serverType": server_type, "location": location},
                             server_id="42", hostname=f"srv{subscription.id}")
     db.session.add(item)
     db.session.commit()
@@ -226,21 +236,68 @@ def add_server(tenant, subscription, server_type):
     return item
 
 
-def test_a_bigger_server_type_queues_the_resize_and_a_smaller_disk_is_refused(tenant, customer, world, resizes):
+def offer(plan, prices, locations=()):
+    """`plan` offers these server types at these prices (the first the default) and these locations with their
+    surcharges."""
+    plan.prices = [PlanPrice(server_type=kind, price_minor=price, sort=n, is_default=n == 0)
+                   for n, (kind, price) in enumerate(prices)]
+    plan.locations = [PlanLocation(location=where, surcharge_minor=surcharge, sort=n, is_default=n == 0)
+                      for n, (where, surcharge) in enumerate(locations)]
+    plan.config_defaults = {**plan.config_defaults, "serverType": prices[0][0]}
+    db.session.commit()
+
+
+def test_a_target_without_the_current_server_type_resizes_to_its_default_and_a_smaller_disk_is_refused(
+        tenant, customer, world, resizes):
     subscription, current, big, _ = world
+    offer(big, [("cx32", 3000)])
     item = add_server(tenant, subscription, "cx22")
     shown = apply(tenant, customer, subscription, plan_id=big.id).preview
 
     assert shown.resize_to == "cx32" and item.config["server_type"] == "cx32"
+    assert shown.target.server_type == "cx32" and subscription.requested_config["serverType"] == "cx32"
     assert resizes == [item.id]
 
     back = factories.plan(tenant, product_=current.product, service_type_=current.service_type, price_minor=4000,
                           config_defaults={"serverType": "cx22", "location": "nbg1"})
-    item.config = {**item.config, "serverType": "cx32"}
-    db.session.commit()
+    offer(back, [("cx22", 4000)])
     with pytest.raises(InvalidInput, match="disk can never shrink"):
         apply(tenant, customer, subscription, plan_id=back.id)
     assert subscription.plan_id == big.id
+
+
+def test_the_customers_server_type_and_location_are_kept_and_priced_as_the_target_prices_them(
+        tenant, customer, world, resizes):
+    subscription, _, big, _ = world
+    big.allow_customer_location_selection = True  # else it places servers only in its default location
+    offer(big, [("cx32", 3000), ("cx22", 1500)], [("nbg1", 0), ("hel1", 250)])
+    item = add_server(tenant, subscription, "cx22", "hel1")
+    shown = plan_changes.preview(tenant=tenant, actor=Actor(customer), subscription_id=subscription.id,
+                                 action=ChangeAction.PLAN, plan_id=big.id)
+
+    assert (shown.preview.target.server_type, shown.location, shown.preview.resize_to) == ("cx22", "hel1", None)
+    assert shown.preview.new_price.amount == 1500 + 250  # cx22's price, not the default's, plus the surcharge
+    assert shown.surcharge_minor == 250
+    apply(tenant, customer, subscription, plan_id=big.id)
+
+    charges = proration_charges(subscription)
+    assert [c.amount_minor for c in charges] == [shown.preview.proration.credit.amount,
+                                                 shown.preview.proration.debit.amount]
+    assert sum(c.amount_minor for c in charges) == shown.preview.due_now.amount > 0
+    assert (subscription.plan_id, subscription.price_minor) == (big.id, 1750)
+    assert "server_type" not in item.config and resizes == []
+
+
+def test_a_target_not_offered_where_the_servers_are_is_refused(tenant, customer, world, resizes):
+    subscription, current, big, _ = world
+    big.allow_customer_location_selection = True
+    offer(big, [("cx22", 3000)], [("nbg1", 0), ("fsn1", 0)])
+    add_server(tenant, subscription, "cx22", "hel1")
+    version = subscription.version
+    with pytest.raises(InvalidInput, match="cannot move to another location"):
+        apply(tenant, customer, subscription, plan_id=big.id)
+    assert (subscription.plan_id, subscription.price_minor, subscription.version) == (current.id, 1000, version)
+    assert proration_charges(subscription) == [] and resizes == []
 
 
 def test_a_metered_plan_does_not_move_to_a_plan_with_other_usage_prices(tenant, customer, world):

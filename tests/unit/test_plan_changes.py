@@ -15,6 +15,8 @@ from app.domain.plan_changes import (
     Current,
     PaymentMethodNeeded,
     Terms,
+    carried_location,
+    carried_server_type,
     preview_change,
     resize_target,
 )
@@ -153,3 +155,18 @@ def test_a_move_between_plans_with_other_usage_prices_is_refused():
     assert change(ChangeAction.PLAN, old=metered, new=same).immediate
     with pytest.raises(ChangeRefused, match="usage at other prices"):
         change(ChangeAction.PLAN, old=metered, new=terms(3, 600))
+
+
+def test_the_server_type_is_kept_when_the_target_offers_it_else_the_targets_default():
+    assert carried_server_type("cx32", ["cx22", "cx32"], "cx22") == "cx32"
+    assert carried_server_type("cx32", None, "cx22") == "cx32"  # a plan without its own list offers any type
+    assert carried_server_type("cpx21", ["cx22", "cx32"], "cx22") == "cx22"
+    assert carried_server_type(None, ["cx22"], "cx22") is None  # no servers, nothing to carry
+
+
+def test_the_location_is_kept_and_a_target_not_offered_there_is_refused():
+    assert carried_location("hel1", ["nbg1", "hel1"], "Big") == "hel1"
+    assert carried_location("hel1", None, "Big") == "hel1"
+    assert carried_location(None, ["nbg1"], "Big") is None
+    with pytest.raises(ChangeRefused, match=r"Helsinki.*Big is not offered there.*cannot move"):
+        carried_location("hel1", ["nbg1"], "Big")

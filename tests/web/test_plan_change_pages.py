@@ -139,3 +139,25 @@ def test_a_paid_target_without_a_card_sends_the_customer_to_add_one_and_back(cli
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert f'href="{preview}"' in page
     assert client.get(preview).status_code == 200
+
+
+def test_the_preview_shows_the_server_type_and_location_kept_and_the_price_for_them(client, tenant, active, plans):
+    from app.models import PlanLocation, PlanPrice, SubscriptionItem
+
+    big = plans["Big"]
+    big.allow_customer_location_selection = True
+    big.prices = [PlanPrice(server_type="cx32", price_minor=3000, is_default=True),
+                  PlanPrice(server_type="cx22", price_minor=1800)]
+    big.locations = [PlanLocation(location="nbg1", is_default=True), PlanLocation(location="hel1", surcharge_minor=150)]
+    db.session.add(SubscriptionItem(tenant_id=tenant.id, subscription_id=active.id, status="active",
+                                    provider="hetzner", config={"serverType": "cx22", "location": "hel1"},
+                                    server_id="42", hostname="kept"))
+    db.session.commit()
+
+    choices = client.get(f"/subscriptions/{active.id}/change/plan").get_data(as_text=True)
+    assert "<strong>Big</strong> · €19.50" in choices  # priced as the preview prices it
+    assert "<strong>Small</strong> · not offered where your server is" in choices  # it places servers in nbg1 only
+    text = client.get(f"/subscriptions/{active.id}/change/plan?plan={big.id}").get_data(as_text=True)
+    assert "cx22, as now" in text and "Helsinki, Finland (hel1), as now" in text
+    assert "€19.50" in text and "its surcharge, €1.50, is in the new price" in text
+    assert "will be resized" not in text

@@ -255,6 +255,7 @@ def _change_page(subscription: Subscription, action: ChangeAction, *, problem: s
                  ) -> tuple[str, int]:
     plans = plan_changes.targets(g.tenant, subscription) if action is ChangeAction.PLAN else []
     return render_template("subscriptions/change.html", subscription=subscription, action=action, plans=plans,
+                           prices=plan_changes.target_prices(subscription, plans),
                            problem=problem, changeable=plan_changes.changeable(subscription)), status
 
 
