@@ -53,6 +53,8 @@ from app.models import (
     OperationStatus,
     Outcome,
     Plan,
+    PlanLocation,
+    PlanPrice,
     Product,
     Subscription,
     SubscriptionEvent,
@@ -256,7 +258,7 @@ def next_version(*, tenant: TenantLike, actor: Actor, product_id: int) -> Produc
     for plan in _plans_of(product):
         if plan.state is CatalogueState.RETIRED:
             continue
-        db.session.add(Plan(
+        db.session.add(Plan(  # with what it offers: its server types and their prices, locations, images
             tenant_id=tenant.id, product_id=copy.id, service_type_id=plan.service_type_id, slug=plan.slug,
             name=plan.name, description=plan.description, features=list(plan.features),
             price_minor=plan.price_minor, currency=plan.currency, interval=plan.interval,
@@ -264,7 +266,14 @@ def next_version(*, tenant: TenantLike, actor: Actor, product_id: int) -> Produc
             config_defaults=dict(plan.config_defaults),
             allow_customer_location_selection=plan.allow_customer_location_selection,
             cancellation_rule=plan.cancellation_rule, downgrade_rule=plan.downgrade_rule,
-            state=CatalogueState.DRAFT, sort_order=plan.sort_order, usage_prices=list(plan.usage_prices)))
+            state=CatalogueState.DRAFT, sort_order=plan.sort_order, usage_prices=list(plan.usage_prices),
+            images=list(plan.images or []), free_plan_limit=plan.free_plan_limit,
+            price_notice_days=plan.price_notice_days,
+            prices=[PlanPrice(server_type=price.server_type, price_minor=price.price_minor,
+                              cost_minor=price.cost_minor, markup_bp=price.markup_bp, sort=price.sort,
+                              is_default=price.is_default) for price in plan.prices],
+            locations=[PlanLocation(location=where.location, surcharge_minor=where.surcharge_minor, sort=where.sort,
+                                    is_default=where.is_default) for where in plan.locations]))
     _record(tenant, actor, CatalogueAction.SUPERSEDE, plan_ids=[], product_id=product.id, step="next_version",
             copy_id=copy.id, version=copy.version)
     try:

@@ -23,6 +23,7 @@ from app.models import (
     OperationStatus,
     Outcome,
     Plan,
+    PlanLocation,
     PlanPrice,
     Product,
     Subscription,
@@ -144,6 +145,23 @@ def test_supersede_copies_the_product_as_a_draft_then_deprecates_the_old_one_pla
     assert old.state is CatalogueState.DEPRECATED
     assert [(p.state, p.migration_target_id) for p in (small, large)] == [
         (CatalogueState.DEPRECATED, new_plans["s"].id)] * 2
+
+
+def test_the_next_version_copies_what_each_plan_offers(tenant, boss, old):
+    plan = factories.plan(tenant, product_=old, slug="s", images=["debian-12"], free_plan_limit=2,
+                          price_notice_days=14)
+    plan.prices = [PlanPrice(server_type="cx22", price_minor=590, cost_minor=379, markup_bp=5000, sort=0,
+                             is_default=True), PlanPrice(server_type="cx32", price_minor=990, sort=1)]
+    plan.locations = [PlanLocation(location="nbg1", surcharge_minor=0, sort=0, is_default=True),
+                      PlanLocation(location="hel1", surcharge_minor=100, sort=1)]
+    db.session.commit()
+    [copied] = service.next_version(tenant=tenant, actor=boss, product_id=old.id).plans
+    assert [(p.server_type, p.price_minor, p.cost_minor, p.markup_bp, p.is_default) for p in copied.prices] == [
+        ("cx22", 590, 379, 5000, True), ("cx32", 990, None, None, False)]
+    assert [(where.location, where.surcharge_minor, where.is_default) for where in copied.locations] == [
+        ("nbg1", 0, True), ("hel1", 100, False)]
+    assert (copied.images, copied.free_plan_limit, copied.price_notice_days) == (["debian-12"], 2, 14)
+    assert [p.plan_id for p in plan.prices] == [plan.id, plan.id]  # the original keeps its own
 
 
 # --- replace ----------------------------------------------------------------------------------------------------
