@@ -24,7 +24,9 @@ from types import MappingProxyType
 from typing import Final
 
 from app.domain.catalogue import CatalogueState
-from app.domain.pricing import prorate
+from app.domain.plan_changes import carried_server_type
+from app.domain.plan_offers import Offers, unit_price
+from app.domain.pricing import PricingError, prorate
 
 
 class CatalogueAction(StrEnum):
@@ -187,3 +189,28 @@ def needs_resize(current_server_type: str | None, target_server_type: str | None
     if target_server_type is None:
         return None
     return current_server_type != target_server_type
+
+
+@dataclass(frozen=True, slots=True)
+class Landing:
+    """Where a subscription lands when its plan is replaced: its server type there and one seat's price."""
+
+    server_type: str | None
+    unit_price_minor: int
+
+
+def replaced_into(offers: Offers, base_price_minor: int, default_server_type: str | None, *,
+                  server_type: str | None, location: str | None) -> Landing:
+    """A subscription moved by a replace keeps its server type when the target offers it, else takes the
+    target's default (a resize), as a customer's own plan change does (app/domain/plan_changes.py
+    carried_server_type); it pays the target's price for that type plus the target's surcharge for its
+    location. Its servers stay where they are: a location the target does not offer adds no surcharge (a
+    replace moves everyone; it cannot refuse one subscriber as a customer's own change would)."""
+    offered = {price.server_type for price in offers.prices} or None
+    landed = carried_server_type(server_type, offered, default_server_type)
+    located = location if location and offers.location_of(location) else None
+    try:
+        unit = unit_price(base_price_minor, offers, server_type=landed if offers.prices else None, location=located)
+    except PricingError:  # the target's default is not among its prices: its lowest
+        unit = unit_price(base_price_minor, offers, server_type=None, location=located)
+    return Landing(landed, unit)

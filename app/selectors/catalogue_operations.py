@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.domain.catalogue import CatalogueState
-from app.domain.plan_lifecycle import PlanFacts, move_charge, needs_resize
+from app.domain.configuration import geography_key
+from app.domain.plan_lifecycle import Landing, PlanFacts, move_charge, needs_resize, replaced_into
 from app.domain.subscriptions import SubscriptionStatus
 from app.extensions import db
 from app.models import CatalogueOperation, OperationOutcome, Plan, Product, Subscription, TenantLike
@@ -27,6 +28,19 @@ BILLED = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING_CANCEL)
 def server_type(config: Mapping[str, object] | None) -> str | None:
     value = (config or {}).get("serverType")
     return value if isinstance(value, str) and value else None
+
+
+def location_key(plan: Plan) -> str:
+    """The key of a subscription's configuration that names its location on `plan`'s service type."""
+    return geography_key(plan.service_type.config_schema or {}) or "location"
+
+
+def landing(source: Plan, target: Plan, requested_config: Mapping[str, object] | None) -> tuple[str | None, Landing]:
+    """A subscription of `source` replaced by `target`: its server type now, and where it lands (type, price)."""
+    current = server_type(requested_config) or server_type(source.config_defaults)
+    where = (requested_config or {}).get(location_key(target))
+    return current, replaced_into(target.offers, target.price_minor, server_type(target.config_defaults),
+                                  server_type=current, location=where if isinstance(where, str) else None)
 
 
 def plan_facts(plan: Plan) -> PlanFacts:
@@ -105,16 +119,16 @@ def preview_replace(tenant: TenantLike, mapping: Mapping[int, int], *, at: datet
     preview, changes, per_plan = Preview(), Counter[tuple[int, int, str]](), Counter[int]()
     for row in _open_rows(tenant, mapping):
         target = known[mapping[row.plan_id]]
-        new_price = target.price_minor * row.quantity
+        current, landed = landing(known[row.plan_id], target, row.requested_config)
+        new_price = landed.unit_price_minor * row.quantity
         per_plan[row.plan_id] += 1
         changes[(row.price_minor, new_price, row.currency)] += 1
         charge = move_charge(row.price_minor, new_price, row.currency, billed=row.status in BILLED,
                              period_start=row.current_period_start, period_end=row.current_period_end, at=at)
         preview.proration_minor += charge.net
         preview.billed_now += charge.net != 0 or charge.credit != 0
-        target_type = server_type(target.config_defaults)
-        current = server_type(row.requested_config) or server_type(known[row.plan_id].config_defaults)
-        resize = needs_resize(current, target_type)
+        names_a_type = bool(target.prices) or server_type(target.config_defaults) is not None
+        resize = needs_resize(current, landed.server_type) if names_a_type else None
         preview.resizes += resize is True
         preview.no_server_type += resize is None
         preview.subscriptions += 1

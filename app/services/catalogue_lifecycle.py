@@ -28,7 +28,20 @@ from enum import StrEnum
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import ColumnElement, Integer, exists, false, func, insert, literal, select, union_all, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.clock import now
@@ -38,8 +51,10 @@ from app.domain.notifications import Event
 from app.domain.plan_lifecycle import (
     CatalogueAction,
     CatalogueError,
+    Landing,
     check_mapping,
     check_target,
+    needs_resize,
     next_state,
 )
 from app.domain.plan_offers import offer_problems
@@ -64,7 +79,7 @@ from app.models import (
 )
 from app.models.base import UTCDateTime, among, json_boolean, json_object, json_string
 from app.models.pricing_sql import epoch_microseconds, move_charge_sql
-from app.selectors.catalogue_operations import BILLED, OPEN, plan_facts, server_type
+from app.selectors.catalogue_operations import BILLED, OPEN, landing, location_key, plan_facts, server_type
 from app.services import lifecycle, plan_notices, work
 from app.services.actors import Actor
 from app.services.errors import Forbidden, InvalidInput, NotFound
@@ -543,17 +558,22 @@ def _move_to(operation: CatalogueOperation, source: Plan, target: Plan, ids: lis
                   epoch_microseconds(s.current_period_start).label("start_us"),
                   epoch_microseconds(s.current_period_end).label("end_us"),
                   ).where(among(s.id, ids)).cte("moving").prefix_with("MATERIALIZED")
-    new_price = literal(target.price_minor) * rows.c.quantity
+    # Where each moves: its server type kept if the target offers it, priced for it and its location
+    # (plan_lifecycle.replaced_into, worked out once per kind of subscription in the chunk, then a CASE).
+    kinds = _kinds(source, target, ids)
+    kind_of = (func.coalesce(json_string(rows.c.requested_config, "serverType"), ""),
+               func.coalesce(json_string(rows.c.requested_config, location_key(target)), ""))
+    new_price = _per_kind(kind_of, {kind: landed.unit_price_minor for kind, (_, landed) in kinds.items()}
+                          ) * rows.c.quantity
     credit, debit = move_charge_sql(rows.c.price_minor, new_price, billed=rows.c.status.in_(BILLED),
                                     period_start_us=rows.c.start_us, period_end_us=rows.c.end_us, at=moment)
-    target_type = server_type(target.config_defaults)
-    if target_type is None:  # needs_resize: unknown
+    if server_type(target.config_defaults) is None and not target.prices:  # needs_resize: unknown
         resize: ColumnElement[bool] = false()
         message = "The new plan names no server type."
     else:
-        current = func.coalesce(func.nullif(json_string(rows.c.requested_config, "serverType"), ""),
-                                literal(server_type(source.config_defaults) or ""))
-        resize, message = current != literal(target_type), ""
+        resize = _per_kind(kind_of, {kind: bool(needs_resize(current, landed.server_type))
+                                     for kind, (current, landed) in kinds.items()})
+        message = ""
     db.session.execute(insert(OperationOutcome).from_select(_OUTCOME_COLUMNS, select(
         literal(operation.id), rows.c.id, literal(Outcome.MOVED.value), literal(source.id), literal(target.id),
         rows.c.price_minor, new_price, credit + debit, resize, literal(message), false(), at)))
@@ -575,11 +595,52 @@ def _move_to(operation: CatalogueOperation, source: Plan, target: Plan, ids: lis
                     "from_price_minor", outcome.old_price_minor, "to_price_minor", outcome.new_price_minor,
                     "resize_needed", json_boolean(outcome.resize_needed)), at)
         .join(outcome, outcome.subscription_id == s.id).where(outcome.operation_id == operation.id, among(s.id, ids))))
+    moved_price = (select(outcome.new_price_minor)
+                   .where(outcome.operation_id == operation.id, outcome.subscription_id == Subscription.id)
+                   .scalar_subquery())
     db.session.execute(
         update(Subscription).where(among(s.id, ids))
-        .values(plan_id=target.id, price_minor=target.price_minor * Subscription.quantity,
-                version=Subscription.version + 1, updated_at=moment)
+        .values(plan_id=target.id, price_minor=moved_price, version=Subscription.version + 1, updated_at=moment)
         .execution_options(synchronize_session=False))
+    _resize_where_needed(operation, target, ids, kinds)
+
+
+def _kinds(source: Plan, target: Plan, ids: list[int]) -> dict[tuple[str, str], tuple[str | None, Landing]]:
+    """The chunk's kinds of subscription (server type and location asked for, "" for none) and where each
+    lands on the target: a handful, whatever the chunk's size."""
+    key = location_key(target)
+    config = Subscription.requested_config
+    found = db.session.execute(select(func.coalesce(json_string(config, "serverType"), ""),
+                                      func.coalesce(json_string(config, key), "")).distinct()
+                               .where(among(Subscription.id, ids))).all()
+    return {(kind, where): landing(source, target, {"serverType": kind or None, key: where or None})
+            for kind, where in found}
+
+
+def _per_kind(kind_of: tuple[ColumnElement[str], ColumnElement[str]], values: Mapping[tuple[str, str], Any]) -> Any:
+    """A CASE giving each kind of subscription its value."""
+    if len(values) == 1:
+        return literal(next(iter(values.values())))
+    return case(*[(and_(kind_of[0] == kind, kind_of[1] == where), literal(value))
+                  for (kind, where), value in values.items()], else_=literal(next(iter(values.values()))))
+
+
+def _resize_where_needed(operation: CatalogueOperation, target: Plan, ids: list[int],
+                         kinds: Mapping[tuple[str, str], tuple[str | None, Landing]]) -> None:
+    """The moved subscriptions whose server type changes: each server is given its new type and resized (the
+    'resizing' job takes up any whose task is lost). Few, as a rule: a replace's target usually offers the
+    types its subscribers have."""
+    key = location_key(target)
+    moved = db.session.scalars(
+        select(Subscription).join(OperationOutcome, OperationOutcome.subscription_id == Subscription.id)
+        .where(OperationOutcome.operation_id == operation.id, OperationOutcome.resize_needed.is_(True),
+               among(Subscription.id, ids)).execution_options(populate_existing=True)).all()
+    for subscription in moved:
+        config = subscription.requested_config or {}
+        where = config.get(key)  # read as json_string reads it: a string, else none
+        _, landed = kinds[(server_type(config) or "", where if isinstance(where, str) else "")]
+        lifecycle.switch_plan(subscription, plan=target, quantity=subscription.quantity,
+                              price_minor=subscription.price_minor, server_type=landed.server_type)
 
 
 def _insert_new_charges() -> Any:

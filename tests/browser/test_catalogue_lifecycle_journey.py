@@ -167,14 +167,13 @@ def test_an_admin_supersedes_a_product_with_its_next_version_and_the_customer_mi
     expect(page.get_by_role("heading", name=new_name, level=1)).to_be_visible()
     prices = page.locator("section.panel", has=page.get_by_role("heading", name="Prices", level=2))
     expect(prices).to_contain_text("cx32")
-    page.get_by_role("button", name="Publish", exact=True).click()  # the plan, then its product
-    expect(page.get_by_role("heading", name=new_name, level=1).locator(".badge")).to_have_text("Published")
-    page.goto("/admin")
+    page.goto("/admin")  # publishing the product publishes its draft plans
     product_heading(page, product, 2).get_by_role("link", name=product).click()
     page.get_by_role("button", name="Publish", exact=True).click()
-    expect(page.get_by_role("status")).to_contain_text(f"{product} is published")
+    expect(page.get_by_role("status")).to_contain_text("The product is published, with 1 draft plan")
     page.goto("/admin")
     expect(product_heading(page, product, 2).locator(".badge")).to_have_text("Published")
+    expect(product_table(page, product, 2).get_by_role("row", name=new_name)).to_contain_text("Published")
 
     # Version 1 is superseded: its plan is deprecated with the new plan as its migration target.
     product_heading(page, product, 1).get_by_role("link", name="Supersede").click()

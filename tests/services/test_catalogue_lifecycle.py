@@ -36,6 +36,13 @@ from app.services.errors import Forbidden, InvalidInput, NotFound
 from tests import factories
 
 
+def only_cx32(plan: Plan) -> Plan:
+    """A target that offers cx32 alone: its subscribers on another type are resized to it."""
+    plan.prices = [PlanPrice(server_type="cx32", price_minor=plan.price_minor, is_default=True)]
+    db.session.commit()
+    return plan
+
+
 @pytest.fixture
 def boss(admin) -> Actor:  # type: ignore[no-untyped-def]
     return Actor(admin)
@@ -168,7 +175,7 @@ def test_the_next_version_copies_what_each_plan_offers(tenant, boss, old):
 
 def test_replace_preview_counts_prices_proration_and_resizes_and_writes_nothing(tenant, boss, old, clock):
     source = factories.plan(tenant, product_=old, price_minor=1000)
-    target = factories.plan(tenant, price_minor=2000, config_defaults={"serverType": "cx32"})
+    target = only_cx32(factories.plan(tenant, price_minor=2000, config_defaults={"serverType": "cx32"}))
     bare = factories.plan(tenant, price_minor=1000, config_defaults={})
     subscribers(tenant, source, 3, price_minor=1000)
     preview = selectors.preview_replace(tenant, {source.id: target.id}, at=now())
@@ -183,7 +190,7 @@ def test_replace_preview_counts_prices_proration_and_resizes_and_writes_nothing(
 def test_replace_moves_every_subscriber_once_with_prices_proration_events_and_one_email_per_customer(
         tenant, boss, old, clock):
     a, b = factories.plan(tenant, product_=old, price_minor=1000), factories.plan(tenant, product_=old, price_minor=1000)
-    target = factories.plan(tenant, price_minor=2000, config_defaults={"serverType": "cx32"})
+    target = only_cx32(factories.plan(tenant, price_minor=2000, config_defaults={"serverType": "cx32"}))
     moving = subscribers(tenant, a, 5, price_minor=1000) + subscribers(tenant, b, 2, price_minor=1000, quantity=2)
     ended = factories.subscription(tenant, factories.user(tenant), a, status=SubscriptionStatus.CANCELED)
     operation = service.start_replace(tenant=tenant, actor=boss, mapping={a.id: target.id, b.id: target.id})
@@ -196,7 +203,8 @@ def test_replace_moves_every_subscriber_once_with_prices_proration_events_and_on
         db.session.refresh(subscription)
         assert subscription.plan_id == target.id
         assert subscription.price_minor == 2000 * subscription.quantity
-        assert subscription.version == 2
+        assert subscription.version > 1  # moved, and given the target's server type (a resize)
+        assert subscription.requested_config["serverType"] == "cx32"
     assert db.session.get(Subscription, ended.id).plan_id == a.id
     rows = outcomes(operation.id)
     assert sorted(r.subscription_id for r in rows) == sorted(s.id for s in moving)
@@ -290,7 +298,7 @@ def test_killed_while_telling_customers_each_is_told_once(tenant, boss, old, clo
 def test_replace_computes_resize_events_and_charges_in_the_database_as_the_rules_say(tenant, boss, old, clock,
                                                                                     monkeypatch):
     source = factories.plan(tenant, product_=old, price_minor=1000, config_defaults={"serverType": "cx22"})
-    target = factories.plan(tenant, price_minor=1000, config_defaults={"serverType": "cx32"})
+    target = only_cx32(factories.plan(tenant, price_minor=1000, config_defaults={"serverType": "cx32"}))
     start = now() - timedelta(days=10)
     configs = [{"serverType": "cx32"}, {"serverType": ""}, {"serverType": 5}, {}, {"serverType": "cx22"}]
     moving = [factories.subscription(tenant, factories.user(tenant), source, requested_config=config, price_minor=1000,

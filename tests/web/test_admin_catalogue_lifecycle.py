@@ -11,17 +11,24 @@ from sqlalchemy import func, select
 from app.clock import now
 from app.domain.catalogue import CatalogueState
 from app.extensions import db
-from app.models import CatalogueOperation, OperationStatus, Plan, Product, Subscription
+from app.models import CatalogueOperation, OperationStatus, Plan, PlanPrice, Product, Subscription
 from app.services import catalogue_lifecycle
 from tests import factories
 from tests.helpers import post_form
+
+
+def only_cx32(plan: Plan) -> Plan:
+    """A target that offers cx32 alone: its subscribers on another type are resized to it."""
+    plan.prices = [PlanPrice(server_type="cx32", price_minor=plan.price_minor, is_default=True)]
+    db.session.commit()
+    return plan
 
 
 @pytest.fixture
 def setup(tenant, admin, auth, clock):  # type: ignore[no-untyped-def]
     old = factories.product(tenant, name="Web", slug="web")
     source = factories.plan(tenant, product_=old, name="Old S", price_minor=1000)
-    target = factories.plan(tenant, name="New S", price_minor=2000, config_defaults={"serverType": "cx32"})
+    target = only_cx32(factories.plan(tenant, name="New S", price_minor=2000, config_defaults={"serverType": "cx32"}))
     start = now() - timedelta(days=15)
     for _ in range(3):
         factories.subscription(tenant, factories.user(tenant), source, price_minor=1000, current_period_start=start,
