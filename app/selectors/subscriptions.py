@@ -122,7 +122,7 @@ def customer_subscription(tenant: TenantLike, customer: User, subscription_id: i
 _CUSTOMER_PAGE = (
     select(Subscription)
     .where(Subscription.tenant_id == bindparam("tenant_id"), Subscription.user_id == bindparam("user_id"),
-           Subscription.id < bindparam("before_id"))
+           Subscription.id <= bindparam("up_to"))
     .options(joinedload(Subscription.plan))
     .order_by(Subscription.id.desc())
     .limit(bindparam("limit"))
@@ -133,7 +133,7 @@ def customer_page(tenant: TenantLike, customer: User, *, before_id: int | None, 
     """A page of the customer's subscriptions, newest first, those older than `before_id` (keyset paging:
     the same cost on page 1 and page 100); their plans joined."""
     return list(db.session.scalars(_CUSTOMER_PAGE, {"tenant_id": tenant.id, "user_id": customer.id,
-                                                    "before_id": before_id or 2**31, "limit": limit}))
+                                                    "up_to": (before_id or 2**31) - 1, "limit": limit}))
 
 
 def customer_item(tenant: TenantLike, customer: User, subscription_id: int, item_id: int) -> SubscriptionItem | None:
