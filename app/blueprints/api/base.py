@@ -65,8 +65,8 @@ def api_blueprint(name: str, import_name: str, *, url_prefix: str, audience: Lit
     @blp.before_request
     def _authenticate() -> Response | None:
         try:
-            _check_body()
             token = _token()
+            _check_body()
             needed = Scope.ADMIN if audience == "admin" else Scope.READ if request.method in (
                 "GET", "HEAD", "OPTIONS") else Scope.WRITE
             if not granted(api_tokens.scopes_of(token), needed):
@@ -105,7 +105,7 @@ def _check_body() -> None:
         raise ApiRefusal(problem(415, "Send the body as application/json."))
     try:
         body = json.loads(request.get_data(cache=True) or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than any real request
         raise ApiRefusal(problem(400, "The body is not valid JSON.")) from None
     if not isinstance(body, dict):
         raise ApiRefusal(problem(400, "The body must be a JSON object."))
