@@ -146,5 +146,13 @@ class NoApiCookieSessions(SecureCookieSessionInterface):
         super().save_session(app, session, response)
 
 
+def no_store(response: Response) -> Response:
+    """after_request: API answers hold account data; no cache keeps them."""
+    if is_api_request():
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def init_app(app: Flask) -> None:
     app.session_interface = NoApiCookieSessions()
+    app.after_request(no_store)

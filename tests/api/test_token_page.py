@@ -39,3 +39,18 @@ def test_bad_input_names_the_field_and_creates_nothing(client, auth, tenant, cus
 def test_tenant_admins_are_offered_the_admin_scope(client, auth, tenant, admin) -> None:  # type: ignore[no-untyped-def]
     auth.login(admin.email)
     assert "Administration" in client.get("/account/tokens").get_data(as_text=True)
+
+
+def test_impersonation_does_not_extend_to_tokens_or_the_api(client, auth, tenant, customer, support) -> None:  # type: ignore[no-untyped-def]
+    from tests.web.test_impersonation import impersonate
+
+    auth.login(support.email)
+    impersonate(client, customer)
+    page = client.get("/account/tokens").get_data(as_text=True)
+    assert "cannot create or revoke a customer's API tokens while impersonating" in page
+    refused = post_form(client, "/account/tokens", {"name": "x", "read": "y", "expires_in_days": "30"})
+    assert refused.status_code == 403
+    assert db.session.scalar(db.select(db.func.count()).select_from(ApiToken)) == 0
+    api = client.get("/api/v1/subscriptions")  # the impersonating session alone reaches nothing
+    assert api.status_code == 401
+    assert api.headers["Cache-Control"] == "no-store"
