@@ -81,6 +81,7 @@ FORMS: dict[str, Callable[[World, dict[str, str]], dict[str, str | Value]]] = {
                                    "confirm": PASSWORD},
     "auth.forgot_password": lambda w, _: {"email": w.customer.email},
     "auth.reset_password": lambda w, _: {"password": PASSWORD, "confirm": PASSWORD},
+    "account.create_token": lambda w, _: {"name": "fuzz", "read": "y", "expires_in_days": "30"},
     "account.profile": lambda w, _: {"full_name": "Casey Customer", "billing_email": "casey@example.com",
                                      "company": "ACME", "address": "Hauptstrasse 1", "postal_code": "10115",
                                      "city": "Berlin", "country": "DE"},
