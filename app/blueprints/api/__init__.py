@@ -10,22 +10,54 @@ Errors are problem details (app/web/api.py). The document is at /api/v1/openapi.
 
 from __future__ import annotations
 
+import http
+from typing import Any
+
 from flask import Flask
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
+from marshmallow import Schema, fields
 
 from app.blueprints.api.ids import KINDS, OpaqueIdConverter
 from app.extensions import csrf
-from app.web.api import API_PREFIX
+from app.web.api import API_PREFIX, PROBLEM_JSON
 
 SECURITY_SCHEMES = {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "ptk_..."}}
 
 
+class ProblemSchema(Schema):
+    """RFC 9457 problem details, as app/web/api.py writes them."""
+
+    type = fields.String(required=True, metadata={"example": "https://portal.example/api/problems/not-found"})
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    instance = fields.String()
+    requestId = fields.String()
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                         metadata={"description": "field -> messages, for validation problems"})
+
+
 class PortalApi(Api):
     """flask-smorest's Api without its app-wide HTTP error handler: the portal's own (app/web/errors.py)
-    answers problem+json under the API's prefix and HTML pages elsewhere."""
+    answers problem+json under the API's prefix and HTML pages elsewhere. Error responses are documented
+    as problem details."""
+
+    ERROR_SCHEMA = ProblemSchema
 
     def _register_error_handlers(self) -> None:
         return None
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if status >= 400:
+                response["schema"] = ProblemSchema
+            prepare_response(response, self.spec, PROBLEM_JSON if status >= 400 else "application/json")
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "A problem (RFC 9457)", "schema": ProblemSchema}
+        prepare_response(response, self.spec, PROBLEM_JSON)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
 
 def init_app(app: Flask) -> None:
