@@ -183,6 +183,9 @@ def test_validation_problem_names_the_field(client, tenant, customer) -> None:  
                            headers={**_auth(secret), "Idempotency-Key": "k1"})
     assert response.status_code == 422
     assert set(response.json["errors"]) >= {"planId", "quantity"}
+    again = client.post("/api/v1/subscriptions", json={"planId": "nope", "quantity": "x"},
+                        headers={**_auth(secret), "Idempotency-Key": "k1"})
+    assert again.json["type"].endswith("/validation-failed")  # invalid fields do not use the key up
     assert client.post("/api/v1/subscriptions", data="x", content_type="text/plain",
                        headers={**_auth(secret), "Idempotency-Key": "k2"}).status_code == 415
 

@@ -159,12 +159,12 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
         assert claim.row_id is not None
         try:
             response = current_app.make_response(view(*args, **kwargs))
-        except ServiceError as error:
+        except ServiceError as error:  # the rules refused it: that is the answer, for retries too
             response = service_problem(error)
-        except Exception:
+        except Exception:  # invalid fields (webargs' 422) or a failure: a corrected retry may run
             idempotency.release(claim.row_id)
             raise
-        if response.status_code >= 500 or (response.status_code == 422 and not response.is_json):
+        if response.status_code >= 500:
             idempotency.release(claim.row_id)
         else:
             idempotency.finish(claim.row_id, response.status_code, response.get_json())
