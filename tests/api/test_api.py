@@ -3,6 +3,7 @@ paging and the OpenAPI document."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -204,8 +205,23 @@ def test_openapi_document_is_valid_and_covers_every_route(app, client, tenant) -
     documented = {path for path in document["paths"]}
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/api/v1/") and rule.rule != "/api/v1/openapi.json":
-            path = rule.rule
-            path = path.replace("<opaque(kind='sub'):subscription_id>", "{subscription_id}")
-            path = path.replace("<opaque(kind='item'):item_id>", "{item_id}")
-            path = path.replace("<any(start, stop, restart):command>", "{command}")
+            path = re.sub(r"<(?:[^:>]+:)?(\w+)>", r"{\1}", rule.rule)
             assert path in documented, (path, documented)
+
+
+def test_plans_list_what_can_be_ordered_with_their_choices(client, tenant, customer, other_tenant) -> None:  # type: ignore[no-untyped-def]
+    from app.domain.catalogue import CatalogueState
+
+    plan = factories.plan(tenant)
+    factories.plan(other_tenant)
+    draft = factories.plan(tenant, state=CatalogueState.DRAFT)
+    secret = _token(tenant, customer, Scope.READ)
+    [listed] = client.get("/api/v1/plans", headers=_auth(secret)).json["data"]
+    assert listed["name"] == plan.name and listed["price"]["currency"] == plan.currency
+    assert "properties" in listed["configSchema"]
+    assert client.get(f"/api/v1/plans/{listed['id']}", headers=_auth(secret)).json == listed
+    from app.blueprints.api.ids import encode
+
+    with client.application.test_request_context():
+        hidden = encode("plan", draft.id)
+    assert client.get(f"/api/v1/plans/{hidden}", headers=_auth(secret)).status_code in (404, 422)

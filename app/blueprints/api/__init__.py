@@ -3,7 +3,7 @@
 - `base.py`: the blueprint factory every area uses (bearer tokens, scopes, rate limit, JSON bodies,
   problems), `actor()`, `@idempotent`, ETag/If-Match and cursor paging;
 - `ids.py`: opaque ids (`sub_...`) and their route converter and schema field;
-- one module per area (`subscriptions.py`), listed in `AREAS`.
+- one module per area (`plans.py`, `subscriptions.py`), registered in `init_app`.
 
 Errors are problem details (app/web/api.py). The document is at /api/v1/openapi.json.
 """
@@ -61,6 +61,7 @@ class PortalApi(Api):
 
 
 def init_app(app: Flask) -> None:
+    from app.blueprints.api.plans import blp as plans
     from app.blueprints.api.subscriptions import blp as subscriptions
 
     app.config.setdefault("API_TITLE", "Cloud portal API")
@@ -75,7 +76,7 @@ def init_app(app: Flask) -> None:
     })
     api.register_converter(OpaqueIdConverter,
                            lambda converter: {"type": "string", "example": f"{KINDS[converter.kind]}_0k3m9xq"})
-    for blp in (subscriptions,):
+    for blp in (plans, subscriptions):
         csrf.exempt(blp)  # bearer tokens, never cookies: nothing for a cross-site form to ride on
         api.register_blueprint(blp, url_prefix=API_PREFIX + blp.url_prefix)
     app.extensions["portal_api"] = api

@@ -2,8 +2,8 @@
 service errors as problems), the acting user, Idempotency-Key, ETag/If-Match and cursor paging.
 
 Adding an area: `blp = api_blueprint("invoices", __name__, url_prefix="/invoices")` in a module of this
-package, listed in `AREAS` (app/blueprints/api/__init__.py); its views call the same services as the pages,
-with `actor()` and `g.tenant`.
+package, registered in `init_app` (app/blueprints/api/__init__.py); its views call the same services as the
+pages, with `actor()` and `g.tenant`.
 """
 
 from __future__ import annotations
