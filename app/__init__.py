@@ -87,8 +87,9 @@ def configure_extensions(app: Flask) -> None:
 def configure_request_checks(app: Flask) -> None:
     """First on every request, before the extensions' own checks (CSRF, rate limits), so that even their
     refusals carry a request id and the tenant's brand: the request id, the tenant, the input checks."""
-    from app.web import inputs, security, tenancy
+    from app.web import api, inputs, security, tenancy
 
+    api.init_app(app)
     security.init_app(app)
     tenancy.init_app(app)
     inputs.init_app(app)
@@ -103,6 +104,7 @@ def configure_web(app: Flask) -> None:
 
 
 def configure_blueprints(app: Flask) -> None:
+    from app.blueprints import api
     from app.blueprints.account import bp as account_bp
     from app.blueprints.admin import bp as admin_bp
     from app.blueprints.auth import bp as auth_bp
@@ -124,6 +126,7 @@ def configure_blueprints(app: Flask) -> None:
     app.register_blueprint(billing_bp)
     app.register_blueprint(webhooks_bp)  # signed by the payment provider, not by a session: no CSRF token
     app.register_blueprint(outbox_bp)  # answers 404 in production
+    api.init_app(app)  # /api/v1: bearer tokens, no session cookie, no CSRF token; its OpenAPI document
 
 
 def configure_cli(app: Flask) -> None:

@@ -1,6 +1,7 @@
 """All models, importable from one place (Alembic and the shell need them registered)."""
 
 from app.models.access import SshKey
+from app.models.api import ApiToken, IdempotencyKey
 from app.models.billing import (
     BalanceEntry,
     BillingSettings,
@@ -41,6 +42,7 @@ from app.models.user import AccountToken, CustomerProfile, User, UserSession
 
 __all__ = [
     "AccountToken",
+    "ApiToken",
     "Backorder",
     "BalanceEntry",
     "BillingSettings",
@@ -52,6 +54,7 @@ __all__ = [
     "CustomerProfile",
     "EmailMessage",
     "EndReason",
+    "IdempotencyKey",
     "Impersonation",
     "ImpersonationAction",
     "Invoice",

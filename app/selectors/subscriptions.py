@@ -119,6 +119,23 @@ def customer_subscription(tenant: TenantLike, customer: User, subscription_id: i
                              {"subscription_id": subscription_id, "tenant_id": tenant.id, "user_id": customer.id})
 
 
+_CUSTOMER_PAGE = (
+    select(Subscription)
+    .where(Subscription.tenant_id == bindparam("tenant_id"), Subscription.user_id == bindparam("user_id"),
+           Subscription.id <= bindparam("up_to"))
+    .options(joinedload(Subscription.plan))
+    .order_by(Subscription.id.desc())
+    .limit(bindparam("limit"))
+)
+
+
+def customer_page(tenant: TenantLike, customer: User, *, before_id: int | None, limit: int) -> list[Subscription]:
+    """A page of the customer's subscriptions, newest first, those older than `before_id` (keyset paging:
+    the same cost on page 1 and page 100); their plans joined."""
+    return list(db.session.scalars(_CUSTOMER_PAGE, {"tenant_id": tenant.id, "user_id": customer.id,
+                                                    "up_to": (before_id or 2**31) - 1, "limit": limit}))
+
+
 def customer_item(tenant: TenantLike, customer: User, subscription_id: int, item_id: int) -> SubscriptionItem | None:
     """One item of one of the customer's subscriptions, with its subscription; None if not theirs."""
     return db.session.scalar(

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from app.clock import now
 from app.domain.accounts import Role
+from app.domain.api_tokens import Scope, format_scopes, new_token, token_hash
 from app.domain.billing import UsageSource
 from app.domain.catalogue import CatalogueState, ChangeRule, Interval, Provider
 from app.domain.cloud_prices import selling_price
@@ -21,6 +22,7 @@ from app.domain.subscriptions import SubscriptionStatus
 from app.domain.usage import record_period
 from app.extensions import db
 from app.models import (
+    ApiToken,
     BillingSettings,
     Plan,
     PlanLocation,
@@ -109,6 +111,7 @@ def load_demo_data() -> DemoSummary:
     _stratus_catalogue(summary, stratus)
     _metered_usage(summary, nimbus)
     _legacy_subscription(summary, nimbus)
+    _api_token(summary, nimbus)
     _billing(summary, nimbus, "Nimbus Cloud GmbH", "Hauptstrasse 1\n10115 Berlin", "DE", "DE123456789", "NIM")
     _billing(summary, stratus, "Stratus Hosting Oy", "Mannerheimintie 1\n00100 Helsinki", "FI", "FI12345678", "STR")
     db.session.commit()
@@ -132,6 +135,19 @@ def _billing(summary: DemoSummary, tenant: Tenant, seller: str, address: str, co
                 seller_name=seller, seller_address=address, seller_country=country, seller_vat_id=vat_id,
                 invoice_prefix=prefix, tax_rates=DEMO_TAX_RATES, reverse_charge=True, payment_terms_days=0,
                 retry_days=[3, 5, 7], suspend_after_days=14, grace_days=30)
+
+
+def _api_token(summary: DemoSummary, tenant: Tenant) -> None:
+    """A personal API token on the customer's account page (its secret is not kept: they create their own)."""
+    customer = db.session.scalar(select(User).filter_by(tenant_id=tenant.id, email="customer@example.com"))
+    if db.session.scalar(select(ApiToken.id).filter_by(user_id=customer.id, name="Deploy script")) is not None:
+        return
+    secret, lookup = new_token()
+    db.session.add(ApiToken(tenant_id=tenant.id, user_id=customer.id, name="Deploy script", lookup=lookup,
+                            secret_hash=token_hash(secret), scopes=format_scopes(frozenset({Scope.WRITE})),
+                            created_at=now() - timedelta(days=3), expires_at=now() + timedelta(days=87),
+                            last_used_at=now() - timedelta(hours=2)))
+    summary.note(f"{tenant.slug} api token")
 
 
 def _get_or_add(summary: DemoSummary, model: type, label: str, lookup: dict[str, Any], **values: Any) -> Any:

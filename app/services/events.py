@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.clock import now
+from app.domain.policy import ActorKind
 from app.extensions import db
 from app.models import Subscription, SubscriptionEvent, SubscriptionItem
 from app.services.actors import Actor
@@ -16,10 +17,12 @@ def record(subscription: Subscription, kind: str, *, actor: Actor | None = None,
     """Add an event to the session; the caller's commit writes it together with the change it describes.
 
     `actor` is None (or a system actor, whose job is noted as `by`) for the portal's own work; a marketplace
-    is noted likewise.
+    is noted likewise. A person acting through a personal API token is noted as `via: api`.
     """
     if actor is not None and actor.user is None:
         data = {"by": actor.name or str(actor.kind), **data}
+    elif actor is not None and actor.kind is ActorKind.API_TOKEN:
+        data = {"via": "api", **data}
     event = SubscriptionEvent(  # by relationship: a subscription not yet written gets its event in the same flush
         tenant_id=subscription.tenant_id, subscription=subscription, item_id=item.id if item else None,
         kind=kind, from_status=from_status, to_status=to_status,

@@ -11,7 +11,7 @@ from markupsafe import escape
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.extensions import db
-from app.web import htmx
+from app.web import api, htmx
 from app.web.access import to_login
 from app.web.security import request_id
 
@@ -53,6 +53,8 @@ def render_error(code: int, detail: str | None = None) -> tuple[str, int]:
 
 
 def handle_http(error: HTTPException) -> tuple[str, int] | Response:
+    if api.is_api_request():
+        return _api_problem(error)
     code = error.code or 500
     # Our own aborts carry a message meant for people; werkzeug's defaults are replaced by ours.
     detail = error.description if error.description != type(error).description else None
@@ -70,12 +72,40 @@ def handle_csrf(error: CSRFError) -> tuple[str, int] | Response:
     return render_error(400, CSRF_MESSAGE)
 
 
-def handle_unexpected(error: Exception) -> tuple[str, int]:
+def handle_unexpected(error: Exception) -> tuple[str, int] | Response:
     original = getattr(error, "original_exception", None) or error
     log.error("unhandled error in %s %s (request %s)", request.method, request.path, request_id(),
               exc_info=original)
     _discard_transaction()
+    if api.is_api_request():
+        return api.problem(500)
     return render_error(500)
+
+
+def _api_problem(error: HTTPException) -> Response:
+    """An HTTP error under the API's prefix: problem+json. webargs' 422 carries the fields' messages."""
+    code = error.code or 500
+    if code == 429:
+        return api.rate_limited()
+    detail = error.description if error.description != type(error).description else None
+    messages = getattr(error, "data", {}).get("messages") if hasattr(error, "data") else None
+    if code == 422 and messages:
+        errors: dict[str, list[str]] = {}
+        for fields in messages.values():  # location (json, query, headers) -> field -> messages
+            for name, texts in fields.items():
+                errors[name] = _flat(texts)
+        return api.problem(422, "Some fields are invalid; see errors.", errors=errors)
+    headers = {"Allow": ", ".join(error.valid_methods)} if getattr(error, "valid_methods", None) else None
+    return api.problem(code, detail, headers=headers)
+
+
+def _flat(texts: object) -> list[str]:
+    """webargs' messages for one field: a list, or a dict for nested fields and list items."""
+    if isinstance(texts, list):
+        return [str(text) for text in texts]
+    if isinstance(texts, dict):
+        return [f"{key}: {message}" for key, value in texts.items() for message in _flat(value)]
+    return [str(texts)]
 
 
 def _discard_transaction() -> None:

@@ -34,6 +34,7 @@ from app.services import accounts
 from app.services import impersonation as service
 from app.services.errors import NotFound
 from app.web import htmx
+from app.web.api import is_api_request
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,11 @@ def switch_to(user: User | None, impersonation: Impersonation | None = None) -> 
 
 
 def enforce() -> Response | None:
-    """before_request: check the impersonation of this session, end it when due, else expose it on `g`."""
-    if request.endpoint == "static" or SESSION_KEY not in session:
+    """before_request: check the impersonation of this session, end it when due, else expose it on `g`.
+
+    Not for the API: it ignores browser sessions (a token acts as its own user), so impersonation never
+    reaches it."""
+    if request.endpoint == "static" or SESSION_KEY not in session or is_api_request():
         return None
     marker = session[SESSION_KEY]
     if not current_user.is_authenticated:

@@ -5,7 +5,8 @@ is read from or written to the database:
 
 - ids in URLs fit the database's integer columns (a larger number matches no route: 404);
 - bodies are HTML form posts (URL-encoded or multipart); anything else answers 415, so a JSON body never
-  reaches a form (Flask-WTF would otherwise read JSON as form data);
+  reaches a form (Flask-WTF would otherwise read JSON as form data); the JSON API (`API_PREFIX`) checks its
+  own bodies, JSON only;
 - URL-encoded bodies are held to the same number of fields as multipart ones (`MAX_FORM_PARTS`), which
   werkzeug applies to multipart only;
 - no text carries a NUL character (PostgreSQL cannot store one; nothing legitimate sends one): 400.
@@ -22,6 +23,8 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 from werkzeug.routing import IntegerConverter, Map
+
+from app.web.api import is_api_request
 
 # The largest id the portal's integer primary keys hold on every database it runs on (PostgreSQL `integer`).
 MAX_ID = 2**31 - 1
@@ -65,7 +68,8 @@ def check_request() -> None:
     """before_request: refuse what no view can use (see the module docstring)."""
     has_body = request.method in BODY_METHODS and bool(request.content_length or
                                                           request.headers.get("Transfer-Encoding"))
-    if has_body and request.mimetype not in FORM_MIMETYPES and request.blueprint not in ACCEPTS_OTHER_BODIES:
+    if (has_body and request.mimetype not in FORM_MIMETYPES and request.blueprint not in ACCEPTS_OTHER_BODIES
+            and not is_api_request()):
         abort(415, NOT_A_FORM)
     if "\x00" in request.path or _has_nul(request.args):
         abort(400, NUL_REFUSED)

@@ -7,6 +7,8 @@ import re
 
 from werkzeug.test import TestResponse
 
+from app.web.api import API_PREFIX, PROBLEM_JSON
+
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 SHOWN_ID = re.compile(r"Request id: <code>([^<]*)</code>")
 ERROR_PAGE = 'class="card card-narrow error-page"'
@@ -16,7 +18,7 @@ TRACES = ("Traceback (most recent call last)", 'File "')
 
 # How a probe must be refused, when it must: the statuses allowed, and whether being sent to log in will do
 # (an htmx request of a logged-out browser whose CSRF token is gone is sent to the login page).
-REFUSALS = {"too large": ((400, 413), False), "bad CSRF": ((400,), True)}
+REFUSALS = {"too large": ((400, 413), False), "bad CSRF": ((400,), True), "no API token": ((401,), False)}
 
 
 def problems(response: TestResponse, *, htmx: bool, tenant_name: str, refusal: str | None = None) -> list[str]:
@@ -32,6 +34,8 @@ def problems(response: TestResponse, *, htmx: bool, tenant_name: str, refusal: s
         found.append("the body shows a Python traceback")
     if 300 <= status < 400 or status == 204:
         return found
+    if status >= 400 and response.request.path.startswith(API_PREFIX + "/") and response.mimetype != PROBLEM_JSON:
+        found.append(f"the API answered {status} as {response.mimetype}, not as problem details")
     request_id = response.headers.get("X-Request-ID")
     if request_id is None or not REQUEST_ID.match(request_id):
         found.append(f"X-Request-ID header is {request_id!r}")

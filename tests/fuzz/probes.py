@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from urllib.parse import quote
 
+from app.web.api import API_PREFIX
 from tests.factories import PASSWORD
 from tests.fuzz.hostile import IDS, JSON_BODIES, NEXT, NUMBERS, OTHER_BODIES, STRINGS, TOO_MUCH, Body, Value
 from tests.fuzz.routes import SAFE_METHODS, Route
@@ -80,6 +81,7 @@ FORMS: dict[str, Callable[[World, dict[str, str]], dict[str, str | Value]]] = {
                                    "confirm": PASSWORD},
     "auth.forgot_password": lambda w, _: {"email": w.customer.email},
     "auth.reset_password": lambda w, _: {"password": PASSWORD, "confirm": PASSWORD},
+    "account.create_token": lambda w, _: {"name": "fuzz", "read": "y", "expires_in_days": "30"},
     "account.profile": lambda w, _: {"full_name": "Casey Customer", "billing_email": "casey@example.com",
                                      "company": "ACME", "address": "Hauptstrasse 1", "postal_code": "10115",
                                      "city": "Berlin", "country": "DE"},
@@ -102,7 +104,7 @@ NO_FIELDS = ("extra",)  # forms without fields get hostile values in a field no 
 
 
 def real_segments(route: Route, world: World, theirs: bool = False) -> dict[str, str]:
-    segments = {name: str(world.ids.get(name, (1, 1))[theirs]) for name in route.int_params}
+    segments = {name: route.segment(name, world.ids.get(name, (1, 1))[theirs]) for name in route.int_params}
     return {**segments, **{name: STRING_PARAMS.get(name, ("x",))[0] for name in route.other_params}}
 
 
@@ -159,7 +161,9 @@ def _queries(route: Route, base: Probe, depth: str) -> list[Probe]:
 
 def _bodies(base: Probe, depth: str) -> list[Probe]:
     refused = [replace(base, form=None, body=body, label=body.name, refusal="too large") for body in TOO_MUCH]
-    no_csrf = replace(base, csrf="missing", label="no CSRF token", refusal="bad CSRF")
+    # The API takes no CSRF token: a browser session without a bearer token is refused as unauthenticated.
+    csrf_refusal = "no API token" if base.path.startswith(API_PREFIX + "/") else "bad CSRF"
+    no_csrf = replace(base, csrf="missing", label="no CSRF token", refusal=csrf_refusal)
     if depth != "full":
         return [*(replace(base, form=None, body=b, label=b.name) for b in (JSON_BODIES[0], JSON_BODIES[-1])),
                 *refused, no_csrf]
@@ -173,4 +177,4 @@ def _bodies(base: Probe, depth: str) -> list[Probe]:
     found += [replace(base, form=twice, label="form: every field twice"),
               replace(base, form=(), label="form: every field missing")]
     found += [replace(base, form=None, body=body, label=body.name) for body in (*JSON_BODIES, *OTHER_BODIES)]
-    return [*found, *refused, no_csrf, replace(base, csrf="wrong", label="wrong CSRF token", refusal="bad CSRF")]
+    return [*found, *refused, no_csrf, replace(base, csrf="wrong", label="wrong CSRF token", refusal=csrf_refusal)]

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from flask import Flask
 
+from app.blueprints.api.ids import encode
+
+_OPAQUE_KIND = re.compile(r"^opaque\(kind='(?P<kind>\w+)'\)$")
 _PARAM = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 IGNORED_METHODS = frozenset({"OPTIONS"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -25,11 +28,17 @@ class Route:
 
     @property
     def int_params(self) -> list[str]:
-        return [name for name, converter in self.params if converter == "int"]
+        """Ids: integers, and the API's opaque ids (given as their integers, see `segment`)."""
+        return [name for name, converter in self.params if converter in ("int", "opaque")]
 
     @property
     def other_params(self) -> list[str]:
-        return [name for name, converter in self.params if converter != "int"]
+        return [name for name, converter in self.params if converter not in ("int", "opaque")]
+
+    def segment(self, name: str, number: int) -> str:
+        """Row `number` as the URL shows it: the API's opaque id (`sub_...`) or the integer."""
+        kind = _OPAQUE_KIND.search(self.rule.split(f":{name}>")[0].rsplit("<", 1)[-1])
+        return encode(kind["kind"], number) if kind else str(number)
 
     def path(self, segments: dict[str, str]) -> str:
         """The rule with each parameter replaced by its (percent-encoded) segment."""

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from app.clock import FrozenClock, now
 from app.domain.accounts import Role
+from app.domain.api_tokens import Scope
 from app.domain.billing import CreditNoteMethod, CreditNoteReason
 from app.domain.catalogue import Interval
 from app.domain.notifications import EmailStatus
@@ -18,6 +19,7 @@ from app.domain.plan_lifecycle import CatalogueAction
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import (
+    ApiToken,
     CatalogueOperation,
     CreditNote,
     CustomerProfile,
@@ -32,7 +34,7 @@ from app.models import (
     User,
 )
 from app.sandbox.cloud import sandbox_for
-from app.services import ordering, ssh_keys
+from app.services import api_tokens, ordering, ssh_keys
 from app.services.actors import Actor
 from tests import factories
 from tests.helpers import run_scheduled_tasks
@@ -85,7 +87,8 @@ def build(clock: FrozenClock) -> World:
              "credit_note_id": (_credit_note(invoice).id, _credit_note(their_invoice).id),
              "method_id": (factories.payment_method(tenant, customer).id,
                            factories.payment_method(other, theirs).id),
-             "operation_id": (_operation(tenant, admin).id, _operation(other, their_support).id)},
+             "operation_id": (_operation(tenant, admin).id, _operation(other, their_support).id),
+             "token_id": (_api_token(tenant, customer).id, _api_token(other, theirs).id)},
     )
 
 
@@ -167,3 +170,9 @@ def _email(customer: User) -> EmailMessage:
     db.session.add(message)
     db.session.commit()
     return message
+
+
+def _api_token(tenant: Tenant, owner: User) -> ApiToken:
+    """A personal API token (its account page lists it, with a revoke button)."""
+    return api_tokens.create(tenant=tenant, actor=Actor(owner), name="fuzz", scopes=frozenset({Scope.READ}),
+                             expires_in_days=30).token
