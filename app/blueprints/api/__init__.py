@@ -61,8 +61,15 @@ class PortalApi(Api):
 
 
 def init_app(app: Flask) -> None:
+    from app.blueprints.api.availability import blp as availability
+    from app.blueprints.api.backorders import blp as backorders
     from app.blueprints.api.plans import blp as plans
+    from app.blueprints.api.pricing import blp as pricing
+    from app.blueprints.api.profile import blp as profile
+    from app.blueprints.api.ssh_keys import blp as ssh_keys
     from app.blueprints.api.subscriptions import blp as subscriptions
+    from app.blueprints.api.usage import admin_blp as usage_records
+    from app.blueprints.api.usage import blp as usage
 
     app.config.setdefault("API_TITLE", "Cloud portal API")
     app.config.setdefault("API_VERSION", "v1")
@@ -76,7 +83,7 @@ def init_app(app: Flask) -> None:
     })
     api.register_converter(OpaqueIdConverter,
                            lambda converter: {"type": "string", "example": f"{KINDS[converter.kind]}_0k3m9xq"})
-    for blp in (plans, subscriptions):
+    for blp in (plans, subscriptions, pricing, availability, usage, usage_records, profile, ssh_keys, backorders):
         csrf.exempt(blp)  # bearer tokens, never cookies: nothing for a cross-site form to ride on
         api.register_blueprint(blp, url_prefix=API_PREFIX + blp.url_prefix)
     app.extensions["portal_api"] = api
