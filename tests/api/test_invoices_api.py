@@ -37,8 +37,9 @@ def _id(app, row: Invoice) -> str:  # type: ignore[no-untyped-def]
 
 
 def _undated(pdf: bytes) -> bytes:
-    """The PDF without its creation time (the only part two downloads of one invoice differ in)."""
-    return re.sub(rb"/CreationDate \(D:[^)]*\)", b"", pdf)
+    """The PDF without its creation time and the file id made from it (what two downloads of one invoice differ
+    in when a second passes between them)."""
+    return re.sub(rb"/ID \[<[0-9A-F]*><[0-9A-F]*>\]", b"", re.sub(rb"/CreationDate \(D:[^)]*\)", b"", pdf))
 
 
 @pytest.fixture
