@@ -78,6 +78,7 @@ def test_targets_list_each_plan_priced_for_this_subscription(client, tenant, cus
     assert set(listed) == {ids["big"], ids["small"]}
     assert listed[ids["big"]]["price"] == {"amount": 3000, "currency": "EUR"}
     assert listed[ids["small"]]["name"] == "Small" and response.json["migrationTargetId"] is None
+    assert response.json["changeable"] is True and response.json["scheduledChange"] is None
 
 
 def test_the_preview_over_the_api_is_what_the_change_then_charges(client, tenant, customer, world) -> None:  # type: ignore[no-untyped-def]
@@ -137,6 +138,9 @@ def test_a_downgrade_is_scheduled_and_its_cancellation_keeps_the_plan(client, te
     change = done.json["change"]
     assert not change["immediate"] and change["proration"] is None and change["dueNow"]["amount"] == 0
     assert change["effectiveAt"] == subscription.current_period_end.isoformat()
+    waiting = client.get(f"{base}/plan-change/targets", headers=headers).json["scheduledChange"]
+    assert waiting["planId"] == ids["small"] and waiting["price"] == {"amount": 400, "currency": "EUR"}
+    assert waiting["effectiveAt"] == change["effectiveAt"]
     stale = client.delete(f"{base}/scheduled-change", headers={**headers, "If-Match": '"v999"'})
     assert stale.status_code == 412
     canceled = client.delete(f"{base}/scheduled-change", headers={**headers, "If-Match": done.headers["ETag"]})

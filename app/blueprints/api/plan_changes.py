@@ -47,8 +47,25 @@ class TargetSchema(Schema):
                                                    "offered for it"})
 
 
+class ScheduledChangeSchema(Schema):
+    action = fields.String(required=True)
+    planId = OpaqueId("plan", attribute="plan_id", required=True)
+    planName = fields.Function(lambda change: change.plan.name, required=True)
+    quantity = fields.Integer(required=True)
+    price = fields.Function(lambda change: {"amount": change.price_minor, "currency": change.subscription.currency},
+                            required=True, metadata={"description": "per interval, from effectiveAt"})
+    serverType = fields.String(attribute="server_type", allow_none=True, required=True,
+                               metadata={"description": "the servers' new type, when they are resized"})
+    effectiveAt = fields.AwareDateTime(attribute="effective_at", required=True)
+
+
 class TargetListSchema(Schema):
     data = fields.List(fields.Nested(TargetSchema), required=True)
+    changeable = fields.Boolean(required=True, metadata={"description": "false: the subscription cannot change "
+                                                                        "now (only an active one can)"})
+    scheduledChange = fields.Nested(ScheduledChangeSchema, allow_none=True, required=True,
+                                    metadata={"description": "the change waiting for the period's end; another "
+                                                             "change is refused until it is canceled"})
     migrationTargetId = OpaqueId("plan", allow_none=True, required=True,
                                  metadata={"description": "the plan `migrate` moves to; null when there is none"})
 
@@ -143,7 +160,8 @@ def _no_such_plan(error: NotFound) -> Response:
 @blp.route(SUBSCRIPTION + "/plan-change/targets")
 @blp.response(200, TargetListSchema)
 def targets(subscription_id: int) -> dict[str, Any]:
-    """The plans Change plan may move this subscription to, each priced for it (a short list: not paged)."""
+    """The plans Change plan may move this subscription to, each priced for it (a short list: not paged), whether
+    it can change now, and the change scheduled for the period's end, if any."""
     subscription = _own(subscription_id)
     plans = plan_changes.targets(g.tenant, subscription)
     prices = plan_changes.target_prices(subscription, plans)
@@ -152,7 +170,8 @@ def targets(subscription_id: int) -> dict[str, Any]:
                       "price": None if prices[plan.id] is None else {"amount": prices[plan.id],
                                                                      "currency": plan.currency}}
                      for plan in plans],
-            "migrationTargetId": subscription.plan.migration_target_id}
+            "migrationTargetId": subscription.plan.migration_target_id,
+            "changeable": plan_changes.changeable(subscription), "scheduledChange": subscription.scheduled_change}
 
 
 @blp.route(SUBSCRIPTION + "/plan-change/preview", methods=["POST"])
