@@ -32,7 +32,8 @@ blp = api_blueprint("plan_changes", __name__, url_prefix="/subscriptions",
 
 SUBSCRIPTION = "/<opaque(kind='sub'):subscription_id>"
 ADD_CARD = ("A saved card is needed for this plan. Cards are added only in a browser, on the Payment methods "
-            "page (addCardUrl), never over the API; then send this request again.")
+            "page (addCardUrl), never over the API; then try again (a change with a new Idempotency-Key: this "
+            "refusal is the answer to the one sent).")
 
 
 class TargetSchema(Schema):
