@@ -26,12 +26,13 @@ def selling_price(cost_minor: int, markup_bp: int) -> int:
 
 
 def margin_bp(price_minor: int, cost_minor: int) -> int | None:
-    """The share of the price we keep, in basis points (rounded half up, towards +inf on ties); None for a free
-    price, where a margin means nothing."""
+    """The share of the price we keep, in basis points, rounded half up (half away from zero for a loss, as the
+    portal rounds money); None for a free price, where a margin means nothing."""
     if price_minor <= 0:
         return None
     scaled = (price_minor - cost_minor) * BASIS_POINTS
-    return (2 * scaled + price_minor) // (2 * price_minor)
+    magnitude = (2 * abs(scaled) + price_minor) // (2 * price_minor)
+    return -magnitude if scaled < 0 else magnitude
 
 
 class Change(StrEnum):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, literal, select, union_all
+from sqlalchemy import Integer, and_, bindparam, func, literal, or_, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import selectinload
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -134,6 +134,41 @@ def customer_invoices(tenant: TenantLike, customer: User, *, limit: int = 100) -
                        row.finalized_at, row.due_at)
             for row in db.session.execute(_INVOICES, {"tenant_id": tenant.id, "user_id": customer.id,
                                                       "limit": limit})]
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceListing:
+    """One invoice in a page of the customer's invoices, with its totals: plain values, no entity behind it."""
+
+    id: int
+    number: str
+    status: InvoiceStatus
+    currency: str
+    subtotal_minor: int
+    tax_minor: int
+    total_minor: int
+    amount_due_minor: int
+    created_at: datetime
+    issued_at: datetime | None  # finalized
+    due_at: datetime | None
+    paid_at: datetime | None
+
+
+def customer_invoice_page(tenant: TenantLike, customer: User, *, after: tuple[datetime, int] | None,
+                          limit: int) -> list[InvoiceListing]:
+    """Up to `limit` of the customer's invoices, newest first as the Billing page lists them (drafts left out),
+    starting after the invoice with (created_at, id) `after`: one statement, a keyset page."""
+    query = (select(Invoice.id, Invoice.number, Invoice.status, Invoice.currency, Invoice.subtotal_minor,
+                    Invoice.tax_minor, Invoice.total_minor, Invoice.amount_due_minor, Invoice.created_at,
+                    Invoice.finalized_at, Invoice.due_at, Invoice.paid_at)
+             .where(Invoice.user_id == customer.id, Invoice.tenant_id == tenant.id,
+                    Invoice.status.in_(SHOWN_STATUSES))
+             .order_by(Invoice.created_at.desc(), Invoice.id.desc()).limit(limit))
+    if after is not None:
+        created, last_id = after
+        query = query.where(or_(Invoice.created_at < created,
+                                and_(Invoice.created_at == created, Invoice.id < last_id)))
+    return [InvoiceListing(row.id, row.number or "", *row[2:]) for row in db.session.execute(query)]
 
 
 def account_summary(tenant: TenantLike, customer: User, *, since: datetime) -> AccountSummary:

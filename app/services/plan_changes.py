@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.clock import now
@@ -135,7 +136,7 @@ def apply(*, tenant: TenantLike, actor: Actor, subscription_id: int, action: Cha
             _apply_now(subscription, proposal, actor)
         else:
             _schedule(subscription, proposal, actor)
-        subscription.updated_at = now()  # a new version even when only a scheduled change was written
+        _new_version(subscription)  # even when only a scheduled change was written
         db.session.flush()
     except (StaleDataError, IntegrityError):  # a concurrent writer won (no row locks on SQLite)
         db.session.rollback()
@@ -145,6 +146,13 @@ def apply(*, tenant: TenantLike, actor: Actor, subscription_id: int, action: Cha
         raise
     lifecycle.commit()
     return proposal
+
+
+def _new_version(subscription: Subscription) -> None:
+    """The subscription is written (and its version counted up) even when the time stands still (a frozen clock, or
+    two changes in one clock tick), so an ETag or a form's version read before is stale."""
+    subscription.updated_at = now()
+    flag_modified(subscription, "updated_at")
 
 
 def scheduled(tenant: TenantLike, subscription_id: int) -> ScheduledPlanChange | None:
@@ -167,7 +175,7 @@ def cancel_scheduled(*, tenant: TenantLike, actor: Actor, subscription_id: int, 
         waiting.status, waiting.closed_at = ScheduledStatus.CANCELED, now()
         events.record(subscription, "plan_change_canceled", actor=actor, plan=waiting.plan.name,
                       quantity=waiting.quantity, scheduled_change=waiting.id)
-        subscription.updated_at = now()
+        _new_version(subscription)
         db.session.flush()
     except StaleDataError:
         db.session.rollback()

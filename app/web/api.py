@@ -55,6 +55,7 @@ PROBLEMS: Final = {
     # Refusals of the ordering rules, by the service error's class name.
     "profile-incomplete": "The billing profile is incomplete",
     "payment-method-required": "A payment method is required",
+    "payment-failed": "The payment failed",
     "unavailable": "Not available at the cloud",
 }
 

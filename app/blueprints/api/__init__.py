@@ -3,7 +3,8 @@
 - `base.py`: the blueprint factory every area uses (bearer tokens, scopes, rate limit, JSON bodies,
   problems), `actor()`, `@idempotent`, ETag/If-Match and cursor paging;
 - `ids.py`: opaque ids (`sub_...`) and their route converter and schema field;
-- one module per area (`plans.py`, `subscriptions.py`), registered in `init_app`.
+- one module per area (`plans.py`, `subscriptions.py`, `plan_changes.py`, `invoices.py`,
+  `payment_methods.py`), registered in `init_app`.
 
 Errors are problem details (app/web/api.py). The document is at /api/v1/openapi.json.
 """
@@ -63,6 +64,9 @@ class PortalApi(Api):
 def init_app(app: Flask) -> None:
     from app.blueprints.api.availability import blp as availability
     from app.blueprints.api.backorders import blp as backorders
+    from app.blueprints.api.invoices import blp as invoices
+    from app.blueprints.api.payment_methods import blp as payment_methods
+    from app.blueprints.api.plan_changes import blp as plan_changes
     from app.blueprints.api.plans import blp as plans
     from app.blueprints.api.pricing import blp as pricing
     from app.blueprints.api.profile import blp as profile
@@ -83,7 +87,8 @@ def init_app(app: Flask) -> None:
     })
     api.register_converter(OpaqueIdConverter,
                            lambda converter: {"type": "string", "example": f"{KINDS[converter.kind]}_0k3m9xq"})
-    for blp in (plans, subscriptions, pricing, availability, usage, usage_records, profile, ssh_keys, backorders):
+    for blp in (plans, subscriptions, pricing, availability, usage, usage_records, profile, ssh_keys, backorders,
+                plan_changes, invoices, payment_methods):
         csrf.exempt(blp)  # bearer tokens, never cookies: nothing for a cross-site form to ride on
         api.register_blueprint(blp, url_prefix=API_PREFIX + blp.url_prefix)
     app.extensions["portal_api"] = api

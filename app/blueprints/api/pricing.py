@@ -10,19 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import Schema, fields, validate
 
 from app.blueprints.api.base import api_blueprint
 from app.blueprints.api.ids import OpaqueId
+from app.blueprints.api.subscriptions import Input, MoneySchema
 from app.services import ordering
 
 blp = api_blueprint("pricing", __name__, url_prefix="/pricing",
                     description="What an order would cost, before it is placed.")
-
-
-class Input(Schema):
-    class Meta:
-        unknown = EXCLUDE  # fields this API does not know are ignored
 
 
 class OrderChoicesSchema(Input):
@@ -31,11 +27,6 @@ class OrderChoicesSchema(Input):
                                   metadata={"description": "serverType, location or region, image: the plan's "
                                                            "choices (GET the plan for them)"})
     quantity = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1000))
-
-
-class MoneySchema(Schema):
-    amount = fields.Integer(required=True, metadata={"description": "in minor units (cents)"})
-    currency = fields.String(required=True, metadata={"example": "EUR"})
 
 
 class QuoteLineSchema(Schema):
