@@ -154,7 +154,48 @@ def test_scopes_and_other_tenants(client, tenant, other_tenant, admin, customer)
     for path in (f"/plans/{pln}", f"/products/{prd}", f"/service-types/{sty}"):
         assert client.get(API + path, headers=headers).status_code == 404, path
         assert client.patch(API + path, headers=headers, json={"name": "Mine now"}).status_code == 404, path
+    assert client.post(f"{API}/plans/{pln}/cloud-prices/preview", headers=headers,
+                       json={"markupBp": 1000}).status_code == 404
     stolen = client.post(f"{API}/plans", headers={**headers, **_key()},
                          json={"productId": my_prd, "serviceTypeId": sty, "slug": "s", "name": "S"})
     assert stolen.status_code == 404
     assert _get(Plan, theirs.id).name != "Mine now" and _count(CatalogueChange) == 0
+
+
+def _plan_with_offers(tenant, admin):  # type: ignore[no-untyped-def]
+    from app.domain.plan_offers import LocationOffer, TypePrice
+    from app.services import catalogue_editing as editing
+    from tests.services.test_catalogue_editing import plan_input
+
+    values = plan_input(prices=(TypePrice("cx22", 450, None, None, True), TypePrice("cx32", 890)),
+                        locations=(LocationOffer("nbg1", 0, True),))
+    return editing.create_plan(tenant=tenant, actor=Actor(admin), product_id=factories.product(tenant).id,
+                               service_type_id=factories.service_type(tenant).id, values=values)
+
+
+def test_cloud_prices_are_previewed_then_applied_by_fingerprint(client, tenant, admin, headers, clock) -> None:  # type: ignore[no-untyped-def]
+    plan = _plan_with_offers(tenant, admin)
+    from app.blueprints.api.ids import encode
+
+    with client.application.test_request_context():
+        pln = encode("plan", plan.id)
+    before = _count(CatalogueChange)
+    preview = client.post(f"{API}/plans/{pln}/cloud-prices/preview", headers=headers,
+                          json={"markupBp": 2000, "serverTypes": ["cx32"]})
+    assert preview.status_code == 200, preview.json
+    (line,) = preview.json["lines"]
+    assert line["cost"] == {"amount": 799, "currency": "EUR"} and line["price"]["amount"] == 959
+    assert _count(CatalogueChange) == before
+    bad = client.post(f"{API}/plans/{pln}/cloud-prices/preview", headers=headers,
+                      json={"markupBp": 2000, "serverTypes": ["cx42"]})
+    assert bad.status_code == 422 and "serverTypes" in bad.json["errors"]
+    too_much = client.post(f"{API}/plans/{pln}/cloud-prices/preview", headers=headers, json={"markupBp": -1})
+    assert too_much.status_code == 422 and "markupBp" in too_much.json["errors"]
+    stale = client.post(f"{API}/plans/{pln}/cloud-prices/apply", headers=headers,
+                        json={"markupBp": 2000, "serverTypes": ["cx32"], "fingerprint": "0" * 20})
+    assert stale.status_code == 409 and _count(CatalogueChange) == before
+    done = client.post(f"{API}/plans/{pln}/cloud-prices/apply", headers=headers,
+                       json={"markupBp": 2000, "serverTypes": ["cx32"], "fingerprint": preview.json["fingerprint"]})
+    assert done.status_code == 200, done.json
+    assert done.json["prices"][1] == {"serverType": "cx32", "price": {"amount": 959, "currency": "EUR"},
+                                      "cost": {"amount": 799, "currency": "EUR"}, "markupBp": 2000, "default": False}

@@ -26,6 +26,7 @@ from app.domain.plan_offers import IMAGE_KEY, LocationOffer, TypePrice
 from app.models import Plan, Product, ServiceType
 from app.selectors import catalogue as selectors
 from app.services import catalogue_editing as editing
+from app.services import cloud_prices
 from app.services.errors import InvalidInput, NotFound, ServiceError
 from app.web.api import problem
 
@@ -45,7 +46,8 @@ def _money(amount: int | None, currency: str) -> dict[str, Any] | None:
     return None if amount is None else {"amount": amount, "currency": currency}
 
 
-RENAMED = {"price_minor": "price"}  # the service's field -> this API's, where not just camelCase
+# The service's field -> this API's, where it is not just its camelCase.
+RENAMED = {"price_minor": "price", "markup": "markupBp"}
 
 
 @contextmanager
@@ -58,6 +60,18 @@ def _api_fields() -> Iterator[None]:
             head, *rest = error.field.split("_")
             error.field = RENAMED.get(error.field, head + "".join(word.capitalize() for word in rest))
         raise
+
+
+def _price_changes(changes: Any, currency: str) -> list[dict[str, Any]]:
+    """A published plan's pending price changes: what subscribers pay, and from when."""
+    return [{"serverType": change.server_type or None, "old": _money(change.old_price_minor, currency),
+             "new": _money(change.new_price_minor, currency), "effectiveAt": change.effective_at.isoformat()}
+            for change in changes]
+
+
+def _unconfirmed(pending: editing.ConfirmPriceChange, currency: str) -> Any:
+    return problem(422, pending.message, code=CONFIRM_CODE, errors={"confirm": [pending.message]},
+                   priceChanges=_price_changes(pending.changes, currency))
 
 
 class MoneyIn(Schema):
@@ -408,10 +422,80 @@ def update_plan(body: dict[str, Any], plan_id: int) -> Any:
             editing.update_plan(tenant=g.tenant, actor=actor(), plan_id=row.id, values=values,
                                 confirmed=body["confirm"])
     except editing.ConfirmPriceChange as pending:
-        return problem(422, pending.message, code=CONFIRM_CODE, errors={"confirm": [pending.message]},
-                       priceChanges=[{"serverType": change.server_type or None,
-                                      "old": _money(change.old_price_minor, row.currency),
-                                      "new": _money(change.new_price_minor, row.currency),
-                                      "effectiveAt": change.effective_at.isoformat()}
-                                     for change in pending.changes])
+        return _unconfirmed(pending, row.currency)
+    return _plan(plan_id)
+
+
+# --- cloud price import ----------------------------------------------------------------------------------------
+
+class CloudPricesIn(Input):
+    markupBp = fields.Integer(required=True, metadata={"description": "the markup on the cloud's cost, in basis "
+                                                                      "points (2000 = 20 %)"})
+    serverTypes = fields.List(fields.String(validate=validate.Length(min=1, max=63)), load_default=list,
+                              validate=validate.Length(max=50),
+                              metadata={"description": "the server types to price (default: those offered)"})
+
+
+class CloudPricesApplyIn(CloudPricesIn):
+    fingerprint = fields.String(required=True, validate=validate.Length(max=64),
+                                metadata={"description": "the preview's: prices changed since answer 409"})
+    confirm = fields.Boolean(load_default=False, metadata={
+        "description": "a published plan's price change: true once the changes and dates were read"})
+
+
+class CloudPreviewSchema(Schema):
+    provider = fields.String(required=True)
+    markupBp = fields.Integer(required=True)
+    lines = fields.List(fields.Dict(), required=True, metadata={
+        "description": "per server type: offered, currentCost, currentPrice, cost (null: the cloud no longer "
+                       "lists it), price, marginBp, byLocation"})
+    costChanges = fields.List(fields.Dict(), metadata={"description": "the cloud's costs against the last import"})
+    priceChanges = fields.List(fields.Dict(), metadata={"description": "what subscribers will pay, and from when"})
+    changesAnything = fields.Boolean()
+    fingerprint = fields.String(required=True, metadata={"description": "send it to apply exactly this"})
+
+
+def _cloud_preview(preview: cloud_prices.ImportPreview) -> dict[str, Any]:
+    currency = preview.currency
+    return {
+        "provider": preview.provider.value, "markupBp": preview.markup_bp, "fingerprint": preview.fingerprint,
+        "changesAnything": preview.changes_anything,
+        "lines": [{"serverType": line.server_type, "offered": line.offered,
+                   "currentCost": _money(line.current_cost, currency),
+                   "currentPrice": _money(line.current_price, currency), "cost": _money(line.cost, currency),
+                   "price": _money(line.price, currency), "marginBp": line.margin_bp,
+                   "byLocation": [{"location": where, "cost": _money(amount, currency)}
+                                  for where, amount in line.by_location]} for line in preview.lines],
+        "costChanges": [{"serverType": change.server_type, "location": change.location,
+                         "change": str(change.change), "old": _money(change.old_minor, currency),
+                         "new": _money(change.new_minor, currency)} for change in preview.cost_changes],
+        "priceChanges": _price_changes(preview.pending, currency),
+    }
+
+
+@blp.route(PLAN + "/cloud-prices/preview", methods=["POST"])
+@blp.arguments(CloudPricesIn)
+@blp.response(200, CloudPreviewSchema)
+def preview_cloud_prices(body: dict[str, Any], plan_id: int) -> dict[str, Any]:
+    """What importing the cloud's current prices plus the markup would do to the plan: nothing is changed."""
+    with _api_fields():
+        return _cloud_preview(cloud_prices.preview_import(
+            tenant=g.tenant, actor=actor(), plan_id=_plan(plan_id).id, markup_bp=body["markupBp"],
+            server_types=body["serverTypes"]))
+
+
+@blp.route(PLAN + "/cloud-prices/apply", methods=["POST"])
+@blp.arguments(CloudPricesApplyIn)
+@blp.response(200, AdminPlanSchema)
+@blp.alt_response(409, description="the cloud's prices or the plan changed since the preview: preview again")
+def apply_cloud_prices(body: dict[str, Any], plan_id: int) -> Any:
+    """Apply the preview named by `fingerprint`; a published plan's price change needs `confirm: true`."""
+    row = _plan(plan_id)
+    try:
+        with _api_fields():
+            cloud_prices.apply_import(tenant=g.tenant, actor=actor(), plan_id=row.id, markup_bp=body["markupBp"],
+                                      server_types=body["serverTypes"], fingerprint=body["fingerprint"],
+                                      confirmed=body["confirm"])
+    except editing.ConfirmPriceChange as pending:
+        return _unconfirmed(pending, row.currency)
     return _plan(plan_id)
