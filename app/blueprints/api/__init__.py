@@ -62,6 +62,10 @@ class PortalApi(Api):
 
 
 def init_app(app: Flask) -> None:
+    from app.blueprints.api.admin_catalogue import blp as admin_catalogue
+    from app.blueprints.api.admin_catalogue_lifecycle import blp as admin_lifecycle
+    from app.blueprints.api.admin_customers import blp as admin_customers
+    from app.blueprints.api.admin_usage import blp as admin_usage
     from app.blueprints.api.availability import blp as availability
     from app.blueprints.api.backorders import blp as backorders
     from app.blueprints.api.invoices import blp as invoices
@@ -88,7 +92,8 @@ def init_app(app: Flask) -> None:
     api.register_converter(OpaqueIdConverter,
                            lambda converter: {"type": "string", "example": f"{KINDS[converter.kind]}_0k3m9xq"})
     for blp in (plans, subscriptions, pricing, availability, usage, usage_records, profile, ssh_keys, backorders,
-                plan_changes, invoices, payment_methods):
+                plan_changes, invoices, payment_methods, admin_customers, admin_catalogue, admin_lifecycle,
+                admin_usage):
         csrf.exempt(blp)  # bearer tokens, never cookies: nothing for a cross-site form to ride on
         api.register_blueprint(blp, url_prefix=API_PREFIX + blp.url_prefix)
     app.extensions["portal_api"] = api

@@ -53,12 +53,13 @@ def _token_key() -> str:
 
 
 def api_blueprint(name: str, import_name: str, *, url_prefix: str, audience: Literal["customer", "admin"]
-                  = "customer", description: str = "") -> Blueprint:
+                  = "customer", description: str = "", raw_bodies: frozenset[str] = frozenset()) -> Blueprint:
     """A blueprint of API endpoints under /api/v1`url_prefix`, for `audience`.
 
     Every request needs a bearer token of the request's tenant (a session cookie alone is refused); GET needs
     the read scope, other methods write, an admin area admin (and a tenant admin's token); customer areas
-    serve customers' tokens. Rate limited per token (API_RATE_LIMIT).
+    serve customers' tokens. Rate limited per token (API_RATE_LIMIT). Bodies are JSON objects, or of a media
+    type in `raw_bodies` (such as text/csv) that the area's views read themselves.
     """
     blp = Blueprint(f"api_{name}", import_name, url_prefix=url_prefix, description=description)
 
@@ -66,7 +67,7 @@ def api_blueprint(name: str, import_name: str, *, url_prefix: str, audience: Lit
     def _authenticate() -> Response | None:
         try:
             token = _token()
-            _check_body()
+            _check_body(raw_bodies)
             needed = Scope.ADMIN if audience == "admin" else Scope.READ if request.method in (
                 "GET", "HEAD", "OPTIONS") else Scope.WRITE
             if not granted(api_tokens.scopes_of(token), needed):
@@ -96,10 +97,13 @@ def _token() -> ApiToken:
     return api_tokens.authenticate(g.tenant, header[len(BEARER):].strip())
 
 
-def _check_body() -> None:
-    """Bodies are JSON objects without NUL characters (PostgreSQL cannot store one)."""
+def _check_body(raw_bodies: frozenset[str] = frozenset()) -> None:
+    """Bodies are JSON objects without NUL characters (PostgreSQL cannot store one), or of a media type the area
+    reads itself."""
     if request.method not in ("POST", "PUT", "PATCH", "DELETE") or not (
             request.content_length or request.headers.get("Transfer-Encoding")):
+        return
+    if request.mimetype in raw_bodies:
         return
     if request.mimetype != "application/json":
         raise ApiRefusal(problem(415, "Send the body as application/json."))

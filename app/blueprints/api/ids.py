@@ -25,7 +25,8 @@ from app.web.inputs import MAX_ID
 
 # kind -> the prefix clients see; add a kind here before using it.
 KINDS: Final = {"sub": "sub", "item": "itm", "plan": "pln", "ssh_key": "key", "token": "tok",
-                 "usage_record": "use", "invoice": "inv", "payment_method": "crd"}
+                 "usage_record": "use", "invoice": "inv", "payment_method": "crd", "customer": "cus",
+                 "product": "prd", "operation": "opr", "outcome": "out", "service_type": "sty"}
 _ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32, lower case
 _LENGTH: Final = 7  # 35 bits hold the 32-bit block
 _ROUNDS: Final = 4

@@ -36,7 +36,7 @@ ADD_CARD = ("A saved card is needed for this plan. Cards are added only in a bro
             "refusal is the answer to the one sent).")
 
 
-class TargetSchema(Schema):
+class ChangeTargetSchema(Schema):
     planId = OpaqueId("plan", required=True)
     name = fields.String(required=True)
     productName = fields.String(required=True)
@@ -61,7 +61,7 @@ class ScheduledChangeSchema(Schema):
 
 
 class TargetListSchema(Schema):
-    data = fields.List(fields.Nested(TargetSchema), required=True)
+    data = fields.List(fields.Nested(ChangeTargetSchema), required=True)
     changeable = fields.Boolean(required=True, metadata={"description": "false: the subscription cannot change "
                                                                         "now (only an active one can)"})
     scheduledChange = fields.Nested(ScheduledChangeSchema, allow_none=True, required=True,
@@ -95,7 +95,7 @@ class ProrationSchema(Schema):
     net = fields.Nested(MoneySchema, required=True)
 
 
-class PreviewSchema(Schema):
+class ChangePreviewSchema(Schema):
     action = fields.String(required=True)
     planId = OpaqueId("plan", required=True)
     planName = fields.String(required=True)
@@ -121,7 +121,8 @@ class PreviewSchema(Schema):
 
 
 class AppliedSchema(Schema):
-    change = fields.Nested(PreviewSchema, required=True, metadata={"description": "what was applied or scheduled"})
+    change = fields.Nested(ChangePreviewSchema, required=True,
+                           metadata={"description": "what was applied or scheduled"})
     subscription = fields.Nested(SubscriptionSchema, required=True)
 
 
@@ -177,7 +178,7 @@ def targets(subscription_id: int) -> dict[str, Any]:
 
 @blp.route(SUBSCRIPTION + "/plan-change/preview", methods=["POST"])
 @blp.arguments(ChangeSchema)
-@blp.response(200, PreviewSchema)
+@blp.response(200, ChangePreviewSchema)
 @blp.alt_response(400, description="payment-method-required: add a card in a browser first")
 def preview(body: dict[str, Any], subscription_id: int) -> Any:
     """What the change would do, without doing it: the new price, the proration lines, what is due now, when it
