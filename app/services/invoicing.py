@@ -89,8 +89,11 @@ def gather(as_of: datetime, *, user_id: int | None = None) -> int:
     draft = (select(Invoice.id).where(Invoice.user_id == Charge.user_id, Invoice.currency == Charge.currency,
                                       Invoice.status == _DRAFT, Invoice.tenant_id == Charge.tenant_id)
              .scalar_subquery())  # uq_invoices_one_draft
-    attached = db.session.execute(  # each due charge to its customer's draft in its currency, in one statement
-        update(Charge).where(*due, exists(draft)).values(invoice_id=draft)
+    # Each due charge to its customer's draft in its currency, in one statement. Every one has a draft (made
+    # above), unless a finalizer took that draft meanwhile (PostgreSQL): such a charge stays uninvoiced for the
+    # next run, which makes a new draft, and is counted here all the same.
+    attached = db.session.execute(
+        update(Charge).where(*due).values(invoice_id=draft)
         .execution_options(synchronize_session=False)).rowcount or 0
     db.session.commit()
     return attached
