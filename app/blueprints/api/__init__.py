@@ -5,7 +5,8 @@
 - `ids.py`: opaque ids (`sub_...`) and their route converter and schema field;
 - one module per area (`plans.py`, `subscriptions.py`), registered in `init_app`.
 
-Errors are problem details (app/web/api.py). The document is at /api/v1/openapi.json.
+Errors are problem details (app/web/api.py). The document is at /api/v1/openapi.json, readable at /api/docs
+(`docs.py`).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class PortalApi(Api):
 
 
 def init_app(app: Flask) -> None:
+    from app.blueprints.api.docs import bp as docs
     from app.blueprints.api.plans import blp as plans
     from app.blueprints.api.subscriptions import blp as subscriptions
 
@@ -80,3 +82,4 @@ def init_app(app: Flask) -> None:
         csrf.exempt(blp)  # bearer tokens, never cookies: nothing for a cross-site form to ride on
         api.register_blueprint(blp, url_prefix=API_PREFIX + blp.url_prefix)
     app.extensions["portal_api"] = api
+    app.register_blueprint(docs)  # /api/docs: the document, readable in a browser
