@@ -61,6 +61,7 @@ def api_blueprint(name: str, import_name: str, *, url_prefix: str, audience: Lit
     serve customers' tokens. Rate limited per token (API_RATE_LIMIT).
     """
     blp = Blueprint(f"api_{name}", import_name, url_prefix=url_prefix, description=description)
+    blp.audience = audience  # type: ignore[attr-defined]  # read by the API's schema tests (which token to send)
 
     @blp.before_request
     def _authenticate() -> Response | None:
