@@ -8,7 +8,9 @@ documented content type, a body that matches the response schema. The generated 
 subscription, and the stateful test follows the links schemathesis infers (list -> one -> its items).
 
 Bounded (max examples per operation) so the module runs in well under a minute; `-m "not schemathesis"`
-leaves it out.
+leaves it out. Two more of schemathesis' checks are left out on purpose: `positive_data_acceptance` (a cursor
+is any string in the document, yet only one this API signed is accepted: 422 naming `cursor`) and
+`ignored_auth` (the tests always send a valid token).
 """
 
 from __future__ import annotations
@@ -42,10 +44,16 @@ from tests.services.conftest import active_subscription, plan, profile, sandbox 
 pytestmark = pytest.mark.schemathesis
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "25"))  # per operation and mode; raise it for a deeper run
-SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=not os.environ.get("SCHEMATHESIS_MAX_EXAMPLES"), database=None,
-                    phases=[Phase.explicit, Phase.generate],
-                    suppress_health_check=list(HealthCheck))
+# Per operation and generation mode. SCHEMATHESIS_MAX_EXAMPLES=300 gives a deeper run, with a new random seed
+# each time; by default the examples are the same on every run (derandomized), so CI is repeatable.
+DEEPER = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES")
+MAX_EXAMPLES = int(DEEPER or "25")
+SETTINGS = settings(
+    max_examples=MAX_EXAMPLES, deadline=None, derandomize=not DEEPER, database=None,
+    phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure is reported as found (with its curl line)
+    # The token and the subscription are the test's fixtures, shared by every example on purpose (they are
+    # rolled back after the test); the in-process answers are sometimes slow on a shared machine.
+    suppress_health_check=list(HealthCheck))
 
 
 def isolated(app: Flask) -> Callable[..., Any]:
@@ -115,8 +123,9 @@ def test_every_operation_answers_as_documented(api_schema, headers_for, active_s
     for operation in operations:
         names = set(re.findall(r"{(\w+)}", operation.path))
         strategy = operation.as_strategy(generation_mode=mode)
-        if names and names <= ids.keys():
-            strategy |= operation.as_strategy(generation_mode=mode, path_parameters={n: ids[n] for n in names})
+        if names & ids.keys():  # the ids it knows real; the rest (e.g. a power command) generated
+            strategy |= operation.as_strategy(generation_mode=mode,
+                                              path_parameters={n: ids[n] for n in names & ids.keys()})
         explore(strategy, headers_for(operation.path))
 
 
