@@ -11,6 +11,8 @@ for psycopg); the order's inserts read their new ids with `RETURNING` on Postgre
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import pickle
@@ -23,7 +25,7 @@ from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlencode
 
 import psycopg
-from flask import Flask, Response, g, redirect, render_template, request
+from flask import Flask, Response, g, jsonify, redirect, render_template, request
 from psycopg.rows import dict_row, tuple_row
 from sqlalchemy.engine import make_url
 
@@ -41,6 +43,9 @@ END_REASONS = {"stopped": "Stopped by support", "expired": "Time limit reached",
                "superseded": "Replaced by a newer impersonation", "session_ended": "Session ended elsewhere"}
 PER_PAGE = 25  # the staff lists' page
 DNS_BASE_DOMAIN = "servers.bench.test"  # the portal's, as bench/data.py configures it
+SECRET_KEY = "bench-secret-key"  # noqa: S105 - the portal's, as bench/data.py sets it: the API's ids are keyed with it
+ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+ID_PREFIXES = {"sub": "sub", "plan": "pln"}
 
 DASHBOARD = """
 SELECT s.id, s.status, s.price_minor, s.currency, s.interval, s.auto_renew, s.current_period_end,
@@ -53,6 +58,16 @@ SELECT s.id, s.status, s.price_minor, s.currency, s.interval, s.auto_renew, s.cu
 FROM subscriptions s JOIN plans p ON p.id = s.plan_id JOIN products pr ON pr.id = p.product_id
 WHERE s.tenant_id = ? AND s.user_id = ?
 ORDER BY s.created_at DESC, s.id DESC
+"""
+
+
+# The JSON API's subscription: the columns its representation shows, its plan's name joined.
+API_SUBSCRIPTION = """
+SELECT s.id, s.status, s.plan_id, p.name AS plan_name, s.quantity, s.price_minor, s.currency, s.interval,
+       s.auto_renew, s.auto_backorder, s.requested_config, s.created_at, s.activated_at, s.current_period_start,
+       s.current_period_end, s.effective_at, s.canceled_at, s.version
+FROM subscriptions s JOIN plans p ON p.id = s.plan_id
+WHERE s.tenant_id = ? AND s.user_id = ?
 """
 
 
@@ -701,6 +716,34 @@ def invoice_document(conn: Connection, tenant_id: int, user_id: int, invoice_id:
     return {"invoice": invoice, "totals": totals, "credit_notes": notes}
 
 
+def opaque_id(kind: str, number: int) -> str:
+    """The API's opaque id of a row: the keyed 4-round Feistel permutation of its 32 bits, in base32."""
+    left, right = number >> 16, number & 0xFFFF
+    for index in range(4):
+        key = hmac.new(SECRET_KEY.encode(), f"api-id:{kind}:{index}".encode(), hashlib.sha256).digest()
+        left, right = right, left ^ int.from_bytes(hmac.new(key, right.to_bytes(2, "big"),
+                                                            hashlib.sha256).digest()[:2], "big")
+    block = (left << 16) | right
+    return ID_PREFIXES[kind] + "_" + "".join(ID_ALPHABET[(block >> (5 * i)) & 31] for i in reversed(range(7)))
+
+
+def iso(value: str | datetime | None) -> str | None:
+    at = moment(value)
+    return at.isoformat() if at else None
+
+
+def api_subscription(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A subscription as the JSON API shows it."""
+    return {"id": opaque_id("sub", row["id"]), "status": row["status"], "planId": opaque_id("plan", row["plan_id"]),
+            "planName": row["plan_name"], "quantity": row["quantity"],
+            "price": {"amount": row["price_minor"], "currency": row["currency"]}, "interval": row["interval"],
+            "autoRenew": bool(row["auto_renew"]), "autoBackorder": bool(row["auto_backorder"]),
+            "requestedConfig": loaded(row["requested_config"]), "createdAt": iso(row["created_at"]),
+            "activatedAt": iso(row["activated_at"]), "currentPeriodStart": iso(row["current_period_start"]),
+            "currentPeriodEnd": iso(row["current_period_end"]), "effectiveAt": iso(row["effective_at"]),
+            "canceledAt": iso(row["canceled_at"]), "version": row["version"]}
+
+
 def create_baseline(database: str) -> Flask:
     """The bare app on a SQLite file's path (one connection per request, as the portal has) or on a
     postgresql:// URL (one connection kept per thread, as the portal's pool lends one)."""
@@ -735,9 +778,33 @@ def create_baseline(database: str) -> Flask:
             conn.close()
 
     customer_pages(app, connection, queue_path)
+    api_endpoints(app, connection)
     billing_pages(app, connection)
     staff_pages(app, connection)
     return app
+
+
+def api_endpoints(app: Flask, connection: Callable[[], Connection]) -> None:
+    """The JSON API's subscriptions, the same JSON; the customer is named in the URL (no token)."""
+
+    @app.get("/<int:tenant_id>/<int:user_id>/api/subscriptions")
+    def api_subscriptions(tenant_id: int, user_id: int) -> Response:
+        limit = int(request.args.get("limit", "20"))
+        rows = connection().execute(API_SUBSCRIPTION + " ORDER BY s.id DESC LIMIT ?",
+                                    (tenant_id, user_id, limit + 1)).fetchall()
+        page = rows[:limit]
+        more = "more" if len(rows) > limit else None  # the portal's cursor is signed; only its presence is compared
+        return jsonify({"data": [api_subscription(row) for row in page], "nextCursor": more})
+
+    @app.get("/<int:tenant_id>/<int:user_id>/api/subscriptions/<int:subscription_id>")
+    def api_subscription_one(tenant_id: int, user_id: int, subscription_id: int) -> Response | tuple[str, int]:
+        row = connection().execute(API_SUBSCRIPTION + " AND s.id = ?", (tenant_id, user_id, subscription_id)
+                                   ).fetchone()
+        if row is None:
+            return "", 404
+        response = jsonify(api_subscription(row))
+        response.headers["ETag"] = f'"v{row["version"]}"'
+        return response
 
 
 def billing_pages(app: Flask, connection: Callable[[], Connection]) -> None:

@@ -9,7 +9,8 @@ Core, lists of rows in batches; `COPY` on PostgreSQL, which builds L in under 3 
 sequences are moved past the numbered rows. The planner's statistics are gathered (`ANALYZE`; `VACUUM ANALYZE`
 on PostgreSQL, as autovacuum would after a bulk load). Sizes: S is one tenant; M and L have 10 tenants, one
 holding half the rows (L: 100k customers, 1M subscriptions, meant for PostgreSQL). Each tenant has one known
-customer owning exactly 5 subscriptions and another owning exactly 50 (the dashboard measurements), a customer
+customer owning exactly 5 subscriptions and another owning exactly 50 (the dashboard and API measurements; each
+has a read API token, `api_token(user_id)`, made from its id as the password is known), a customer
 with a complete profile, one SSH key (preselected for orders) and no subscriptions (who places the measured
 orders), a support user and a tenant
 admin, 50 failed servers (the admin's attention list) and 50 ended support impersonations with their actions
@@ -21,6 +22,7 @@ seed gives the same rows, but for the password hash (its salt is random).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -41,12 +43,14 @@ from sqlalchemy.engine import Connection, make_url
 from app import create_app
 from app.config import engine_options, normalize_database_url
 from app.domain.accounts import Role
+from app.domain.api_tokens import ALPHABET, LOOKUP_LENGTH, PREFIX, SECRET_LENGTH, Scope, checksum, token_hash
 from app.domain.billing import ChargeKind, InvoiceStatus
 from app.domain.catalogue import CatalogueState, ChangeRule, Interval, Provider
 from app.domain.ssh_keys import parse_public_key
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import (
+    ApiToken,
     Charge,
     CustomerProfile,
     Impersonation,
@@ -67,7 +71,7 @@ from app.models import (
 from app.models.impersonation import EndReason
 from app.services.demo import HETZNER_SCHEMA  # the demo cloud server type: the order form has its choices
 from app.services.passwords import hash_password
-from bench.baseline import DNS_BASE_DOMAIN
+from bench.baseline import DNS_BASE_DOMAIN, SECRET_KEY
 
 PASSWORD = "bench-customer-pass"  # noqa: S105 - a known password of generated test data
 FEW_EMAIL = "bench-customer@example.com"  # owns exactly 5 subscriptions
@@ -76,6 +80,7 @@ ORDER_EMAIL = "bench-orderer@example.com"  # owns none: the runner's orders, rem
 SUPPORT_EMAIL = "bench-support@example.com"
 ADMIN_EMAIL = "bench-admin@example.com"
 FEW, MANY = 5, 50
+API_TOKEN_DAYS = 365  # the longest a token lives; a data set built today serves the API for a year
 ATTENTION = 50  # failed servers per tenant: the admin's attention list, the same length at every size
 AUDITS = 50  # ended impersonations per tenant, each with ACTIONS actions (the first a change, the rest views)
 ACTIONS = 4
@@ -216,6 +221,13 @@ class Builder:
                                               "address": f"{uid} Main Street", "postal_code": "10115",
                                               "city": "Berlin", "country": "DE", **stamp} for uid in ids))
         self.put(SshKey.__table__, [self.ssh_key(tenant_id, ids[2])])  # the orderer's
+        # The API's measured customers (5 and 50 subscriptions) each have a read token, known as the password is.
+        issued = datetime.now(UTC)  # a token must not have expired when the data set is used
+        self.put(ApiToken.__table__, [{"tenant_id": tenant_id, "user_id": uid, "name": "bench",
+                                       "lookup": api_token(uid)[len(PREFIX):len(PREFIX) + LOOKUP_LENGTH],
+                                       "secret_hash": token_hash(api_token(uid)), "scopes": Scope.READ.value,
+                                       "created_at": issued, "expires_at": issued + timedelta(days=API_TOKEN_DAYS)}
+                                      for uid in ids[:2]])
         # The orderer's saved card: paid plans are ordered with one (the portal only checks that there is one).
         self.put(PaymentMethod.__table__, [{"tenant_id": tenant_id, "user_id": ids[2], "provider": "sandbox",
                                             "external_id": f"pm_bench{ids[2]}", "brand": "visa", "last4": "4242",
@@ -348,6 +360,18 @@ class Builder:
                 "version": 1, "created_at": created, "updated_at": created}
 
 
+def api_token(user_id: int) -> str:
+    """The known API token of a bench customer (as PASSWORD is their known password), made from their id: a
+    well-formed token (prefix, lookup id, secret, checksum) whose hash the data set stores, as the portal does."""
+    number = int.from_bytes(hashlib.sha512(f"bench-api-token:{user_id}".encode()).digest(), "big")
+    chars = []
+    for _ in range(LOOKUP_LENGTH + SECRET_LENGTH):
+        number, digit = divmod(number, len(ALPHABET))
+        chars.append(ALPHABET[digit])
+    body = PREFIX + "".join(chars)
+    return body + checksum(body)
+
+
 def copy_value(value: Any) -> Any:
     """A value as COPY takes it: JSON columns as JSON text, enums as their stored value."""
     if isinstance(value, dict | list):
@@ -359,7 +383,7 @@ def bench_app(database: str) -> Any:
     """The portal on `database`, as the benchmark runs it (fast password hashing, no rate limit)."""
     url = normalize_database_url(database)
     return create_app({"SQLALCHEMY_DATABASE_URI": url, "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
-                       "SECRET_KEY": "bench-secret-key",
+                       "SECRET_KEY": SECRET_KEY,
                        "ARGON2_PARAMETERS": {"time_cost": 1, "memory_cost": 8, "parallelism": 1},
                        "RATELIMIT_ENABLED": False, "RATELIMIT_STORAGE_URI": "memory://",
                        "DEFAULT_TENANT": "bench-0", "SANDBOX_IN_PROCESS": True, "DNS_BASE_DOMAIN": DNS_BASE_DOMAIN})
@@ -442,7 +466,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {table:24} {count:>9,}")
     print(f"Known users on every tenant, password {PASSWORD!r}: customers {FEW_EMAIL} ({FEW} subscriptions), "
           f"{MANY_EMAIL} ({MANY}), {ORDER_EMAIL} (none; places the measured orders); support {SUPPORT_EMAIL}; "
-          f"tenant admin {ADMIN_EMAIL}")
+          f"tenant admin {ADMIN_EMAIL}; the API token of the first customer of bench-0 (read scope): {api_token(1)}")
 
 
 if __name__ == "__main__":

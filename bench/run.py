@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import re
 import statistics
@@ -40,7 +41,7 @@ from sqlalchemy import event
 from app.extensions import db
 from app.tasks import huey
 from bench import INSTANCE
-from bench.baseline import bare_queue, baseline_database, connect, create_baseline, is_postgresql
+from bench.baseline import bare_queue, baseline_database, connect, create_baseline, is_postgresql, opaque_id
 from bench.data import (
     ADMIN_EMAIL,
     ATTENTION,
@@ -54,6 +55,7 @@ from bench.data import (
     SIZES,
     SUPPORT_EMAIL,
     absolute,
+    api_token,
     bench_app,
     build,
 )
@@ -176,6 +178,16 @@ class Bench:
             self.viewers[email] = Viewer(logged_in(self.portal, email), tenant_id, user_id)
         return self.viewers[email]
 
+    def api(self, name: str, who: str, portal_path: str, bare_path: str, goal: Goal, **checks: Any) -> Operation:
+        """A GET of the JSON API's `portal_path` with `who`'s API token against the bare app's `bare_path`; both
+        must answer the same JSON (and `rows` items in `data`, if given)."""
+        tenant_id, user_id = user_ids(self.path, who)
+        headers = {"Authorization": f"Bearer {api_token(user_id)}"}
+        rows = checks.pop("rows", None)
+        return Operation(name, get(self.portal.test_client(), portal_path, headers),
+                         get(self.bare, bare_path.format(t=tenant_id, u=user_id)), goal,
+                         check=lambda op: same_json(op, rows), **checks)
+
     def page(self, name: str, who: str, portal_path: str, bare_path: str, goal: Goal, *, fragment: bool = False,
              **checks: Any) -> Operation:
         """A GET of `portal_path` as `who` against the bare app's `bare_path` ({t}: tenant id, {u}: user id)."""
@@ -287,6 +299,12 @@ def operations(bench: Bench) -> list[Operation]:
                    region=('<nav class="tabs"', *main)),
         bench.page("admin subscriptions", ADMIN_EMAIL, "/admin/subscriptions", "/{t}/admin/subscriptions", LIST_GOAL,
                    rows=PER_PAGE, region=('<nav class="tabs"', *main)),
+        bench.api("API list, 5 rows", FEW_EMAIL, "/api/v1/subscriptions?limit=50",
+                  "/{t}/{u}/api/subscriptions?limit=50", LIST_GOAL, rows=FEW, same="API list"),
+        bench.api("API list, 50 rows", MANY_EMAIL, "/api/v1/subscriptions?limit=50",
+                  "/{t}/{u}/api/subscriptions?limit=50", LIST_GOAL, rows=MANY, same="API list"),
+        bench.api("API subscription", FEW_EMAIL, f"/api/v1/subscriptions/{opaque_id('sub', sid)}",
+                  f"/{{t}}/{{u}}/api/subscriptions/{sid}", SMALL_GOAL),
         order(bench, plan),
     ]
 
@@ -354,6 +372,15 @@ def remove_orders(path: str, user_id: int) -> None:
         conn.execute("DELETE FROM subscriptions WHERE user_id = ?", (user_id,))
     with connection(bare_queue(path)) as queue:
         queue.execute("DELETE FROM task")
+
+
+def same_json(op: Operation, rows: int | None) -> None:
+    """Both answers are the same JSON, so like is measured against like."""
+    portal, bare = json.loads(op.portal()), json.loads(op.baseline())
+    if portal != bare:
+        raise SystemExit(f"{op.name}: the portal and the baseline answer different JSON:\n{portal}\n{bare}")
+    if rows is not None and len(portal["data"]) != rows:
+        raise SystemExit(f"{op.name}: {len(portal['data'])} rows, expected {rows}")
 
 
 def cut(page: str, region: tuple[str, str]) -> str:

@@ -1,6 +1,8 @@
-"""Throughput under gunicorn: the portal's 50-row dashboard against the bare page, in requests per second.
+"""Throughput under gunicorn: the portal's 50-row dashboard (or the API's 50-row subscription list) against the
+bare page, in requests per second.
 
     python -m bench.throughput --database sqlite:///instance/bench-S.sqlite3 [--rounds N] [--seconds N] [--quick]
+    python -m bench.throughput --api [--quick]     # GET /api/v1/subscriptions?limit=50 with the customer's token
 
 The portal (`bench.data.bench_app`: no debug, fast password hashing, no login rate limit) and the bare app
 (`bench.baseline.create_baseline`) each run under gunicorn with 2 sync workers on 127.0.0.1. The runner logs
@@ -8,7 +10,9 @@ in as the customer with 50 subscriptions through the real login form, checks tha
 rows, then runs `wrk -c8 -t2` against each dashboard, interleaved (portal, bare, bare, portal, ...), with the
 session cookie as a header. It prints the requests per second of each, the ratio portal/bare (median and
 range) and exits 1 when any answer was not 2xx, wrk saw a socket error, or the median ratio is under the
-goal (0.4). `measure()` returns the figures for other runners. The gunicorn processes are stopped on any
+goal (0.4). With `--api` the same is done for the JSON API's list of the same 50 subscriptions, with the
+customer's API token (`bench.data.api_token`), against the bare JSON. `measure()` returns the figures for other
+runners. The gunicorn processes are stopped on any
 exit, Ctrl+C included.
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import re
 import signal
@@ -34,7 +39,7 @@ import requests
 from flask import Flask
 
 from bench.baseline import baseline_database, create_baseline
-from bench.data import MANY, MANY_EMAIL, PASSWORD, absolute, bench_app
+from bench.data import MANY, MANY_EMAIL, PASSWORD, absolute, api_token, bench_app
 from bench.run import CSRF, ROW, user_ids
 
 GOAL = 0.4  # portal requests/s over bare requests/s, at least
@@ -151,9 +156,11 @@ def login_cookie(base: str, email: str, password: str = PASSWORD) -> str:
 
 
 def check_page(url: str, headers: dict[str, str], rows: int) -> None:
-    """The page answers 200 with `rows` table rows (a lost session would answer a redirect to the login)."""
+    """The page answers 200 with `rows` table rows (a lost session would answer a redirect to the login), or
+    the JSON answer has `rows` items in `data`."""
     answer = requests.get(url, headers=headers, allow_redirects=False, timeout=10)
-    shown = len(ROW.findall(answer.text))
+    is_json = answer.headers.get("Content-Type", "").startswith("application/json")
+    shown = len(json.loads(answer.text)["data"]) if is_json else len(ROW.findall(answer.text))
     if answer.status_code != 200 or shown != rows:
         raise SystemExit(f"GET {url} answered {answer.status_code} with {shown} rows, expected 200 with {rows}")
 
@@ -204,8 +211,9 @@ class Throughput:
         return self.failures == 0 and self.ratio >= GOAL
 
 
-def measure(database: str, rounds: int = 3, seconds: float = 10) -> Throughput:
-    """Serve both apps under gunicorn and measure their 50-row dashboards with wrk, interleaved."""
+def measure(database: str, rounds: int = 3, seconds: float = 10, *, api: bool = False) -> Throughput:
+    """Serve both apps under gunicorn and measure their 50-row dashboards (`api`: the API's 50-row list) with
+    wrk, interleaved."""
     database = absolute(database)
     tenant_id, user_id = user_ids(baseline_database(database), MANY_EMAIL)
     environment = {DATABASE_VARIABLE: database}
@@ -215,8 +223,13 @@ def measure(database: str, rounds: int = 3, seconds: float = 10) -> Throughput:
         script.flush()
         portal = stack.enter_context(gunicorn("bench.throughput:portal_wsgi()", environment))
         bare = stack.enter_context(gunicorn("bench.throughput:bare_wsgi()", environment))
-        targets = {"portal": (f"{portal}/subscriptions/", {"Cookie": login_cookie(portal, MANY_EMAIL)}),
-                   "bare": (f"{bare}/{tenant_id}/{user_id}/subscriptions/", {})}
+        if api:
+            targets = {"portal": (f"{portal}/api/v1/subscriptions?limit={MANY}",
+                                  {"Authorization": f"Bearer {api_token(user_id)}"}),
+                       "bare": (f"{bare}/{tenant_id}/{user_id}/api/subscriptions?limit={MANY}", {})}
+        else:
+            targets = {"portal": (f"{portal}/subscriptions/", {"Cookie": login_cookie(portal, MANY_EMAIL)}),
+                       "bare": (f"{bare}/{tenant_id}/{user_id}/subscriptions/", {})}
         for url, headers in targets.values():
             check_page(url, headers, MANY)
             warm_up = wrk(url, min(seconds, 2), headers, script.name)
@@ -228,7 +241,7 @@ def measure(database: str, rounds: int = 3, seconds: float = 10) -> Throughput:
             for name in order:
                 url, headers = targets[name]
                 getattr(figures, name).append(wrk(url, seconds, headers, script.name))
-        check_page(*targets["portal"], MANY)  # the session held to the end: no run measured the login page
+        check_page(*targets["portal"], MANY)  # the session (token) held to the end: no run measured a refusal
     return figures
 
 
@@ -251,11 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="each round runs wrk once against each app")
     parser.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
     parser.add_argument("--quick", action="store_true", help="2 rounds of 3 s")
+    parser.add_argument("--api", action="store_true", help="the API's 50-row subscription list, not the dashboard")
     args = parser.parse_args(argv)
     rounds, seconds = (2, 3.0) if args.quick else (args.rounds, args.seconds)
     terminate_on_sigterm()
-    figures = measure(args.database, rounds, seconds)
-    print(f"{absolute(args.database)}: dashboard with {MANY} rows, gunicorn with 2 sync workers each, "
+    figures = measure(args.database, rounds, seconds, api=args.api)
+    what = f"GET /api/v1/subscriptions?limit={MANY}" if args.api else f"dashboard with {MANY} rows"
+    print(f"{absolute(args.database)}: {what}, gunicorn with 2 sync workers each, "
           f"wrk -c8 -t2, {rounds} rounds of {seconds:g} s, interleaved\n")
     report(figures)
     return 0 if figures.met() else 1

@@ -103,8 +103,12 @@ def test_adding_a_key_is_idempotent(client, tenant, customer) -> None:  # type: 
     assert again.json == first.json and again.headers["Idempotent-Replayed"] == "true"
     other = client.post("/api/v1/ssh-keys", json={**body, "name": "desk"}, headers=_auth(secret, key))
     assert other.status_code == 422 and other.json["type"].endswith("/idempotency-key-reused")
-    duplicate = client.post("/api/v1/ssh-keys", json=body, headers=_auth(secret, str(uuid.uuid4())))
+    refused_key = str(uuid.uuid4())
+    duplicate = client.post("/api/v1/ssh-keys", json=body, headers=_auth(secret, refused_key))
     assert duplicate.status_code == 422 and "already" in duplicate.json["errors"]["publicKey"][0]
+    replayed = client.post("/api/v1/ssh-keys", json=body, headers=_auth(secret, refused_key))
+    assert replayed.headers["Idempotent-Replayed"] == "true" and replayed.json == duplicate.json
+    assert replayed.content_type == duplicate.content_type == "application/problem+json"  # a refusal, again
     assert _count(SshKey) == 1
 
 

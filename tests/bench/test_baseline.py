@@ -39,3 +39,25 @@ def test_the_bare_spend_chart_draws_what_the_portals_draws() -> None:
     assert [(b["x"], b["y"], b["height"], b["text"], b["axis_label"], b["axis_note"]) for b in bare["bars"]] == [
         (b.x, b.y, b.height, b.text, b.axis_label, b.axis_note) for b in portal.bars]
     assert [(t["y"], t["text"]) for t in bare["ticks"]] == [(t.y, t.text) for t in portal.ticks]
+
+
+def test_the_bare_api_ids_are_the_portals(app) -> None:  # type: ignore[no-untyped-def]
+    from app.blueprints.api.ids import encode
+    from bench.baseline import SECRET_KEY, opaque_id
+
+    with app.test_request_context():
+        app.config["SECRET_KEY"], kept = SECRET_KEY, app.config["SECRET_KEY"]
+        try:
+            assert [opaque_id(kind, n) for kind in ("sub", "plan") for n in (1, 77, 2**31 - 1)] == [
+                encode(kind, n) for kind in ("sub", "plan") for n in (1, 77, 2**31 - 1)]
+        finally:
+            app.config["SECRET_KEY"] = kept
+
+
+def test_the_bench_customers_tokens_are_well_formed_and_their_own() -> None:
+    from app.domain.api_tokens import lookup_of
+    from bench.data import api_token
+
+    tokens = [api_token(user_id) for user_id in (1, 2, 1001)]
+    assert len(set(tokens)) == 3 and api_token(1) == tokens[0]
+    assert all(lookup_of(token) == token[4:16] for token in tokens)

@@ -6,7 +6,8 @@
 - one module per area (`plans.py`, `subscriptions.py`, `plan_changes.py`, `invoices.py`,
   `payment_methods.py`), registered in `init_app`.
 
-Errors are problem details (app/web/api.py). The document is at /api/v1/openapi.json.
+Errors are problem details (app/web/api.py). The document is at /api/v1/openapi.json, readable at /api/docs
+(`docs.py`).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def init_app(app: Flask) -> None:
     from app.blueprints.api.admin_usage import blp as admin_usage
     from app.blueprints.api.availability import blp as availability
     from app.blueprints.api.backorders import blp as backorders
+    from app.blueprints.api.docs import bp as docs
     from app.blueprints.api.invoices import blp as invoices
     from app.blueprints.api.payment_methods import blp as payment_methods
     from app.blueprints.api.plan_changes import blp as plan_changes
@@ -97,3 +99,4 @@ def init_app(app: Flask) -> None:
         csrf.exempt(blp)  # bearer tokens, never cookies: nothing for a cross-site form to ride on
         api.register_blueprint(blp, url_prefix=API_PREFIX + blp.url_prefix)
     app.extensions["portal_api"] = api
+    app.register_blueprint(docs)  # /api/docs: the document, readable in a browser

@@ -29,7 +29,7 @@ from app.services import api_tokens, idempotency
 from app.services.actors import Actor
 from app.services.errors import ServiceError
 from app.services.ordering import IDEMPOTENCY_KEY
-from app.web.api import problem, service_problem
+from app.web.api import PROBLEM_JSON, problem, service_problem
 
 DEFAULT_RATE_LIMIT = "120 per minute"
 BEARER = "Bearer "
@@ -62,6 +62,7 @@ def api_blueprint(name: str, import_name: str, *, url_prefix: str, audience: Lit
     type in `raw_bodies` (such as text/csv) that the area's views read themselves.
     """
     blp = Blueprint(f"api_{name}", import_name, url_prefix=url_prefix, description=description)
+    blp.audience = audience  # type: ignore[attr-defined]  # read by the API's schema tests (which token to send)
 
     @blp.before_request
     def _authenticate() -> Response | None:
@@ -156,8 +157,9 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
             return problem(409, "The first request with this Idempotency-Key is still running; retry shortly.",
                            code="idempotency-key-in-use")
         if claim.outcome is idempotency.Outcome.REPLAY:
-            replay = current_app.response_class(json.dumps(claim.body), status=claim.status,
-                                                mimetype="application/json")
+            replay = current_app.response_class(  # a refusal was a problem: it is again
+                json.dumps(claim.body), status=claim.status,
+                mimetype=PROBLEM_JSON if claim.status >= 400 else "application/json")
             replay.headers["Idempotent-Replayed"] = "true"
             return replay
         assert claim.row_id is not None
