@@ -80,7 +80,9 @@ def make_due(conn: Connection) -> int:
         subs.c.status == "active", subs.c.price_minor > 0)
     columns = ["tenant_id", "subscription_id", "user_id", "kind", "description", "usage_metric", "quantity",
                "unit_amount_minor", "amount_minor", "currency", "period_start", "period_end", "created_at"]
-    made = conn.execute(insert(Charge.__table__).from_select(columns, rows)).rowcount
+    conn.execute(insert(Charge.__table__).from_select(columns, rows))
+    made = conn.scalar(select(func.count()).select_from(Charge.__table__)  # (a rowcount PostgreSQL's driver
+                       .where(Charge.__table__.c.period_start == AS_OF)) or 0  # may not give for INSERT ... SELECT)
     # The planner's statistics of the charges, as autovacuum gives them after a bulk insert: without them
     # PostgreSQL takes the new charges for one row and walks all of them for each batch of drafts gathered.
     conn.exec_driver_sql("ANALYZE charges")
