@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -138,6 +139,16 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]
     return {key: [before.get(key), value] for key, value in after.items() if before.get(key) != value}
 
 
+def _edit(tenant: TenantLike, actor: Actor, entity: str, row: Any, values: dict[str, Any],
+          snapshot: Callable[[Any], dict[str, Any]]) -> None:
+    """Set `values` on `row` and audit what changed, each field before and after (nothing when nothing did)."""
+    before = snapshot(row)
+    for key, value in values.items():
+        setattr(row, key, value)
+    if changes := _diff(before, snapshot(row)):
+        _audit(tenant, actor, entity, row.id, "edited", changes)
+
+
 def _slug(slug: str) -> str:
     slug = slug.strip()
     if not SLUG.fullmatch(slug):
@@ -204,11 +215,7 @@ def update_service_type(*, tenant: TenantLike, actor: Actor, service_type_id: in
         if problems := offer_problems(new["config_schema"], plan.offers):
             raise InvalidInput(f"The plan {plan.name} offers what the new schema does not: "
                                f"{' '.join(problems.values())}", field="config_schema")
-    before = _service_type_snapshot(row)
-    for key, value in new.items():
-        setattr(row, key, value)
-    if changes := _diff(before, _service_type_snapshot(row)):
-        _audit(tenant, actor, "service_type", row.id, "edited", changes)
+    _edit(tenant, actor, "service_type", row, new, _service_type_snapshot)
     _commit("Another service type has this slug.")
     return row
 
@@ -248,11 +255,7 @@ def create_product(*, tenant: TenantLike, actor: Actor, values: ProductInput) ->
 def update_product(*, tenant: TenantLike, actor: Actor, product_id: int, values: ProductInput) -> Product:
     require_admin(tenant, actor)
     row = _owned(tenant, Product, product_id, "There is no such product.", lock=True)
-    before = _product_snapshot(row)
-    for key, value in _product_values(values).items():
-        setattr(row, key, value)
-    if changes := _diff(before, _product_snapshot(row)):
-        _audit(tenant, actor, "product", row.id, "edited", changes)
+    _edit(tenant, actor, "product", row, _product_values(values), _product_snapshot)
     _commit("Another product has this slug and version.")
     return row
 
