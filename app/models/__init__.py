@@ -30,6 +30,12 @@ from app.models.credentials import CloudCredential
 from app.models.email import EmailMessage
 from app.models.impersonation import EndReason, Impersonation, ImpersonationAction
 from app.models.jobs import JobClaim, JobRun, JobTrigger
+from app.models.marketplace import (
+    MarketplaceConnection,
+    MarketplaceOperation,
+    MarketplacePlanMapping,
+    MarketplaceSubscription,
+)
 from app.models.subscription import (
     Backorder,
     ScheduledPlanChange,
@@ -62,6 +68,10 @@ __all__ = [
     "JobClaim",
     "JobRun",
     "JobTrigger",
+    "MarketplaceConnection",
+    "MarketplaceOperation",
+    "MarketplacePlanMapping",
+    "MarketplaceSubscription",
     "OperationOutcome",
     "OperationStatus",
     "Outcome",

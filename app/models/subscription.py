@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import now
 from app.domain.catalogue import Interval, Provider
+from app.domain.marketplaces import Marketplace
 from app.domain.plan_changes import ChangeAction, ScheduledStatus
 from app.domain.resizing import ResizeStep
 from app.domain.server_access import gives_root_password
@@ -72,6 +73,9 @@ class Subscription(Timestamps, db.Model):
     # retention, or later when an admin extends it), and when that was done.
     servers_delete_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bought on a marketplace, which bills it (app/models/marketplace.py has the external reference): the portal
+    # charges nothing for it and takes no card. None: the portal bills it.
+    marketplace: Mapped[Marketplace | None] = mapped_column(enum_type(Marketplace, "billing_marketplace"))
     version: Mapped[int] = mapped_column(default=1)
 
     user: Mapped[User] = relationship()
@@ -124,6 +128,11 @@ class Subscription(Timestamps, db.Model):
     @property
     def is_free(self) -> bool:
         return self.price_minor == 0
+
+    @property
+    def billed_by_portal(self) -> bool:
+        """The portal charges it; a marketplace subscription is billed by its marketplace."""
+        return self.marketplace is None
 
     @property
     def unit_price_minor(self) -> int:

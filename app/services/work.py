@@ -29,6 +29,7 @@ class Job(StrEnum):
     ADVANCE_CATALOGUE_OPERATION = "advance_catalogue_operation"  # a replace or retire, chunk by chunk
     BILL_CUSTOMER = "bill_customer"  # the billing run for one customer, now (app/services/billing_run.py)
     RESIZE_ITEM = "resize_item"  # change a server's type to its config's server_type
+    MARKETPLACE_ACTIVATE = "marketplace_activate"  # tell the marketplace a delivered subscription may be billed
 
 
 _PENDING = "work_after_commit"

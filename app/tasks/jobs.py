@@ -37,7 +37,19 @@ def resize_item(item_id: int, attempt: int = 1) -> None:
         resize_item.schedule((item_id, step.attempt), delay=step.delay)
 
 
-TASKS = {Job.PROVISION_ITEM: provision_item, Job.RESIZE_ITEM: resize_item}
+@huey.task()
+def marketplace_activate(subscription_id: int, attempt: int = 1) -> None:
+    """Tell the marketplace a delivered subscription may be billed; reschedules itself while it cannot be asked."""
+    from app.services import marketplaces
+
+    with app_context():
+        step = marketplaces.activate(subscription_id, attempt)
+    if step is not None:
+        marketplace_activate.schedule((subscription_id, step.attempt), delay=step.delay)
+
+
+TASKS = {Job.PROVISION_ITEM: provision_item, Job.RESIZE_ITEM: resize_item,
+         Job.MARKETPLACE_ACTIVATE: marketplace_activate}
 
 
 # --- Periodic jobs (the registry and how to add one: app/tasks/schedule.py) ------------------------
