@@ -7,7 +7,8 @@ event (who, on whose behalf, why) and asks for the follow-up work, which runs af
 - cancellation effective: servers that were delivered are shut down (graceful, then powered off) and kept
   until `servers_delete_at` (the tenant's retention); servers never delivered are deleted at once;
 - suspended: servers powered off; reinstated: powered on again;
-- activated or renewed: the period's charge, once (a unique constraint per subscription, kind and period);
+- activated or renewed: the period's charge, once (a unique constraint per subscription, kind and period); a
+  subscription bought on a marketplace is never charged here: activated, the marketplace is told (and bills it);
 - renewed with a plan change scheduled for the period's end (a downgrade): the change is applied first, so the
   new period is charged at the new plan's price (`switch_plan`, which an immediate change uses too);
 - cancellation scheduled or effective, suspended, reinstated: the owner's email, logged in this transaction and
@@ -202,6 +203,9 @@ def _start_billing(subscription: Subscription, moment: datetime) -> None:
     subscription.activated_at = moment
     subscription.current_period_start = moment
     subscription.current_period_end = period_end(moment, subscription.interval)
+    if subscription.marketplace is not None:  # the marketplace bills it, from when it is told of the delivery
+        work.later(Job.MARKETPLACE_ACTIVATE, subscription.id)
+        return
     _charge(subscription, ChargeKind.FIRST_PERIOD, f"{subscription.plan.name}, first {subscription.interval.value}")
     if subscription.price_minor:  # the first invoice is made (and collected) now, not at the next billing run
         work.later(Job.BILL_CUSTOMER, subscription.user_id)
@@ -291,8 +295,8 @@ def _apply_scheduled(subscription: Subscription, scheduled: ScheduledPlanChange)
 
 
 def _charge(subscription: Subscription, kind: ChargeKind, description: str) -> None:
-    if subscription.price_minor == 0:
-        return  # free plans: nothing to charge, ever
+    if subscription.price_minor == 0 or subscription.marketplace is not None:
+        return  # free plans: nothing to charge, ever; a marketplace's subscriptions: the marketplace bills them
     quantity, price = subscription.quantity, subscription.price_minor
     db.session.add(Charge(
         tenant_id=subscription.tenant_id, subscription_id=subscription.id, user_id=subscription.user_id, kind=kind,
