@@ -32,7 +32,7 @@ from app.domain.configuration import geography_key
 from app.domain.notifications import Event
 from app.domain.plan_changes import ScheduledStatus
 from app.domain.plan_offers import SERVER_TYPE_KEY, ScheduledPrice, renewal_unit_price
-from app.domain.policy import Do
+from app.domain.policy import ActorKind, Do
 from app.domain.pricing import period_end
 from app.domain.subscriptions import (
     Action,
@@ -66,6 +66,9 @@ from app.services.work import Job
 log = logging.getLogger(__name__)
 
 RELOAD = "This subscription changed in the meantime. Please reload the page and try again."
+MARKETPLACE_MANAGED = ("The {label} bills this subscription, so it is canceled or resumed there: in {store}. We "
+                       "follow what it does there.")
+_CUSTOMERS = frozenset({ActorKind.CUSTOMER, ActorKind.SUPPORT_AS_CUSTOMER, ActorKind.API_TOKEN})
 
 # Which permission each action needs (app/domain/policy.py).
 PERMISSION = {Action.CANCEL: Do.CANCEL, Action.RESUME: Do.RESUME, Action.SUSPEND: Do.SUSPEND,
@@ -95,6 +98,9 @@ def change(*, tenant: TenantLike, actor: Actor, subscription_id: int, action: Ac
         actor.may(PERMISSION[action], subscription)
         if version is not None and subscription.version != version:
             raise Conflict(RELOAD)
+        if subscription.marketplace is not None and actor.kind in _CUSTOMERS:
+            raise InvalidInput(MARKETPLACE_MANAGED.format(label=subscription.marketplace.label,
+                                                          store=subscription.marketplace.store))
         apply(subscription, action, actor=actor, reason=reason, grace_ends_at=grace_ends_at)
     except StaleDataError:  # the email's flush met a concurrent writer (no row locks on SQLite)
         db.session.rollback()

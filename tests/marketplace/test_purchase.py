@@ -179,3 +179,17 @@ def test_a_customer_signs_in_and_sets_the_purchase_up(app, client, auth, tenant,
     assert done.headers["Location"].endswith(f"/subscriptions/{subscription.id}")
     assert subscription.marketplace is Marketplace.MICROSOFT
     assert "marketplace_purchase=;" in done.headers["Set-Cookie"]  # forgotten: it is set up
+
+
+def test_the_customer_cancels_a_marketplace_subscription_at_the_marketplace_not_here(tenant, customer, adapter,
+                                                                                    mapped, sandbox, clock):
+    from app.domain.subscriptions import Action
+    from app.services import lifecycle
+
+    row = marketplaces.arrive(tenant=tenant, marketplace=Marketplace.MICROSOFT, token="good-token",
+                              actor=Actor.marketplace("microsoft"))
+    subscription = marketplaces.claim(tenant=tenant, actor=Actor(customer), purchase_id=row.id)
+    boot(clock)
+    with pytest.raises(InvalidInput, match="canceled or resumed there: in the Azure portal"):
+        lifecycle.change(tenant=tenant, actor=Actor(customer), subscription_id=subscription.id, action=Action.CANCEL)
+    assert db.session.get(Subscription, subscription.id).status is SubscriptionStatus.ACTIVE
