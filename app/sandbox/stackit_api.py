@@ -22,8 +22,9 @@ A subscription waits SUBSCRIPTION_PENDING for the vendor's approval for PENDING_
 documents); after that it is SUBSCRIPTION_REJECTED and approving it answers 409.
 
 Auth: a bearer access token. `sandbox_token(project)` (`stackit_sandbox_<vendor project>`) is a static token
-for that project (STACKIT's service-account token flow); a key from `/_control/service-account-key` gets one
-through `/token` (the key flow). A token for another project answers 403, none or an unknown one 401.
+for that project (STACKIT's service-account token flow); "sandbox-service-account-key", what the portal uses for
+a tenant without a connection of its own, is one for every project; a key from `/_control/service-account-key`
+gets one through `/token` (the key flow). A token for another project answers 403, none or an unknown one 401.
 
 Demo catalogue: product "cloudportal-servers" (vendorProductId) with plans "standard" and "pro" (vendorPlanIds).
 
@@ -70,6 +71,7 @@ TOKEN_PARAMETER = "x-stackit-marketplace-token"  # noqa: S105  (a parameter name
 PENDING_TTL = 3600.0  # seconds a subscription waits for the vendor's approval
 TOKEN_LIFETIME = 600.0  # seconds a redirect token is valid
 SANDBOX_TOKEN_PREFIX = "stackit_sandbox_"  # noqa: S105  (the sandbox's, public)
+SANDBOX_SHARED_TOKEN = "sandbox-service-account-key"  # noqa: S105  (every sandbox tenant's: the portal's default)
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ACCESS_TOKEN_LIFETIME = 3600
 MAX_LIMIT = 100
@@ -163,6 +165,11 @@ class StackitFake:
         return self._clock() + self._offset
 
     # --- what tests and the purchase page do ---------------------------------------------------------------
+
+    def set_clock(self, clock: Callable[[], float]) -> None:
+        """Follow another clock (the portal's, in tests), from now on."""
+        with self._lock:
+            self._clock, self._offset = clock, 0.0
 
     def advance(self, seconds: float) -> None:
         with self._lock:
@@ -363,13 +370,15 @@ class StackitFake:
         return _json(200, {"access_token": access, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_LIFETIME,
                            "refresh_token": secrets.token_urlsafe(24), "scope": ""})
 
-    def _project_of(self, request: Request) -> str | None:
+    def _project_of(self, request: Request, project_in_path: str) -> str | None:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             return None
         token = header.removeprefix("Bearer ").strip()
         if token.startswith(SANDBOX_TOKEN_PREFIX):
             return token.removeprefix(SANDBOX_TOKEN_PREFIX) or None
+        if token == SANDBOX_SHARED_TOKEN:
+            return project_in_path
         with self._lock:
             project, expires = self._state.access.get(token, (None, 0.0))
         return project if expires > self.now() else None
@@ -378,7 +387,7 @@ class StackitFake:
 
     def _api(self, request: Request) -> Response:
         parts = request.path.strip("/").split("/")[3:]  # after v1/vendors/projects
-        project = self._project_of(request)
+        project = self._project_of(request, parts[0] if parts else "")
         try:
             if project is None:
                 raise StackitError(401, "Unauthorized: a valid bearer token is required.")

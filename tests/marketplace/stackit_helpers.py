@@ -45,3 +45,15 @@ def stackit_url(stackit_served: tuple[StackitFake, FakeServer]) -> str:
 def adapter(url: str, project: str = VENDOR, key: str | None = None) -> StackitMarketplace:
     return StackitMarketplace(api_url=url, project_id=project, service_account_key=key or sandbox_token(project),
                               token_url=url + "/token", timeout=5)
+
+
+@pytest.fixture
+def stackit(app, tenant, clock, stackit_fake: StackitFake, stackit_url: str, monkeypatch):  # type: ignore[no-untyped-def]
+    """The fake STACKIT Marketplace as the tenant's sandbox marketplace, on the portal's clock, with
+    cloudportal-servers' plans mapped: standard to `plan`, pro to a bigger plan (cx32 only)."""
+    from app.services import marketplace_stackit
+
+    monkeypatch.setitem(app.config, "SANDBOX_STACKIT_URL", stackit_url)
+    stackit_fake.set_clock(lambda: clock.now().timestamp())
+    marketplace_stackit.forget_keys()
+    return stackit_fake

@@ -29,6 +29,8 @@ from typing import Any
 
 import jwt
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.domain.marketplaces import Marketplace, UnknownState, external_state
 from app.providers.marketplaces.base import (
@@ -235,3 +237,26 @@ def _subscription(body: dict[str, Any]) -> ExternalSubscription:
         raise MarketplaceError(_K.TRANSIENT, f"STACKIT answered a subscription without {missing.args[0]}.") from None
     except UnknownState as error:
         raise MarketplaceError(_K.INVALID, str(error)) from None
+
+
+def fetch_public_keys(keys_url: str, *, timeout: float = 10.0) -> dict[str, Any]:
+    """The redirect tokens' public keys: STACKIT publishes {kid: PEM} at `keys_url`
+    (https://keys.marketplace.stackit.cloud/v1/resolve-customer/keys.json). Returns {kid: RSA public key}."""
+    try:
+        response = requests.get(keys_url, timeout=timeout)
+        response.raise_for_status()
+        published = response.json()
+    except (requests.RequestException, ValueError) as error:
+        raise MarketplaceError(_K.TRANSIENT, f"STACKIT's public keys could not be read: {type(error).__name__}",
+                               status=getattr(getattr(error, "response", None), "status_code", None)) from None
+    if not isinstance(published, dict):
+        raise MarketplaceError(_K.TRANSIENT, "STACKIT's public keys are not a JSON object.")
+    keys: dict[str, Any] = {}
+    for kid, pem in published.items():
+        try:
+            key = serialization.load_pem_public_key(str(pem).encode())
+        except (ValueError, TypeError):
+            continue  # a key this code cannot read signs nothing it accepts
+        if isinstance(key, rsa.RSAPublicKey):
+            keys[str(kid)] = key
+    return keys
