@@ -44,6 +44,10 @@ from app.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
+def counted(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
 MAX_PAGES = 10_000  # a cursor that never ends is the marketplace's bug, not a reason to poll forever
 
 
@@ -65,8 +69,9 @@ class Outcome:
         self.failures += other.failures
 
     def summary(self) -> str:
-        text = (f"{self.seen} marketplace subscriptions read, {self.changed} changed, {self.applied} lifecycle "
-                f"actions applied, {self.discovered} new pending")
+        text = (f"{counted(self.seen, 'marketplace subscription read', 'marketplace subscriptions read')}, "
+                f"{self.changed} changed, {counted(self.applied, 'lifecycle action', 'lifecycle actions')} applied, "
+                f"{self.discovered} new pending")
         return text + (f"; {len(self.failures)} failed" if self.failures else "")
 
 
@@ -199,13 +204,13 @@ def _apply(tenant: TenantLike, row_id: int, item: ExternalSubscription, moment: 
                          outcome=text, started=started, detail={"from": before, "to": item.raw_state})
         lifecycle.commit()
         outcome.changed += int(changed)
-    except ServiceError as error:
+    except (ServiceError, ValueError) as error:  # one subscription's trouble does not stop the poll
         db.session.rollback()
-        message = f"{before} -> {item.raw_state}: {error.message}"
+        message = f"{before} -> {item.raw_state}: {getattr(error, 'message', None) or error}"
         marketplaces.log(tenant, item.marketplace, source="poll", action="apply", external_id=item.external_id,
                          ok=False, outcome=message, started=started)
         db.session.commit()
-        outcome.failures.append(f"{item.external_id}: {error.message}")
+        outcome.failures.append(f"{item.external_id}: {message}")
         log.warning("%s poll of tenant %s: %s", item.marketplace, tenant.id, message)
 
 
