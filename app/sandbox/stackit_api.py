@@ -89,6 +89,12 @@ CATALOGUE: dict[str, Json] = {
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+def purchase_url(base_url: str, vendor: str, signup_url: str) -> str:
+    """The fake's purchase page for the vendor project `vendor`, which sends the customer on to `signup_url`
+    (the portal's /marketplace/stackit/signup) with the redirect token."""
+    return f"{base_url.rstrip('/')}/purchase?{urlencode({'vendor': vendor, 'signup': signup_url})}"
+
+
 def sandbox_token(project_id: str) -> str:
     """The sandbox's static access token for the vendor project `project_id`."""
     return SANDBOX_TOKEN_PREFIX + project_id

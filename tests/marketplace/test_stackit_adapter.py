@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+import jwt
 import pytest
 import requests
 
 from app.domain.marketplaces import ExternalState, Marketplace
 from app.providers.marketplaces.base import MarketplaceError, MarketplaceErrorKind
-from app.sandbox.stackit_api import KEYS_PATH, PENDING_TTL, TOKEN_PARAMETER, StackitFake
+from app.sandbox.stackit_api import KEYS_PATH, PENDING_TTL, TOKEN_PARAMETER, StackitFake, purchase_url
 from tests.marketplace import stackit_helpers
 from tests.marketplace.stackit_helpers import CUSTOMER_PROJECT, VENDOR, adapter
 
@@ -138,3 +139,52 @@ def test_the_keys_and_the_purchase_page_are_as_the_portal_expects(stackit_fake: 
     assert bought.status_code == 303 and bought.headers["Location"].startswith(f"{signup}?{TOKEN_PARAMETER}=ey")
     token = bought.headers["Location"].split("=", 1)[1]
     assert adapter(stackit_url).resolve(token).plan_id == "pro"
+
+
+def test_the_controls_play_the_customer_and_stackit(stackit_fake: StackitFake, stackit_url: str) -> None:
+    def control(what: str, **body: object) -> dict:  # type: ignore[type-arg]
+        answer = requests.post(f"{stackit_url}/_control/{what}", json=body, timeout=5)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    bought = control("purchase", vendor=VENDOR, vendorPlanId="standard", projectId=CUSTOMER_PROJECT)
+    stackit = adapter(stackit_url)
+    old = bought["subscriptionId"]
+    stackit.activate(stackit.resolve(bought["token"]), instance_url="https://portal.example/subscriptions/1")
+    control("deactivate", subscriptionId=old)
+    assert stackit.get_subscription(old).raw_state == "SUBSCRIPTION_INACTIVE"
+    control("reactivate", subscriptionId=old)
+    changed = control("change-plan", subscriptionId=old, vendorPlanId="pro")
+    new = stackit.resolve(changed["token"])
+    assert (new.plan_id, new.customer_ref, new.state) == ("pro", CUSTOMER_PROJECT, ExternalState.PENDING)
+    assert stackit.get_subscription(old).raw_state == "SUBSCRIPTION_CANCELLING"
+    control("cancel", subscriptionId=old, final=True)
+    assert stackit.get_subscription(old).raw_state == "SUBSCRIPTION_CANCELLED"
+    control("advance", seconds=PENDING_TTL)
+    assert stackit.get_subscription(new.external_id).raw_state == "SUBSCRIPTION_REJECTED"
+    control("page-size", size=1)
+    assert len(stackit.list_subscriptions().items) == 1
+    state = requests.get(f"{stackit_url}/_control/state", timeout=5).json()
+    assert [s["lifecycleState"] for s in state["subscriptions"]] == ["SUBSCRIPTION_CANCELLED", "SUBSCRIPTION_REJECTED"]
+    refused = requests.post(f"{stackit_url}/_control/deactivate", json={"subscriptionId": old}, timeout=5)
+    assert refused.status_code == 409
+    assert requests.post(f"{stackit_url}/_control/purchase", json={"vendor": VENDOR, "vendorPlanId": "gold"},
+                         timeout=5).status_code == 400
+    control("reset")
+    assert requests.get(f"{stackit_url}/_control/state", timeout=5).json()["subscriptions"] == []
+
+
+def test_the_sandbox_serves_it_beside_the_clouds_and_its_tokens_name_its_keys_url() -> None:
+    from app.sandbox import start_sandbox_stackit
+
+    config: dict[str, object] = {}
+    server = start_sandbox_stackit(config)
+    try:
+        url = str(config["SANDBOX_STACKIT_URL"])
+        bought = requests.post(f"{url}/_control/purchase", json={"vendor": VENDOR, "vendorPlanId": "pro"},
+                               timeout=5).json()
+        assert jwt.decode(bought["token"], options={"verify_signature": False})["iss"] == url + KEYS_PATH
+        page = requests.get(purchase_url(url, VENDOR, "http://127.0.0.1:9/marketplace/stackit/signup"), timeout=5)
+        assert page.status_code == 200 and "Subscribe" in page.text
+    finally:
+        server.shutdown()
