@@ -25,6 +25,7 @@ from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from app.clock import now
 from app.domain.marketplaces import ExternalState, Marketplace, sync_action
@@ -142,7 +143,7 @@ def _page(tenant: TenantLike, marketplace: Marketplace, items: tuple[ExternalSub
         .outerjoin(Subscription, Subscription.id == MarketplaceSubscription.subscription_id)
         .where(MarketplaceSubscription.tenant_id == tenant.id, MarketplaceSubscription.marketplace == marketplace,
                MarketplaceSubscription.external_id.in_(list(by_id)))).all()
-    to_apply: list[int] = []
+    to_apply: set[int] = set()
     unchanged: list[int] = []
     for row in known:
         item = by_id[row.external_id]
@@ -150,7 +151,10 @@ def _page(tenant: TenantLike, marketplace: Marketplace, items: tuple[ExternalSub
         # an unchanged row whose subscription is still out of line (an action that failed on an earlier poll,
         # or a purchase set up after the marketplace had ended it) is applied again
         behind = row.status is not None and row.retired_at is None and sync_action(row.status, item.state)
-        (unchanged if same and not behind else to_apply).append(row.id)
+        if same and not behind:
+            unchanged.append(row.id)
+        else:
+            to_apply.add(row.id)
     if unchanged:
         db.session.execute(update(MarketplaceSubscription).where(MarketplaceSubscription.id.in_(unchanged))
                            .values(synced_at=moment).execution_options(synchronize_session=False))
@@ -174,7 +178,11 @@ def _discover(tenant: TenantLike, item: ExternalSubscription, moment: datetime, 
     marketplaces.log(tenant, item.marketplace, source="poll", action="discovered", external_id=item.external_id,
                      outcome=f"new pending purchase {item.offer_id}/{item.plan_id} for {item.customer_ref or '?'}",
                      started=started)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:  # the customer arrived (or another poll ran) at the same moment: it is recorded
+        db.session.rollback()
+        return
     outcome.discovered += 1
 
 
