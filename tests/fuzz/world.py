@@ -14,6 +14,7 @@ from app.domain.accounts import Role
 from app.domain.api_tokens import Scope
 from app.domain.billing import CreditNoteMethod, CreditNoteReason
 from app.domain.catalogue import Interval
+from app.domain.marketplaces import ExternalState, Marketplace
 from app.domain.notifications import EmailStatus
 from app.domain.plan_lifecycle import CatalogueAction
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
@@ -27,6 +28,8 @@ from app.models import (
     EndReason,
     Impersonation,
     Invoice,
+    MarketplacePlanMapping,
+    MarketplaceSubscription,
     OperationStatus,
     Subscription,
     SubscriptionItem,
@@ -88,7 +91,9 @@ def build(clock: FrozenClock) -> World:
              "method_id": (factories.payment_method(tenant, customer).id,
                            factories.payment_method(other, theirs).id),
              "operation_id": (_operation(tenant, admin).id, _operation(other, their_support).id),
-             "token_id": (_api_token(tenant, customer).id, _api_token(other, theirs).id)},
+             "token_id": (_api_token(tenant, customer).id, _api_token(other, theirs).id),
+             "purchase_id": (_purchase(tenant).id, _purchase(other).id),
+             "mapping_id": (_mapping(tenant, plan.id).id, _mapping(other, their_plan.id).id)},
     )
 
 
@@ -102,6 +107,24 @@ def _operation(tenant: Tenant, actor: User) -> CatalogueOperation:
     db.session.add(operation)
     db.session.flush()
     return operation
+
+
+def _purchase(tenant: Tenant) -> MarketplaceSubscription:
+    """A STACKIT purchase nobody has set up yet."""
+    row = MarketplaceSubscription(tenant_id=tenant.id, marketplace=Marketplace.STACKIT, external_id=f"sub-{tenant.slug}",
+                                  offer_id="product", external_plan_id="plan", raw_state="SUBSCRIPTION_PENDING",
+                                  state=ExternalState.PENDING)
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def _mapping(tenant: Tenant, plan_id: int) -> MarketplacePlanMapping:
+    row = MarketplacePlanMapping(tenant_id=tenant.id, marketplace=Marketplace.MICROSOFT, offer_id="offer",
+                                 external_plan_id="plan", plan_id=plan_id)
+    db.session.add(row)
+    db.session.commit()
+    return row
 
 
 def _credit_note(invoice: Invoice) -> CreditNote:
