@@ -2,7 +2,8 @@
 customer's to make at the marketplace rather than in the portal.
 
 The marketplace bills such a subscription: the portal issues no invoice, takes no card and promises no charge for
-it; its pages name who bills it and where the customer manages it (`Marketplace.store`).
+it; its pages name who bills it and where the customer manages it (`Marketplace.store`). The customer cancels (and
+resumes) it at the marketplace, whichever it is; the portal follows what the marketplace reports.
 """
 
 from __future__ import annotations
@@ -15,12 +16,17 @@ def billed_by(marketplace: Marketplace) -> str:
 
 
 def managed_at_marketplace(marketplace: Marketplace | None) -> bool:
-    """Whether the plan, the quantity and the cancellation of the subscription are changed at the marketplace only.
+    """Whether the plan and the quantity of the subscription are changed at the marketplace only.
 
-    STACKIT: a plan change there is a new purchase (which the tenant links to the running subscription) and a
-    cancellation is the customer's at STACKIT, so the portal offers neither. Microsoft's changes may be asked of
-    Microsoft from the portal, which applies them once Microsoft confirms."""
+    STACKIT: a plan change there is a new purchase (which the tenant links to the running subscription), so the
+    portal offers none. Microsoft's changes may be asked of Microsoft from the portal, which applies them once
+    Microsoft confirms."""
     return marketplace is Marketplace.STACKIT
+
+
+def canceled_at_marketplace(marketplace: Marketplace | None) -> bool:
+    """Whether the customer cancels and resumes the subscription at its marketplace: every marketplace's."""
+    return marketplace is not None
 
 
 def where_to_manage(marketplace: Marketplace) -> str:
@@ -28,4 +34,5 @@ def where_to_manage(marketplace: Marketplace) -> str:
     if managed_at_marketplace(marketplace):
         return (f"Its plan, its quantity and its cancellation are changed on {marketplace.store}, where you bought it; "
                 "the change then reaches this subscription by itself.")
-    return f"Its price, invoices and payment are with {marketplace.label}: manage or cancel it in {marketplace.store}."
+    return (f"Its price, invoices and payment are with {marketplace.label}: cancel it in {marketplace.store}, where "
+            "you bought it.")

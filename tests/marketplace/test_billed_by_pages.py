@@ -40,8 +40,9 @@ def test_a_microsoft_subscription_page_names_who_bills_and_promises_no_portal_ch
     subscription = bought(tenant, shopper, Marketplace.MICROSOFT)
     page = client.get(f"/subscriptions/{subscription.id}").get_data(as_text=True)
     assert "Billed by Microsoft commercial marketplace" in page
-    assert "manage or cancel it in the Azure portal or the Microsoft 365 admin center" in page
+    assert "cancel it in the Azure portal or the Microsoft 365 admin center, where you bought it" in page
     assert "12.34" not in page and "Next charge" not in page
+    assert "Cancel subscription" not in page  # canceled at Microsoft; plan changes are asked of Microsoft
 
 
 def test_a_subscription_the_portal_bills_still_shows_its_price_and_next_charge(client, tenant, shopper):
@@ -65,8 +66,12 @@ def test_stackit_changes_and_cancellation_are_sent_to_the_stackit_portal(client,
     assert kept.status is SubscriptionStatus.ACTIVE and kept.version == subscription.version
 
 
-def test_stackit_resume_is_the_stackit_portals_too(client, tenant, shopper):
-    subscription = bought(tenant, shopper, Marketplace.STACKIT)
+@pytest.mark.parametrize("marketplace", list(Marketplace))
+def test_cancel_and_resume_are_the_marketplaces(client, tenant, shopper, marketplace):
+    subscription = bought(tenant, shopper, marketplace)
+    answer = post_form(client, f"/subscriptions/{subscription.id}/cancel", {"version": subscription.version})
+    assert answer.status_code == 303
+    assert "where you bought it" in client.get(answer.location).get_data(as_text=True)
     subscription.status = SubscriptionStatus.PENDING_CANCEL
     subscription.effective_at = subscription.current_period_end
     db.session.commit()
@@ -87,7 +92,7 @@ def test_the_subscriptions_list_says_who_bills_instead_of_a_charge(client, tenan
         rows[stackit.id]
     assert "Change plan" not in rows[stackit.id] and "12.34" not in rows[stackit.id]
     assert "Billed by Microsoft commercial marketplace" in rows[microsoft.id]
-    assert "Manage it in the Azure portal" in rows[microsoft.id] and "Next charge" not in rows[microsoft.id]
+    assert "Cancel it in the Azure portal" in rows[microsoft.id] and "Next charge" not in rows[microsoft.id]
     assert "Next charge" in rows[direct.id] and "12.34" in rows[direct.id] and "Change plan" in rows[direct.id]
 
 

@@ -16,7 +16,12 @@ from app.blueprints.subscriptions.forms import (
     VersionForm,
 )
 from app.domain.geography import location_label
-from app.domain.marketplace_billing import billed_by, managed_at_marketplace, where_to_manage
+from app.domain.marketplace_billing import (
+    billed_by,
+    canceled_at_marketplace,
+    managed_at_marketplace,
+    where_to_manage,
+)
 from app.domain.plan_changes import ChangeAction
 from app.domain.subscriptions import (
     Action,
@@ -79,10 +84,12 @@ def _history_context(subscription: Subscription) -> dict[str, object]:
     return {"subscription": subscription, "events": selectors.history(subscription), "servers": servers}
 
 
-def _at_marketplace(subscription: Subscription) -> Response | None:
-    """For a subscription whose changes are made at its marketplace: back to its page, saying where."""
+def _at_marketplace(subscription: Subscription, *, cancel: bool = False) -> Response | None:
+    """For a subscription whose plan (or, with `cancel`, cancellation) is changed at its marketplace: back to its
+    page, saying where."""
     marketplace = subscription.marketplace
-    if marketplace is None or not managed_at_marketplace(marketplace):
+    if marketplace is None or not (canceled_at_marketplace(marketplace) if cancel
+                                   else managed_at_marketplace(marketplace)):
         return None
     flash(where_to_manage(marketplace), "info")
     return redirect(url_for(".detail", subscription_id=subscription.id), 303)
@@ -92,12 +99,13 @@ def _billing(subscription: Subscription) -> dict[str, object]:
     """Who bills it: a marketplace subscription promises no charge of the portal's and says where it is managed."""
     marketplace = subscription.marketplace
     if marketplace is None:
-        return {"billed_by": None, "managed_at_marketplace": False,
+        return {"billed_by": None, "managed_at_marketplace": False, "canceled_at_marketplace": False,
                 "outlook": charge_outlook(subscription.status, price_minor=subscription.price_minor,
                                           auto_renew=subscription.auto_renew,
                                           period_end=subscription.current_period_end)}
     return {"billed_by": billed_by(marketplace), "where_to_manage": where_to_manage(marketplace),
-            "managed_at_marketplace": managed_at_marketplace(marketplace), "outlook": ChargeOutlook(None)}
+            "managed_at_marketplace": managed_at_marketplace(marketplace),
+            "canceled_at_marketplace": canceled_at_marketplace(marketplace), "outlook": ChargeOutlook(None)}
 
 
 def _summary_context(subscription: Subscription) -> dict[str, object]:
@@ -174,7 +182,7 @@ def power(subscription_id: int, item_id: int, command: str) -> Response | tuple[
 @customer_required
 def cancel(subscription_id: int) -> Response | tuple[str, int]:
     subscription = _own(subscription_id)
-    if (elsewhere := _at_marketplace(subscription)) is not None:
+    if (elsewhere := _at_marketplace(subscription, cancel=True)) is not None:
         return elsewhere
     if Action.CANCEL.value not in subscription.customer_actions:  # already canceled, or ending anyway
         flash(refusal_message(subscription.status, Action.CANCEL), "info")
@@ -218,7 +226,7 @@ def switch(subscription_id: int) -> Response:
 @bp.post("/<int:subscription_id>/resume")
 @customer_required
 def resume(subscription_id: int) -> Response:
-    if (elsewhere := _at_marketplace(_own(subscription_id, items=False))) is not None:
+    if (elsewhere := _at_marketplace(_own(subscription_id, items=False), cancel=True)) is not None:
         return elsewhere
     form = VersionForm()
     if not form.validate_on_submit():
