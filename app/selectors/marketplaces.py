@@ -39,6 +39,7 @@ class ConnectionView:
     secret_set: bool
     secret_expires_at: datetime | None
     updated_at: datetime | None
+    enabled: bool = True
 
     @property
     def updated_by(self) -> str | None:
@@ -47,14 +48,15 @@ class ConnectionView:
 
 _CONNECTIONS = (select(MarketplaceConnection.marketplace, MarketplaceConnection.settings,
                        MarketplaceConnection.secret_ciphertext.is_not(None).label("secret_set"),
-                       MarketplaceConnection.secret_expires_at, MarketplaceConnection.updated_at)
+                       MarketplaceConnection.secret_expires_at, MarketplaceConnection.updated_at,
+                       MarketplaceConnection.enabled)
                 .where(MarketplaceConnection.tenant_id == bindparam("tenant_id")))
 
 
 def connections(tenant: TenantLike) -> dict[Marketplace, ConnectionView]:
     """The tenant's own connections, by marketplace; a marketplace missing here is served by the sandbox."""
     return {row.marketplace: ConnectionView(row.marketplace, dict(row.settings or {}), bool(row.secret_set),
-                                            row.secret_expires_at, row.updated_at)
+                                            row.secret_expires_at, row.updated_at, row.enabled)
             for row in db.session.execute(_CONNECTIONS, {"tenant_id": tenant.id})}
 
 

@@ -297,7 +297,6 @@ def save_microsoft(*, tenant: TenantLike, actor: Actor, entra_tenant_id: str, cl
         changed.append("secret_expires_at")
     if {"client_secret", "secret_expires_at"} & set(changed):  # a new secret or date: warn about it afresh
         row.settings = {key: value for key, value in row.settings.items() if key != "secret_warnings"}
-    row.enabled = True
     return _saved(row, user, changed, tenant)
 
 
@@ -348,8 +347,20 @@ def save_stackit(*, tenant: TenantLike, actor: Actor, project_id: str, service_a
         row.secret_ciphertext, row.secret_expires_at = seal(key), valid_until
         row.settings = {name: value for name, value in row.settings.items() if name != "secret_warnings"}
         changed.append("service_account_key")
-    row.enabled = True
     return _saved(row, user, changed, tenant)
+
+
+def switch(*, tenant: TenantLike, actor: Actor, marketplace: Marketplace, enabled: bool) -> MarketplaceConnection:
+    """Switch the tenant's own connection off (the marketplace's landings, webhooks and polls are refused, and the
+    sandbox does not stand in) or on again; its settings are kept. NotFound without settings."""
+    user = _require_admin(tenant, actor)
+    row = db.session.scalar(select(MarketplaceConnection).where(
+        MarketplaceConnection.tenant_id == tenant.id, MarketplaceConnection.marketplace == marketplace)
+        .with_for_update())
+    if row is None:
+        raise NotFound(f"There are no {marketplace.label} settings to switch: the sandbox serves it.")
+    row.enabled = enabled
+    return _saved(row, user, ["enabled" if enabled else "disabled"], tenant)
 
 
 def disconnect(*, tenant: TenantLike, actor: Actor, marketplace: Marketplace) -> None:

@@ -146,3 +146,19 @@ def test_a_secret_that_expires_too_far_ahead_is_a_typo(tenant, admin, clock):
     with pytest.raises(InvalidInput, match="expire within two years"):
         service.save_microsoft(tenant=tenant, actor=Actor(admin), entra_tenant_id=ENTRA_TENANT, client_id=CLIENT_ID,
                                client_secret="x" * 30, secret_expires_on=(now() + timedelta(days=3650)).date())
+
+
+def test_a_connection_is_switched_off_and_on_with_its_settings_kept(client, tenant, as_admin, admin):
+    post_form(client, f"{PAGE}/microsoft", microsoft())
+    answer = post_form(client, f"{PAGE}/microsoft/switch", {"enabled": "off"}, follow_redirects=True)
+    assert "switched off: its purchases, webhooks and polls are refused" in answer.get_data(as_text=True)
+    row = stored(Marketplace.MICROSOFT)
+    assert row.enabled is False and row.settings["client_id"] == CLIENT_ID
+    assert "Switched off" in client.get(PAGE).get_data(as_text=True)
+    post_form(client, f"{PAGE}/microsoft", microsoft(**{"microsoft-client_secret": ""}))  # saving keeps it off
+    assert stored(Marketplace.MICROSOFT).enabled is False
+    post_form(client, f"{PAGE}/microsoft/switch", {"enabled": "on"})
+    assert stored(Marketplace.MICROSOFT).enabled is True
+    answer = post_form(client, f"{PAGE}/stackit/switch", {"enabled": "off"}, follow_redirects=True)
+    assert "There are no STACKIT Marketplace settings to switch" in answer.get_data(as_text=True)
+    assert stored(Marketplace.STACKIT) is None

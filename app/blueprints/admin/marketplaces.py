@@ -114,6 +114,22 @@ def save_stackit_settings() -> Response | tuple[str, int]:
     return redirect(url_for(".marketplace_settings"), 303)
 
 
+@bp.post("/marketplaces/<marketplace>/switch")
+@tenant_admin_required
+def switch_marketplace(marketplace: str) -> Response:
+    chosen = _marketplace(marketplace)  # CSRFProtect has checked the form's token already
+    enabled = request.form.get("enabled") == "on"
+    try:
+        service.switch(tenant=g.tenant, actor=current_actor(), marketplace=chosen, enabled=enabled)
+    except ServiceError as error:
+        flash(error.message, "error")
+    else:
+        flash(f"The {chosen.label} connection is switched on: its purchases, webhooks and polls are served again."
+              if enabled else f"The {chosen.label} connection is switched off: its purchases, webhooks and polls are "
+              "refused until you switch it on.", "success" if enabled else "info")
+    return redirect(url_for(".marketplace_settings"), 303)
+
+
 @bp.post("/marketplaces/<marketplace>/disconnect")
 @tenant_admin_required
 def disconnect_marketplace(marketplace: str) -> Response:
