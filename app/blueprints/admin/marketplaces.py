@@ -15,7 +15,7 @@ from app.blueprints.admin.marketplace_forms import (
     RelinkForm,
     StackitForm,
 )
-from app.domain.marketplaces import Marketplace
+from app.domain.marketplaces import ExternalState, Marketplace
 from app.selectors import marketplaces as selectors
 from app.services import marketplace_connections as service
 from app.services.errors import NotFound, ServiceError
@@ -232,14 +232,15 @@ def marketplace_subscriptions() -> str:
                                                                 page=page))
 
 
-def _detail_page(purchase_id: int, relink: RelinkForm | None = None, problem: str | None = None,
+def purchase_page(purchase_id: int, relink: RelinkForm | None = None, problem: str | None = None,
                  status: int = 200) -> tuple[str, int]:
     ext = selectors.external_subscription(g.tenant, purchase_id)
     if ext is None:
         raise NotFound("There is no such marketplace subscription.")
     replaced_by, replaced = selectors.neighbours(g.tenant, ext)
+    # A STACKIT purchase nobody set up, still waiting for approval, may continue an existing subscription.
     can_link = ext.marketplace is Marketplace.STACKIT and ext.subscription_id is None and ext.retired_at is None \
-        and not ext.state.ended
+        and ext.state is ExternalState.PENDING
     return render_template(
         "admin/marketplaces/subscription.html", ext=ext, replaced_by=replaced_by, replaced=replaced,
         operations=selectors.operations(g.tenant, marketplace=ext.marketplace, external_id=ext.external_id,
@@ -253,7 +254,7 @@ def _detail_page(purchase_id: int, relink: RelinkForm | None = None, problem: st
 @tenant_admin_required
 def marketplace_subscription(purchase_id: int) -> tuple[str, int]:
     try:
-        return _detail_page(purchase_id)
+        return purchase_page(purchase_id)
     except NotFound:
         abort(404)
 
