@@ -97,6 +97,16 @@ def build(clock: FrozenClock) -> World:
     )
 
 
+def _purchase(tenant: Tenant) -> MarketplaceSubscription:
+    """A purchase on the Microsoft marketplace that nobody has set up yet."""
+    row = MarketplaceSubscription(tenant_id=tenant.id, marketplace=Marketplace.MICROSOFT, external_id=f"fuzz-{tenant.slug}",
+                                  offer_id="servers", external_plan_id="standard", raw_state="PendingFulfillmentStart",
+                                  state=ExternalState.PENDING)
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
 def _operation(tenant: Tenant, actor: User) -> CatalogueOperation:
     """A paused replace of a plan of its own, with no subscribers (pausing and resuming it touch nothing else)."""
     source, target = factories.plan(tenant, name="Old"), factories.plan(tenant, name="New")
@@ -107,16 +117,6 @@ def _operation(tenant: Tenant, actor: User) -> CatalogueOperation:
     db.session.add(operation)
     db.session.flush()
     return operation
-
-
-def _purchase(tenant: Tenant) -> MarketplaceSubscription:
-    """A STACKIT purchase nobody has set up yet."""
-    row = MarketplaceSubscription(tenant_id=tenant.id, marketplace=Marketplace.STACKIT, external_id=f"sub-{tenant.slug}",
-                                  offer_id="product", external_plan_id="plan", raw_state="SUBSCRIPTION_PENDING",
-                                  state=ExternalState.PENDING)
-    db.session.add(row)
-    db.session.commit()
-    return row
 
 
 def _mapping(tenant: Tenant, plan_id: int) -> MarketplacePlanMapping:
