@@ -60,7 +60,7 @@ def test_the_registry_has_every_periodic_job():
     assert list(JOBS) == ["expiry", "renewal", "grace-end", "retention", "decommissioning", "backorders",
                           "stuck-provisioning", "resizing", "marketplace-sync", "impersonations", "account-purge",
                           "reconciler", "catalogue-operations", "emails",
-                          "email-bodies", "deletion-ahead", "billing"]
+                          "email-bodies", "deletion-ahead", "billing", "marketplace-secrets"]
 
 
 def test_jobs_list_shows_every_job_with_its_schedule_and_last_run(runner, clock):

@@ -42,6 +42,8 @@ class Event(StrEnum):
     PAYMENT_RECEIVED = "payment_received"  # the receipt of an invoice paid
     PAYMENT_FAILED = "payment_failed"  # a try to collect an invoice failed: why, the next try, pay with another card
     CREDIT_NOTE_ISSUED = "credit_note_issued"  # a correction of an invoice: how much, why, where the money goes
+    # To the tenant's admins: renew it, or purchases cannot be activated.
+    MARKETPLACE_SECRET_EXPIRING = "marketplace_secret_expiring"  # noqa: S105 (an event name)
 
     @property
     def spec(self) -> EventSpec:
@@ -81,6 +83,7 @@ EVENTS: dict[Event, EventSpec] = {
     Event.PAYMENT_RECEIVED: EventSpec(Category.MONEY, "Payment received (receipt)"),
     Event.PAYMENT_FAILED: EventSpec(Category.MONEY, "Payment failed, with how to pay"),
     Event.CREDIT_NOTE_ISSUED: EventSpec(Category.MONEY, "Credit note issued"),
+    Event.MARKETPLACE_SECRET_EXPIRING: EventSpec(Category.SERVICE, "Marketplace secret expiring or expired"),
 }
 
 OPTIONAL_EVENTS: tuple[Event, ...] = tuple(event for event in Event if event.optional)

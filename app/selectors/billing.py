@@ -15,6 +15,8 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from app.domain.billing import InvoiceStatus
 from app.domain.dunning import UNPAID_INVOICE
+from app.domain.marketplaces import Marketplace
+from app.domain.subscriptions import SubscriptionStatus
 from app.extensions import db
 from app.models import (
     BalanceEntry,
@@ -22,6 +24,8 @@ from app.models import (
     CreditNote,
     Invoice,
     PaymentMethod,
+    Plan,
+    Subscription,
     SubscriptionEvent,
     TenantLike,
     User,
@@ -76,6 +80,8 @@ class AccountSummary:
     balances: tuple[tuple[str, int], ...]
     card: CardSummary | None
     spend: dict[str, dict[int, int]]
+    # (subscription id, plan name, marketplace) of the running subscriptions a marketplace bills, newest first
+    billed_elsewhere: tuple[tuple[int, str, Marketplace], ...] = ()
 
 
 # Invoices the customer sees: finalized ones (a draft still gathers charges and is not theirs to see yet).
@@ -125,6 +131,11 @@ _SUMMARY = union_all(
            PaymentMethod.exp_year * 100 + PaymentMethod.exp_month, literal(0))
     .where(PaymentMethod.user_id == bindparam("user_id"), PaymentMethod.tenant_id == bindparam("tenant_id"),
            PaymentMethod.is_default.is_(True), PaymentMethod.removed_at.is_(None)),
+    # Running subscriptions a marketplace bills: the page says who bills them (the portal invoices none).
+    select(literal("marketplace"), Subscription.marketplace, Plan.name, Subscription.id, literal(0))
+    .join(Plan, Plan.id == Subscription.plan_id)
+    .where(Subscription.user_id == bindparam("user_id"), Subscription.tenant_id == bindparam("tenant_id"),
+           Subscription.marketplace.is_not(None), Subscription.status != SubscriptionStatus.CANCELED),
 )
 
 
@@ -172,10 +183,12 @@ def customer_invoice_page(tenant: TenantLike, customer: User, *, after: tuple[da
 
 
 def account_summary(tenant: TenantLike, customer: User, *, since: datetime) -> AccountSummary:
-    """Balance, default card and spend per month since `since` (by finalization date): one statement."""
+    """Balance, default card, spend per month since `since` (by finalization date) and the subscriptions a
+    marketplace bills: one statement."""
     balances: list[tuple[str, int]] = []
     card: CardSummary | None = None
     spend: dict[str, dict[int, int]] = {}
+    elsewhere: list[tuple[int, str, Marketplace]] = []
     for row in db.session.execute(_SUMMARY, {"tenant_id": tenant.id, "user_id": customer.id, "since": since}):
         if row.kind == "spend":
             spend.setdefault(row.code, {})[int(row.key)] = int(row.amount)
@@ -183,7 +196,9 @@ def account_summary(tenant: TenantLike, customer: User, *, since: datetime) -> A
             balances.append((row.code, int(row.amount)))
         elif row.kind == "card":
             card = CardSummary(row.code, row.text, int(row.key) % 100, int(row.key) // 100)
-    return AccountSummary(tuple(sorted(balances)), card, spend)
+        elif row.kind == "marketplace":
+            elsewhere.append((int(row.key), row.text, Marketplace(row.code)))
+    return AccountSummary(tuple(sorted(balances)), card, spend, tuple(sorted(elsewhere, reverse=True)))
 
 
 _CUSTOMER_INVOICE = (

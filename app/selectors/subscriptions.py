@@ -9,6 +9,8 @@ from sqlalchemy import Row, and_, bindparam, func, or_, select
 from sqlalchemy.orm import contains_eager, joinedload, selectinload
 
 from app.domain.catalogue import Interval
+from app.domain.marketplace_billing import managed_at_marketplace
+from app.domain.marketplaces import Marketplace
 from app.domain.subscriptions import BackorderStatus, ItemStatus, Milestone, SubscriptionStatus, next_milestone
 from app.extensions import db
 from app.models import (
@@ -42,6 +44,7 @@ class DashboardRow:
     changeable: bool = False  # active and delivered: Change plan (and quantity, for plans sold by quantity)
     quantity_allowed: bool = False  # a plan sold by quantity, without servers
     migrates: bool = False  # its plan has a migration target
+    marketplace: Marketplace | None = None  # the marketplace that bills it; None: the portal bills it
 
 
 # A subscription's servers, and those of them ready: columns for any list of subscriptions (an index walk each).
@@ -71,7 +74,7 @@ _DASHBOARD = (
     select(Subscription.id, Plan.name.label("plan_name"), Product.name.label("product_name"),
            SERVERS.label("servers"), SERVERS_READY.label("ready"), SERVER_NAME.label("server_name"),
            Subscription.currency, Subscription.interval, Plan.quantity_allowed, Plan.migration_target_id,
-           *MILESTONE_COLUMNS)
+           Subscription.marketplace, *MILESTONE_COLUMNS)
     .join(Plan, Plan.id == Subscription.plan_id).join(Product, Product.id == Plan.product_id)
     .where(Subscription.tenant_id == bindparam("tenant_id"), Subscription.user_id == bindparam("user_id"))
     .order_by(Subscription.created_at.desc(), Subscription.id.desc())
@@ -83,9 +86,10 @@ def dashboard_rows(tenant: TenantLike, customer: User) -> list[DashboardRow]:
     return [DashboardRow(row.id, row.status, row.plan_name, row.product_name, row.servers, row.ready,
                          row.server_name, row.price_minor, row.currency, row.interval, milestone_of(row),
                          changeable=(changeable := row.status is SubscriptionStatus.ACTIVE
-                                     and row.current_period_end is not None),
+                                     and row.current_period_end is not None
+                                     and not managed_at_marketplace(row.marketplace)),
                          quantity_allowed=row.quantity_allowed and not row.servers,
-                         migrates=changeable and row.migration_target_id is not None)
+                         migrates=changeable and row.migration_target_id is not None, marketplace=row.marketplace)
             for row in db.session.execute(_DASHBOARD, {"tenant_id": tenant.id, "user_id": customer.id})]
 
 

@@ -12,18 +12,37 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
+from app.clock import now as clock_now
+from app.domain.accounts import Role
+from app.domain.catalogue import CatalogueState
 from app.domain.marketplaces import Marketplace
+from app.domain.notifications import Event
 from app.extensions import db
-from app.models import MarketplaceConnection, TenantLike
+from app.models import (
+    MarketplaceConnection,
+    MarketplacePlanMapping,
+    MarketplaceSubscription,
+    Plan,
+    TenantLike,
+    User,
+)
 from app.providers.marketplaces.base import MarketplaceAdapter, MarketplaceError, MarketplaceErrorKind
-from app.services.secrets import Unreadable, unseal
+from app.services.actors import Actor
+from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.services.notifications import notify
+from app.services.secrets import Unreadable, seal, unseal
 
 log = logging.getLogger(__name__)
 
@@ -164,3 +183,382 @@ def stackit_token_checks(tenant: TenantLike) -> tuple[str, str]:
     keys = (f"{sandbox}/v1/resolve-customer/keys.json" if sandbox
             else str(current_app.config["STACKIT_MARKETPLACE_KEYS_URL"]))
     return keys, keys
+
+
+# --- The tenant admin's settings, plan mappings and the secrets' expiry ---------------------------------------------
+
+GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+EXTERNAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")  # offer and plan ids, as both marketplaces spell them
+SECRET_WARNING = timedelta(days=30)  # warn this long before a marketplace secret expires
+MAX_OFFER_IDS = 20
+SECRET_MAX = 500
+KEY_MAX = 20_000
+
+
+def _require_admin(tenant: TenantLike, actor: Actor, what: str = "the marketplace settings") -> User:
+    user = actor.user
+    if user is None or user.role is not Role.TENANT_ADMIN or user.tenant_id != tenant.id or actor.impersonator:
+        raise Forbidden(f"Only the tenant's admins can change {what}.")
+    return user
+
+
+def _guid(value: str | None, field: str, what: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise InvalidInput(f"Enter the {what}.", field=field)
+    if not GUID.fullmatch(value):
+        raise InvalidInput(f"The {what} is a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47 (8-4-4-4-12 "
+                           "hexadecimal digits).", field=field)
+    return value.lower()
+
+
+def _offer_ids(value: str | list[str] | None) -> list[str]:
+    parts = value if isinstance(value, list) else re.split(r"[\s,]+", value or "")
+    ids = list(dict.fromkeys(part.strip() for part in parts if part.strip()))
+    for offer_id in ids:
+        if not EXTERNAL_ID.fullmatch(offer_id):
+            raise InvalidInput(f"{offer_id[:40]!r} is not an offer id: letters, digits, dots, dashes and underscores, "
+                               "up to 100.", field="offer_ids")
+    if len(ids) > MAX_OFFER_IDS:
+        raise InvalidInput(f"List at most {MAX_OFFER_IDS} offer ids.", field="offer_ids")
+    return ids
+
+
+def _expiry(value: date | str | None, field: str) -> datetime | None:
+    """The last day a secret works, as the end of that day (UTC); None when not given."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidInput("Enter the date as YYYY-MM-DD.", field=field) from None
+    ends = datetime.combine(value, time(23, 59, 59), tzinfo=UTC)
+    if ends <= clock_now():
+        raise InvalidInput("This date has passed: an expired secret cannot sign in. Create a new secret and enter "
+                           "its expiry date.", field=field)
+    if ends > clock_now() + timedelta(days=366 * 3):
+        raise InvalidInput("Microsoft Entra client secrets expire within two years: check the date.", field=field)
+    return ends
+
+
+def _saved(row: MarketplaceConnection, user: User, changed: list[str], tenant: TenantLike) -> MarketplaceConnection:
+    """Record who changed what (the page shows it; the log keeps each change) and commit."""
+    row.settings = {**(row.settings or {}), "updated_by_id": user.id, "updated_by": user.name}
+    row.updated_at = clock_now()
+    db.session.commit()
+    log.info("tenant %s: %s marketplace settings changed by user %s: %s", tenant.slug, row.marketplace.value,
+             user.id, changed, extra={"tenant_id": tenant.id, "user_id": user.id, "changed": changed})
+    return row
+
+
+def _row(tenant: TenantLike, marketplace: Marketplace) -> MarketplaceConnection:
+    row = connection(tenant, marketplace)
+    if row is None:
+        row = MarketplaceConnection(tenant_id=tenant.id, marketplace=marketplace, settings={})
+        db.session.add(row)
+    return row
+
+
+def save_microsoft(*, tenant: TenantLike, actor: Actor, entra_tenant_id: str, client_id: str, client_secret: str = "",
+                   secret_expires_on: date | str | None = None, offer_ids: str | list[str] = "",
+                   ) -> MarketplaceConnection:
+    """Connect the tenant to Microsoft's commercial marketplace with its Entra app (tenant id, client id, client
+    secret and the secret's expiry date). A blank secret keeps the stored one; a new secret needs its expiry date,
+    which may also be corrected alone. `offer_ids` (optional) lists the tenant's SaaS offers. Tenant admins only;
+    nothing is saved when one value is refused (InvalidInput names its field)."""
+    user = _require_admin(tenant, actor)
+    values = {"entra_tenant_id": _guid(entra_tenant_id, "entra_tenant_id", "Entra tenant id"),
+              "client_id": _guid(client_id, "client_id", "app's client id (application id)"),
+              "offer_ids": _offer_ids(offer_ids)}
+    secret = (client_secret or "").strip()
+    if len(secret) > SECRET_MAX or any(ch.isspace() for ch in secret):
+        raise InvalidInput("This does not look like a client secret: paste its value, not its id.",
+                           field="client_secret")
+    if secret and GUID.fullmatch(secret):
+        raise InvalidInput("This is a GUID, probably the secret's id: paste the secret's value (shown once, when the "
+                           "secret is created).", field="client_secret")
+    expires = _expiry(secret_expires_on, "secret_expires_on")
+    row = connection(tenant, Marketplace.MICROSOFT)
+    if not secret and (row is None or row.secret_ciphertext is None):
+        raise InvalidInput("Enter the client secret.", field="client_secret")
+    if secret and expires is None:
+        raise InvalidInput("Enter the date the client secret expires (Microsoft Entra shows it beside the secret).",
+                           field="secret_expires_on")
+    row = row or _row(tenant, Marketplace.MICROSOFT)
+    before = dict(row.settings or {})
+    changed = [name for name, value in values.items() if before.get(name) != value]
+    row.settings = {**before, **values}
+    if secret:
+        row.secret_ciphertext = seal(secret)
+        changed.append("client_secret")
+    if expires is not None and expires != row.secret_expires_at:
+        row.secret_expires_at = expires
+        changed.append("secret_expires_at")
+    if {"client_secret", "secret_expires_at"} & set(changed):  # a new secret or date: warn about it afresh
+        row.settings = {key: value for key, value in row.settings.items() if key != "secret_warnings"}
+    return _saved(row, user, changed, tenant)
+
+
+def _service_account_key(value: str) -> tuple[str, datetime | None]:
+    """The key file's text, checked to be a STACKIT service-account key, and when it stops working (validUntil)."""
+    text = (value or "").strip()
+    if len(text) > KEY_MAX:
+        raise InvalidInput("This is too long for a service-account key file.", field="service_account_key")
+    try:
+        key = json.loads(text)
+    except ValueError:
+        raise InvalidInput("Paste the whole service-account key file: the JSON the STACKIT Portal downloads when the "
+                           "key is created.", field="service_account_key") from None
+    credentials = key.get("credentials") if isinstance(key, dict) else None
+    if not isinstance(credentials, dict) or not all(isinstance(credentials.get(name), str) and credentials[name]
+                                                    for name in ("kid", "iss", "sub", "privateKey")):
+        raise InvalidInput("This is not a STACKIT service-account key with its private key: it needs credentials "
+                           "with kid, iss, sub and privateKey.", field="service_account_key")
+    valid_until = None
+    if isinstance(key.get("validUntil"), str):
+        try:
+            valid_until = datetime.fromisoformat(key["validUntil"].replace("Z", "+00:00")).astimezone(UTC)
+        except ValueError:
+            valid_until = None
+    if valid_until is not None and valid_until <= clock_now():
+        raise InvalidInput("This key has expired (validUntil has passed): create a new key for the service account.",
+                           field="service_account_key")
+    return json.dumps(key, separators=(",", ":")), valid_until
+
+
+def save_stackit(*, tenant: TenantLike, actor: Actor, project_id: str, service_account_key: str = "",
+                 ) -> MarketplaceConnection:
+    """Connect the tenant to the STACKIT Marketplace: the vendor's project id and a service-account key (the JSON
+    key file, sealed; a blank one keeps the stored key). Tenant admins only; nothing is saved when a value is
+    refused."""
+    user = _require_admin(tenant, actor)
+    project = _guid(project_id, "project_id", "vendor project id")
+    row = connection(tenant, Marketplace.STACKIT)
+    key_text = (service_account_key or "").strip()
+    if not key_text and (row is None or row.secret_ciphertext is None):
+        raise InvalidInput("Paste the service-account key file.", field="service_account_key")
+    key, valid_until = _service_account_key(key_text) if key_text else (None, None)
+    row = row or _row(tenant, Marketplace.STACKIT)
+    before = dict(row.settings or {})
+    changed = ["project_id"] if before.get("project_id") != project else []
+    row.settings = {**before, "project_id": project}
+    if key is not None:
+        row.secret_ciphertext, row.secret_expires_at = seal(key), valid_until
+        row.settings = {name: value for name, value in row.settings.items() if name != "secret_warnings"}
+        changed.append("service_account_key")
+    return _saved(row, user, changed, tenant)
+
+
+def switch(*, tenant: TenantLike, actor: Actor, marketplace: Marketplace, enabled: bool) -> MarketplaceConnection:
+    """Switch the tenant's own connection off (the marketplace's landings, webhooks and polls are refused, and the
+    sandbox does not stand in) or on again; its settings are kept. NotFound without settings."""
+    user = _require_admin(tenant, actor)
+    row = db.session.scalar(select(MarketplaceConnection).where(
+        MarketplaceConnection.tenant_id == tenant.id, MarketplaceConnection.marketplace == marketplace)
+        .with_for_update())
+    if row is None:
+        raise NotFound(f"There are no {marketplace.label} settings to switch: the sandbox serves it.")
+    row.enabled = enabled
+    return _saved(row, user, ["enabled" if enabled else "disabled"], tenant)
+
+
+def disconnect(*, tenant: TenantLike, actor: Actor, marketplace: Marketplace) -> None:
+    """Forget the tenant's settings for `marketplace`: it is served by the sandbox marketplace again."""
+    _require_admin(tenant, actor)
+    row = connection(tenant, marketplace)
+    if row is not None:
+        db.session.delete(row)
+    db.session.commit()
+    log.info("tenant %s: %s marketplace settings removed by user %s", tenant.slug, marketplace.value, actor.user_id)
+
+
+def secret_expiry_warning(tenant: TenantLike, *, now: datetime | None = None) -> str | None:
+    """What an admin must hear about the tenant's marketplace secrets: one that has expired (activations and
+    webhooks fail with it), or one that expires within SECRET_WARNING; None when all is well."""
+    moment = now or clock_now()
+    rows = db.session.execute(select(MarketplaceConnection.marketplace, MarketplaceConnection.secret_expires_at)
+                              .where(MarketplaceConnection.tenant_id == tenant.id,
+                                     MarketplaceConnection.secret_expires_at.is_not(None))
+                              .order_by(MarketplaceConnection.secret_expires_at)).all()
+    messages = [_warning(marketplace, expires_at, moment) for marketplace, expires_at in rows]
+    found = [message for message in messages if message]
+    return " ".join(found) or None
+
+
+def _what(marketplace: Marketplace) -> str:
+    return "Microsoft client secret" if marketplace is Marketplace.MICROSOFT else "STACKIT service-account key"
+
+
+def _threshold(expires_at: datetime, moment: datetime) -> str | None:
+    if expires_at <= moment:
+        return "expired"
+    if expires_at - moment <= SECRET_WARNING:
+        return "expiring"
+    return None
+
+
+def _warning(marketplace: Marketplace, expires_at: datetime, moment: datetime) -> str | None:
+    threshold = _threshold(expires_at, moment)
+    if threshold == "expired":
+        return (f"The {_what(marketplace)} expired on {expires_at:%Y-%m-%d}: {marketplace.label} purchases cannot be "
+                "activated and its calls fail until you enter a new one.")
+    if threshold == "expiring":
+        days = max((expires_at - moment).days, 0)
+        when = "today" if days == 0 else "tomorrow" if days == 1 else f"in {days} days"
+        return (f"The {_what(marketplace)} expires {when} ({expires_at:%Y-%m-%d}): create a new one and enter it "
+                "before then, or purchases cannot be activated.")
+    return None
+
+
+def warn_of_expiring_secrets() -> int:
+    """Email every tenant's admins about a marketplace secret that expires within SECRET_WARNING, and again once
+    it has expired: once per threshold and secret (a new secret or date starts over), however often this runs.
+    Each connection is locked while it is handled (other workers skip it). Returns how many connections were told
+    about."""
+    moment = clock_now()
+    ids = db.session.scalars(select(MarketplaceConnection.id).where(
+        MarketplaceConnection.secret_expires_at.is_not(None),
+        MarketplaceConnection.secret_expires_at <= moment + SECRET_WARNING)
+        .order_by(MarketplaceConnection.id)).all()
+    db.session.rollback()  # end the read; each connection gets a transaction of its own
+    return sum(_warn(connection_id, moment) for connection_id in ids)
+
+
+def _warn(connection_id: int, moment: datetime) -> int:
+    row = db.session.scalar(select(MarketplaceConnection).where(MarketplaceConnection.id == connection_id)
+                            .with_for_update(skip_locked=True))
+    expires_at = row.secret_expires_at if row is not None else None
+    threshold = _threshold(expires_at, moment) if expires_at is not None else None
+    told = dict((row.settings or {}).get("secret_warnings") or {}) if row is not None else {}
+    if row is None or expires_at is None or threshold is None or told.get(threshold) == expires_at.isoformat():
+        db.session.rollback()
+        return 0
+    admins = db.session.scalars(select(User).where(User.tenant_id == row.tenant_id, User.role == Role.TENANT_ADMIN,
+                                                   User.is_active.is_(True), User.deleted_at.is_(None))
+                                .order_by(User.id)).all()
+    message = _warning(row.marketplace, expires_at, moment)
+    for admin in admins:
+        notify(Event.MARKETPLACE_SECRET_EXPIRING, user=admin, marketplace=row.marketplace, what=_what(row.marketplace),
+               expires_at=expires_at, expired=threshold == "expired", warning=message)
+    row.settings = {**(row.settings or {}), "secret_warnings": {**told, threshold: expires_at.isoformat()}}
+    db.session.commit()
+    return 1
+
+
+# --- plan mappings ------------------------------------------------------------------------------------------------
+
+
+def _external_id(value: str | None, field: str, what: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise InvalidInput(f"Enter the {what}.", field=field)
+    if not EXTERNAL_ID.fullmatch(value):
+        raise InvalidInput(f"The {what} has letters, digits, dots, colons, dashes and underscores, up to 100, "
+                           "as the marketplace shows it.", field=field)
+    return value
+
+
+def _marketplace(value: Marketplace | str) -> Marketplace:
+    try:
+        return Marketplace(value)
+    except ValueError:
+        raise InvalidInput("Choose Microsoft or STACKIT.", field="marketplace") from None
+
+
+def _mappable_plan(tenant: TenantLike, plan_id: int | str | None) -> Plan:
+    try:
+        plan = db.session.scalar(select(Plan).where(Plan.id == int(plan_id or 0), Plan.tenant_id == tenant.id))
+    except (TypeError, ValueError, OverflowError):
+        plan = None
+    if plan is None:
+        raise InvalidInput("Choose one of your plans.", field="plan_id")
+    if plan.state is CatalogueState.RETIRED:
+        raise InvalidInput(f"{plan.name} is retired: nothing can be bought on it. Choose a plan that is on sale.",
+                           field="plan_id")
+    return plan
+
+
+def claimed_count(mapping: MarketplacePlanMapping) -> int:
+    """How many claimed marketplace subscriptions were bought on the mapping's external plan."""
+    return db.session.scalar(select(func.count()).select_from(MarketplaceSubscription).where(
+        MarketplaceSubscription.tenant_id == mapping.tenant_id,
+        MarketplaceSubscription.marketplace == mapping.marketplace,
+        MarketplaceSubscription.offer_id == mapping.offer_id,
+        MarketplaceSubscription.external_plan_id == mapping.external_plan_id,
+        MarketplaceSubscription.subscription_id.is_not(None))) or 0
+
+
+def add_mapping(*, tenant: TenantLike, actor: Actor, marketplace: Marketplace | str, offer_id: str,
+                external_plan_id: str, plan_id: int | str) -> MarketplacePlanMapping:
+    """Map an external plan (of an offer or product) to one of the tenant's plans that is not retired; each
+    external plan maps to one plan (Conflict when it is mapped already)."""
+    user = _require_admin(tenant, actor, "the plan mappings")
+    chosen = _marketplace(marketplace)
+    offer = _external_id(offer_id, "offer_id", "offer id" if chosen is Marketplace.MICROSOFT else "product id")
+    external_plan = _external_id(external_plan_id, "external_plan_id", "plan id")
+    plan = _mappable_plan(tenant, plan_id)
+    mapping = MarketplacePlanMapping(tenant_id=tenant.id, marketplace=chosen, offer_id=offer,
+                                     external_plan_id=external_plan, plan_id=plan.id)
+    taken = _conflict(chosen, offer, external_plan)
+    if db.session.scalar(select(MarketplacePlanMapping.id).where(
+            MarketplacePlanMapping.tenant_id == tenant.id, MarketplacePlanMapping.marketplace == chosen,
+            MarketplacePlanMapping.offer_id == offer, MarketplacePlanMapping.external_plan_id == external_plan)):
+        raise taken
+    db.session.add(mapping)
+    try:
+        db.session.commit()
+    except IntegrityError:  # mapped at the same moment by another admin
+        db.session.rollback()
+        raise taken from None
+    log.info("tenant %s: %s %s/%s mapped to plan %s by user %s", tenant.slug, chosen.value, offer, external_plan,
+             plan.id, user.id)
+    return mapping
+
+
+def _conflict(marketplace: Marketplace, offer: str, external_plan: str) -> Conflict:
+    return Conflict(f"{marketplace.label} plan {external_plan} of {offer} is mapped already: change that mapping "
+                    "instead.", field="external_plan_id")
+
+
+def _mapping(tenant: TenantLike, mapping_id: int) -> MarketplacePlanMapping:
+    mapping = db.session.scalar(select(MarketplacePlanMapping).where(
+        MarketplacePlanMapping.id == mapping_id, MarketplacePlanMapping.tenant_id == tenant.id)
+        .with_for_update())
+    if mapping is None:
+        raise NotFound("There is no such plan mapping: another admin may have removed it.")
+    return mapping
+
+
+def change_mapping(*, tenant: TenantLike, actor: Actor, mapping_id: int, plan_id: int | str) -> MarketplacePlanMapping:
+    """Point a mapping at another plan. Purchases from now on get that plan; subscriptions claimed already keep
+    theirs (a plan change is the customer's, through the marketplace)."""
+    user = _require_admin(tenant, actor, "the plan mappings")
+    mapping = _mapping(tenant, mapping_id)
+    plan = _mappable_plan(tenant, plan_id)
+    before, mapping.plan_id = mapping.plan_id, plan.id
+    mapping.updated_at = clock_now()
+    db.session.commit()
+    log.info("tenant %s: %s %s/%s mapped from plan %s to plan %s by user %s", tenant.slug, mapping.marketplace.value,
+             mapping.offer_id, mapping.external_plan_id, before, plan.id, user.id)
+    return mapping
+
+
+def remove_mapping(*, tenant: TenantLike, actor: Actor, mapping_id: int) -> None:
+    """Remove a mapping: purchases of that external plan can no longer be set up (subscriptions claimed on it
+    already run on)."""
+    user = _require_admin(tenant, actor, "the plan mappings")
+    mapping = _mapping(tenant, mapping_id)
+    details = (mapping.marketplace.value, mapping.offer_id, mapping.external_plan_id)
+    db.session.delete(mapping)
+    db.session.commit()
+    log.info("tenant %s: %s %s/%s mapping removed by user %s", tenant.slug, *details, user.id)
+
+
+def settings_view(row: MarketplaceConnection | None) -> dict[str, Any]:
+    """What the settings page shows of a connection: never the secret, only whether one is set and its expiry."""
+    if row is None:
+        return {}
+    return {**{key: value for key, value in (row.settings or {}).items() if key != "secret_warnings"},
+            "secret_set": row.secret_ciphertext is not None, "secret_expires_at": row.secret_expires_at,
+            "updated_at": row.updated_at}

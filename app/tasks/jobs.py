@@ -10,7 +10,7 @@ import logging
 from app.services.work import Job
 from app.tasks import app_context, huey
 from app.tasks.email import send_email
-from app.tasks.schedule import counted, every_minute, every_minutes, hourly, periodic
+from app.tasks.schedule import counted, daily, every_minute, every_minutes, hourly, periodic
 
 log = logging.getLogger(__name__)
 
@@ -235,3 +235,12 @@ def run_billing() -> str:
     from app.services import billing_run
 
     return billing_run.run() or "nothing was due"
+
+
+@periodic("marketplace-secrets", daily(hour=3),
+          "Tell tenant admins of marketplace secrets expiring within 30 days, and again once expired (once each)")
+def warn_of_expiring_marketplace_secrets() -> str:
+    from app.services import marketplace_connections
+
+    return counted(marketplace_connections.warn_of_expiring_secrets(), "marketplace secret warned of",
+                   "marketplace secrets warned of")

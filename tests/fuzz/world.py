@@ -28,6 +28,7 @@ from app.models import (
     EndReason,
     Impersonation,
     Invoice,
+    MarketplacePlanMapping,
     MarketplaceSubscription,
     OperationStatus,
     Subscription,
@@ -91,7 +92,8 @@ def build(clock: FrozenClock) -> World:
                            factories.payment_method(other, theirs).id),
              "operation_id": (_operation(tenant, admin).id, _operation(other, their_support).id),
              "token_id": (_api_token(tenant, customer).id, _api_token(other, theirs).id),
-             "purchase_id": (_purchase(tenant).id, _purchase(other).id)},
+             "purchase_id": (_purchase(tenant).id, _purchase(other).id),
+             "mapping_id": (_mapping(tenant, plan.id).id, _mapping(other, their_plan.id).id)},
     )
 
 
@@ -115,6 +117,14 @@ def _operation(tenant: Tenant, actor: User) -> CatalogueOperation:
     db.session.add(operation)
     db.session.flush()
     return operation
+
+
+def _mapping(tenant: Tenant, plan_id: int) -> MarketplacePlanMapping:
+    row = MarketplacePlanMapping(tenant_id=tenant.id, marketplace=Marketplace.MICROSOFT, offer_id="offer",
+                                 external_plan_id="plan", plan_id=plan_id)
+    db.session.add(row)
+    db.session.commit()
+    return row
 
 
 def _credit_note(invoice: Invoice) -> CreditNote:

@@ -12,6 +12,8 @@ from app.blueprints.admin import (  # noqa: E402, F401  (routes register themsel
     emails,
     invoice_documents,
     invoices,
+    marketplace_relink,
+    marketplaces,
     routes,
     stripe_settings,
     subscriptions,

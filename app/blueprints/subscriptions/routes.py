@@ -16,8 +16,21 @@ from app.blueprints.subscriptions.forms import (
     VersionForm,
 )
 from app.domain.geography import location_label
+from app.domain.marketplace_billing import (
+    billed_by,
+    canceled_at_marketplace,
+    managed_at_marketplace,
+    where_to_manage,
+)
 from app.domain.plan_changes import ChangeAction
-from app.domain.subscriptions import Action, SubscriptionStatus, charge_outlook, refusal_message, shown_status
+from app.domain.subscriptions import (
+    Action,
+    ChargeOutlook,
+    SubscriptionStatus,
+    charge_outlook,
+    refusal_message,
+    shown_status,
+)
 from app.models import Subscription, SubscriptionItem
 from app.selectors import subscriptions as selectors
 from app.services import backorders, plan_changes, server_access, servers, subscriptions
@@ -71,6 +84,30 @@ def _history_context(subscription: Subscription) -> dict[str, object]:
     return {"subscription": subscription, "events": selectors.history(subscription), "servers": servers}
 
 
+def _at_marketplace(subscription: Subscription, *, cancel: bool = False) -> Response | None:
+    """For a subscription whose plan (or, with `cancel`, cancellation) is changed at its marketplace: back to its
+    page, saying where."""
+    marketplace = subscription.marketplace
+    if marketplace is None or not (canceled_at_marketplace(marketplace) if cancel
+                                   else managed_at_marketplace(marketplace)):
+        return None
+    flash(where_to_manage(marketplace), "info")
+    return redirect(url_for(".detail", subscription_id=subscription.id), 303)
+
+
+def _billing(subscription: Subscription) -> dict[str, object]:
+    """Who bills it: a marketplace subscription promises no charge of the portal's and says where it is managed."""
+    marketplace = subscription.marketplace
+    if marketplace is None:
+        return {"billed_by": None, "managed_at_marketplace": False, "canceled_at_marketplace": False,
+                "outlook": charge_outlook(subscription.status, price_minor=subscription.price_minor,
+                                          auto_renew=subscription.auto_renew,
+                                          period_end=subscription.current_period_end)}
+    return {"billed_by": billed_by(marketplace), "where_to_manage": where_to_manage(marketplace),
+            "managed_at_marketplace": managed_at_marketplace(marketplace),
+            "canceled_at_marketplace": canceled_at_marketplace(marketplace), "outlook": ChargeOutlook(None)}
+
+
 def _summary_context(subscription: Subscription) -> dict[str, object]:
     backorder = selectors.waiting_backorder(subscription)
     return {"subscription": subscription, "backorder": backorder,
@@ -80,10 +117,9 @@ def _summary_context(subscription: Subscription) -> dict[str, object]:
             "suspension": selectors.last_event(subscription, "suspend")
             if subscription.status is SubscriptionStatus.SUSPENDED else None,
             "version_form": VersionForm(version=subscription.version),
-            "changeable": plan_changes.changeable(subscription),
-            "scheduled_change": subscription.scheduled_change,
-            "outlook": charge_outlook(subscription.status, price_minor=subscription.price_minor,
-                                      auto_renew=subscription.auto_renew, period_end=subscription.current_period_end)}
+            "changeable": plan_changes.changeable(subscription)
+            and not managed_at_marketplace(subscription.marketplace),
+            "scheduled_change": subscription.scheduled_change, **_billing(subscription)}
 
 
 @bp.get("/<int:subscription_id>/items/<int:item_id>")
@@ -146,6 +182,8 @@ def power(subscription_id: int, item_id: int, command: str) -> Response | tuple[
 @customer_required
 def cancel(subscription_id: int) -> Response | tuple[str, int]:
     subscription = _own(subscription_id)
+    if (elsewhere := _at_marketplace(subscription, cancel=True)) is not None:
+        return elsewhere
     if Action.CANCEL.value not in subscription.customer_actions:  # already canceled, or ending anyway
         flash(refusal_message(subscription.status, Action.CANCEL), "info")
         return redirect(url_for(".detail", subscription_id=subscription_id), 303)
@@ -188,6 +226,8 @@ def switch(subscription_id: int) -> Response:
 @bp.post("/<int:subscription_id>/resume")
 @customer_required
 def resume(subscription_id: int) -> Response:
+    if (elsewhere := _at_marketplace(_own(subscription_id, items=False), cancel=True)) is not None:
+        return elsewhere
     form = VersionForm()
     if not form.validate_on_submit():
         abort(400)
@@ -230,6 +270,8 @@ def change_plan(subscription_id: int, change: str) -> Response | tuple[str, int]
     """Change plan, Change quantity or Migrate: choose (GET without a choice), preview (GET), confirm (POST)."""
     action = _change_action(change)
     subscription = _own(subscription_id)
+    if (elsewhere := _at_marketplace(subscription)) is not None:
+        return elsewhere
     if request.method == "POST":
         return _confirm_change(subscription, action)
     plan_id, plan_problem = _whole_number("plan")
