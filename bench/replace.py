@@ -52,7 +52,6 @@ from app.extensions import db
 from app.models import (
     Charge,
     EmailMessage,
-    OperationOutcome,
     Plan,
     Product,
     ServiceType,
@@ -192,15 +191,15 @@ def _check(conn: Connection, operation_id: int, expected: int) -> list[str]:
     def count(statement) -> int:  # type: ignore[no-untyped-def]
         return conn.execute(statement).scalar() or 0
 
+    moves = SubscriptionEvent.operation_id == operation_id
     found = {
         "subscriptions on the target plan": count(select(func.count()).select_from(Subscription)
                                                   .where(Subscription.plan_id == TARGET)),
-        "outcome rows": count(select(func.count()).select_from(OperationOutcome)
-                              .where(OperationOutcome.operation_id == operation_id)),
-        "subscriptions with an outcome": count(select(func.count(func.distinct(OperationOutcome.subscription_id)))
-                                               .where(OperationOutcome.operation_id == operation_id)),
-        "history events": count(select(func.count()).select_from(SubscriptionEvent)
-                                .where(SubscriptionEvent.kind == "plan_replaced")),
+        "events of the operation": count(select(func.count()).select_from(SubscriptionEvent).where(moves)),
+        "subscriptions with an event of the operation": count(
+            select(func.count(func.distinct(SubscriptionEvent.subscription_id))).where(moves)),
+        "plan_replaced events": count(select(func.count()).select_from(SubscriptionEvent)
+                                      .where(SubscriptionEvent.kind == "plan_replaced")),
         "subscriptions at version 2": count(select(func.count()).select_from(Subscription)
                                             .where(Subscription.version == 2)),
     }
