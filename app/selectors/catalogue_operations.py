@@ -237,8 +237,11 @@ def moved(tenant: TenantLike, operation_id: int, user_id: int) -> list[OutcomeRo
     found = operation(tenant, operation_id)
     if found is None:
         return []
-    rows = db.session.execute(_moves(tenant, found).where(Subscription.tenant_id == tenant.id,
-                                                          Subscription.user_id == user_id))
+    # The customer's few subscriptions first, then their events by the events' unique key (not every event of the
+    # operation, for each customer).
+    ids = list(db.session.scalars(select(Subscription.id).where(Subscription.tenant_id == tenant.id,
+                                                                Subscription.user_id == user_id)))
+    rows = db.session.execute(_moves(tenant, found).where(SubscriptionEvent.subscription_id.in_(ids))) if ids else []
     return [_move_row(found, row) for row in rows]
 
 

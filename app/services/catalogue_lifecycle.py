@@ -567,10 +567,10 @@ def _move_to(operation: CatalogueOperation, source: Plan, target: Plan, ids: lis
         details["message"] = "The new plan names no server type."
 
     def new_price(row: Any) -> Any:
-        return _per_kind(_kind_of(row.requested_config, target), prices) * row.quantity
+        return _per_kind(row, target, prices) * row.quantity
 
     def resize(row: Any) -> Any:
-        return _per_kind(_kind_of(row.requested_config, target), resizes)
+        return _per_kind(row, target, resizes)
 
     # The record of each move: its history event, naming the operation.
     db.session.execute(insert(SubscriptionEvent).from_select(_EVENT_COLUMNS, select(
@@ -583,8 +583,9 @@ def _move_to(operation: CatalogueOperation, source: Plan, target: Plan, ids: lis
         at, literal(operation.id)).where(among(s.id, ids))))
     # The proration: each row's period ends parsed once (the costly part on SQLite), each charge's amount computed
     # once, for the two INSERTs' rows and their filter.
-    rows = select(s.id, s.tenant_id, s.user_id, s.status, s.quantity, s.price_minor, s.currency,
-                  s.current_period_end, s.requested_config,
+    # Only those being billed are charged; their configuration is read only where their kinds' prices differ.
+    rows = select(s.id, s.tenant_id, s.user_id, s.quantity, s.price_minor, s.currency, s.current_period_end,
+                  *([s.requested_config] if len(set(prices.values())) > 1 else []),
                   epoch_microseconds(s.current_period_start).label("start_us"),
                   epoch_microseconds(s.current_period_end).label("end_us"),
                   ).where(among(s.id, ids), s.status.in_(BILLED)).cte("moving").prefix_with("MATERIALIZED")
@@ -625,10 +626,12 @@ def _kinds(source: Plan, target: Plan, ids: list[int]) -> dict[tuple[str, str], 
             for kind, where in found}
 
 
-def _per_kind(kind_of: tuple[ColumnElement[str], ColumnElement[str]], values: Mapping[tuple[str, str], Any]) -> Any:
-    """A CASE giving each kind of subscription its value."""
-    if len(values) == 1:
+def _per_kind(row: Any, target: Plan, values: Mapping[tuple[str, str], Any]) -> Any:
+    """A CASE giving each kind of subscription (of `row`'s configuration) its value; the value itself when every
+    kind has the same."""
+    if len(set(values.values())) == 1:
         return literal(next(iter(values.values())))
+    kind_of = _kind_of(row.requested_config, target)
     return case(*[(and_(kind_of[0] == kind, kind_of[1] == where), literal(value))
                   for (kind, where), value in values.items()], else_=literal(next(iter(values.values()))))
 

@@ -13,7 +13,7 @@ from app.clock import now
 from app.domain.billing import ChargeKind
 from app.domain.catalogue import CatalogueState
 from app.domain.notifications import EmailStatus
-from app.domain.plan_lifecycle import CatalogueAction
+from app.domain.plan_lifecycle import CatalogueAction, move_charge
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import (
@@ -352,6 +352,39 @@ def test_replace_computes_resize_events_and_charges_in_the_database_as_the_rules
     assert events[moving[1].id].reason == f"{source.name} replaced by {target.name}"
     assert events[pending.id].from_status == events[pending.id].to_status == SubscriptionStatus.PENDING_FULFILLMENT.value
     assert db.session.scalar(select(func.count()).select_from(Charge)) == 0  # the same price: nothing to prorate
+
+
+def test_replace_prices_each_kind_of_subscription_as_the_target_offers_it(tenant, boss, old, clock, monkeypatch):
+    """Subscriptions on different server types and locations land on the target's price for theirs: the prices,
+    the events and the proration charges computed in the database agree with the domain's rules."""
+    source = factories.plan(tenant, product_=old, price_minor=1000, config_defaults={"serverType": "cx22"})
+    target = factories.plan(tenant, price_minor=1200, config_defaults={"serverType": "cx22"})
+    target.prices = [PlanPrice(server_type="cx22", price_minor=1200, is_default=True, sort=0),
+                     PlanPrice(server_type="cx32", price_minor=2000, sort=1)]
+    target.locations = [PlanLocation(location="nbg1", surcharge_minor=0, is_default=True, sort=0),
+                        PlanLocation(location="hel1", surcharge_minor=150, sort=1)]
+    db.session.commit()
+    start = now() - timedelta(days=12)
+    configs = [{"serverType": "cx22"}, {"serverType": "cx32"}, {"serverType": "cx32", "location": "hel1"}, {}]
+    moving = [factories.subscription(tenant, factories.user(tenant), source, requested_config=config, price_minor=1000,
+                                     quantity=1 + n % 2, current_period_start=start,
+                                     current_period_end=start + timedelta(days=30))
+              for n, config in enumerate(configs)]
+    monkeypatch.setattr(service.work, "later", lambda *args: None)
+    operation = service.start_replace(tenant=tenant, actor=boss, mapping={source.id: target.id})
+    service.apply_now(operation.id)
+    db.session.expire_all()
+    rows = {r.subscription_id: r for r in outcomes(operation.id)}
+    for subscription, config in zip(moving, configs, strict=True):
+        _, landed = selectors.landing(source, target, config)
+        expected = landed.unit_price_minor * subscription.quantity
+        charge = move_charge(1000, expected, "EUR", billed=True, period_start=start,
+                             period_end=start + timedelta(days=30), at=now())
+        assert db.session.get(Subscription, subscription.id).price_minor == expected
+        assert (rows[subscription.id].new_price_minor, rows[subscription.id].proration_minor) == (expected, charge.net)
+        assert sorted(c.amount_minor for c in db.session.scalars(
+            select(Charge).where(Charge.subscription_id == subscription.id))) == sorted([charge.credit, charge.debit])
+    assert [rows[s.id].new_price_minor for s in moving] == [1200, 4000, 2150, 2400]
 
 
 def test_a_proration_charged_already_is_not_charged_twice(tenant, boss, old, clock, monkeypatch):
