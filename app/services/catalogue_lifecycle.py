@@ -8,16 +8,17 @@ crash half-way loses nothing and touches nothing twice: the next `advance` takes
 touched yet.
 
 - replace: set-based per chunk. The source plans are retired when the operation starts, so a subscription not
-  moved yet is one still on a source plan: the chunk locks the next of them in id order and, per source plan,
-  the database writes every row from them: one INSERT ... SELECT of their history events, each carrying the
-  operation's id (the record of the move: unique per operation and subscription, so no subscription can be
-  moved twice by one operation), one of their proration credits and debits (the domain's proration rule as SQL,
-  app/models/pricing_sql.py; ON CONFLICT DO NOTHING, so a charge there is already is never doubled), then one
-  UPDATE moves them. The admin's view of each move (prices, resize, proration) is read from its event and its
-  charges (app/selectors/catalogue_operations.py). Once every subscription has moved, each customer gets one
-  email listing what moved: a batch of customers' emails is written in one INSERT ... SELECT (`notify_later`:
-  rendered by the worker that sends them, one send job for the lot), in customer id order, and the operation
-  notes the last customer told in the same transaction, so a crash or a rerun tells nobody twice;
+  moved yet is one still on a source plan without an event of the operation: the chunk locks the next of them
+  in id order and, per source plan, the database writes every row from them: one INSERT ... SELECT of their
+  history events, each naming the operation (the record of the move: unique per operation and subscription,
+  so no subscription is moved twice by one operation), one of their proration credits and debits (the domain's
+  proration rule as SQL, app/models/pricing_sql.py; ON CONFLICT DO NOTHING, so a charge there is already is
+  never doubled), then one UPDATE moves them. The admin's view of each move (prices, resize, proration) is
+  read from its event and its charges (app/selectors/catalogue_operations.py). Once every subscription has
+  moved, each customer gets one email listing what moved: a batch of customers' emails is written in one
+  INSERT ... SELECT (`notify_later`: rendered by the worker that sends them, one send job for the lot), in
+  customer id order, and the operation notes the last customer told in the same transaction, so a crash or a
+  rerun tells nobody twice;
 - retire: every subscription goes through the lifecycle engine (app/services/lifecycle.py), which cancels it
   now, ends its billing and starts its servers' end of life (shut down now, deleted after the retention); its
   outcome row (canceled, or failed and why), unique per operation and subscription, is written with it.
@@ -522,15 +523,17 @@ def _actor(operation: CatalogueOperation) -> Actor:
 def _replace_chunk(operation: CatalogueOperation, size: int) -> int:
     """Move the next `size` subscriptions still on a source plan (locked, in id order) to their target plans.
 
-    The sources are retired: nothing but this operation takes a subscription off them, and nothing puts one on
-    them, so those still there are exactly those not moved yet (the unique index on the events' operation and
-    subscription stands behind it). Set-based: per source plan, the database computes every row from the
+    The sources are retired when the operation starts, so those still on them are those not moved yet; one the
+    operation moved already (its event names the operation) is left alone, should a change scheduled before the
+    retirement have taken it back. Set-based: per source plan, the database computes every row from the
     subscriptions themselves (`_move_to`)."""
     mapping = {int(source): target for source, target in operation.mapping.items()}
+    moved = exists().where(SubscriptionEvent.operation_id == operation.id,  # by the events' unique index
+                           SubscriptionEvent.subscription_id == Subscription.id)
     rows = db.session.connection().execute(  # plain rows: only their ids and plans are needed here
         select(Subscription.id, Subscription.plan_id).where(
             Subscription.tenant_id == operation.tenant_id, Subscription.plan_id.in_(list(mapping)),
-            Subscription.status.in_(OPEN))
+            Subscription.status.in_(OPEN), ~moved)
         .order_by(Subscription.id).limit(size).with_for_update()).all()
     if not rows:
         return 0
@@ -581,9 +584,9 @@ def _move_to(operation: CatalogueOperation, source: Plan, target: Plan, ids: lis
                     "resize_needed", json_boolean(resize(s)),
                     *(part for key, value in details.items() for part in (key, value))),
         at, literal(operation.id)).where(among(s.id, ids))))
-    # The proration: each row's period ends parsed once (the costly part on SQLite), each charge's amount computed
-    # once, for the two INSERTs' rows and their filter.
-    # Only those being billed are charged; their configuration is read only where their kinds' prices differ.
+    # The proration of those being billed: each one's period ends parsed once (the costly part on SQLite), and
+    # its configuration read only where the kinds' prices differ; each charge's amount computed once, for the
+    # two INSERTs' rows and their filter.
     rows = select(s.id, s.tenant_id, s.user_id, s.quantity, s.price_minor, s.currency, s.current_period_end,
                   *([s.requested_config] if len(set(prices.values())) > 1 else []),
                   epoch_microseconds(s.current_period_start).label("start_us"),

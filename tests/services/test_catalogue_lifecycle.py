@@ -296,6 +296,23 @@ def test_the_database_refuses_a_second_move_of_a_subscription_by_one_operation(t
     db.session.commit()
 
 
+def test_a_subscription_taken_back_to_a_source_plan_is_not_moved_again(tenant, boss, old, clock, monkeypatch):
+    """A change scheduled before the retirement may put a moved subscription back on its source plan: the
+    operation, which moved it once already, leaves it there and finishes."""
+    source, target = factories.plan(tenant, product_=old), factories.plan(tenant, price_minor=1490)
+    first, second, third = subscribers(tenant, source, 3)
+    monkeypatch.setattr(service.work, "later", lambda *args: None)
+    operation = service.start_replace(tenant=tenant, actor=boss, mapping={source.id: target.id})
+    assert service.advance_step(operation.id, chunk=2) is service.Step.CHANGED
+    db.session.get(Subscription, first.id).plan_id = source.id  # as the renewal applying a scheduled change
+    db.session.commit()
+    service.apply_now(operation.id, chunk=2)
+    db.session.expire_all()
+    assert db.session.get(CatalogueOperation, operation.id).status is OperationStatus.FINISHED
+    assert [db.session.get(Subscription, s.id).plan_id for s in (first, second, third)] == [source.id] + [target.id] * 2
+    assert sorted(r.subscription_id for r in outcomes(operation.id)) == [first.id, second.id, third.id]
+
+
 def test_killed_while_telling_customers_each_is_told_once(tenant, boss, old, clock, monkeypatch):
     source, target = factories.plan(tenant, product_=old), factories.plan(tenant)
     customers = [factories.user(tenant) for _ in range(5)]
