@@ -28,6 +28,7 @@ from app.extensions import db
 from app.models.base import UTCDateTime, enum_type
 
 _UNINVOICED = text("invoice_id IS NULL")
+_INVOICED = text("invoice_id IS NOT NULL")
 
 
 class Charge(db.Model):
@@ -43,13 +44,16 @@ class Charge(db.Model):
         # The billing run reads only what is not invoiced yet.
         Index("ix_charges_uninvoiced", "tenant_id", "user_id", "currency",
               sqlite_where=_UNINVOICED, postgresql_where=_UNINVOICED),
+        # An invoice's lines; a charge not invoiced yet is not in it (ix_charges_uninvoiced finds those). A
+        # subscription's charges are found by the unique constraint, which starts with subscription_id.
+        Index("ix_charges_invoice_id", "invoice_id", sqlite_where=_INVOICED, postgresql_where=_INVOICED),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="SET NULL"), index=True)
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="SET NULL"))
     kind: Mapped[ChargeKind] = mapped_column(enum_type(ChargeKind, "charge_kind"))
     description: Mapped[str] = mapped_column(String(200))
     # Usage lines: the metric ("" for every other kind), the units and the price of one unit.

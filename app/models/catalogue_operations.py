@@ -4,9 +4,16 @@ subscription.
 Every catalogue transition (publish, deprecate, set a target, supersede, replace, retire) writes one
 `catalogue_operations` row: the audit of who and what. Replace and retire touch every subscription of their
 plans: their row is a tracked operation (running, paused, finished, failed) that a task advances chunk by
-chunk. Each chunk writes its `catalogue_operation_outcomes` rows in the transaction that changes the
-subscriptions, and (operation, subscription) is unique, so a subscription is touched exactly once however
-often the operation is stopped and taken up again.
+chunk, each chunk in the transaction that changes its subscriptions, so a subscription is touched exactly once
+however often the operation is stopped and taken up again:
+
+- a replace records each move in the subscription's history: its `plan_replaced` event carries the operation's
+  id, and (operation, subscription) is unique among events (a partial unique index). Its prices and resize are in
+  the event, its proration in the charges written with it (app/selectors/catalogue_operations.py reads them
+  together as the operation's outcomes). A subscription not moved yet is one still on a source plan: the source
+  plans are retired when the operation starts, so nothing else puts a subscription on them;
+- a retire writes one `catalogue_operation_outcomes` row per subscription (canceled, or failed with the reason),
+  unique per (operation, subscription).
 """
 
 from __future__ import annotations
@@ -67,6 +74,9 @@ class CatalogueOperation(db.Model):
     canceled: Mapped[int] = mapped_column(default=0)
     skipped: Mapped[int] = mapped_column(default=0)
     failed: Mapped[int] = mapped_column(default=0)
+    # Replace: the customers up to this user id have been emailed about their moves (one email each, in user id
+    # order once every subscription has moved).
+    told_through: Mapped[int] = mapped_column(default=0, server_default="0")
     message: Mapped[str] = mapped_column(Text, default="")
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the last chunk: a running one idle long is stalled
@@ -89,13 +99,11 @@ class CatalogueOperation(db.Model):
 
 
 class OperationOutcome(db.Model):
-    """What a bulk operation did to one subscription, written with the change itself."""
+    """What a retire did to one subscription, written with the change itself. (A replace's moves are recorded by
+    their history events; the admin sees both as the operation's outcomes, `OutcomeRow`.)"""
 
     __tablename__ = "catalogue_operation_outcomes"
-    __table_args__ = (
-        UniqueConstraint("operation_id", "subscription_id"),
-        Index("ix_catalogue_operation_outcomes_untold", "operation_id", "notified"),
-    )
+    __table_args__ = (UniqueConstraint("operation_id", "subscription_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     operation_id: Mapped[int] = mapped_column(ForeignKey("catalogue_operations.id", ondelete="CASCADE"))
@@ -109,7 +117,6 @@ class OperationOutcome(db.Model):
     # The target plan's server type differs: the server is to be resized (done by the resize work, later).
     resize_needed: Mapped[bool] = mapped_column(default=False)
     message: Mapped[str] = mapped_column(String(500), default="")
-    # The customer was told (replace: one email per customer once every subscription has moved; retire: the
-    # lifecycle's own cancellation email, sent with the change).
+    # The customer was told (the lifecycle's own cancellation email, sent with the change).
     notified: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

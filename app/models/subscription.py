@@ -219,7 +219,13 @@ class SubscriptionEvent(db.Model):
     """Append-only history: who changed what, when, from which state to which, and why."""
 
     __tablename__ = "subscription_events"
-    __table_args__ = (Index("ix_subscription_events_subscription_created", "subscription_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_subscription_events_subscription_created", "subscription_id", "created_at"),
+        # A catalogue replace moves each subscription once: its event is the record of the move (app/models/
+        # catalogue_operations.py), at most one per operation and subscription.
+        Index("uq_subscription_events_operation_subscription", "operation_id", "subscription_id", unique=True,
+              sqlite_where=text("operation_id IS NOT NULL"), postgresql_where=text("operation_id IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
@@ -233,6 +239,8 @@ class SubscriptionEvent(db.Model):
     reason: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The catalogue operation that made the change, for the moves of a replace (the operation's record of them).
+    operation_id: Mapped[int | None] = mapped_column(ForeignKey("catalogue_operations.id", ondelete="SET NULL"))
 
     subscription: Mapped[Subscription] = relationship()
     actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])

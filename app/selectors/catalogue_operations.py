@@ -7,16 +7,28 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import joinedload, selectinload
 
+from app.domain.billing import ChargeKind
 from app.domain.catalogue import CatalogueState
 from app.domain.configuration import geography_key
-from app.domain.plan_lifecycle import Landing, PlanFacts, move_charge, needs_resize, replaced_into
+from app.domain.plan_lifecycle import CatalogueAction, Landing, PlanFacts, move_charge, needs_resize, replaced_into
 from app.domain.subscriptions import SubscriptionStatus
 from app.extensions import db
-from app.models import CatalogueOperation, OperationOutcome, Plan, Product, Subscription, TenantLike
+from app.models import (
+    CatalogueOperation,
+    Charge,
+    OperationOutcome,
+    Outcome,
+    Plan,
+    Product,
+    Subscription,
+    SubscriptionEvent,
+    TenantLike,
+)
 from app.selectors.paging import Page, one_page_and_a_peek, page_number
 
 # The subscriptions a replace moves or a retire cancels: every one not canceled yet.
@@ -166,11 +178,86 @@ def operation(tenant: TenantLike, operation_id: int) -> CatalogueOperation | Non
                                                               CatalogueOperation.tenant_id == tenant.id))
 
 
-def outcomes_page(tenant: TenantLike, operation_id: int, page: int = 1,
-                  per_page: int = 50) -> Page[OperationOutcome]:
+@dataclass(frozen=True)
+class OutcomeRow:
+    """What an operation did to one subscription, as the admin and the customer see it.
+
+    A replace's move is read from the subscription's `plan_replaced` event (its prices and resize) and the
+    proration charges written with it (their sum); a retire's from its outcome row."""
+
+    id: int  # the event's id for a move, the outcome row's otherwise
+    subscription_id: int
+    outcome: Outcome
+    from_plan_id: int | None
+    to_plan_id: int | None
+    old_price_minor: int | None
+    new_price_minor: int | None
+    proration_minor: int
+    resize_needed: bool
+    notified: bool
+    message: str
+    created_at: datetime
+    currency: str
+
+
+def _moves(tenant: TenantLike, operation: CatalogueOperation) -> Select[Any]:
+    event = SubscriptionEvent
+    proration = (select(func.coalesce(func.sum(Charge.amount_minor), 0)).where(  # by the charges' unique key
+        Charge.subscription_id == event.subscription_id,
+        Charge.kind.in_([ChargeKind.PRORATION_CREDIT, ChargeKind.PRORATION_DEBIT]),
+        Charge.period_start == event.created_at, Charge.usage_metric == "").scalar_subquery())
+    return (select(event.id, event.subscription_id, event.data, event.created_at, proration.label("proration"),
+                   Subscription.user_id, Subscription.currency)
+            .join(Subscription, Subscription.id == event.subscription_id)
+            .where(event.operation_id == operation.id, event.tenant_id == tenant.id)
+            .order_by(event.subscription_id))
+
+
+def _move_row(operation: CatalogueOperation, row: Any) -> OutcomeRow:
+    data = row.data or {}
+    return OutcomeRow(id=row.id, subscription_id=row.subscription_id, outcome=Outcome.MOVED,
+                      from_plan_id=data.get("from_plan_id"), to_plan_id=data.get("to_plan_id"),
+                      old_price_minor=data.get("from_price_minor"), new_price_minor=data.get("to_price_minor"),
+                      proration_minor=row.proration, resize_needed=bool(data.get("resize_needed")),
+                      notified=row.user_id <= operation.told_through, message=data.get("message", ""),
+                      created_at=row.created_at, currency=row.currency)
+
+
+def _outcome_row(outcome: OperationOutcome, currency: str) -> OutcomeRow:
+    return OutcomeRow(id=outcome.id, subscription_id=outcome.subscription_id, outcome=outcome.outcome,
+                      from_plan_id=outcome.from_plan_id, to_plan_id=outcome.to_plan_id,
+                      old_price_minor=outcome.old_price_minor, new_price_minor=outcome.new_price_minor,
+                      proration_minor=outcome.proration_minor, resize_needed=outcome.resize_needed,
+                      notified=outcome.notified, message=outcome.message, created_at=outcome.created_at,
+                      currency=currency)
+
+
+def moved(tenant: TenantLike, operation_id: int, user_id: int) -> list[OutcomeRow]:
+    """Every subscription of the customer that the replace operation moved, by id."""
+    found = operation(tenant, operation_id)
+    if found is None:
+        return []
+    # The customer's few subscriptions first, then their events by the events' unique key (not every event of the
+    # operation, for each customer).
+    ids = list(db.session.scalars(select(Subscription.id).where(Subscription.tenant_id == tenant.id,
+                                                                Subscription.user_id == user_id)))
+    rows = db.session.execute(_moves(tenant, found).where(SubscriptionEvent.subscription_id.in_(ids))) if ids else []
+    return [_move_row(found, row) for row in rows]
+
+
+def outcomes_page(tenant: TenantLike, operation_id: int, page: int = 1, per_page: int = 50) -> Page[OutcomeRow]:
+    """What the operation did to each subscription: a replace's moves by subscription, a retire's outcomes in the
+    order it had them."""
     page = page_number(page)
-    rows = list(db.session.scalars(one_page_and_a_peek(
-        select(OperationOutcome).join(CatalogueOperation)
-        .where(CatalogueOperation.tenant_id == tenant.id, OperationOutcome.operation_id == operation_id)
-        .order_by(OperationOutcome.id), page, per_page)))
+    found = operation(tenant, operation_id)
+    if found is None:
+        return Page([], page, per_page, False)
+    if found.kind is CatalogueAction.REPLACE:
+        rows = [_move_row(found, row) for row in db.session.execute(
+            one_page_and_a_peek(_moves(tenant, found), page, per_page))]
+    else:
+        rows = [_outcome_row(outcome, currency) for outcome, currency in db.session.execute(one_page_and_a_peek(
+            select(OperationOutcome, Subscription.currency)
+            .join(Subscription, Subscription.id == OperationOutcome.subscription_id)
+            .where(OperationOutcome.operation_id == found.id).order_by(OperationOutcome.id), page, per_page))]
     return Page(rows[:per_page], page, per_page, len(rows) > per_page)

@@ -3,19 +3,25 @@
 Each change asks the transition table (app/domain/plan_lifecycle.py), locks the rows it changes, and writes
 a `CatalogueOperation` row naming who did what: the audit. Replace and retire touch every open subscription
 of their plans, so they start a tracked operation that `advance` carries out chunk by chunk in the
-background. A chunk is one transaction that changes its subscriptions and writes their outcome rows
-together; the outcomes are unique per (operation, subscription), so a crash half-way loses nothing and
-touches nothing twice: the next `advance` takes up the subscriptions without an outcome.
+background. A chunk is one transaction that changes its subscriptions and records what it did to each, so a
+crash half-way loses nothing and touches nothing twice: the next `advance` takes up the subscriptions not
+touched yet.
 
-- replace: set-based per chunk. The chunk's subscriptions are locked in id order and, per source plan, the
-  database computes every row from them: one INSERT ... SELECT each for the outcome rows, the history events and
-  the proration credits and debits (the domain's proration rule as SQL, app/models/pricing_sql.py; the charges
-  ON CONFLICT DO NOTHING, so a rerun never charges twice), then one UPDATE moves them. Once every subscription
-  has moved, each customer gets one email listing what moved: a batch of customers' emails is written in one
-  INSERT ... SELECT (`notify_later`: rendered by the worker that sends them, one send job for the lot), and
-  their outcome rows are marked told in the same transaction, so a crash or a rerun tells nobody twice;
+- replace: set-based per chunk. The source plans are retired when the operation starts, so a subscription not
+  moved yet is one still on a source plan without an event of the operation: the chunk locks the next of them
+  in id order and, per source plan, the database writes every row from them: one INSERT ... SELECT of their
+  history events, each naming the operation (the record of the move: unique per operation and subscription,
+  so no subscription is moved twice by one operation), one of their proration credits and debits (the domain's
+  proration rule as SQL, app/models/pricing_sql.py; ON CONFLICT DO NOTHING, so a charge there is already is
+  never doubled), then one UPDATE moves them. The admin's view of each move (prices, resize, proration) is
+  read from its event and its charges (app/selectors/catalogue_operations.py). Once every subscription has
+  moved, each customer gets one email listing what moved: a batch of customers' emails is written in one
+  INSERT ... SELECT (`notify_later`: rendered by the worker that sends them, one send job for the lot), in
+  customer id order, and the operation notes the last customer told in the same transaction, so a crash or a
+  rerun tells nobody twice;
 - retire: every subscription goes through the lifecycle engine (app/services/lifecycle.py), which cancels it
-  now, ends its billing and starts its servers' end of life (shut down now, deleted after the retention).
+  now, ends its billing and starts its servers' end of life (shut down now, deleted after the retention); its
+  outcome row (canceled, or failed and why), unique per operation and subscription, is written with it.
 """
 
 from __future__ import annotations
@@ -34,11 +40,11 @@ from sqlalchemy import (
     and_,
     case,
     exists,
-    false,
     func,
     insert,
     literal,
     select,
+    true,
     union_all,
     update,
 )
@@ -480,12 +486,13 @@ def advance_step(operation_id: int, *, chunk: int | None = None) -> Step:
 
 
 def _tell_customers(operation: CatalogueOperation, customers: int) -> int:
-    """One "plan replaced" email to each of the next `customers` customers, listing every subscription of theirs
-    the operation moved: written in one INSERT ... SELECT and rendered by the worker that sends them (what they
-    list is read then: RENDERED_WHEN_SENT in app/services/notifications.py). Their outcome rows are marked told
-    in the same transaction, so each is told once."""
-    untold = (select(Subscription.user_id).join(OperationOutcome, OperationOutcome.subscription_id == Subscription.id)
-              .where(OperationOutcome.operation_id == operation.id, OperationOutcome.notified.is_(False))
+    """One "plan replaced" email to each of the next `customers` customers (by id, after the last one told),
+    listing every subscription of theirs the operation moved: written in one INSERT ... SELECT and rendered by the
+    worker that sends them (what they list is read then: RENDERED_WHEN_SENT in app/services/notifications.py).
+    The operation notes the last customer told in the same transaction, so each is told once."""
+    untold = (select(Subscription.user_id)
+              .join(SubscriptionEvent, SubscriptionEvent.subscription_id == Subscription.id)
+              .where(SubscriptionEvent.operation_id == operation.id, Subscription.user_id > operation.told_through)
               .distinct().order_by(Subscription.user_id).limit(customers))
     user_ids = list(db.session.scalars(untold))
     if not user_ids:
@@ -496,16 +503,12 @@ def _tell_customers(operation: CatalogueOperation, customers: int) -> int:
         User.id.label("user_id"), User.email.label("to_address"), User.purged_at,
         json_object("operation_id", operation.id, "user_id", User.id).label("render_context"))
         .where(User.id.in_(user_ids), User.tenant_id == operation.tenant_id).order_by(User.id))
-    db.session.execute(
-        update(OperationOutcome).where(
-            OperationOutcome.operation_id == operation.id, OperationOutcome.notified.is_(False),
-            OperationOutcome.subscription_id.in_(select(Subscription.id).where(Subscription.user_id.in_(user_ids))))
-        .values(notified=True).execution_options(synchronize_session=False))
+    operation.told_through = user_ids[-1]
     return len(user_ids)
 
 
 def _untouched(operation: CatalogueOperation, plan_ids: list[int]) -> tuple[ColumnElement[bool], ...]:
-    """The open subscriptions of the plans that the operation has no outcome for yet."""
+    """The open subscriptions of the plans that the retire operation has no outcome for yet."""
     done = exists().where(OperationOutcome.operation_id == operation.id,
                           OperationOutcome.subscription_id == Subscription.id)
     return (Subscription.tenant_id == operation.tenant_id, Subscription.plan_id.in_(plan_ids),
@@ -518,14 +521,19 @@ def _actor(operation: CatalogueOperation) -> Actor:
 
 
 def _replace_chunk(operation: CatalogueOperation, size: int) -> int:
-    """Move the next `size` untouched subscriptions (locked, in id order) to their target plans.
+    """Move the next `size` subscriptions still on a source plan (locked, in id order) to their target plans.
 
-    Set-based: per source plan, the database computes every row from the subscriptions themselves, in one
-    INSERT ... SELECT each for the outcome rows, the history events and the proration credits and debits
-    (`move_charge_sql`, the domain's rule as SQL), then one UPDATE moves them."""
+    The sources are retired when the operation starts, so those still on them are those not moved yet; one the
+    operation moved already (its event names the operation) is left alone, should a change scheduled before the
+    retirement have taken it back. Set-based: per source plan, the database computes every row from the
+    subscriptions themselves (`_move_to`)."""
     mapping = {int(source): target for source, target in operation.mapping.items()}
+    moved = exists().where(SubscriptionEvent.operation_id == operation.id,  # by the events' unique index
+                           SubscriptionEvent.subscription_id == Subscription.id)
     rows = db.session.connection().execute(  # plain rows: only their ids and plans are needed here
-        select(Subscription.id, Subscription.plan_id).where(*_untouched(operation, list(mapping)))
+        select(Subscription.id, Subscription.plan_id).where(
+            Subscription.tenant_id == operation.tenant_id, Subscription.plan_id.in_(list(mapping)),
+            Subscription.status.in_(OPEN), ~moved)
         .order_by(Subscription.id).limit(size).with_for_update()).all()
     if not rows:
         return 0
@@ -541,43 +549,51 @@ def _replace_chunk(operation: CatalogueOperation, size: int) -> int:
     return len(rows)
 
 
-_OUTCOME_COLUMNS = ["operation_id", "subscription_id", "outcome", "from_plan_id", "to_plan_id", "old_price_minor",
-                    "new_price_minor", "proration_minor", "resize_needed", "message", "notified", "created_at"]
 _EVENT_COLUMNS = ["tenant_id", "subscription_id", "kind", "from_status", "to_status", "actor_id", "reason", "data",
-                  "created_at"]
+                  "created_at", "operation_id"]
 _CHARGE_COLUMNS = ["tenant_id", "subscription_id", "user_id", "kind", "description", "usage_metric", "quantity",
                    "unit_amount_minor", "amount_minor", "currency", "period_start", "period_end", "created_at"]
 
 
 def _move_to(operation: CatalogueOperation, source: Plan, target: Plan, ids: list[int], moment: datetime) -> None:
-    """Subscriptions `ids` of `source` (locked, untouched by the operation) move to `target`."""
+    """Subscriptions `ids` of `source` (locked, not moved yet) move to `target`: their events, their proration
+    charges, then the UPDATE, each one statement over all of them."""
     s, at = Subscription, literal(moment, UTCDateTime)
-    # What the statements read of each subscription, its period's ends parsed once (the costly part on SQLite).
-    rows = select(s.id, s.tenant_id, s.user_id, s.status, s.quantity, s.price_minor, s.currency,
-                  s.current_period_end, s.requested_config,
-                  epoch_microseconds(s.current_period_start).label("start_us"),
-                  epoch_microseconds(s.current_period_end).label("end_us"),
-                  ).where(among(s.id, ids)).cte("moving").prefix_with("MATERIALIZED")
     # Where each moves: its server type kept if the target offers it, priced for it and its location
     # (plan_lifecycle.replaced_into, worked out once per kind of subscription in the chunk, then a CASE).
     kinds = _kinds(source, target, ids)
-    kind_of = (func.coalesce(json_string(rows.c.requested_config, "serverType"), ""),
-               func.coalesce(json_string(rows.c.requested_config, location_key(target)), ""))
-    new_price = _per_kind(kind_of, {kind: landed.unit_price_minor for kind, (_, landed) in kinds.items()}
-                          ) * rows.c.quantity
-    credit, debit = move_charge_sql(rows.c.price_minor, new_price, billed=rows.c.status.in_(BILLED),
-                                    period_start_us=rows.c.start_us, period_end_us=rows.c.end_us, at=moment)
+    resizes = {kind: bool(needs_resize(current, landed.server_type)) for kind, (current, landed) in kinds.items()}
+    prices = {kind: landed.unit_price_minor for kind, (_, landed) in kinds.items()}
+    details: dict[str, Any] = {}
     if server_type(target.config_defaults) is None and not target.prices:  # needs_resize: unknown
-        resize: ColumnElement[bool] = false()
-        message = "The new plan names no server type."
-    else:
-        resize = _per_kind(kind_of, {kind: bool(needs_resize(current, landed.server_type))
-                                     for kind, (current, landed) in kinds.items()})
-        message = ""
-    db.session.execute(insert(OperationOutcome).from_select(_OUTCOME_COLUMNS, select(
-        literal(operation.id), rows.c.id, literal(Outcome.MOVED.value), literal(source.id), literal(target.id),
-        rows.c.price_minor, new_price, credit + debit, resize, literal(message), false(), at)))
-    # Each charge's amount computed once per row, for the two INSERTs' rows and their filter.
+        resizes = dict.fromkeys(kinds, False)
+        details["message"] = "The new plan names no server type."
+
+    def new_price(row: Any) -> Any:
+        return _per_kind(row, target, prices) * row.quantity
+
+    def resize(row: Any) -> Any:
+        return _per_kind(row, target, resizes)
+
+    # The record of each move: its history event, naming the operation.
+    db.session.execute(insert(SubscriptionEvent).from_select(_EVENT_COLUMNS, select(
+        s.tenant_id, s.id, literal("plan_replaced"), s.status, s.status, literal(operation.actor_id, Integer),
+        literal(f"{source.name} replaced by {target.name}"),
+        json_object("operation_id", operation.id, "from_plan_id", source.id, "to_plan_id", target.id,
+                    "from_price_minor", s.price_minor, "to_price_minor", new_price(s),
+                    "resize_needed", json_boolean(resize(s)),
+                    *(part for key, value in details.items() for part in (key, value))),
+        at, literal(operation.id)).where(among(s.id, ids))))
+    # The proration of those being billed: each one's period ends parsed once (the costly part on SQLite), and
+    # its configuration read only where the kinds' prices differ; each charge's amount computed once, for the
+    # two INSERTs' rows and their filter.
+    rows = select(s.id, s.tenant_id, s.user_id, s.quantity, s.price_minor, s.currency, s.current_period_end,
+                  *([s.requested_config] if len(set(prices.values())) > 1 else []),
+                  epoch_microseconds(s.current_period_start).label("start_us"),
+                  epoch_microseconds(s.current_period_end).label("end_us"),
+                  ).where(among(s.id, ids), s.status.in_(BILLED)).cte("moving").prefix_with("MATERIALIZED")
+    credit, debit = move_charge_sql(rows.c.price_minor, new_price(rows.c), billed=true(),
+                                    period_start_us=rows.c.start_us, period_end_us=rows.c.end_us, at=moment)
     lines = select(rows.c.id, rows.c.tenant_id, rows.c.user_id, rows.c.currency, rows.c.current_period_end,
                    credit.label("credit"), debit.label("debit")).cte("lines").prefix_with("MATERIALIZED")
     db.session.execute(_insert_new_charges().from_select(_CHARGE_COLUMNS, union_all(*(
@@ -587,22 +603,18 @@ def _move_to(operation: CatalogueOperation, source: Plan, target: Plan, ids: lis
         for kind, amount, text in (
             (ChargeKind.PRORATION_CREDIT, lines.c.credit, f"{source.name}: unused time"),
             (ChargeKind.PRORATION_DEBIT, lines.c.debit, f"{target.name}: rest of the period"))))))
-    outcome = OperationOutcome
-    db.session.execute(insert(SubscriptionEvent).from_select(_EVENT_COLUMNS, select(
-        s.tenant_id, s.id, literal("plan_replaced"), s.status, s.status, literal(operation.actor_id, Integer),
-        literal(f"{source.name} replaced by {target.name}"),
-        json_object("operation_id", operation.id, "from_plan_id", source.id, "to_plan_id", target.id,
-                    "from_price_minor", outcome.old_price_minor, "to_price_minor", outcome.new_price_minor,
-                    "resize_needed", json_boolean(outcome.resize_needed)), at)
-        .join(outcome, outcome.subscription_id == s.id).where(outcome.operation_id == operation.id, among(s.id, ids))))
-    moved_price = (select(outcome.new_price_minor)
-                   .where(outcome.operation_id == operation.id, outcome.subscription_id == Subscription.id)
-                   .scalar_subquery())
     db.session.execute(
         update(Subscription).where(among(s.id, ids))
-        .values(plan_id=target.id, price_minor=moved_price, version=Subscription.version + 1, updated_at=moment)
+        .values(plan_id=target.id, price_minor=new_price(s), version=Subscription.version + 1, updated_at=moment)
         .execution_options(synchronize_session=False))
-    _resize_where_needed(operation, target, ids, kinds)
+    if any(resizes.values()):
+        _resize_where_needed(target, ids, resize(s), kinds)
+
+
+def _kind_of(config: Any, target: Plan) -> tuple[ColumnElement[str], ColumnElement[str]]:
+    """A subscription's kind, from its configuration: the server type and the location it asks for, "" for none."""
+    return (func.coalesce(json_string(config, "serverType"), ""),
+            func.coalesce(json_string(config, location_key(target)), ""))
 
 
 def _kinds(source: Plan, target: Plan, ids: list[int]) -> dict[tuple[str, str], tuple[str | None, Landing]]:
@@ -617,24 +629,24 @@ def _kinds(source: Plan, target: Plan, ids: list[int]) -> dict[tuple[str, str], 
             for kind, where in found}
 
 
-def _per_kind(kind_of: tuple[ColumnElement[str], ColumnElement[str]], values: Mapping[tuple[str, str], Any]) -> Any:
-    """A CASE giving each kind of subscription its value."""
-    if len(values) == 1:
+def _per_kind(row: Any, target: Plan, values: Mapping[tuple[str, str], Any]) -> Any:
+    """A CASE giving each kind of subscription (of `row`'s configuration) its value; the value itself when every
+    kind has the same."""
+    if len(set(values.values())) == 1:
         return literal(next(iter(values.values())))
+    kind_of = _kind_of(row.requested_config, target)
     return case(*[(and_(kind_of[0] == kind, kind_of[1] == where), literal(value))
                   for (kind, where), value in values.items()], else_=literal(next(iter(values.values()))))
 
 
-def _resize_where_needed(operation: CatalogueOperation, target: Plan, ids: list[int],
+def _resize_where_needed(target: Plan, ids: list[int], needed: ColumnElement[bool],
                          kinds: Mapping[tuple[str, str], tuple[str | None, Landing]]) -> None:
-    """The moved subscriptions whose server type changes: each server is given its new type and resized (the
-    'resizing' job takes up any whose task is lost). Few, as a rule: a replace's target usually offers the
-    types its subscribers have."""
+    """The moved subscriptions whose server type changes (`needed`): each server is given its new type and
+    resized (the 'resizing' job takes up any whose task is lost). Few, as a rule: a replace's target usually
+    offers the types its subscribers have."""
     key = location_key(target)
-    moved = db.session.scalars(
-        select(Subscription).join(OperationOutcome, OperationOutcome.subscription_id == Subscription.id)
-        .where(OperationOutcome.operation_id == operation.id, OperationOutcome.resize_needed.is_(True),
-               among(Subscription.id, ids)).execution_options(populate_existing=True)).all()
+    moved = db.session.scalars(select(Subscription).where(among(Subscription.id, ids), needed)
+                               .execution_options(populate_existing=True)).all()
     for subscription in moved:
         config = subscription.requested_config or {}
         where = config.get(key)  # read as json_string reads it: a string, else none

@@ -30,10 +30,9 @@ from app.domain.accounts import Role
 from app.domain.notifications import MAX_SEND_ATTEMPTS, EmailStatus, Event, is_secret, send_retry_delay, wants
 from app.extensions import db, mail
 from app.models import (
+    CatalogueOperation,
     EmailMessage,
     Invoice,
-    OperationOutcome,
-    Outcome,
     Plan,
     Subscription,
     Tenant,
@@ -42,6 +41,7 @@ from app.models import (
     User,
 )
 from app.models.base import UTCDateTime
+from app.selectors import catalogue_operations
 from app.services.actors import Actor
 from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.services.work import Job, later
@@ -97,20 +97,17 @@ def _invoice(context: dict[str, Any]) -> dict[str, Any]:
 def _plan_replaced(context: dict[str, Any]) -> dict[str, Any]:
     """Every subscription of the customer that the replace operation moved, with its plans, new price and
     proration (app/services/catalogue_lifecycle.py writes these emails once every subscription has moved)."""
-    rows = db.session.execute(
-        select(OperationOutcome, Subscription.currency)
-        .join(Subscription, OperationOutcome.subscription_id == Subscription.id)
-        .where(OperationOutcome.operation_id == context["operation_id"], OperationOutcome.outcome == Outcome.MOVED,
-               Subscription.user_id == context["user_id"])
-        .order_by(OperationOutcome.subscription_id)).all()
+    operation = db.session.get(CatalogueOperation, context["operation_id"])
+    tenant = db.session.get(Tenant, operation.tenant_id) if operation else None
+    rows = catalogue_operations.moved(tenant, operation.id, context["user_id"]) if tenant and operation else []
     if not rows:
         raise LookupError(f"operation {context['operation_id']} moved no subscription of this customer")
     plans = {plan.id: plan for plan in db.session.scalars(
-        select(Plan).where(Plan.id.in_({r[0].from_plan_id for r in rows} | {r[0].to_plan_id for r in rows})))}
+        select(Plan).where(Plan.id.in_({r.from_plan_id for r in rows} | {r.to_plan_id for r in rows})))}
     return {"moved": [{
-        "id": outcome.subscription_id, "source": plans[outcome.from_plan_id], "target": plans[outcome.to_plan_id],
-        "price": outcome.new_price_minor, "currency": currency, "proration": outcome.proration_minor,
-        "resize": outcome.resize_needed} for outcome, currency in rows]}
+        "id": row.subscription_id, "source": plans[row.from_plan_id], "target": plans[row.to_plan_id],
+        "price": row.new_price_minor, "currency": row.currency, "proration": row.proration_minor,
+        "resize": row.resize_needed} for row in rows]}
 
 
 # The events whose emails may be written in bulk and rendered when sent: each loads its templates' context

@@ -7,19 +7,19 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from app.clock import now
 from app.domain.billing import ChargeKind
 from app.domain.catalogue import CatalogueState
 from app.domain.notifications import EmailStatus
-from app.domain.plan_lifecycle import CatalogueAction
+from app.domain.plan_lifecycle import CatalogueAction, move_charge
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import (
     CatalogueOperation,
     Charge,
     EmailMessage,
-    OperationOutcome,
     OperationStatus,
     Outcome,
     Plan,
@@ -28,6 +28,7 @@ from app.models import (
     Product,
     Subscription,
     SubscriptionEvent,
+    Tenant,
 )
 from app.selectors import catalogue_operations as selectors
 from app.services import catalogue_lifecycle as service
@@ -60,8 +61,12 @@ def subscribers(tenant, plan: Plan, n: int, **values) -> list[Subscription]:  # 
                                    current_period_end=start + timedelta(days=30), **values) for i in range(n)]
 
 
-def outcomes(operation_id: int) -> list[OperationOutcome]:
-    return list(db.session.scalars(select(OperationOutcome).where(OperationOutcome.operation_id == operation_id)))
+def outcomes(operation_id: int) -> list[selectors.OutcomeRow]:
+    """What the operation did to each subscription, as its page shows it to the admin (a replace's moves are read
+    from their events and charges, a retire's from its outcome rows)."""
+    operation = db.session.get(CatalogueOperation, operation_id)
+    tenant = db.session.get(Tenant, operation.tenant_id)
+    return selectors.outcomes_page(tenant, operation_id, per_page=1000).rows
 
 
 # --- single transitions ------------------------------------------------------------------------------------------
@@ -209,6 +214,9 @@ def test_replace_moves_every_subscriber_once_with_prices_proration_events_and_on
     rows = outcomes(operation.id)
     assert sorted(r.subscription_id for r in rows) == sorted(s.id for s in moving)
     assert all(r.outcome is Outcome.MOVED and r.resize_needed for r in rows)
+    assert {(r.old_price_minor, r.new_price_minor, r.proration_minor) for r in rows if r.subscription_id == moving[0].id
+            } == {(1000, 2000, -500 + 1000)}  # the admin sees the prices and the net of the charges
+    assert all(r.notified for r in rows)  # every customer told
     charges = db.session.scalars(select(Charge).where(Charge.subscription_id.in_([s.id for s in moving]))).all()
     assert sorted((c.kind, c.amount_minor) for c in charges if c.subscription_id == moving[0].id) == [
         (ChargeKind.PRORATION_CREDIT, -500), (ChargeKind.PRORATION_DEBIT, 1000)]
@@ -260,10 +268,49 @@ def test_killed_half_way_and_resumed_each_subscription_moves_exactly_once(tenant
     operation = db.session.get(CatalogueOperation, operation.id)
     assert operation.status is OperationStatus.FINISHED and operation.moved == 11 == operation.total
     assert sorted(r.subscription_id for r in outcomes(operation.id)) == sorted(s.id for s in moving)
+    events = db.session.scalars(select(SubscriptionEvent.subscription_id).where(
+        SubscriptionEvent.kind == "plan_replaced", SubscriptionEvent.operation_id == operation.id)).all()
+    assert sorted(events) == sorted(s.id for s in moving)  # one move each
     assert db.session.scalar(select(func.count()).select_from(Charge)) == 22  # credit and debit, once each
     assert service.advance(operation.id) is False and service.stalled() == []
     told = db.session.scalars(select(EmailMessage).where(EmailMessage.event == "plan_replaced")).all()
     assert sorted(m.user_id for m in told) == sorted({s.user_id for s in moving})  # each customer once
+
+
+def test_the_database_refuses_a_second_move_of_a_subscription_by_one_operation(tenant, boss, old, clock, monkeypatch):
+    """The move's event is its record: unique per operation and subscription, whatever the code above it does."""
+    source, target = factories.plan(tenant, product_=old), factories.plan(tenant)
+    [moved] = subscribers(tenant, source, 1)
+    monkeypatch.setattr(service.work, "later", lambda *args: None)
+    operation = service.start_replace(tenant=tenant, actor=boss, mapping={source.id: target.id})
+    service.apply_now(operation.id)
+    db.session.add(SubscriptionEvent(tenant_id=tenant.id, subscription_id=moved.id, kind="plan_replaced",
+                                     reason="again", data={}, created_at=now(), operation_id=operation.id))
+    with pytest.raises(IntegrityError):
+        db.session.flush()
+    db.session.rollback()
+    db.session.add(SubscriptionEvent(tenant_id=tenant.id, subscription_id=moved.id, kind="note", reason="other",
+                                     data={}, created_at=now()))  # events of no operation are not limited
+    db.session.add(SubscriptionEvent(tenant_id=tenant.id, subscription_id=moved.id, kind="note", reason="other",
+                                     data={}, created_at=now()))
+    db.session.commit()
+
+
+def test_a_subscription_taken_back_to_a_source_plan_is_not_moved_again(tenant, boss, old, clock, monkeypatch):
+    """A change scheduled before the retirement may put a moved subscription back on its source plan: the
+    operation, which moved it once already, leaves it there and finishes."""
+    source, target = factories.plan(tenant, product_=old), factories.plan(tenant, price_minor=1490)
+    first, second, third = subscribers(tenant, source, 3)
+    monkeypatch.setattr(service.work, "later", lambda *args: None)
+    operation = service.start_replace(tenant=tenant, actor=boss, mapping={source.id: target.id})
+    assert service.advance_step(operation.id, chunk=2) is service.Step.CHANGED
+    db.session.get(Subscription, first.id).plan_id = source.id  # as the renewal applying a scheduled change
+    db.session.commit()
+    service.apply_now(operation.id, chunk=2)
+    db.session.expire_all()
+    assert db.session.get(CatalogueOperation, operation.id).status is OperationStatus.FINISHED
+    assert [db.session.get(Subscription, s.id).plan_id for s in (first, second, third)] == [source.id] + [target.id] * 2
+    assert sorted(r.subscription_id for r in outcomes(operation.id)) == [first.id, second.id, third.id]
 
 
 def test_killed_while_telling_customers_each_is_told_once(tenant, boss, old, clock, monkeypatch):
@@ -322,6 +369,39 @@ def test_replace_computes_resize_events_and_charges_in_the_database_as_the_rules
     assert events[moving[1].id].reason == f"{source.name} replaced by {target.name}"
     assert events[pending.id].from_status == events[pending.id].to_status == SubscriptionStatus.PENDING_FULFILLMENT.value
     assert db.session.scalar(select(func.count()).select_from(Charge)) == 0  # the same price: nothing to prorate
+
+
+def test_replace_prices_each_kind_of_subscription_as_the_target_offers_it(tenant, boss, old, clock, monkeypatch):
+    """Subscriptions on different server types and locations land on the target's price for theirs: the prices,
+    the events and the proration charges computed in the database agree with the domain's rules."""
+    source = factories.plan(tenant, product_=old, price_minor=1000, config_defaults={"serverType": "cx22"})
+    target = factories.plan(tenant, price_minor=1200, config_defaults={"serverType": "cx22"})
+    target.prices = [PlanPrice(server_type="cx22", price_minor=1200, is_default=True, sort=0),
+                     PlanPrice(server_type="cx32", price_minor=2000, sort=1)]
+    target.locations = [PlanLocation(location="nbg1", surcharge_minor=0, is_default=True, sort=0),
+                        PlanLocation(location="hel1", surcharge_minor=150, sort=1)]
+    db.session.commit()
+    start = now() - timedelta(days=12)
+    configs = [{"serverType": "cx22"}, {"serverType": "cx32"}, {"serverType": "cx32", "location": "hel1"}, {}]
+    moving = [factories.subscription(tenant, factories.user(tenant), source, requested_config=config, price_minor=1000,
+                                     quantity=1 + n % 2, current_period_start=start,
+                                     current_period_end=start + timedelta(days=30))
+              for n, config in enumerate(configs)]
+    monkeypatch.setattr(service.work, "later", lambda *args: None)
+    operation = service.start_replace(tenant=tenant, actor=boss, mapping={source.id: target.id})
+    service.apply_now(operation.id)
+    db.session.expire_all()
+    rows = {r.subscription_id: r for r in outcomes(operation.id)}
+    for subscription, config in zip(moving, configs, strict=True):
+        _, landed = selectors.landing(source, target, config)
+        expected = landed.unit_price_minor * subscription.quantity
+        charge = move_charge(1000, expected, "EUR", billed=True, period_start=start,
+                             period_end=start + timedelta(days=30), at=now())
+        assert db.session.get(Subscription, subscription.id).price_minor == expected
+        assert (rows[subscription.id].new_price_minor, rows[subscription.id].proration_minor) == (expected, charge.net)
+        assert sorted(c.amount_minor for c in db.session.scalars(
+            select(Charge).where(Charge.subscription_id == subscription.id))) == sorted([charge.credit, charge.debit])
+    assert [rows[s.id].new_price_minor for s in moving] == [1200, 4000, 2150, 2400]
 
 
 def test_a_proration_charged_already_is_not_charged_twice(tenant, boss, old, clock, monkeypatch):

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 
 from app.domain.accounts import Role
 from app.extensions import db
-from app.models import CatalogueOperation, OperationOutcome, OperationStatus, Subscription, Tenant, User
+from app.models import CatalogueOperation, OperationStatus, Subscription, SubscriptionEvent, Tenant, User
 from app.services import catalogue_lifecycle as service
 from app.services.actors import Actor
 from app.services.errors import InvalidInput
@@ -84,8 +84,8 @@ def test_workers_racing_on_one_operation_move_each_subscription_once(race_app, c
 
     def outcome() -> tuple[object, ...]:
         operation = db.session.get(CatalogueOperation, operation_id)
-        rows = db.session.scalar(select(func.count()).select_from(OperationOutcome)
-                                 .where(OperationOutcome.operation_id == operation_id))
+        rows = db.session.scalar(select(func.count()).select_from(SubscriptionEvent)  # the moves' records
+                                 .where(SubscriptionEvent.operation_id == operation_id))
         moved = db.session.scalar(select(func.count()).select_from(Subscription).where(
             Subscription.plan_id == catalogue["target"], Subscription.version == 2))
         return operation.status, operation.moved, rows, moved
