@@ -1,7 +1,7 @@
 """A replace records each move by its history event; charges keep only the indexes they are read by
 
-Revision ID: 0019r
-Revises: 0018
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-06 21:10:00.000000
 
 """
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0019r'
-down_revision = '0018'
+revision = '0020'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 
