@@ -110,6 +110,7 @@ def configure_blueprints(app: Flask) -> None:
     from app.blueprints.auth import bp as auth_bp
     from app.blueprints.billing import bp as billing_bp
     from app.blueprints.catalogue import bp as catalogue_bp
+    from app.blueprints.marketplace import bp as marketplace_bp
     from app.blueprints.orders import bp as orders_bp
     from app.blueprints.outbox import bp as outbox_bp
     from app.blueprints.subscriptions import bp as subscriptions_bp
@@ -124,6 +125,7 @@ def configure_blueprints(app: Flask) -> None:
     app.register_blueprint(support_bp, url_prefix="/support")
     app.register_blueprint(account_bp, url_prefix="/account")
     app.register_blueprint(billing_bp)
+    app.register_blueprint(marketplace_bp)
     app.register_blueprint(webhooks_bp)  # signed by the payment provider, not by a session: no CSRF token
     app.register_blueprint(outbox_bp)  # answers 404 in production
     api.init_app(app)  # /api/v1: bearer tokens, no session cookie, no CSRF token; its OpenAPI document

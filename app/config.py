@@ -15,11 +15,17 @@ ENVIRONMENTS = ("development", "production", "testing")
 
 # Secrets and sandbox endpoints: unset unless given.
 CLOUD_SETTINGS = ("CREDENTIALS_KEY", "HETZNER_TOKEN", "DIGITALOCEAN_TOKEN", "SANDBOX_HETZNER_URL",
-                  "SANDBOX_DIGITALOCEAN_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "SANDBOX_STRIPE_URL")
+                  "SANDBOX_DIGITALOCEAN_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "SANDBOX_STRIPE_URL",
+                  "SANDBOX_MICROSOFT_URL", "SANDBOX_STACKIT_URL")
 # The real APIs, used with a tenant's own token.
 CLOUD_ENDPOINTS = {"HETZNER_API_URL": "https://api.hetzner.cloud/v1",
                    "DIGITALOCEAN_API_URL": "https://api.digitalocean.com/v2/",
                    "STRIPE_API_URL": "https://api.stripe.com",
+                   "MICROSOFT_MARKETPLACE_API_URL": "https://marketplaceapi.microsoft.com/api",
+                   "MICROSOFT_LOGIN_URL": "https://login.microsoftonline.com",
+                   "STACKIT_MARKETPLACE_API_URL": "https://stackit-marketplace.api.stackit.cloud",
+                   "STACKIT_MARKETPLACE_KEYS_URL": "https://keys.marketplace.stackit.cloud/v1/resolve-customer/keys.json",
+                   "STACKIT_TOKEN_URL": "https://service-account.api.stackit.cloud/token",
                    # What the sandbox's fake Stripe signs its webhooks with (not a secret: it never leaves the machine).
                    "SANDBOX_STRIPE_WEBHOOK_SECRET": "whsec_sandbox_local"}
 
@@ -80,7 +86,8 @@ def _hosts(value: str) -> frozenset[str]:
     return frozenset(name for name in names if name)
 
 
-SANDBOX_URLS = ("SANDBOX_HETZNER_URL", "SANDBOX_DIGITALOCEAN_URL", "SANDBOX_STRIPE_URL")
+SANDBOX_URLS = ("SANDBOX_HETZNER_URL", "SANDBOX_DIGITALOCEAN_URL", "SANDBOX_STRIPE_URL", "SANDBOX_MICROSOFT_URL",
+                "SANDBOX_STACKIT_URL")
 SANDBOX_FILE = "sandbox_clouds.json"  # written by `flask up` while it serves the sandbox clouds
 
 

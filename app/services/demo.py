@@ -17,6 +17,7 @@ from app.domain.api_tokens import Scope, format_scopes, new_token, token_hash
 from app.domain.billing import UsageSource
 from app.domain.catalogue import CatalogueState, ChangeRule, Interval, Provider
 from app.domain.cloud_prices import selling_price
+from app.domain.marketplaces import Marketplace
 from app.domain.pricing import add_periods, current_period
 from app.domain.subscriptions import SubscriptionStatus
 from app.domain.usage import record_period
@@ -24,6 +25,7 @@ from app.extensions import db
 from app.models import (
     ApiToken,
     BillingSettings,
+    MarketplacePlanMapping,
     Plan,
     PlanLocation,
     PlanPrice,
@@ -112,6 +114,7 @@ def load_demo_data() -> DemoSummary:
     _metered_usage(summary, nimbus)
     _legacy_subscription(summary, nimbus)
     _api_token(summary, nimbus)
+    _marketplace_plans(summary, nimbus)
     _billing(summary, nimbus, "Nimbus Cloud GmbH", "Hauptstrasse 1\n10115 Berlin", "DE", "DE123456789", "NIM")
     _billing(summary, stratus, "Stratus Hosting Oy", "Mannerheimintie 1\n00100 Helsinki", "FI", "FI12345678", "STR")
     db.session.commit()
@@ -148,6 +151,23 @@ def _api_token(summary: DemoSummary, tenant: Tenant) -> None:
                             created_at=now() - timedelta(days=3), expires_at=now() + timedelta(days=87),
                             last_used_at=now() - timedelta(hours=2)))
     summary.note(f"{tenant.slug} api token")
+
+
+DEMO_MARKETPLACE_OFFER = "cloudportal-servers"
+DEMO_MARKETPLACE_PLANS = {"standard": "standard-monthly", "pro": "team-monthly"}
+"""The sandbox marketplaces' offer (Microsoft) and product (STACKIT), and the portal plan each of its plans buys."""
+
+
+def _marketplace_plans(summary: DemoSummary, tenant: Tenant) -> None:
+    """Both sandbox marketplaces sell the offer's plans as Nimbus's Standard and Team plans."""
+    for marketplace in Marketplace:
+        for external, slug in DEMO_MARKETPLACE_PLANS.items():
+            plan = db.session.scalar(select(Plan).where(Plan.tenant_id == tenant.id, Plan.slug == slug))
+            if plan is None:
+                continue
+            _get_or_add(summary, MarketplacePlanMapping, f"{marketplace.label} plan {external}",
+                        {"tenant_id": tenant.id, "marketplace": marketplace, "offer_id": DEMO_MARKETPLACE_OFFER,
+                         "external_plan_id": external}, plan_id=plan.id)
 
 
 def _get_or_add(summary: DemoSummary, model: type, label: str, lookup: dict[str, Any], **values: Any) -> Any:

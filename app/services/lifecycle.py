@@ -7,7 +7,8 @@ event (who, on whose behalf, why) and asks for the follow-up work, which runs af
 - cancellation effective: servers that were delivered are shut down (graceful, then powered off) and kept
   until `servers_delete_at` (the tenant's retention); servers never delivered are deleted at once;
 - suspended: servers powered off; reinstated: powered on again;
-- activated or renewed: the period's charge, once (a unique constraint per subscription, kind and period);
+- activated or renewed: the period's charge, once (a unique constraint per subscription, kind and period); a
+  subscription bought on a marketplace is never charged here: activated, the marketplace is told (and bills it);
 - renewed with a plan change scheduled for the period's end (a downgrade): the change is applied first, so the
   new period is charged at the new plan's price (`switch_plan`, which an immediate change uses too);
 - cancellation scheduled or effective, suspended, reinstated: the owner's email, logged in this transaction and
@@ -31,7 +32,7 @@ from app.domain.configuration import geography_key
 from app.domain.notifications import Event
 from app.domain.plan_changes import ScheduledStatus
 from app.domain.plan_offers import SERVER_TYPE_KEY, ScheduledPrice, renewal_unit_price
-from app.domain.policy import Do
+from app.domain.policy import ActorKind, Do
 from app.domain.pricing import period_end
 from app.domain.subscriptions import (
     Action,
@@ -65,6 +66,9 @@ from app.services.work import Job
 log = logging.getLogger(__name__)
 
 RELOAD = "This subscription changed in the meantime. Please reload the page and try again."
+MARKETPLACE_MANAGED = ("The {label} bills this subscription, so it is canceled or resumed there: in {store}. We "
+                       "follow what it does there.")
+_CUSTOMERS = frozenset({ActorKind.CUSTOMER, ActorKind.SUPPORT_AS_CUSTOMER, ActorKind.API_TOKEN})
 
 # Which permission each action needs (app/domain/policy.py).
 PERMISSION = {Action.CANCEL: Do.CANCEL, Action.RESUME: Do.RESUME, Action.SUSPEND: Do.SUSPEND,
@@ -94,6 +98,9 @@ def change(*, tenant: TenantLike, actor: Actor, subscription_id: int, action: Ac
         actor.may(PERMISSION[action], subscription)
         if version is not None and subscription.version != version:
             raise Conflict(RELOAD)
+        if subscription.marketplace is not None and actor.kind in _CUSTOMERS:
+            raise InvalidInput(MARKETPLACE_MANAGED.format(label=subscription.marketplace.label,
+                                                          store=subscription.marketplace.store))
         apply(subscription, action, actor=actor, reason=reason, grace_ends_at=grace_ends_at)
     except StaleDataError:  # the email's flush met a concurrent writer (no row locks on SQLite)
         db.session.rollback()
@@ -202,6 +209,9 @@ def _start_billing(subscription: Subscription, moment: datetime) -> None:
     subscription.activated_at = moment
     subscription.current_period_start = moment
     subscription.current_period_end = period_end(moment, subscription.interval)
+    if subscription.marketplace is not None:  # the marketplace bills it, from when it is told of the delivery
+        work.later(Job.MARKETPLACE_ACTIVATE, subscription.id)
+        return
     _charge(subscription, ChargeKind.FIRST_PERIOD, f"{subscription.plan.name}, first {subscription.interval.value}")
     if subscription.price_minor:  # the first invoice is made (and collected) now, not at the next billing run
         work.later(Job.BILL_CUSTOMER, subscription.user_id)
@@ -291,8 +301,8 @@ def _apply_scheduled(subscription: Subscription, scheduled: ScheduledPlanChange)
 
 
 def _charge(subscription: Subscription, kind: ChargeKind, description: str) -> None:
-    if subscription.price_minor == 0:
-        return  # free plans: nothing to charge, ever
+    if subscription.price_minor == 0 or subscription.marketplace is not None:
+        return  # free plans: nothing to charge, ever; a marketplace's subscriptions: the marketplace bills them
     quantity, price = subscription.quantity, subscription.price_minor
     db.session.add(Charge(
         tenant_id=subscription.tenant_id, subscription_id=subscription.id, user_id=subscription.user_id, kind=kind,

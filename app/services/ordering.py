@@ -25,6 +25,7 @@ from app.clock import now
 from app.domain.availability import Alternative, AlternativeKind, Availability, Offer, availability
 from app.domain.catalogue import CatalogueState, Provider
 from app.domain.configuration import config_errors, customer_fields, geography_key, merge_config
+from app.domain.marketplaces import Marketplace
 from app.domain.plan_offers import SERVER_TYPE_KEY, narrow_schema, unit_price
 from app.domain.pricing import PlanPrice, PricingError, Quote, quote
 from app.domain.server_names import name_problem, names, normalize, suggest, tenant_domain
@@ -272,6 +273,26 @@ def place_order(*, tenant: TenantLike, actor: Actor, plan_id: int, requested_con
     # The commit expired every attribute; the id cannot have changed, so reading it needs no new transaction.
     set_committed_value(subscription, "id", placed_id)
     log.info("order placed", extra={"subscription_id": placed_id})
+    return subscription
+
+
+def place_marketplace_order(*, tenant: TenantLike, actor: Actor, plan: Plan, quantity: int, marketplace: Marketplace,
+                            idempotency_key: str, hostname: str | None = None,
+                            ssh_key_ids: Sequence[int] = ()) -> Subscription:
+    """A subscription bought on `marketplace` for the acting customer, on `plan` with the plan's defaults (the
+    caller, app/services/marketplaces.py, has checked the plan and commits). The marketplace bills it, so no
+    billing profile or card is asked for and no free-plan limit applies; the servers are named and keyed like an
+    order's. Capacity is checked live: none now raises Unavailable (a marketplace purchase waits on no
+    backorder: the customer is told and can come back)."""
+    draft = draft_order(plan, {}, quantity)
+    servers = _servers(tenant, actor.user, draft, hostname, ssh_key_ids)
+    availability = check_availability(tenant, draft, live=True)
+    if not availability.available:
+        raise Unavailable(availability)
+    subscription = _create(tenant, actor, draft, servers, False, idempotency_key, backorder=False)
+    subscription.marketplace = marketplace
+    _queue_provisioning(subscription)
+    db.session.flush()
     return subscription
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.clock import now
 from app.domain.dunning import UNPAID_INVOICE
+from app.domain.marketplaces import Marketplace
 from app.domain.policy import Do
 from app.domain.subscriptions import LONGEST_AHEAD, Action, SubscriptionStatus
 from app.extensions import db
@@ -105,8 +106,10 @@ def expire_due_cancellations(limit: int = 500) -> int:
 
 def renew_due(limit: int = 500) -> int:
     """Move every active subscription whose period has ended to its next period, with its charge; once per
-    period, however often it runs. A subscription that does not renew by itself ends instead."""
-    active = Subscription.status == SubscriptionStatus.ACTIVE
+    period, however often it runs. A subscription that does not renew by itself ends instead. Microsoft renews what
+    it sells itself (its Renew webhook: app/services/marketplace_microsoft.py), so those are left to it."""
+    active = and_(Subscription.status == SubscriptionStatus.ACTIVE,
+                  or_(Subscription.marketplace.is_(None), Subscription.marketplace != Marketplace.MICROSOFT))
     done = _run_due(active, Subscription.current_period_end, Action.CANCEL, "renewal", "ended",
                     "The subscription does not renew by itself.", limit, extra=~Subscription.auto_renew)
     for _ in range(MAX_PERIODS_AT_ONCE):  # a job that was down for several periods catches up, one at a time

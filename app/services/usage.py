@@ -273,6 +273,8 @@ def _bill_batch(ids: list[int], as_of: datetime) -> int:
 
 def _charge_row(subscription: Subscription, metric: str, start: datetime, end: datetime, units: int
                 ) -> dict[str, object] | None:
+    if subscription.marketplace is not None:
+        return None  # the marketplace bills it (its records are marked billed all the same: nothing is due here)
     try:
         prices = {price.metric: price for price in metered_prices(subscription.plan.usage_prices)}
     except UsageError as error:

@@ -7,12 +7,13 @@ from flask_login import current_user, login_user, logout_user
 
 from app.blueprints.auth import bp
 from app.blueprints.auth.forms import LoginForm, RegisterForm
-from app.domain.accounts import VERIFY_LINK_LIFETIME, normalize_email
+from app.domain.accounts import VERIFY_LINK_LIFETIME, Role, normalize_email
 from app.extensions import limiter, tenant_scope_key
 from app.models import User
 from app.services import accounts, confirmation
 from app.services.errors import AuthenticationFailed, InvalidInput, NotConfirmed
 from app.web.access import SESSION_ENDED, SESSION_ENDED_ARG, flash_once, home_for
+from app.web.marketplace_purchases import waiting_page
 from app.web.redirects import safe_next
 from app.web.throttle import TOO_MANY_EMAILS, TOO_MANY_REQUESTS, account_email_allowed
 
@@ -32,7 +33,8 @@ def enter(user: User, welcome: str | None = None) -> Response:
     login_user(user)
     if welcome:
         flash(welcome, "success")
-    target = safe_next(request.args.get("next")) or url_for(home_for(user.role))
+    waiting = waiting_page() if user.role is Role.CUSTOMER else None  # a marketplace purchase to set up
+    target = safe_next(request.args.get("next")) or waiting or url_for(home_for(user.role))
     return redirect(target, 303)
 
 
@@ -44,6 +46,8 @@ def login() -> Response | tuple[str, int]:
     if current_user.is_authenticated:
         return redirect(url_for(home_for(current_user.role)))
     form = LoginForm()
+    if request.method == "GET" and not form.email.data:
+        form.email.data = (request.args.get("email") or "")[:254] or None
     if not form.validate_on_submit():
         if request.method == "GET" and request.args.get(SESSION_ENDED_ARG) == "1":
             flash_once(SESSION_ENDED, "info")
@@ -78,6 +82,8 @@ def register() -> Response | tuple[str, int]:
     if current_user.is_authenticated:
         return redirect(url_for(home_for(current_user.role)))
     form = RegisterForm()
+    if request.method == "GET" and not form.email.data:  # from a marketplace purchase: its purchaser's address
+        form.email.data = (request.args.get("email") or "")[:254] or None
     if not form.validate_on_submit():
         return render_template("auth/register.html", form=form), 400 if form.errors else 200
     if not account_email_allowed(form.email.data):
