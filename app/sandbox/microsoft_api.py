@@ -254,12 +254,17 @@ class MicrosoftFake:
              signing: str = "valid", source: str = "Azure") -> Json:
         """What the customer (or Microsoft's billing) does in the Azure portal, and its webhook: the operation with the
         portal's answer (`delivered`: its HTTP status, 0 when there was no answer)."""
+        operation_id = self.start(subscription_id, action, plan_id=plan_id, quantity=quantity, source=source)
+        return self.deliver(operation_id, signing=signing)
+
+    def start(self, subscription_id: str, action: str, *, plan_id: str | None = None, quantity: int | None = None,
+              source: str = "Azure") -> str:
+        """The operation of `action`, without its webhook yet (`deliver` sends it, as often as wanted)."""
         if action not in ACTIONS:
             raise ApiError(400, f"Unknown action {action!r}; one of {', '.join(ACTIONS)}.")
         with self._lock:
             subscription = self._subscription_any(subscription_id)
-            operation = self._start(subscription, action, plan_id=plan_id, quantity=quantity, source=source)
-        return self.deliver(operation["id"], signing=signing)
+            return str(self._start(subscription, action, plan_id=plan_id, quantity=quantity, source=source)["id"])
 
     def replay(self, operation_id: str, *, signing: str = "valid") -> Json:
         """The same operation's webhook once more (Microsoft retries for eight hours)."""
@@ -321,14 +326,17 @@ class MicrosoftFake:
             publisher = self.publishers[self.owners[subscription["id"]]]
             body = json.dumps({**_public(operation), "subscription": dict(subscription)}).encode()
             bearer = self._webhook_jwt(publisher, signing)
-            if operation["_sent_at"] is None:
+            first = operation["_sent_at"] is None
+            if first:
                 operation["_sent_at"] = time.monotonic()
             record = {"operation": operation_id, "action": operation["action"], "token": signing, "replay": replay,
                       "url": publisher.webhook_url, "status": None, "seconds": None}
             self.webhooks.append(record)
-            timer = (operation["status"] == "InProgress" and not replay)
+            timer = first and operation["status"] == "InProgress"
         if timer:
-            threading.Timer(self.accept_seconds, self._auto_accept, args=(operation_id,)).start()
+            clock = threading.Timer(self.accept_seconds, self._auto_accept, args=(operation_id,))
+            clock.daemon = True
+            clock.start()
         started = time.monotonic()
         status = 0
         if publisher.webhook_url:

@@ -245,7 +245,7 @@ def _decide(tenant: TenantLike, row: MarketplaceSubscription, plan_id: str, quan
     wanted = quantity or 1
     subscription = row.subscription
     if subscription is None:  # not set up yet: it will be set up on the new plan
-        if not target.quantity_allowed and wanted != 1 or target.max_quantity and wanted > target.max_quantity:
+        if (not target.quantity_allowed and wanted != 1) or (target.max_quantity and wanted > target.max_quantity):
             raise InvalidInput(f"{target.name} cannot be sold {wanted} times")
         return _Decision(target, wanted, 0, None)
     if subscription.status is not SubscriptionStatus.ACTIVE:
@@ -419,7 +419,8 @@ def _own(tenant: TenantLike, actor: Actor, subscription_id: int, permission: Do)
         raise InvalidInput("This subscription is not billed by the Microsoft commercial marketplace.")
     if row.pending_change:
         asked = row.pending_change.get("asked_at")
-        raise Conflict(WAITING.format(asked=datetime.fromisoformat(asked)) if asked else "A change is waiting for Microsoft.")
+        raise Conflict(WAITING.format(asked=datetime.fromisoformat(asked)) if asked
+                       else "A change is waiting for Microsoft's confirmation.")
     return row
 
 
