@@ -186,9 +186,9 @@ def _handle(tenant: TenantLike, operation_id: str, external_id: str, action: str
         db.session.flush()
     entry.action = known.value
     if known.is_change:
-        return _change(tenant, row, operation, known)
+        return _change(tenant, adapter, row, operation, known)
     if known in WEBHOOK_ACTIONS:
-        return _lifecycle(tenant, row, operation, known)
+        return _lifecycle(tenant, adapter, row, operation, known)
     return Receipt(200, f"{known.value}: nothing to do here")
 
 
@@ -208,11 +208,10 @@ class _Decision:
     resize_to: str | None
 
 
-def _change(tenant: TenantLike, row: MarketplaceSubscription, operation: ExternalOperation,
+def _change(tenant: TenantLike, adapter: Any, row: MarketplaceSubscription, operation: ExternalOperation,
             action: WebhookAction) -> Receipt:
     plan_id = operation.plan_id or row.external_plan_id
     quantity = operation.quantity if action is WebhookAction.CHANGE_QUANTITY else row.quantity
-    adapter = adapter_for(tenant, MS)
     if operation.status in _DECIDED:
         # Decided at Microsoft already (by its own 10-second rule, or an answer to an earlier delivery).
         if operation.status != "Succeeded":
@@ -329,9 +328,8 @@ def _settle_pending(row: MarketplaceSubscription, operation: ExternalOperation) 
 
 # --- suspend, reinstate, renew, unsubscribe -----------------------------------------------------------------------
 
-def _lifecycle(tenant: TenantLike, row: MarketplaceSubscription, operation: ExternalOperation,
+def _lifecycle(tenant: TenantLike, adapter: Any, row: MarketplaceSubscription, operation: ExternalOperation,
                action: WebhookAction) -> Receipt:
-    adapter = adapter_for(tenant, MS)
     found = adapter.get_subscription(row.external_id)
     marketplaces.record(tenant, found)
     _settle_pending(row, operation)
