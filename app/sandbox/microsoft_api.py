@@ -33,7 +33,9 @@ replaced (tests deliver in-process); by default each goes over HTTP to 127.0.0.1
 
 Pages: GET/POST /purchase (choose offer, plan, seats, email: redirected to the landing page with ?token=);
 GET /subscriptions (the customer's view, with "Configure account" / "Manage SaaS experience" per subscription);
-GET /subscriptions/{id}/manage (a new landing token, redirected to the landing page).
+GET /subscriptions/{id}/manage (a new landing token, redirected to the landing page);
+POST /subscriptions/{id}/action {action, plan?, quantity?} (the customer changes the plan or seats, or Microsoft's
+billing suspends, reinstates, renews or cancels it: the webhook is sent at once).
 
 Controls (JSON bodies):
 POST /_control/publisher {publisher, webhook_url, landing_url}   where one publisher's webhooks and landing go
@@ -690,16 +692,46 @@ class MicrosoftFake:
             with self._lock:
                 self._subscription_any(parts[1])
             return Response(status=303, headers={"Location": self.landing_link(parts[1])})
-        slug = (request.args.get("publisher") or "default")[:63]
+        slug = (request.values.get("publisher") or "default")[:63]
+        said = ""
+        if len(parts) == 3 and parts[2] == "action" and request.method == "POST":
+            said = self._customer_action(parts[1], request.form)
         tenant_id = sandbox_publisher(slug)[0]
         with self._lock:
             rows = [s for sid, s in self.subscriptions.items() if self.owners[sid] == tenant_id]
-        items = "".join(
-            f"<li>{html.escape(s['name'])}: {html.escape(s['offerId'])} / {html.escape(s['planId'])}"
-            f"{' x ' + str(s['quantity']) if s['quantity'] else ''}, {html.escape(s['saasSubscriptionStatus'])} "
-            f'<a href="/subscriptions/{s["id"]}/manage">{_manage_label(s)}</a></li>' for s in rows)
-        return _html(f"<h1>Your SaaS subscriptions</h1><ul>{items or '<li>None yet.</li>'}</ul>"
+        items = "".join(self._row(s, slug) for s in rows)
+        note = f'<p role="status">{html.escape(said)}</p>' if said else ""
+        return _html(f"<h1>Your SaaS subscriptions</h1>{note}<ul>{items or '<li>None yet.</li>'}</ul>"
                      f'<p><a href="/purchase?publisher={quote(slug)}">Buy another</a></p>')
+
+    def _row(self, subscription: Json, slug: str) -> str:
+        """One subscription with what the customer (or Microsoft's billing) can do to it in the Azure portal."""
+        plans = [p["planId"] for p in self.offers.get(subscription["offerId"], {}).get("plans", [])
+                 if p["planId"] != subscription["planId"]]
+        choices = "".join(f'<option value="{html.escape(p)}">{html.escape(p)}</option>' for p in plans)
+        form = (f'<form method="post" action="/subscriptions/{subscription["id"]}/action">'
+                f'<input type="hidden" name="publisher" value="{html.escape(slug)}">'
+                f'<select name="plan">{choices}</select>'
+                '<button name="action" value="ChangePlan">Change plan</button> '
+                '<input name="quantity" size="3" placeholder="seats">'
+                '<button name="action" value="ChangeQuantity">Change seats</button> '
+                + "".join(f'<button name="action" value="{a}">{a}</button> '
+                          for a in ("Suspend", "Reinstate", "Renew", "Unsubscribe")) + "</form>")
+        seats = f" x {subscription['quantity']}" if subscription["quantity"] else ""
+        return (f"<li>{html.escape(subscription['name'])}: {html.escape(subscription['offerId'])} / "
+                f"{html.escape(subscription['planId'])}{seats}, {html.escape(subscription['saasSubscriptionStatus'])} "
+                f'<a href="/subscriptions/{subscription["id"]}/manage">{_manage_label(subscription)}</a>{form}</li>')
+
+    def _customer_action(self, subscription_id: str, form: Any) -> str:
+        action = form.get("action", "")
+        seats = (form.get("quantity") or "").strip()
+        try:
+            answer = self.send(subscription_id, action, plan_id=form.get("plan") or None,
+                               quantity=int(seats) if seats.isdigit() else None)
+        except ApiError as error:
+            return error.message
+        return (f"{action}: the publisher answered {answer['delivered'] or 'nothing'}; "
+                f"the operation is {answer['operation']['status']}.")
 
 
 def _public(obj: Json) -> Json:

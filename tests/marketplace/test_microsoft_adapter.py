@@ -232,3 +232,17 @@ def test_controls(fake):  # type: ignore[no-untyped-def]
     assert len(state["subscriptions"]) == 1 and len(state["webhooks"]) == 2
     assert requests.post(f"{control}/reset", timeout=5).status_code == 200
     assert market.subscriptions == {} and market.offset == 0
+
+
+def test_the_customer_changes_the_plan_on_the_subscriptions_page(fake, receiver):  # type: ignore[no-untyped-def]
+    market, server = fake
+    hook, _ = receiver
+    external_id = subscribed(market)
+    page = requests.post(f"{server.url}/subscriptions/{external_id}/action",
+                         data={"publisher": SLUG, "action": "ChangePlan", "plan": "pro"}, timeout=10)
+    assert page.status_code == 200 and "the publisher answered 200" in page.text
+    [(_, body)] = hook.calls
+    assert (body["action"], body["planId"], body["status"]) == ("ChangePlan", "pro", "InProgress")
+    cancelled = requests.post(f"{server.url}/subscriptions/{external_id}/action",
+                              data={"publisher": SLUG, "action": "Unsubscribe"}, timeout=10)
+    assert "Unsubscribed" in cancelled.text
