@@ -72,8 +72,12 @@ def test_the_token_is_fetched_once_and_reused(fake):  # type: ignore[no-untyped-
     client = adapter(server)
     for _ in range(3):
         client.list_subscriptions()
+    adapter(server).list_subscriptions()  # another adapter of the same app: the same token
     assert len(market.access_tokens) == 1
     assert "sandbox-secret" not in repr(client)
+    market.access_tokens.clear()  # revoked before its time: fetched again, once
+    client.list_subscriptions()
+    assert len(market.access_tokens) == 1
 
 
 def test_listing_follows_the_next_links_to_the_end(fake):  # type: ignore[no-untyped-def]
@@ -116,6 +120,7 @@ def test_microsofts_errors_become_kinds(fake):  # type: ignore[no-untyped-def]
     assert invalid.value.kind is MarketplaceErrorKind.INVALID
 
     market.publisher(SLUG).secret_expired = True
+    market.access_tokens.clear()  # the token the adapter holds has run out too
     with pytest.raises(MarketplaceError) as auth:
         adapter(server).list_subscriptions()
     assert auth.value.kind is MarketplaceErrorKind.AUTH and "client secret" in auth.value.message

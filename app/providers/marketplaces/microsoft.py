@@ -4,8 +4,8 @@ Choices worth knowing (the API has traps):
 
 - Every call carries `api-version=2018-08-31` (the only version) and a bearer token from Entra's v1 token
   endpoint (`{login_url}/{tenant}/oauth2/token`, client credentials, resource
-  `20e940b3-4c77-4b0b-9a53-9e16a1b010a7`). The token is kept until a minute before it expires and fetched again
-  once after a 401, for one call.
+  `20e940b3-4c77-4b0b-9a53-9e16a1b010a7`). The token is kept (for every adapter of the same app and secret) until
+  a minute before it expires, and fetched again once after a 401 or 403, for one call.
 - The landing page's `?token=` is URL-decoded by the web framework before it gets here; resolve sends it as it is
   in `x-ms-marketplace-token`. A token that went through one decoding too many has its `+` turned into spaces
   (`ab+cd` -> `ab cd`): a token never contains a space, so spaces are turned back into `+`.
@@ -21,6 +21,7 @@ Choices worth knowing (the API has traps):
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import uuid
@@ -51,6 +52,10 @@ AUTH_FAILED = ("Microsoft refused the publisher's credentials: the client secret
 Json = dict[str, Any]
 _K = MarketplaceErrorKind
 
+MAX_KEPT_TOKENS = 256
+_tokens: dict[tuple[str, str, str], tuple[str, float]] = {}  # (token URL, client id, secret's hash) -> token, until
+_tokens_lock = threading.Lock()
+
 
 class MicrosoftMarketplace:
     """One publisher's app registration at the Microsoft commercial marketplace."""
@@ -62,8 +67,9 @@ class MicrosoftMarketplace:
         self.api_url = api_url.rstrip("/")
         self.token_url = f"{login_url.rstrip('/')}/{entra_tenant_id}/oauth2/token"
         self.client_id, self._secret, self.timeout = client_id, client_secret, timeout
-        self._token: tuple[str, float] | None = None  # (access token, monotonic time it is fetched again)
-        self._lock = threading.Lock()
+        # Tokens are shared by every adapter of the same app registration (one per request is the usual life of
+        # an adapter): Entra throttles an app that asks for a token per call.
+        self._token_key = (self.token_url, client_id, hashlib.sha256(client_secret.encode()).hexdigest())
         self._http = requests.Session()
 
     def __repr__(self) -> str:  # never the secret
@@ -151,8 +157,8 @@ class MicrosoftMarketplace:
         for attempt in (1, 2):
             answer = self._send(method, path, headers=headers, json=json, params=params,
                                 fresh=attempt == 2)
-            if answer.status_code == 401 and attempt == 1:
-                continue  # a token revoked before its time: fetch one more
+            if answer.status_code in (401, 403) and attempt == 1:
+                continue  # a token revoked or expired before its time: fetch one more, once
             if answer.status_code < 400:
                 return answer
             _raise(answer, resolving=resolving)
@@ -171,9 +177,10 @@ class MicrosoftMarketplace:
                                    ) from None
 
     def _access_token(self, fresh: bool = False) -> str:
-        with self._lock:
-            if self._token is not None and not fresh and time.monotonic() < self._token[1]:
-                return self._token[0]
+        with _tokens_lock:
+            kept = _tokens.get(self._token_key)
+            if kept is not None and not fresh and time.monotonic() < kept[1]:
+                return kept[0]
             form = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self._secret,
                     "resource": RESOURCE}
             try:
@@ -191,7 +198,9 @@ class MicrosoftMarketplace:
             if not isinstance(token, str) or not token:
                 raise MarketplaceError(_K.TRANSIENT, "Microsoft's sign-in service answered without a token.")
             lifetime = _int(body.get("expires_in")) or 3599
-            self._token = token, time.monotonic() + max(lifetime - TOKEN_MARGIN_SECONDS, 0)
+            if len(_tokens) >= MAX_KEPT_TOKENS:
+                _tokens.clear()
+            _tokens[self._token_key] = token, time.monotonic() + max(lifetime - TOKEN_MARGIN_SECONDS, 0)
             return token
 
 
