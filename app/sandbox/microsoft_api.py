@@ -43,6 +43,8 @@ POST /_control/webhook {subscription, action, planId?, quantity?, token?}   send
      wrong_key, wrong_audience, wrong_tenant, wrong_appid); answers the operation and the portal's status
 POST /_control/replay {operation, token?}     send an operation's webhook again
 POST /_control/expire-secret {publisher}      the publisher's client secret stops working
+POST /_control/offers {offers: {offer id: {displayName, plans: [{planId, displayName, price, isPricePerSeat?,
+     minQuantity?, maxQuantity?}]}}}       the offers and plans on sale (default: DEMO_OFFERS)
 POST /_control/settings {accept_seconds?, page_size?}
 POST /_control/clock {advance}                move the fake's clock (landing tokens' age, term dates)
 GET  /_control/state                          publishers, subscriptions, operations, tokens, webhooks, patches
@@ -192,6 +194,19 @@ class MicrosoftFake:
             if landing_url is not None:
                 found.landing_url = _local(landing_url)
         return found
+
+    def set_offers(self, offers: dict[str, Json]) -> None:
+        """Replace the catalogue: {offer id: {displayName, plans: [{planId, displayName, price (cents),
+        isPricePerSeat?, minQuantity?, maxQuantity?}]}}."""
+        checked = {}
+        for offer_id, offer in offers.items():
+            plans = [{"planId": str(p["planId"]), "displayName": str(p.get("displayName") or p["planId"]),
+                      "price": int(p.get("price", 0)), "isPricePerSeat": bool(p.get("isPricePerSeat")),
+                      "minQuantity": int(p.get("minQuantity", 1)), "maxQuantity": int(p.get("maxQuantity", 1000))}
+                     for p in offer["plans"]]
+            checked[str(offer_id)] = {"displayName": str(offer.get("displayName") or offer_id), "plans": plans}
+        with self._lock:
+            self.offers = checked
 
     # --- the customer's side ------------------------------------------------------------------------------------
 
@@ -635,6 +650,8 @@ class MicrosoftFake:
                 return _json(200, self.replay(str(body["operation"]), signing=str(body.get("token", "valid"))))
             if what == "expire-secret":
                 self.publisher(str(body["publisher"])).secret_expired = bool(body.get("expired", True))
+            elif what == "offers":
+                self.set_offers(body["offers"])
             elif what == "settings":
                 self.accept_seconds = float(body.get("accept_seconds", self.accept_seconds))
                 self.page_size = max(1, int(body.get("page_size", self.page_size)))

@@ -233,6 +233,10 @@ def test_controls(fake):  # type: ignore[no-untyped-def]
     assert requests.post(f"{control}/webhook", json={"subscription": external_id, "action": "Nope"},
                          timeout=5).status_code == 400
     assert requests.post(f"{control}/clock", json={"advance": 90000}, timeout=5).status_code == 200
+    offers = {"o": {"plans": [{"planId": "p", "price": 100, "isPricePerSeat": True, "maxQuantity": 3}]}}
+    assert requests.post(f"{control}/offers", json={"offers": offers}, timeout=5).status_code == 200
+    assert market.plan("o", "p")["maxQuantity"] == 3 and "o/p" in requests.get(f"{server.url}/purchase", timeout=5).text
+    assert requests.post(f"{control}/offers", json={"offers": {"o": {}}}, timeout=5).status_code == 400
     state = requests.get(f"{control}/state", timeout=5).json()
     assert len(state["subscriptions"]) == 1 and len(state["webhooks"]) == 2
     assert requests.post(f"{control}/reset", timeout=5).status_code == 200

@@ -6,14 +6,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from app.domain.marketplaces import MINIMUM_RETENTION_DAYS, ExternalState
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
 from app.extensions import db
 from app.models import Charge, MarketplaceOperation, MarketplaceSubscription, Subscription, SubscriptionEvent
+from app.services import marketplace_microsoft
+from app.services.actors import Actor
+from app.services.errors import Conflict, InvalidInput, NotFound
+from tests import factories
 from tests.marketplace.microsoft_helpers import buy_and_set_up, microsoft  # noqa: F401  (a fixture)
 from tests.services.conftest import boot, count
+from tests.services.test_plan_changes import offer
 
 
 def fresh(subscription: Subscription) -> Subscription:
@@ -161,9 +167,6 @@ def test_unsubscribe_ends_the_subscription_and_keeps_the_servers_at_least_seven_
 
 def test_a_change_asked_for_here_is_applied_only_when_microsoft_confirms_it(
         client, auth, customer, microsoft, clock, tenant):  # noqa: F811
-    from app.services import marketplace_microsoft
-    from app.services.actors import Actor
-
     external_id, subscription = delivered(client, auth, microsoft, customer, clock)
     row = marketplace_microsoft.request_change(tenant, Actor(customer), subscription.id, plan_id=microsoft.pro.id)
 
@@ -181,9 +184,6 @@ def test_a_change_asked_for_here_is_applied_only_when_microsoft_confirms_it(
 
 def test_a_cancellation_asked_for_here_ends_the_subscription_when_microsoft_confirms_it(
         client, auth, customer, microsoft, clock, tenant):  # noqa: F811
-    from app.services import marketplace_microsoft
-    from app.services.actors import Actor
-
     external_id, subscription = delivered(client, auth, microsoft, customer, clock)
     marketplace_microsoft.request_unsubscribe(tenant, Actor(customer), subscription.id)
     assert at_microsoft(microsoft, external_id)["saasSubscriptionStatus"] == "Unsubscribed"
@@ -193,3 +193,37 @@ def test_a_cancellation_asked_for_here_ends_the_subscription_when_microsoft_conf
 
     assert fresh(subscription).status is SubscriptionStatus.CANCELED
     assert external(external_id).pending_change is None
+
+
+def test_a_change_to_a_plan_with_a_smaller_disk_is_refused(client, auth, customer, microsoft, clock):  # noqa: F811
+    offer(microsoft.pro, [("cx32", 2990)])  # Pro servers are cx32 (80 GB), Standard ones cx22 (40 GB)
+    offer(microsoft.standard, [("cx22", 990)])
+    external_id, subscription = buy_and_set_up(client, auth, microsoft, customer, plan_id="pro")
+    boot(clock)
+    assert fresh(subscription).status is SubscriptionStatus.ACTIVE
+
+    answer = microsoft.fake.send(external_id, "ChangePlan", plan_id="standard")
+
+    assert answer["delivered"] == 400 and answer["operation"]["status"] == "Failed"
+    assert at_microsoft(microsoft, external_id)["planId"] == "pro" and fresh(subscription).plan_id == microsoft.pro.id
+    [logged] = db.session.scalars(select(MarketplaceOperation).where(MarketplaceOperation.source == "webhook")).all()
+    assert "disk can never shrink" in logged.outcome
+
+
+def test_a_change_asked_for_here_is_checked_first_and_only_one_waits_at_a_time(
+        client, auth, customer, microsoft, clock, tenant):  # noqa: F811
+    _, subscription = delivered(client, auth, microsoft, customer, clock)
+    unsold = factories.plan(tenant, product_=microsoft.standard.product,
+                            service_type_=microsoft.standard.service_type)
+    with pytest.raises(InvalidInput, match="not sold through the Microsoft"):
+        marketplace_microsoft.request_change(tenant, Actor(customer), subscription.id, plan_id=unsold.id)
+    with pytest.raises(InvalidInput, match="not available for new orders"):
+        marketplace_microsoft.request_change(tenant, Actor(customer), subscription.id, plan_id=microsoft.legacy.id)
+    assert [o for o in microsoft.fake.operations.values() if o["action"] == "ChangePlan"] == []  # never asked
+
+    marketplace_microsoft.request_change(tenant, Actor(customer), subscription.id, plan_id=microsoft.pro.id)
+    with pytest.raises(Conflict, match="waiting for its confirmation"):
+        marketplace_microsoft.request_change(tenant, Actor(customer), subscription.id, plan_id=microsoft.pro.id)
+    other = factories.user(tenant)
+    with pytest.raises(NotFound):
+        marketplace_microsoft.request_unsubscribe(tenant, Actor(other), subscription.id)
