@@ -8,11 +8,15 @@ import json
 import pytest
 from sqlalchemy import select
 
+from app.domain.marketplaces import ExternalState, Marketplace
 from app.domain.subscriptions import SubscriptionStatus
 from app.extensions import db
 from app.models import MarketplaceOperation, MarketplaceSubscription, Subscription, SubscriptionEvent
+from app.providers.marketplaces.base import MarketplaceError, MarketplaceErrorKind
 from app.services import marketplace_microsoft
 from app.services.errors import AuthenticationFailed
+from app.services.marketplace_connections import adapter_for
+from tests import factories
 from tests.marketplace.microsoft_helpers import buy_and_set_up, landing_path, microsoft  # noqa: F401  (a fixture)
 from tests.services.conftest import boot, count
 
@@ -125,9 +129,6 @@ def test_a_change_microsoft_accepted_by_itself_is_applied_when_its_webhook_comes
 
 
 def test_a_change_of_quantity_within_the_plan_is_accepted(microsoft, tenant, customer, clock):  # noqa: F811
-    from app.domain.marketplaces import ExternalState, Marketplace
-    from tests import factories
-
     bought, _ = microsoft.fake.purchase("default", offer_id="seats", plan_id="team", email=customer.email, quantity=2)
     microsoft.fake.subscriptions[bought["id"]]["saasSubscriptionStatus"] = "Subscribed"
     start = clock.now()
@@ -203,10 +204,6 @@ def test_microsoft_unreachable_gets_a_try_again_page(client, app, microsoft):  #
 
 
 def test_an_expired_client_secret_is_an_auth_error_naming_the_secret(app, microsoft, tenant):  # noqa: F811
-    from app.domain.marketplaces import Marketplace
-    from app.providers.marketplaces.base import MarketplaceError, MarketplaceErrorKind
-    from app.services.marketplace_connections import adapter_for
-
     microsoft.fake.publisher(tenant.slug).secret_expired = True
     with pytest.raises(MarketplaceError) as raised:
         adapter_for(tenant, Marketplace.MICROSOFT).list_subscriptions()
