@@ -125,8 +125,9 @@ def _key_set(url: str) -> jwt.PyJWKClient:
 # --- the webhook ----------------------------------------------------------------------------------------------------
 
 def handle_webhook(tenant: TenantLike, payload: dict[str, Any]) -> Receipt:
-    """Apply the operation the (verified) webhook announces, once. InvalidInput for a payload without an operation;
-    ServiceError when Microsoft could not be asked (nothing changed; Microsoft delivers it again)."""
+    """Apply the operation the (verified) webhook announces, once. InvalidInput for a payload without an operation,
+    or one Microsoft does not know; ServiceError when Microsoft could not be asked (nothing changed; Microsoft
+    delivers it again)."""
     started = time.monotonic()
     operation_id, external_id, action = (str(payload.get(key) or "")[:64] for key in ("id", "subscriptionId",
                                                                                         "action"))
@@ -147,6 +148,8 @@ def handle_webhook(tenant: TenantLike, payload: dict[str, Any]) -> Receipt:
                          outcome=f"not handled: {error.message}", http_status=error.status, started=started,
                          detail={"operation": operation_id})
         db.session.commit()
+        if error.kind in (MarketplaceErrorKind.NOT_FOUND, MarketplaceErrorKind.INVALID):
+            raise InvalidInput("Microsoft does not know this operation or subscription.") from None
         raise ServiceError(UNREACHABLE) from None
     except Exception:
         db.session.rollback()

@@ -109,6 +109,16 @@ def test_a_payload_that_lies_is_read_again_from_microsoft(client, microsoft, ten
     assert microsoft.fake.operations[operation_id]["status"] == "Failed"
 
 
+def test_an_operation_microsoft_does_not_know_is_refused_and_can_come_again(client, microsoft, tenant, delivered):  # noqa: F811
+    external_id, subscription = delivered
+    token = microsoft.fake._webhook_jwt(microsoft.fake.publisher(tenant.slug), "valid")
+    made_up = {"id": "11111111-1111-1111-1111-111111111111", "subscriptionId": external_id, "action": "Unsubscribe"}
+    answer = client.post(f"/webhooks/microsoft/{tenant.slug}", data=json.dumps(made_up),
+                         headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 400 and fresh(subscription).status is SubscriptionStatus.ACTIVE
+    assert count(MarketplaceOperation, MarketplaceOperation.operation_key.is_not(None)) == 0
+
+
 def test_an_unknown_action_is_logged_and_answered_200(client, microsoft, tenant, delivered):  # noqa: F811
     external_id, _ = delivered
     operation_id = microsoft.fake.start(external_id, "Renew")
