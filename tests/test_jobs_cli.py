@@ -58,8 +58,8 @@ def pending_cancel(tenant, customer, sandbox, clock) -> Subscription:
 
 def test_the_registry_has_every_periodic_job():
     assert list(JOBS) == ["expiry", "renewal", "grace-end", "retention", "decommissioning", "backorders",
-                          "stuck-provisioning", "resizing", "impersonations", "account-purge", "reconciler",
-                          "catalogue-operations", "emails",
+                          "stuck-provisioning", "resizing", "marketplace-sync", "impersonations", "account-purge",
+                          "reconciler", "catalogue-operations", "emails",
                           "email-bodies", "deletion-ahead", "billing"]
 
 

@@ -59,7 +59,8 @@ def start_sandbox_clouds(config: dict[str, object], *, hetzner_port: int = 0, di
     config["SANDBOX_DIGITALOCEAN_URL"] = digitalocean.url + "/v2/"
     from app.sandbox.microsoft_api import start_sandbox_microsoft
 
-    return [hetzner, digitalocean, start_sandbox_stripe(config, stripe_port), start_sandbox_microsoft(config)]
+    return [hetzner, digitalocean, start_sandbox_stripe(config, stripe_port), start_sandbox_stackit(config),
+            start_sandbox_microsoft(config)]
 
 
 def start_sandbox_stripe(config: dict[str, object], port: int = 0) -> FakeServer:
@@ -73,3 +74,15 @@ def start_sandbox_stripe(config: dict[str, object], port: int = 0) -> FakeServer
     stripe = serve(fake, port)
     config["SANDBOX_STRIPE_URL"] = stripe.url
     return stripe
+
+
+def start_sandbox_stackit(config: dict[str, object], port: int = 0) -> FakeServer:
+    """Serve the fake STACKIT Marketplace and point SANDBOX_STACKIT_URL at it (its redirect tokens' issuer is
+    SANDBOX_STACKIT_URL + "/v1/resolve-customer/keys.json", as the portal checks)."""
+    from app.sandbox.stackit_api import StackitFake
+
+    fake = StackitFake()
+    stackit = serve(fake, port)
+    fake.base_url = stackit.url
+    config["SANDBOX_STACKIT_URL"] = stackit.url
+    return stackit

@@ -133,6 +133,18 @@ def requeue_stalled_resizes() -> str:
     return counted(len(stalled), "server type change queued again", "server type changes queued again")
 
 
+@periodic("marketplace-sync", every_minutes(5),
+          "Read every marketplace subscription's state from its marketplace (STACKIT is polled; missed Microsoft "
+          "webhooks are caught up) and bring the subscriptions in line")
+def sync_marketplaces() -> str:
+    from app.services import marketplace_sync
+
+    outcome = marketplace_sync.sync_all()
+    if outcome.failures:  # recorded as a failure; the rest was applied, and the next run tries again
+        raise RuntimeError(f"{outcome.summary()}: {'; '.join(outcome.failures[:5])}")
+    return outcome.summary()
+
+
 @periodic("impersonations", every_minute(), "Close the support impersonations that are over")
 def close_impersonations() -> str:
     from app.services import impersonation

@@ -14,6 +14,7 @@ from app.domain.accounts import Role
 from app.domain.api_tokens import Scope
 from app.domain.billing import CreditNoteMethod, CreditNoteReason
 from app.domain.catalogue import Interval
+from app.domain.marketplaces import ExternalState, Marketplace
 from app.domain.notifications import EmailStatus
 from app.domain.plan_lifecycle import CatalogueAction
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
@@ -27,6 +28,7 @@ from app.models import (
     EndReason,
     Impersonation,
     Invoice,
+    MarketplaceSubscription,
     OperationStatus,
     Subscription,
     SubscriptionItem,
@@ -88,8 +90,19 @@ def build(clock: FrozenClock) -> World:
              "method_id": (factories.payment_method(tenant, customer).id,
                            factories.payment_method(other, theirs).id),
              "operation_id": (_operation(tenant, admin).id, _operation(other, their_support).id),
-             "token_id": (_api_token(tenant, customer).id, _api_token(other, theirs).id)},
+             "token_id": (_api_token(tenant, customer).id, _api_token(other, theirs).id),
+             "purchase_id": (_purchase(tenant).id, _purchase(other).id)},
     )
+
+
+def _purchase(tenant: Tenant) -> MarketplaceSubscription:
+    """A purchase on the Microsoft marketplace that nobody has set up yet."""
+    row = MarketplaceSubscription(tenant_id=tenant.id, marketplace=Marketplace.MICROSOFT, external_id=f"fuzz-{tenant.slug}",
+                                  offer_id="servers", external_plan_id="standard", raw_state="PendingFulfillmentStart",
+                                  state=ExternalState.PENDING)
+    db.session.add(row)
+    db.session.flush()
+    return row
 
 
 def _operation(tenant: Tenant, actor: User) -> CatalogueOperation:
