@@ -311,8 +311,13 @@ def _apply(tenant: TenantLike, row: MarketplaceSubscription, decision: _Decision
 
 
 def _try_apply(tenant: TenantLike, row: MarketplaceSubscription, plan_id: str, quantity: int | None) -> str | None:
-    """Apply a change Microsoft made without asking (or that the portal was late for); the refusal, if any."""
-    if row.external_plan_id == plan_id and row.quantity == quantity:
+    """Apply a change Microsoft made without asking (or that the portal was late for); the refusal, if any. The
+    portal's subscription is compared, not the external row: a poll may have recorded the new plan already."""
+    subscription = row.subscription
+    target = marketplaces.plan_for(tenant, MS, row.offer_id, plan_id)
+    if subscription is not None and target is not None and (subscription.plan_id, subscription.quantity) == (
+            target.id, quantity or 1):
+        row.external_plan_id, row.quantity = plan_id[:100], quantity
         return None
     try:
         decision = _decide(tenant, row, plan_id, quantity)

@@ -134,6 +134,10 @@ def test_a_change_microsoft_accepted_by_itself_is_applied_when_its_webhook_comes
     operation_id = microsoft.fake.start(external_id, "ChangePlan", plan_id="pro")
     microsoft.fake._auto_accept(operation_id)  # 10 seconds passed without an answer
 
+    row = db.session.scalar(select(MarketplaceSubscription).where(MarketplaceSubscription.external_id == external_id))
+    row.external_plan_id = "pro"  # a poll saw the new plan first
+    db.session.commit()
+
     assert microsoft.fake.deliver(operation_id)["delivered"] == 200
     assert fresh(subscription).plan_id == microsoft.pro.id and microsoft.fake.patches == []
 
