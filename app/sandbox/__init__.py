@@ -57,7 +57,10 @@ def start_sandbox_clouds(config: dict[str, object], *, hetzner_port: int = 0, di
     digitalocean = serve(DigitalOceanFake(demo=True, **timings), digitalocean_port)
     config["SANDBOX_HETZNER_URL"] = hetzner.url + "/v1"
     config["SANDBOX_DIGITALOCEAN_URL"] = digitalocean.url + "/v2/"
-    return [hetzner, digitalocean, start_sandbox_stripe(config, stripe_port), start_sandbox_stackit(config)]
+    from app.sandbox.microsoft_api import start_sandbox_microsoft
+
+    return [hetzner, digitalocean, start_sandbox_stripe(config, stripe_port), start_sandbox_stackit(config),
+            start_sandbox_microsoft(config)]
 
 
 def start_sandbox_stripe(config: dict[str, object], port: int = 0) -> FakeServer:

@@ -18,7 +18,8 @@ TRACES = ("Traceback (most recent call last)", 'File "')
 
 # How a probe must be refused, when it must: the statuses allowed, and whether being sent to log in will do
 # (an htmx request of a logged-out browser whose CSRF token is gone is sent to the login page).
-REFUSALS = {"too large": ((400, 413), False), "bad CSRF": ((400,), True), "no API token": ((401,), False)}
+REFUSALS = {"too large": ((400, 413), False), "bad CSRF": ((400,), True), "no API token": ((401,), False),
+            "no bearer token": ((401,), False)}
 
 
 def problems(response: TestResponse, *, htmx: bool, tenant_name: str, refusal: str | None = None) -> list[str]:

@@ -161,8 +161,10 @@ def _queries(route: Route, base: Probe, depth: str) -> list[Probe]:
 
 def _bodies(base: Probe, depth: str) -> list[Probe]:
     refused = [replace(base, form=None, body=body, label=body.name, refusal="too large") for body in TOO_MUCH]
-    # The API takes no CSRF token: a browser session without a bearer token is refused as unauthenticated.
-    csrf_refusal = "no API token" if base.path.startswith(API_PREFIX + "/") else "bad CSRF"
+    # The API takes no CSRF token: a browser session without a bearer token is refused as unauthenticated; so is
+    # a Microsoft webhook without Microsoft's bearer token.
+    csrf_refusal = ("no API token" if base.path.startswith(API_PREFIX + "/")
+                    else "no bearer token" if base.path.startswith("/webhooks/microsoft/") else "bad CSRF")
     no_csrf = replace(base, csrf="missing", label="no CSRF token", refusal=csrf_refusal)
     if depth != "full":
         return [*(replace(base, form=None, body=b, label=b.name) for b in (JSON_BODIES[0], JSON_BODIES[-1])),

@@ -5,4 +5,4 @@ from flask import Blueprint
 
 bp = Blueprint("marketplace", __name__)
 
-from app.blueprints.marketplace import purchase, stackit  # noqa: E402, F401  (routes register themselves on bp)
+from app.blueprints.marketplace import microsoft, purchase, stackit  # noqa: E402, F401  (routes register themselves on bp)

@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("webhooks", __name__)
 
-from app.blueprints.webhooks import stripe  # noqa: E402, F401  (routes register themselves on bp)
+from app.blueprints.webhooks import microsoft, stripe  # noqa: E402, F401  (routes register themselves on bp)
