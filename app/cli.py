@@ -97,7 +97,30 @@ def _sandbox_clouds(*, quiet: bool) -> list[Any]:
     click.echo(f"Sandbox clouds: Hetzner API at {config['SANDBOX_HETZNER_URL']}, "
                f"DigitalOcean API at {config['SANDBOX_DIGITALOCEAN_URL']}, "
                f"Stripe API at {config['SANDBOX_STRIPE_URL']}")
+    for name, url in _sandbox_purchase_pages(config).items():
+        click.echo(f"Buy through the sandbox {name}: {url}")
     return clouds
+
+
+def _sandbox_purchase_pages(config: Any) -> dict[str, str]:
+    """The fake marketplaces' purchase pages for the default tenant (they send the customer to this portal)."""
+    from flask import current_app
+
+    from app.domain.marketplaces import Marketplace
+    from app.sandbox.stackit_api import purchase_url
+    from app.selectors.tenants import tenant_by_slug
+    from app.services.marketplace_connections import sandbox_ids
+
+    tenant = tenant_by_slug(current_app.config["DEFAULT_TENANT"])
+    port = config.get("PUBLIC_PORT")
+    if tenant is None or not port:
+        return {}
+    project = sandbox_ids(tenant, Marketplace.STACKIT)["project_id"]
+    return {
+        "Microsoft marketplace": f"{config['SANDBOX_MICROSOFT_URL']}/purchase?publisher={tenant.slug}",
+        "STACKIT Marketplace": purchase_url(str(config["SANDBOX_STACKIT_URL"]), project,
+                                            f"http://127.0.0.1:{port}/marketplace/stackit/signup"),
+    }
 
 
 def _succeeded(code: int | str) -> bool:
@@ -138,12 +161,16 @@ def worker_command(workers: int) -> None:
 @click.option("--hetzner-port", default=8701, show_default=True)
 @click.option("--digitalocean-port", default=8702, show_default=True)
 @click.option("--stripe-port", default=8703, show_default=True)
-def fake_clouds_command(hetzner_port: int, digitalocean_port: int, stripe_port: int) -> None:
+@click.option("--stackit-port", default=8704, show_default=True)
+@click.option("--microsoft-port", default=8705, show_default=True)
+def fake_clouds_command(hetzner_port: int, digitalocean_port: int, stripe_port: int, stackit_port: int,
+                        microsoft_port: int) -> None:
     """Serve the sandbox clouds' fake APIs on 127.0.0.1, for web and worker processes started separately.
 
     Point them at it with SANDBOX_HETZNER_URL=http://127.0.0.1:8701/v1 and
-    SANDBOX_DIGITALOCEAN_URL=http://127.0.0.1:8702/v2/ and SANDBOX_STRIPE_URL=http://127.0.0.1:8703 (its
-    webhooks go to the portal on $PUBLIC_PORT, when set).
+    SANDBOX_DIGITALOCEAN_URL=http://127.0.0.1:8702/v2/ and SANDBOX_STRIPE_URL=http://127.0.0.1:8703,
+    SANDBOX_STACKIT_URL=http://127.0.0.1:8704 and SANDBOX_MICROSOFT_URL=http://127.0.0.1:8705 (the fake Stripe's
+    and Microsoft's webhooks, and Microsoft's landing page, go to the portal on $PUBLIC_PORT, when set).
     """
     import threading
 
@@ -152,9 +179,11 @@ def fake_clouds_command(hetzner_port: int, digitalocean_port: int, stripe_port: 
     from app.sandbox import start_sandbox_clouds
 
     clouds = start_sandbox_clouds(dict(current_app.config), hetzner_port=hetzner_port,
-                                  digitalocean_port=digitalocean_port, stripe_port=stripe_port)
+                                  digitalocean_port=digitalocean_port, stripe_port=stripe_port,
+                                  stackit_port=stackit_port, microsoft_port=microsoft_port)
     click.echo(f"Hetzner API: {clouds[0].url}/v1   DigitalOcean API: {clouds[1].url}/v2/   "
-               f"Stripe API: {clouds[2].url}   (Ctrl+C to stop)")
+               f"Stripe API: {clouds[2].url}   STACKIT Marketplace: {clouds[3].url}   "
+               f"Microsoft marketplace: {clouds[4].url}   (Ctrl+C to stop)")
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

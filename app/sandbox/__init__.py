@@ -45,9 +45,11 @@ def serve(app: object, port: int = 0) -> FakeServer:
 
 
 def start_sandbox_clouds(config: dict[str, object], *, hetzner_port: int = 0, digitalocean_port: int = 0,
-                         stripe_port: int = 0) -> list[FakeServer]:
-    """Serve the fake APIs (demo state: one combination sold out each cloud; the fake Stripe) and point the
-    sandbox URLs at them. The fake Stripe sends its webhooks to the portal on PUBLIC_PORT, when known."""
+                         stripe_port: int = 0, stackit_port: int = 0, microsoft_port: int = 0) -> list[FakeServer]:
+    """Serve the fake APIs (demo state: one combination sold out each cloud; the fake Stripe; the fake STACKIT and
+    Microsoft marketplaces) and point the sandbox URLs at them. The fake Stripe's and Microsoft's webhooks, and
+    Microsoft's landing page, go to the portal on PUBLIC_PORT, when known."""
+    from app.sandbox.microsoft_api import start_sandbox_microsoft
     from app.sandbox.digitalocean_api import DigitalOceanFake
     from app.sandbox.hetzner_api import HetznerFake
 
@@ -57,10 +59,8 @@ def start_sandbox_clouds(config: dict[str, object], *, hetzner_port: int = 0, di
     digitalocean = serve(DigitalOceanFake(demo=True, **timings), digitalocean_port)
     config["SANDBOX_HETZNER_URL"] = hetzner.url + "/v1"
     config["SANDBOX_DIGITALOCEAN_URL"] = digitalocean.url + "/v2/"
-    from app.sandbox.microsoft_api import start_sandbox_microsoft
-
-    return [hetzner, digitalocean, start_sandbox_stripe(config, stripe_port), start_sandbox_stackit(config),
-            start_sandbox_microsoft(config)]
+    return [hetzner, digitalocean, start_sandbox_stripe(config, stripe_port),
+            start_sandbox_stackit(config, stackit_port), start_sandbox_microsoft(config, microsoft_port)]
 
 
 def start_sandbox_stripe(config: dict[str, object], port: int = 0) -> FakeServer:

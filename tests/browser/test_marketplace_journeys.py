@@ -8,7 +8,7 @@ import json
 import urllib.request
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-from uuid import NAMESPACE_URL, uuid5
+from uuid import NAMESPACE_URL, uuid4, uuid5
 
 from playwright.sync_api import Page, expect
 
@@ -58,3 +58,39 @@ def test_a_customer_buys_through_stackit_and_gets_a_running_server(page: Page, l
     [bought] = [s for s in subscriptions if s["vendor"] == project]
     assert bought["lifecycleState"] == "SUBSCRIPTION_ACTIVE"  # approved: STACKIT bills it from now
     assert urlsplit(str(bought["instanceTarget"])).path == urlsplit(page.url).path  # where the customer finds it
+
+
+def control(url: str, path: str, payload: dict[str, object]) -> None:
+    request = urllib.request.Request(f"{url}/_control/{path}", data=json.dumps(payload).encode(),  # noqa: S310
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310 (loopback: our own fake)
+        assert answer.status == 200
+
+
+def test_a_newcomer_buys_through_microsoft_registers_and_gets_a_running_server(page: Page,
+                                                                               live_server: LiveServer) -> None:
+    from tests.browser.conftest import emailed_link
+
+    microsoft = str(live_server.app.config["SANDBOX_MICROSOFT_URL"])
+    control(microsoft, "publisher", {"publisher": "default",
+                                     "landing_url": live_server.url_for("/marketplace/microsoft/landing"),
+                                     "webhook_url": live_server.url_for("/webhooks/microsoft/default")})
+    email = f"buyer-{uuid4().hex[:10]}@example.com"
+    page.goto(f"{microsoft}/purchase?publisher=default")
+    page.get_by_label("Your email").fill(email)
+    page.get_by_role("button", name="Subscribe and configure account").click()
+
+    expect(page.get_by_role("heading", name="Sign in to set it up")).to_be_visible()
+    page.get_by_role("link", name="Create an account").click()
+    expect(page.get_by_label("Email")).to_have_value(email)  # the purchaser's address, prefilled
+    page.get_by_label("Your name").fill("Bea Buyer")
+    page.get_by_label("Password", exact=True).fill("a marketplace password")
+    page.get_by_label("Repeat the password").fill("a marketplace password")
+    page.get_by_role("button", name="Create account").click()
+    page.goto(emailed_link(live_server, email))
+    page.get_by_role("button", name="Confirm and log in").click()  # confirmed and signed in: back to the purchase
+
+    set_up_and_wait_for_the_server(page, "Microsoft commercial marketplace")
+    [bought] = [s for s in fake_state(microsoft)["subscriptions"]  # type: ignore[union-attr]
+                if s["purchaser"]["emailId"] == email]
+    assert bought["saasSubscriptionStatus"] == "Subscribed"  # activated: Microsoft bills it from now
