@@ -417,13 +417,19 @@ class Milestone:
 
 def next_milestone(status: SubscriptionStatus, *, period_end: datetime | None, effective_at: datetime | None,
                    canceled_at: datetime | None, auto_renew: bool = True, free: bool = False,
-                   servers_delete_at: datetime | None = None, purged: bool = False) -> Milestone:
+                   servers_delete_at: datetime | None = None, purged: bool = False,
+                   billed_elsewhere: bool = False) -> Milestone:
     """Next charge for a running subscription, the end date for one that is ending, and so on.
 
-    A free subscription is never charged, so its milestones speak of its start and end, never of billing.
+    A free subscription is never charged, so its milestones speak of its start and end, never of billing. One that
+    a marketplace bills (`billed_elsewhere`) is renewed and charged by the marketplace, on its own dates.
     """
     if free and status in (_S.ACTIVE, _S.PENDING_BACKORDER, _S.PENDING_FULFILLMENT):
         return _free_milestone(status, period_end, auto_renew)
+    if billed_elsewhere and status is _S.ACTIVE:
+        return Milestone("Renewed by its marketplace", None)
+    if billed_elsewhere and status is _S.SUSPENDED:
+        return Milestone("Canceled unless paid at its marketplace by", effective_at)
     if status is _S.ACTIVE:
         return Milestone("Renews" if auto_renew else "Ends", period_end)
     if status is _S.PENDING_CANCEL:

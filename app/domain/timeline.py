@@ -37,6 +37,7 @@ class Dates:
     purged_at: datetime | None = None
     auto_renew: bool = True
     free: bool = False
+    billed_elsewhere: bool = False  # a marketplace renews and bills it
 
 
 def timeline(dates: Dates, *, retention_days: int, now: datetime) -> list[Entry]:
@@ -51,14 +52,15 @@ def timeline(dates: Dates, *, retention_days: int, now: datetime) -> list[Entry]
 def _ahead(d: Dates, retention: timedelta) -> list[Entry]:
     if d.status is _S.ACTIVE and d.period_end:
         if d.auto_renew:
-            return [] if d.free else [Entry("Renews on", d.period_end, False)]
+            return [] if d.free or d.billed_elsewhere else [Entry("Renews on", d.period_end, False)]
         return [Entry("Ends on", d.period_end, False), Entry("Servers deleted on", d.period_end + retention, False)]
     if d.status is _S.PENDING_CANCEL and d.effective_at:
         return [Entry("Ends on", d.effective_at, False), Entry("Servers deleted on", d.effective_at + retention, False)]
     if d.status is _S.SUSPENDED and d.suspended_at:
         ahead = [Entry("Suspended on", d.suspended_at, True)]
         if d.effective_at:
-            ahead += [Entry("Canceled if unpaid on", d.effective_at, False),
+            unpaid = "Canceled if unpaid at its marketplace on" if d.billed_elsewhere else "Canceled if unpaid on"
+            ahead += [Entry(unpaid, d.effective_at, False),
                       Entry("Servers deleted on", d.effective_at + retention, False)]
         return ahead
     if d.status is _S.CANCELED and d.canceled_at:

@@ -101,7 +101,8 @@ class Subscription(Timestamps, db.Model):
         """The milestone for `status` as shown (a served backorder is shown as setting up)."""
         return next_milestone(status, period_end=self.current_period_end, effective_at=self.effective_at,
                               canceled_at=self.canceled_at, auto_renew=self.auto_renew, free=self.is_free,
-                              servers_delete_at=self.servers_delete_at, purged=self.purged_at is not None)
+                              servers_delete_at=self.servers_delete_at, purged=self.purged_at is not None,
+                              billed_elsewhere=self.marketplace is not None)
 
     def timeline(self, retention_days: int) -> list[Entry]:
         """Its dates, past and ahead (app/domain/timeline.py)."""
@@ -109,7 +110,8 @@ class Subscription(Timestamps, db.Model):
             status=self.status, ordered_at=self.created_at, activated_at=self.activated_at,
             period_end=self.current_period_end, effective_at=self.effective_at, canceled_at=self.canceled_at,
             suspended_at=self.suspended_at, servers_delete_at=self.servers_delete_at, purged_at=self.purged_at,
-            auto_renew=self.auto_renew, free=self.is_free), retention_days=retention_days, now=now())
+            auto_renew=self.auto_renew, free=self.is_free, billed_elsewhere=self.marketplace is not None),
+            retention_days=retention_days, now=now())
 
     def cancel_outcome(self) -> Transition:
         """What canceling now would do (the plan's rule): end at the period's end, or now."""

@@ -60,21 +60,22 @@ SERVER_NAME = (select(func.coalesce(SubscriptionItem.fqdn, SubscriptionItem.host
 # What a list selects of each subscription to show its next milestone (`milestone_of`).
 MILESTONE_COLUMNS = (Subscription.status, Subscription.price_minor, Subscription.auto_renew,
                      Subscription.current_period_end, Subscription.effective_at, Subscription.canceled_at,
-                     Subscription.servers_delete_at, Subscription.purged_at)
+                     Subscription.servers_delete_at, Subscription.purged_at, Subscription.marketplace)
 
 
 def milestone_of(row: Row[Any]) -> Milestone:
     """The next date that matters, for a row that selected MILESTONE_COLUMNS (as Subscription.milestone_as)."""
     return next_milestone(row.status, period_end=row.current_period_end, effective_at=row.effective_at,
                           canceled_at=row.canceled_at, auto_renew=row.auto_renew, free=row.price_minor == 0,
-                          servers_delete_at=row.servers_delete_at, purged=row.purged_at is not None)
+                          servers_delete_at=row.servers_delete_at, purged=row.purged_at is not None,
+                          billed_elsewhere=row.marketplace is not None)
 
 
 _DASHBOARD = (
     select(Subscription.id, Plan.name.label("plan_name"), Product.name.label("product_name"),
            SERVERS.label("servers"), SERVERS_READY.label("ready"), SERVER_NAME.label("server_name"),
            Subscription.currency, Subscription.interval, Plan.quantity_allowed, Plan.migration_target_id,
-           Subscription.marketplace, *MILESTONE_COLUMNS)
+           *MILESTONE_COLUMNS)
     .join(Plan, Plan.id == Subscription.plan_id).join(Product, Product.id == Plan.product_id)
     .where(Subscription.tenant_id == bindparam("tenant_id"), Subscription.user_id == bindparam("user_id"))
     .order_by(Subscription.created_at.desc(), Subscription.id.desc())

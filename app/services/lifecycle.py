@@ -29,6 +29,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from app.clock import now
 from app.domain.billing import ChargeKind
 from app.domain.configuration import geography_key
+from app.domain.marketplaces import MINIMUM_RETENTION_DAYS
 from app.domain.notifications import Event
 from app.domain.plan_changes import ScheduledStatus
 from app.domain.plan_offers import SERVER_TYPE_KEY, ScheduledPrice, renewal_unit_price
@@ -200,8 +201,11 @@ _SETTERS = {
 
 
 def _retention_days(subscription: Subscription) -> int:
+    """The tenant's retention; for a subscription a marketplace sold, at least the marketplace's minimum (Microsoft:
+    the customer's data is kept for recovery for at least seven days after Unsubscribe)."""
     tenant = db.session.get(Tenant, subscription.tenant_id)
-    return tenant.retention_days if tenant is not None else 7
+    days = tenant.retention_days if tenant is not None else 7
+    return max(days, MINIMUM_RETENTION_DAYS) if subscription.marketplace is not None else days
 
 
 def _start_billing(subscription: Subscription, moment: datetime) -> None:

@@ -18,7 +18,7 @@ The webhook (`verify_webhook_token`, then `handle_webhook`):
   a refusal too). A change the portal asked for itself (`request_change`) is applied when its webhook confirms it.
 - Suspend, Reinstate, Renew and Unsubscribe go through the lifecycle (`WEBHOOK_ACTIONS`) as the marketplace:
   suspended keeps the data (servers off) for Microsoft's 30-day grace period; unsubscribed ends the subscription
-  now and keeps its servers for the tenant's retention, at least MINIMUM_RETENTION_DAYS.
+  now and keeps its servers for the tenant's retention, at least seven days (app/services/lifecycle.py).
 - An action this code does not know is logged and answered 200.
 
 The portal's own requests (`request_change`, `request_unsubscribe`) ask Microsoft first and change nothing else
@@ -40,12 +40,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import flag_modified
 
 from app.clock import now
-from app.domain.marketplaces import MINIMUM_RETENTION_DAYS, WEBHOOK_ACTIONS, Marketplace, WebhookAction
+from app.domain.marketplaces import WEBHOOK_ACTIONS, Marketplace, WebhookAction
 from app.domain.plan_changes import ChangeAction, ChangeRefused, Current, preview_change
 from app.domain.policy import Do
-from app.domain.subscriptions import Action, SubscriptionStatus
+from app.domain.subscriptions import SubscriptionStatus
 from app.extensions import db
-from app.models import MarketplacePlanMapping, MarketplaceSubscription, Plan, Subscription, TenantLike
+from app.models import MarketplacePlanMapping, MarketplaceSubscription, Plan, TenantLike
 from app.providers.marketplaces.base import ExternalOperation, MarketplaceError, MarketplaceErrorKind
 from app.services import events, lifecycle, marketplaces, plan_changes
 from app.services.actors import Actor
@@ -352,19 +352,9 @@ def _lifecycle(tenant: TenantLike, adapter: Any, row: MarketplaceSubscription, o
         outcome = f"{action.value}: nothing to do here ({refused.message})"
     else:
         outcome = f"{action.value}: subscription {subscription.id} is {subscription.status.value}"
-        if WEBHOOK_ACTIONS[action] is Action.TERMINATE:
-            _keep_long_enough(subscription)
     if action is WebhookAction.REINSTATE and operation.status not in _DECIDED:
         _report(adapter, row, operation, success=subscription.status is SubscriptionStatus.ACTIVE)
     return Receipt(200, outcome)
-
-
-def _keep_long_enough(subscription: Subscription) -> None:
-    """Microsoft: keep the customer's data for at least seven days after Unsubscribe."""
-    ended = subscription.canceled_at or now()
-    floor = ended + timedelta(days=MINIMUM_RETENTION_DAYS)
-    if subscription.servers_delete_at is None or subscription.servers_delete_at < floor:
-        subscription.servers_delete_at = floor
 
 
 # --- the portal asks Microsoft ---------------------------------------------------------------------------------------
