@@ -49,9 +49,9 @@ def start_sandbox_clouds(config: dict[str, object], *, hetzner_port: int = 0, di
     """Serve the fake APIs (demo state: one combination sold out each cloud; the fake Stripe; the fake STACKIT and
     Microsoft marketplaces) and point the sandbox URLs at them. The fake Stripe's and Microsoft's webhooks, and
     Microsoft's landing page, go to the portal on PUBLIC_PORT, when known."""
-    from app.sandbox.microsoft_api import start_sandbox_microsoft
     from app.sandbox.digitalocean_api import DigitalOceanFake
     from app.sandbox.hetzner_api import HetznerFake
+    from app.sandbox.microsoft_api import start_sandbox_microsoft
 
     boot = float(config.get("SANDBOX_BOOT_SECONDS", 8.0))  # type: ignore[arg-type]
     timings = {"boot_seconds": boot, "action_seconds": boot * 3 / 8}

@@ -45,7 +45,7 @@ from app.domain.plan_changes import ChangeAction, ChangeRefused, Current, previe
 from app.domain.policy import Do
 from app.domain.subscriptions import SubscriptionStatus
 from app.extensions import db
-from app.models import MarketplacePlanMapping, MarketplaceSubscription, Plan, TenantLike
+from app.models import MarketplacePlanMapping, MarketplaceSubscription, Plan, Subscription, TenantLike
 from app.providers.marketplaces.base import ExternalOperation, MarketplaceError, MarketplaceErrorKind
 from app.services import events, lifecycle, marketplaces, plan_changes
 from app.services.actors import Actor
@@ -425,6 +425,20 @@ def _external_of(tenant: TenantLike, subscription_id: int) -> MarketplaceSubscri
         MarketplaceSubscription.tenant_id == tenant.id, MarketplaceSubscription.marketplace == MS,
         MarketplaceSubscription.subscription_id == subscription_id, MarketplaceSubscription.retired_at.is_(None))
         .with_for_update().limit(1))
+
+
+def change_targets(tenant: TenantLike, subscription: Subscription) -> list[Plan]:
+    """The plans a subscription sold through Microsoft may be asked to move to: the other plans its offer is
+    mapped to (Microsoft sells only its offer's plans)."""
+    row = marketplaces.linked(tenant, subscription.id)
+    if row is None:
+        return []
+    plans = db.session.scalars(
+        select(Plan).join(MarketplacePlanMapping, MarketplacePlanMapping.plan_id == Plan.id).where(
+            MarketplacePlanMapping.tenant_id == tenant.id, MarketplacePlanMapping.marketplace == MS,
+            MarketplacePlanMapping.offer_id == row.offer_id, Plan.id != subscription.plan_id,
+            Plan.tenant_id == tenant.id).order_by(Plan.sort_order, Plan.id))
+    return list({plan.id: plan for plan in plans}.values())  # two of its plans may be sold as one of ours
 
 
 def _external_plan(tenant: TenantLike, row: MarketplaceSubscription, plan_id: int) -> str:

@@ -201,6 +201,9 @@ def _propose(tenant: TenantLike, subscription: Subscription, action: ChangeActio
              quantity: int | None) -> Proposal:
     if not changeable(subscription):
         raise InvalidInput("Only an active subscription can change its plan or quantity.")
+    if subscription.marketplace is not None:  # the marketplace prices and bills the change (marketplace_microsoft)
+        raise InvalidInput(f"The {subscription.marketplace.label} bills this subscription: its plan and quantity are "
+                           f"changed through it ({subscription.marketplace.store}).")
     if (waiting := lifecycle.scheduled_change(subscription)) is not None:
         raise InvalidInput(f"A change to {waiting.plan.name} is scheduled for {waiting.effective_at:%-d %b %Y}. "
                            "Cancel it first to make another change.")

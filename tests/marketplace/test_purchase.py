@@ -193,3 +193,46 @@ def test_the_customer_cancels_a_marketplace_subscription_at_the_marketplace_not_
     with pytest.raises(InvalidInput, match="canceled or resumed there: in the Azure portal"):
         lifecycle.change(tenant=tenant, actor=Actor(customer), subscription_id=subscription.id, action=Action.CANCEL)
     assert db.session.get(Subscription, subscription.id).status is SubscriptionStatus.ACTIVE
+
+
+def test_the_portal_prices_no_plan_change_of_a_marketplace_subscription(tenant, customer, adapter, mapped, sandbox,
+                                                                       clock):
+    from app.domain.plan_changes import ChangeAction
+    from app.services import plan_changes
+
+    other = factories.plan(tenant, name="Bigger", price_minor=1990)
+    row = marketplaces.arrive(tenant=tenant, marketplace=Marketplace.MICROSOFT, token="good-token",
+                              actor=Actor.marketplace("microsoft"))
+    subscription = marketplaces.claim(tenant=tenant, actor=Actor(customer), purchase_id=row.id)
+    boot(clock)
+    with pytest.raises(InvalidInput, match="bills this subscription: its plan and quantity are changed through it"):
+        plan_changes.preview(tenant=tenant, actor=Actor(customer), subscription_id=subscription.id,
+                             action=ChangeAction.PLAN, plan_id=other.id)
+    assert count(Charge) == 0
+
+
+def test_a_customer_asks_microsoft_for_a_plan_change_from_the_subscription_page(
+        client, auth, tenant, customer, adapter, mapped, sandbox, clock, monkeypatch):
+    from app.services import marketplace_microsoft
+
+    bigger = factories.plan(tenant, name="Bigger", price_minor=1990)
+    db.session.add(MarketplacePlanMapping(tenant_id=tenant.id, marketplace=Marketplace.MICROSOFT, offer_id="servers",
+                                          external_plan_id="pro", plan_id=bigger.id))
+    db.session.commit()
+    row = marketplaces.arrive(tenant=tenant, marketplace=Marketplace.MICROSOFT, token="good-token",
+                              actor=Actor.marketplace("microsoft"))
+    subscription = marketplaces.claim(tenant=tenant, actor=Actor(customer), purchase_id=row.id)
+    boot(clock)
+    asked: list[tuple[int, int | None, int | None]] = []
+    monkeypatch.setattr(marketplace_microsoft, "request_change",
+                        lambda tenant, actor, subscription_id, plan_id=None, quantity=None:
+                        asked.append((subscription_id, plan_id, quantity)))
+    auth.login(customer.email)
+
+    page = client.get(f"/subscriptions/{subscription.id}/change/plan")
+    assert page.status_code == 200
+    assert b"Ask Microsoft for the change" in page.data and b"Bigger" in page.data
+    version = db.session.get(Subscription, subscription.id).version
+    done = post_form(client, f"/subscriptions/{subscription.id}/change/plan", {"plan": bigger.id, "version": version})
+    assert done.status_code == 303 and asked == [(subscription.id, bigger.id, None)]
+    assert db.session.get(Subscription, subscription.id).plan_id == mapped.id  # nothing here until Microsoft confirms

@@ -22,6 +22,7 @@ from app.domain.marketplace_billing import (
     managed_at_marketplace,
     where_to_manage,
 )
+from app.domain.marketplaces import Marketplace
 from app.domain.plan_changes import ChangeAction
 from app.domain.subscriptions import (
     Action,
@@ -33,7 +34,7 @@ from app.domain.subscriptions import (
 )
 from app.models import Subscription, SubscriptionItem
 from app.selectors import subscriptions as selectors
-from app.services import backorders, plan_changes, server_access, servers, subscriptions
+from app.services import backorders, marketplace_microsoft, plan_changes, server_access, servers, subscriptions
 from app.services.errors import NotFound, ServiceError
 from app.services.ordering import PaymentMethodRequired
 from app.services.servers import PowerCommand
@@ -272,6 +273,8 @@ def change_plan(subscription_id: int, change: str) -> Response | tuple[str, int]
     subscription = _own(subscription_id)
     if (elsewhere := _at_marketplace(subscription)) is not None:
         return elsewhere
+    if subscription.marketplace is Marketplace.MICROSOFT:
+        return _change_at_microsoft(subscription, action)
     if request.method == "POST":
         return _confirm_change(subscription, action)
     plan_id, plan_problem = _whole_number("plan")
@@ -291,6 +294,33 @@ def change_plan(subscription_id: int, change: str) -> Response | tuple[str, int]
     form = PlanChangeForm(version=subscription.version, plan=plan_id, quantity=quantity)
     return render_template("subscriptions/change_preview.html", subscription=subscription, action=action,
                            proposal=proposal, preview=proposal.preview, form=form), 200
+
+
+def _change_at_microsoft(subscription: Subscription, action: ChangeAction) -> Response | tuple[str, int]:
+    """Microsoft bills it, so the change is asked of Microsoft (which prorates it) and applied here once
+    Microsoft confirms it: choose (GET), ask (POST)."""
+    if action is ChangeAction.MIGRATE:
+        abort(404)
+    plans = marketplace_microsoft.change_targets(g.tenant, subscription) if action is ChangeAction.PLAN else []
+    if request.method == "GET":
+        return render_template("subscriptions/change_at_microsoft.html", subscription=subscription, action=action,
+                               plans=plans, problem=None, form=PlanChangeForm(version=subscription.version)), 200
+    form = PlanChangeForm()
+    if not form.validate_on_submit():
+        abort(400)
+    if form.version.data != subscription.version:
+        flash("This subscription changed in the meantime. Please look again.", "error")
+        return redirect(url_for(".detail", subscription_id=subscription.id), 303)
+    try:
+        marketplace_microsoft.request_change(g.tenant, current_actor(), subscription.id,
+                                             plan_id=form.plan.data if action is ChangeAction.PLAN else None,
+                                             quantity=form.quantity.data if action is ChangeAction.QUANTITY else None)
+    except ServiceError as error:
+        return render_template("subscriptions/change_at_microsoft.html", subscription=subscription, action=action,
+                               plans=plans, problem=error.message, form=form), error.status_code
+    flash("We asked Microsoft for the change. It applies here as soon as Microsoft confirms it, usually within a "
+          "minute; Microsoft bills the difference.", "success")
+    return redirect(url_for(".detail", subscription_id=subscription.id), 303)
 
 
 def _change_page(subscription: Subscription, action: ChangeAction, *, problem: str | None, status: int
