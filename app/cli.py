@@ -108,16 +108,14 @@ def _sandbox_purchase_pages(config: Any) -> dict[str, str]:
 
     from app.domain.marketplaces import Marketplace
     from app.sandbox.stackit_api import purchase_url
-    from app.selectors.tenants import tenant_by_slug
     from app.services.marketplace_connections import sandbox_ids
 
-    tenant = tenant_by_slug(current_app.config["DEFAULT_TENANT"])
-    port = config.get("PUBLIC_PORT")
-    if tenant is None or not port:
+    slug, port = current_app.config["DEFAULT_TENANT"], config.get("PUBLIC_PORT")
+    if not port:
         return {}
-    project = sandbox_ids(tenant, Marketplace.STACKIT)["project_id"]
+    project = sandbox_ids(slug, Marketplace.STACKIT)["project_id"]
     return {
-        "Microsoft marketplace": f"{config['SANDBOX_MICROSOFT_URL']}/purchase?publisher={tenant.slug}",
+        "Microsoft marketplace": f"{config['SANDBOX_MICROSOFT_URL']}/purchase?publisher={slug}",
         "STACKIT Marketplace": purchase_url(str(config["SANDBOX_STACKIT_URL"]), project,
                                             f"http://127.0.0.1:{port}/marketplace/stackit/signup"),
     }

@@ -12,7 +12,7 @@ from app.domain.marketplaces import Marketplace
 
 
 def billed_by(marketplace: Marketplace) -> str:
-    return f"Billed by {marketplace.label}"
+    return f"Billed by the {marketplace.label}"
 
 
 def managed_at_marketplace(marketplace: Marketplace | None) -> bool:
@@ -34,5 +34,5 @@ def where_to_manage(marketplace: Marketplace) -> str:
     if managed_at_marketplace(marketplace):
         return (f"Its plan, its quantity and its cancellation are changed on {marketplace.store}, where you bought it; "
                 "the change then reaches this subscription by itself.")
-    return (f"Its price, invoices and payment are with {marketplace.label}: cancel it in {marketplace.store}, where "
-            "you bought it.")
+    return (f"Its price, invoices and payment are with the {marketplace.label}: cancel it in {marketplace.store}, "
+            "where you bought it.")

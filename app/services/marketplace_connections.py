@@ -109,9 +109,8 @@ def _not_connected(marketplace: Marketplace) -> MarketplaceError:
     return MarketplaceError(MarketplaceErrorKind.AUTH, f"This portal is not connected to the {marketplace.label}.")
 
 
-def sandbox_ids(tenant: TenantLike, marketplace: Marketplace) -> dict[str, str]:
-    """The ids the sandbox marketplace knows the tenant by: stable, derived from its slug."""
-    slug = tenant.slug
+def sandbox_ids(slug: str, marketplace: Marketplace) -> dict[str, str]:
+    """The ids the sandbox marketplace knows the tenant `slug` by: stable, derived from the slug."""
     if marketplace is Marketplace.MICROSOFT:
         return {"entra_tenant_id": str(uuid5(NAMESPACE_URL, f"sandbox-microsoft:{slug}")),
                 "client_id": str(uuid5(NAMESPACE_URL, f"sandbox-microsoft-app:{slug}"))}
@@ -127,7 +126,7 @@ def microsoft_settings(tenant: TenantLike) -> MicrosoftSettings:
         return MicrosoftSettings(str(settings.get("entra_tenant_id", "")), str(settings.get("client_id", "")), secret,
                                  sandbox=False)
     if _sandbox_url(Marketplace.MICROSOFT):
-        ids = sandbox_ids(tenant, Marketplace.MICROSOFT)
+        ids = sandbox_ids(tenant.slug, Marketplace.MICROSOFT)
         return MicrosoftSettings(ids["entra_tenant_id"], ids["client_id"], SANDBOX_CLIENT_SECRET, sandbox=True)
     raise _not_connected(Marketplace.MICROSOFT)
 
@@ -139,7 +138,7 @@ def stackit_settings(tenant: TenantLike) -> StackitSettings:
         secret = _own_secret(found)
         return StackitSettings(str(found.settings.get("project_id", "")), secret, sandbox=False)
     if _sandbox_url(Marketplace.STACKIT):
-        return StackitSettings(sandbox_ids(tenant, Marketplace.STACKIT)["project_id"], SANDBOX_SERVICE_ACCOUNT_KEY,
+        return StackitSettings(sandbox_ids(tenant.slug, Marketplace.STACKIT)["project_id"], SANDBOX_SERVICE_ACCOUNT_KEY,
                                sandbox=True)
     raise _not_connected(Marketplace.STACKIT)
 

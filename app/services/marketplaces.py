@@ -166,7 +166,7 @@ def claim(*, tenant: TenantLike, actor: Actor, purchase_id: int, hostname: str |
             tenant=tenant, actor=actor, plan=plan, quantity=row.quantity or 1, marketplace=row.marketplace,
             idempotency_key=key, hostname=hostname, ssh_key_ids=ssh_key_ids)
         row.subscription_id = subscription.id
-        events.record(subscription, "marketplace_claimed", actor=actor, marketplace=row.marketplace.value,
+        events.record(subscription, "set_up_from_marketplace", actor=actor, marketplace=row.marketplace.value,
                       external_id=row.external_id, offer=row.offer_id, external_plan=row.external_plan_id)
         log(tenant, row.marketplace, source="landing", action="claim", external_id=row.external_id,
             outcome=f"set up as subscription {subscription.id} on {plan.name}")
@@ -231,13 +231,13 @@ def activate(subscription_id: int, attempt: int = 1) -> Next | None:
             outcome=f"{error.message}" + (f" (attempt {attempt}, trying again)" if retry else ""),
             http_status=error.status, started=started)
         if not retry:
-            events.record(subscription, "marketplace_activation_failed", actor=actor, error=error.message[:300],
+            events.record(subscription, "not_activated_at_marketplace", actor=actor, error=error.message[:300],
                           marketplace=row.marketplace.value)
         db.session.commit()
         log_.warning("subscription %s: activation at %s failed: %s", subscription.id, row.marketplace, error)
         return Next(backoff_delay(attempt), attempt + 1) if retry else None
     row.activated_at = now()
-    events.record(subscription, "marketplace_activated", actor=actor, marketplace=row.marketplace.value,
+    events.record(subscription, "billing_started_at_marketplace", actor=actor, marketplace=row.marketplace.value,
                   external_id=row.external_id)
     log(tenant, row.marketplace, source="activate", action="activate", external_id=row.external_id,
         outcome="billing started at the marketplace", started=started)

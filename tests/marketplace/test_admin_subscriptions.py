@@ -95,7 +95,7 @@ def test_the_detail_shows_the_purchase_its_subscription_and_its_operations(clien
     operation(tenant, external_id="ext-other", action="Renew", outcome="elsewhere")
     page = client.get(f"{LIST}/{ext.id}").get_data(as_text=True)
     assert "<code>portal-saas</code>" in page and "<code>basic</code> \u00d7 3" in page
-    assert f"Subscription #{running.id}</a> to Cloud S" in page and "Billed by Microsoft commercial marketplace" in page
+    assert f"Subscription #{running.id}</a> to Cloud S" in page and "Billed by the Microsoft commercial marketplace" in page
     assert "waits for its confirmation" in page
     assert "accepted" in page and "refused: bad token" in page and "180 ms" in page and "elsewhere" not in page
     theirs = external(other_tenant)

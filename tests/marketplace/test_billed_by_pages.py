@@ -29,7 +29,7 @@ def bought(tenant, customer, marketplace: Marketplace | None, **values) -> Subsc
 def test_a_stackit_subscription_page_names_who_bills_and_offers_no_portal_changes(client, tenant, shopper):
     subscription = bought(tenant, shopper, Marketplace.STACKIT)
     page = client.get(f"/subscriptions/{subscription.id}").get_data(as_text=True)
-    assert "Billed by STACKIT Marketplace" in page
+    assert "Billed by the STACKIT Marketplace" in page
     assert "are changed on the STACKIT Portal, where you bought it" in page
     assert "The portal sends no invoice for it and charges no card." in page
     assert "12.34" not in page and "Next charge" not in page
@@ -39,7 +39,7 @@ def test_a_stackit_subscription_page_names_who_bills_and_offers_no_portal_change
 def test_a_microsoft_subscription_page_names_who_bills_and_promises_no_portal_charge(client, tenant, shopper):
     subscription = bought(tenant, shopper, Marketplace.MICROSOFT)
     page = client.get(f"/subscriptions/{subscription.id}").get_data(as_text=True)
-    assert "Billed by Microsoft commercial marketplace" in page
+    assert "Billed by the Microsoft commercial marketplace" in page
     assert "cancel it in the Azure portal or the Microsoft 365 admin center, where you bought it" in page
     assert "12.34" not in page and "Next charge" not in page
     assert "Cancel subscription" not in page  # canceled at Microsoft; plan changes are asked of Microsoft
@@ -88,10 +88,10 @@ def test_the_subscriptions_list_says_who_bills_instead_of_a_charge(client, tenan
     direct = bought(tenant, shopper, None)
     page = client.get("/subscriptions/").get_data(as_text=True)
     rows = {s.id: page.split(f'href="/subscriptions/{s.id}"')[1].split("</tr>")[0] for s in (stackit, microsoft, direct)}
-    assert "Billed by STACKIT Marketplace" in rows[stackit.id] and "Change or cancel it in the STACKIT Portal" in \
+    assert "Billed by the STACKIT Marketplace" in rows[stackit.id] and "Change or cancel it in the STACKIT Portal" in \
         rows[stackit.id]
     assert "Change plan" not in rows[stackit.id] and "12.34" not in rows[stackit.id]
-    assert "Billed by Microsoft commercial marketplace" in rows[microsoft.id]
+    assert "Billed by the Microsoft commercial marketplace" in rows[microsoft.id]
     assert "Cancel it in the Azure portal" in rows[microsoft.id] and "Next charge" not in rows[microsoft.id]
     assert "Next charge" in rows[direct.id] and "12.34" in rows[direct.id] and "Change plan" in rows[direct.id]
 
@@ -114,6 +114,6 @@ def test_the_admins_subscription_page_says_who_bills_it(client, auth, tenant, cu
     subscription = bought(tenant, customer, Marketplace.MICROSOFT)
     auth.login(admin.email)
     page = client.get(f"/admin/subscriptions/{subscription.id}").get_data(as_text=True)
-    assert "Billed by Microsoft commercial marketplace" in page and "the portal invoices nothing for it" in page
+    assert "Billed by the Microsoft commercial marketplace" in page and "the portal invoices nothing for it" in page
     direct = bought(tenant, customer, None)
     assert "Billed by" not in client.get(f"/admin/subscriptions/{direct.id}").get_data(as_text=True)

@@ -130,7 +130,7 @@ def test_an_approval_after_the_pending_hour_fails_clearly_and_the_poll_ends_the_
     assert not failed.ok and failed.http_status == 409 and "SUBSCRIPTION_REJECTED" in failed.outcome
     assert db.session.scalar(select(SubscriptionEvent).where(
         SubscriptionEvent.subscription_id == subscription.id,
-        SubscriptionEvent.kind == "marketplace_activation_failed")) is not None
+        SubscriptionEvent.kind == "not_activated_at_marketplace")) is not None
 
     poll(tenant)
     subscription = db.session.get(Subscription, subscription.id)
