@@ -21,26 +21,21 @@ from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 from flask import current_app
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 
 from app.clock import now as clock_now
 from app.domain.accounts import Role
-from app.domain.catalogue import CatalogueState
 from app.domain.marketplaces import Marketplace
 from app.domain.notifications import Event
 from app.extensions import db
 from app.models import (
     MarketplaceConnection,
-    MarketplacePlanMapping,
-    MarketplaceSubscription,
-    Plan,
     TenantLike,
     User,
 )
 from app.providers.marketplaces.base import MarketplaceAdapter, MarketplaceError, MarketplaceErrorKind
 from app.services.actors import Actor
-from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.services.errors import Forbidden, InvalidInput, NotFound
 from app.services.notifications import notify
 from app.services.secrets import Unreadable, seal, unseal
 
@@ -194,7 +189,7 @@ SECRET_MAX = 500
 KEY_MAX = 20_000
 
 
-def _require_admin(tenant: TenantLike, actor: Actor, what: str = "the marketplace settings") -> User:
+def require_admin(tenant: TenantLike, actor: Actor, what: str = "the marketplace settings") -> User:
     user = actor.user
     if user is None or user.role is not Role.TENANT_ADMIN or user.tenant_id != tenant.id or actor.impersonator:
         raise Forbidden(f"Only the tenant's admins can change {what}.")
@@ -266,7 +261,7 @@ def save_microsoft(*, tenant: TenantLike, actor: Actor, entra_tenant_id: str, cl
     secret and the secret's expiry date). A blank secret keeps the stored one; a new secret needs its expiry date,
     which may also be corrected alone. `offer_ids` (optional) lists the tenant's SaaS offers. Tenant admins only;
     nothing is saved when one value is refused (InvalidInput names its field)."""
-    user = _require_admin(tenant, actor)
+    user = require_admin(tenant, actor)
     values = {"entra_tenant_id": _guid(entra_tenant_id, "entra_tenant_id", "Entra tenant id"),
               "client_id": _guid(client_id, "client_id", "app's client id (application id)"),
               "offer_ids": _offer_ids(offer_ids)}
@@ -331,7 +326,7 @@ def save_stackit(*, tenant: TenantLike, actor: Actor, project_id: str, service_a
     """Connect the tenant to the STACKIT Marketplace: the vendor's project id and a service-account key (the JSON
     key file, sealed; a blank one keeps the stored key). Tenant admins only; nothing is saved when a value is
     refused."""
-    user = _require_admin(tenant, actor)
+    user = require_admin(tenant, actor)
     project = _guid(project_id, "project_id", "vendor project id")
     row = connection(tenant, Marketplace.STACKIT)
     key_text = (service_account_key or "").strip()
@@ -352,7 +347,7 @@ def save_stackit(*, tenant: TenantLike, actor: Actor, project_id: str, service_a
 def switch(*, tenant: TenantLike, actor: Actor, marketplace: Marketplace, enabled: bool) -> MarketplaceConnection:
     """Switch the tenant's own connection off (the marketplace's landings, webhooks and polls are refused, and the
     sandbox does not stand in) or on again; its settings are kept. NotFound without settings."""
-    user = _require_admin(tenant, actor)
+    user = require_admin(tenant, actor)
     row = db.session.scalar(select(MarketplaceConnection).where(
         MarketplaceConnection.tenant_id == tenant.id, MarketplaceConnection.marketplace == marketplace)
         .with_for_update())
@@ -364,7 +359,7 @@ def switch(*, tenant: TenantLike, actor: Actor, marketplace: Marketplace, enable
 
 def disconnect(*, tenant: TenantLike, actor: Actor, marketplace: Marketplace) -> None:
     """Forget the tenant's settings for `marketplace`: it is served by the sandbox marketplace again."""
-    _require_admin(tenant, actor)
+    require_admin(tenant, actor)
     row = connection(tenant, marketplace)
     if row is not None:
         db.session.delete(row)
@@ -443,115 +438,6 @@ def _warn(connection_id: int, moment: datetime) -> int:
     row.settings = {**(row.settings or {}), "secret_warnings": {**told, threshold: expires_at.isoformat()}}
     db.session.commit()
     return 1
-
-
-# --- plan mappings ------------------------------------------------------------------------------------------------
-
-
-def _external_id(value: str | None, field: str, what: str) -> str:
-    value = (value or "").strip()
-    if not value:
-        raise InvalidInput(f"Enter the {what}.", field=field)
-    if not EXTERNAL_ID.fullmatch(value):
-        raise InvalidInput(f"The {what} has letters, digits, dots, colons, dashes and underscores, up to 100, "
-                           "as the marketplace shows it.", field=field)
-    return value
-
-
-def _marketplace(value: Marketplace | str) -> Marketplace:
-    try:
-        return Marketplace(value)
-    except ValueError:
-        raise InvalidInput("Choose Microsoft or STACKIT.", field="marketplace") from None
-
-
-def _mappable_plan(tenant: TenantLike, plan_id: int | str | None) -> Plan:
-    try:
-        plan = db.session.scalar(select(Plan).where(Plan.id == int(plan_id or 0), Plan.tenant_id == tenant.id))
-    except (TypeError, ValueError, OverflowError):
-        plan = None
-    if plan is None:
-        raise InvalidInput("Choose one of your plans.", field="plan_id")
-    if plan.state is CatalogueState.RETIRED:
-        raise InvalidInput(f"{plan.name} is retired: nothing can be bought on it. Choose a plan that is on sale.",
-                           field="plan_id")
-    return plan
-
-
-def claimed_count(mapping: MarketplacePlanMapping) -> int:
-    """How many claimed marketplace subscriptions were bought on the mapping's external plan."""
-    return db.session.scalar(select(func.count()).select_from(MarketplaceSubscription).where(
-        MarketplaceSubscription.tenant_id == mapping.tenant_id,
-        MarketplaceSubscription.marketplace == mapping.marketplace,
-        MarketplaceSubscription.offer_id == mapping.offer_id,
-        MarketplaceSubscription.external_plan_id == mapping.external_plan_id,
-        MarketplaceSubscription.subscription_id.is_not(None))) or 0
-
-
-def add_mapping(*, tenant: TenantLike, actor: Actor, marketplace: Marketplace | str, offer_id: str,
-                external_plan_id: str, plan_id: int | str) -> MarketplacePlanMapping:
-    """Map an external plan (of an offer or product) to one of the tenant's plans that is not retired; each
-    external plan maps to one plan (Conflict when it is mapped already)."""
-    user = _require_admin(tenant, actor, "the plan mappings")
-    chosen = _marketplace(marketplace)
-    offer = _external_id(offer_id, "offer_id", "offer id" if chosen is Marketplace.MICROSOFT else "product id")
-    external_plan = _external_id(external_plan_id, "external_plan_id", "plan id")
-    plan = _mappable_plan(tenant, plan_id)
-    mapping = MarketplacePlanMapping(tenant_id=tenant.id, marketplace=chosen, offer_id=offer,
-                                     external_plan_id=external_plan, plan_id=plan.id)
-    taken = _conflict(chosen, offer, external_plan)
-    if db.session.scalar(select(MarketplacePlanMapping.id).where(
-            MarketplacePlanMapping.tenant_id == tenant.id, MarketplacePlanMapping.marketplace == chosen,
-            MarketplacePlanMapping.offer_id == offer, MarketplacePlanMapping.external_plan_id == external_plan)):
-        raise taken
-    db.session.add(mapping)
-    try:
-        db.session.commit()
-    except IntegrityError:  # mapped at the same moment by another admin
-        db.session.rollback()
-        raise taken from None
-    log.info("tenant %s: %s %s/%s mapped to plan %s by user %s", tenant.slug, chosen.value, offer, external_plan,
-             plan.id, user.id)
-    return mapping
-
-
-def _conflict(marketplace: Marketplace, offer: str, external_plan: str) -> Conflict:
-    return Conflict(f"{marketplace.label} plan {external_plan} of {offer} is mapped already: change that mapping "
-                    "instead.", field="external_plan_id")
-
-
-def _mapping(tenant: TenantLike, mapping_id: int) -> MarketplacePlanMapping:
-    mapping = db.session.scalar(select(MarketplacePlanMapping).where(
-        MarketplacePlanMapping.id == mapping_id, MarketplacePlanMapping.tenant_id == tenant.id)
-        .with_for_update())
-    if mapping is None:
-        raise NotFound("There is no such plan mapping: another admin may have removed it.")
-    return mapping
-
-
-def change_mapping(*, tenant: TenantLike, actor: Actor, mapping_id: int, plan_id: int | str) -> MarketplacePlanMapping:
-    """Point a mapping at another plan. Purchases from now on get that plan; subscriptions claimed already keep
-    theirs (a plan change is the customer's, through the marketplace)."""
-    user = _require_admin(tenant, actor, "the plan mappings")
-    mapping = _mapping(tenant, mapping_id)
-    plan = _mappable_plan(tenant, plan_id)
-    before, mapping.plan_id = mapping.plan_id, plan.id
-    mapping.updated_at = clock_now()
-    db.session.commit()
-    log.info("tenant %s: %s %s/%s mapped from plan %s to plan %s by user %s", tenant.slug, mapping.marketplace.value,
-             mapping.offer_id, mapping.external_plan_id, before, plan.id, user.id)
-    return mapping
-
-
-def remove_mapping(*, tenant: TenantLike, actor: Actor, mapping_id: int) -> None:
-    """Remove a mapping: purchases of that external plan can no longer be set up (subscriptions claimed on it
-    already run on)."""
-    user = _require_admin(tenant, actor, "the plan mappings")
-    mapping = _mapping(tenant, mapping_id)
-    details = (mapping.marketplace.value, mapping.offer_id, mapping.external_plan_id)
-    db.session.delete(mapping)
-    db.session.commit()
-    log.info("tenant %s: %s %s/%s mapping removed by user %s", tenant.slug, *details, user.id)
 
 
 def settings_view(row: MarketplaceConnection | None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from app.domain.catalogue import CatalogueState
 from app.domain.marketplaces import Marketplace
 from app.extensions import db
 from app.models import MarketplacePlanMapping
-from app.services import marketplace_connections as service
+from app.services import marketplace_mappings as service
 from app.services.actors import Actor
 from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tests import factories

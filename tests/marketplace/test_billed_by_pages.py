@@ -104,7 +104,7 @@ def test_the_billing_overview_lists_what_marketplaces_bill(client, tenant, shopp
     db.session.commit()
     page = client.get("/billing").get_data(as_text=True)
     assert "Billed by a marketplace" in page and "no invoice of ours, no card here" in page
-    assert f"Cloud STACKIT Marketplace #{stackit.id}</a>: billed by STACKIT Marketplace, managed in the STACKIT Portal" \
+    assert f"Cloud STACKIT Marketplace #{stackit.id}</a>: billed by the STACKIT Marketplace, managed in the STACKIT Portal" \
         in page
     assert f"#{ended.id}" not in page  # ended: nothing to say about it
     assert "Your marketplace subscriptions are invoiced by their marketplace, never here." in page

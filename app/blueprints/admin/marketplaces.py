@@ -18,6 +18,7 @@ from app.blueprints.admin.marketplace_forms import (
 from app.domain.marketplaces import ExternalState, Marketplace
 from app.selectors import marketplaces as selectors
 from app.services import marketplace_connections as service
+from app.services import marketplace_mappings as mappings
 from app.services.errors import NotFound, ServiceError
 from app.web import htmx
 from app.web.access import current_actor, tenant_admin_required
@@ -173,7 +174,7 @@ def marketplace_mappings() -> Response | tuple[str, int]:
     if not form.validate_on_submit():
         return _mappings_page(form, status=400)
     try:
-        mapping = service.add_mapping(tenant=g.tenant, actor=current_actor(), marketplace=form.marketplace.data,
+        mapping = mappings.add_mapping(tenant=g.tenant, actor=current_actor(), marketplace=form.marketplace.data,
                                       offer_id=form.offer_id.data or "", external_plan_id=form.external_plan_id.data
                                       or "", plan_id=form.plan_id.data or "")
     except ServiceError as error:
@@ -195,7 +196,7 @@ def change_marketplace_mapping(mapping_id: int) -> Response | tuple[str, int]:
     if not form.validate_on_submit():
         return _mappings_page(problem="Choose a plan.", status=400)
     try:
-        mapping = service.change_mapping(tenant=g.tenant, actor=current_actor(), mapping_id=mapping_id,
+        mapping = mappings.change_mapping(tenant=g.tenant, actor=current_actor(), mapping_id=mapping_id,
                                          plan_id=form.plan_id.data or "")
     except ServiceError as error:
         return _mappings_page(problem=error.message, status=error.status_code)
@@ -208,7 +209,7 @@ def change_marketplace_mapping(mapping_id: int) -> Response | tuple[str, int]:
 @tenant_admin_required
 def remove_marketplace_mapping(mapping_id: int) -> Response:
     try:  # CSRFProtect has checked the form's token already
-        service.remove_mapping(tenant=g.tenant, actor=current_actor(), mapping_id=mapping_id)
+        mappings.remove_mapping(tenant=g.tenant, actor=current_actor(), mapping_id=mapping_id)
     except ServiceError as error:
         flash(error.message, "error")
     else:
