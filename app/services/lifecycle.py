@@ -266,6 +266,19 @@ def _renewal_price(subscription: Subscription, start: datetime) -> None:
         subscription.price_minor = unit * quantity
 
 
+def follow_marketplace_term(subscription: Subscription, *, start: datetime, end: datetime, actor: Actor) -> bool:
+    """A marketplace renewed a locked active subscription it bills, on its own dates: the portal's period becomes
+    the marketplace's term (nothing is charged here). False, and nothing changed, when that term is not a new one
+    (a Renew told twice) or the subscription is not active. The caller commits."""
+    if (subscription.marketplace is None or subscription.status is not SubscriptionStatus.ACTIVE or end <= start
+            or (subscription.current_period_end is not None and end <= subscription.current_period_end)):
+        return False
+    events.record(subscription, "renewed", actor=actor, from_status=subscription.status,
+                  to_status=subscription.status, period_start=start.isoformat(), period_end=end.isoformat())
+    subscription.current_period_start, subscription.current_period_end = start, end
+    return True
+
+
 # --- plan changes -----------------------------------------------------------------------------------------------
 
 def scheduled_change(subscription: Subscription) -> ScheduledPlanChange | None:

@@ -350,6 +350,12 @@ def _lifecycle(tenant: TenantLike, adapter: Any, row: MarketplaceSubscription, o
                         reason=f"{action.value} at the Microsoft commercial marketplace")
     except InvalidInput as refused:
         outcome = f"{action.value}: nothing to do here ({refused.message})"
+        # Renewed before the portal's period ended (Microsoft's term runs from its own activation time): the period
+        # follows Microsoft's term instead.
+        if (action is WebhookAction.RENEW and found.term_start and found.term_end
+                and lifecycle.follow_marketplace_term(subscription, start=found.term_start, end=found.term_end,
+                                                      actor=ACTOR)):
+            outcome = f"Renew: subscription {subscription.id} runs to {found.term_end:%Y-%m-%d %H:%M} UTC"
     else:
         outcome = f"{action.value}: subscription {subscription.id} is {subscription.status.value}"
     if action is WebhookAction.REINSTATE and operation.status not in _DECIDED:

@@ -227,3 +227,19 @@ def test_a_change_asked_for_here_is_checked_first_and_only_one_waits_at_a_time(
     other = factories.user(tenant)
     with pytest.raises(NotFound):
         marketplace_microsoft.request_unsubscribe(tenant, Actor(other), subscription.id)
+
+
+def test_a_renew_that_comes_before_the_portal_s_period_end_follows_microsoft_s_term(
+        client, auth, customer, microsoft, clock):  # noqa: F811
+    external_id, subscription = delivered(client, auth, microsoft, customer, clock)
+    clock.advance(seconds=(subscription.current_period_end - clock.now()).total_seconds() - 120)  # a little early
+
+    assert microsoft.fake.send(external_id, "Renew")["delivered"] == 200
+
+    term = next(s for s in microsoft.fake.state()["subscriptions"] if s["id"] == external_id)["term"]
+    subscription = fresh(subscription)
+    assert subscription.current_period_end.isoformat().startswith(term["endDate"][:16])
+    assert count(Charge, Charge.subscription_id == subscription.id) == 0
+    first_end = subscription.current_period_end
+    assert microsoft.fake.send(external_id, "Renew")["delivered"] == 200  # the next term: renewed again, once
+    assert fresh(subscription).current_period_end > first_end
