@@ -393,7 +393,11 @@ def check_pages(op: Operation) -> None:
     """Both pages show the same rows with the same markup, so like is measured against like."""
     portal, bare = op.portal(), op.baseline()
     if op.region is not None and (not cut(portal, op.region) or cut(portal, op.region) != cut(bare, op.region)):
-        raise SystemExit(f"{op.name}: the portal and the baseline show different markup in {op.region[0]}")
+        import difflib
+
+        diff = "\n".join(difflib.unified_diff(cut(bare, op.region).split("> <"), cut(portal, op.region).split("> <"),
+                                            "baseline", "portal", lineterm="", n=1))
+        raise SystemExit(f"{op.name}: the portal and the baseline show different markup in {op.region[0]}\n{diff}")
     shown = len(ROW.findall(portal)), len(ROW.findall(bare))
     if op.rows is not None and shown != (op.rows, op.rows):
         raise SystemExit(f"{op.name}: portal shows {shown[0]} rows, baseline {shown[1]}, expected {op.rows}")

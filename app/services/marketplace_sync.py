@@ -89,6 +89,7 @@ def sync(tenant: TenantLike, marketplace: Marketplace, *, as_of: datetime | None
     cursor: str | None = None
     for _ in range(MAX_PAGES):
         page_started = time.monotonic()
+        db.session.commit()  # no transaction (on SQLite: no write lock) is held while the marketplace answers
         try:
             page = adapter.list_subscriptions(cursor)
         except MarketplaceError as error:

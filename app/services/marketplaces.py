@@ -112,7 +112,9 @@ def arrive(*, tenant: TenantLike, marketplace: Marketplace, token: str, actor: A
     a marketplace that cannot be reached raises ServiceError. Both are in the operations log."""
     started = time.monotonic()
     try:
-        found = adapter_for(tenant, marketplace).resolve(token)
+        adapter = adapter_for(tenant, marketplace)
+        db.session.rollback()  # no transaction (on SQLite: no lock) is held while the marketplace answers
+        found = adapter.resolve(token)
     except MarketplaceError as error:
         db.session.rollback()
         log(tenant, marketplace, source="landing", action="resolve", ok=False, outcome=error.message,
@@ -220,26 +222,36 @@ def activate(subscription_id: int, attempt: int = 1) -> Next | None:
     if row is None:
         return None  # activated already
     actor, started = Actor.marketplace(row.marketplace.value), time.monotonic()
+    marketplace, external_id, row_id = row.marketplace, row.external_id, row.id
     try:
-        adapter = adapter_for(tenant, row.marketplace)
-        adapter.activate(external(row), instance_url=Links(tenant)("subscriptions.detail",
-                                                                   subscription_id=subscription.id))
+        adapter = adapter_for(tenant, marketplace)
+        bought, url = external(row), Links(tenant)("subscriptions.detail", subscription_id=subscription_id)
+        db.session.commit()  # no transaction (on SQLite: no write lock) is held while the marketplace answers
+        adapter.activate(bought, instance_url=url)
     except MarketplaceError as error:
         db.session.rollback()
+        subscription = db.session.get(Subscription, subscription_id)
+        tenant = db.session.get(Tenant, subscription.tenant_id)  # type: ignore[union-attr]
+        assert subscription is not None and tenant is not None
         retry = error.retryable and attempt < MAX_ACTIVATION_ATTEMPTS
-        log(tenant, row.marketplace, source="activate", action="activate", external_id=row.external_id, ok=False,
+        log(tenant, marketplace, source="activate", action="activate", external_id=external_id, ok=False,
             outcome=f"{error.message}" + (f" (attempt {attempt}, trying again)" if retry else ""),
             http_status=error.status, started=started)
         if not retry:
             events.record(subscription, "not_activated_at_marketplace", actor=actor, error=error.message[:300],
-                          marketplace=row.marketplace.value)
+                          marketplace=marketplace.value)
         db.session.commit()
-        log_.warning("subscription %s: activation at %s failed: %s", subscription.id, row.marketplace, error)
+        log_.warning("subscription %s: activation at %s failed: %s", subscription_id, marketplace, error)
         return Next(backoff_delay(attempt), attempt + 1) if retry else None
+    row = db.session.get(MarketplaceSubscription, row_id)
+    subscription = db.session.get(Subscription, subscription_id)
+    assert row is not None and subscription is not None
+    tenant = db.session.get(Tenant, subscription.tenant_id)  # type: ignore[assignment]
+    assert tenant is not None
     row.activated_at = now()
-    events.record(subscription, "billing_started_at_marketplace", actor=actor, marketplace=row.marketplace.value,
-                  external_id=row.external_id)
-    log(tenant, row.marketplace, source="activate", action="activate", external_id=row.external_id,
+    events.record(subscription, "billing_started_at_marketplace", actor=actor, marketplace=marketplace.value,
+                  external_id=external_id)
+    log(tenant, marketplace, source="activate", action="activate", external_id=external_id,
         outcome="billing started at the marketplace", started=started)
     db.session.commit()
     return None

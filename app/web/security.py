@@ -34,6 +34,12 @@ def declare_write_intent() -> None:
     sqlite_write_intent.set(request.method not in ("GET", "HEAD", "OPTIONS"))
 
 
+def writes() -> None:
+    """A GET that changes things (a marketplace's landing page records the purchase): its transactions begin
+    ready to write, as a POST's do, so SQLite makes them wait for the write lock instead of failing."""
+    sqlite_write_intent.set(True)
+
+
 def request_id() -> str:
     """This request's id: a well-formed one from the proxy in front of us, else a new one; made once."""
     if "request_id" not in g:

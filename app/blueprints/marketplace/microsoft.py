@@ -20,6 +20,7 @@ from app.services import marketplaces
 from app.services.actors import Actor
 from app.services.errors import InvalidInput, ServiceError
 from app.web.access import current_actor
+from app.web.security import writes
 
 MAX_TOKEN = 4096
 MISSING = ("This page needs the link Microsoft opens for you. Please open your subscription in the Azure portal "
@@ -28,6 +29,7 @@ MISSING = ("This page needs the link Microsoft opens for you. Please open your s
 
 @bp.get("/marketplace/microsoft/landing")
 def microsoft_landing() -> Response | tuple[str, int]:
+    writes()  # it records the purchase
     token = request.args.get("token", "")
     if not token.strip() or len(token) > MAX_TOKEN:
         return _problem(MISSING, 400)

@@ -15,12 +15,14 @@ from app.services import marketplace_stackit, marketplaces
 from app.services.actors import Actor
 from app.services.errors import InvalidInput, ServiceError
 from app.web.access import current_actor
+from app.web.security import writes
 
 TOKEN_PARAMETER = "x-stackit-marketplace-token"  # noqa: S105  (a parameter's name)
 
 
 @bp.get("/marketplace/stackit/signup")
 def stackit_signup() -> Response | tuple[str, int]:
+    writes()  # it records the purchase
     token = request.args.get(TOKEN_PARAMETER, "").strip()
     actor = current_actor() if current_user.is_authenticated else Actor.marketplace(Marketplace.STACKIT.value)
     try:
