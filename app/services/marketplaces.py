@@ -39,7 +39,12 @@ from app.models import (
     Tenant,
     TenantLike,
 )
-from app.providers.marketplaces.base import ExternalSubscription, MarketplaceError, MarketplaceErrorKind
+from app.providers.marketplaces.base import (
+    ExternalSubscription,
+    MarketplaceAdapter,
+    MarketplaceError,
+    MarketplaceErrorKind,
+)
 from app.services import events, ordering
 from app.services.actors import Actor
 from app.services.errors import InvalidInput, NotFound, ServiceError
@@ -205,6 +210,15 @@ def external(row: MarketplaceSubscription) -> ExternalSubscription:
                                 customer_ref=row.customer_ref)
 
 
+def _read_back(adapter: MarketplaceAdapter, external_id: str) -> ExternalSubscription | None:
+    """The subscription as the marketplace has it after a change, or None when it cannot say now (the next poll
+    will)."""
+    try:
+        return adapter.get_subscription(external_id)
+    except MarketplaceError:
+        return None
+
+
 def activate(subscription_id: int, attempt: int = 1) -> Next | None:
     """Tell the marketplace that the subscription is delivered (its billing starts then), once.
 
@@ -228,6 +242,7 @@ def activate(subscription_id: int, attempt: int = 1) -> Next | None:
         bought, url = external(row), Links(tenant)("subscriptions.detail", subscription_id=subscription_id)
         db.session.commit()  # no transaction (on SQLite: no write lock) is held while the marketplace answers
         adapter.activate(bought, instance_url=url)
+        fresh = _read_back(adapter, external_id)
     except MarketplaceError as error:
         db.session.rollback()
         subscription = db.session.get(Subscription, subscription_id)
@@ -248,6 +263,8 @@ def activate(subscription_id: int, attempt: int = 1) -> Next | None:
     assert row is not None and subscription is not None
     tenant = db.session.get(Tenant, subscription.tenant_id)  # type: ignore[assignment]
     assert tenant is not None
+    if fresh is not None:  # its state as the marketplace has it now (active), not as it was when it was bought
+        record(tenant, fresh)
     row.activated_at = now()
     events.record(subscription, "billing_started_at_marketplace", actor=actor, marketplace=marketplace.value,
                   external_id=external_id)

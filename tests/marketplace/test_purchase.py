@@ -6,7 +6,7 @@ the fake marketplace APIs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from sqlalchemy import select
@@ -44,6 +44,12 @@ class Adapter:
         if self.fail_activation:
             raise self.fail_activation.pop(0)
         self.activated.append((subscription.external_id, instance_url))
+
+    def get_subscription(self, external_id: str) -> ExternalSubscription:
+        bought = next(p for p in self.purchases.values() if p.external_id == external_id)
+        active = external_id in {e for e, _ in self.activated}
+        return replace(bought, state=ExternalState.ACTIVE if active else bought.state,
+                       raw_state="Subscribed" if active else bought.raw_state)
 
 
 def bought(external_id: str = "sub-1", plan: str = "standard", email: str = "buyer@example.com"
@@ -103,7 +109,9 @@ def test_claim_makes_a_subscription_billed_by_the_marketplace_and_activates_it_w
     assert subscription.status is SubscriptionStatus.ACTIVE
     [(external_id, url)] = adapter.activated
     assert external_id == "sub-1" and url.endswith(f"/subscriptions/{subscription.id}")
-    assert db.session.get(MarketplaceSubscription, row.id).activated_at is not None
+    activated = db.session.get(MarketplaceSubscription, row.id)
+    assert activated.activated_at is not None
+    assert (activated.state, activated.raw_state) == (ExternalState.ACTIVE, "Subscribed")  # read back from it
     assert count(Charge, Charge.subscription_id == subscription.id) == 0  # the marketplace bills it
 
     again = marketplaces.claim(tenant=tenant, actor=Actor(customer), purchase_id=row.id)
