@@ -89,6 +89,13 @@ class MarketplaceSubscription(Timestamps, db.Model):
 
     subscription: Mapped[Subscription | None] = relationship()
 
+    @property
+    def linkable(self) -> bool:
+        """A STACKIT purchase nobody set up, still waiting for approval: it may continue an existing subscription
+        (a plan change; app/services/marketplace_stackit.py `relink`, which says why when it may not)."""
+        return (self.marketplace is Marketplace.STACKIT and self.subscription_id is None and self.retired_at is None
+                and self.state is ExternalState.PENDING)
+
 
 class MarketplaceOperation(db.Model):
     """One line of the operations log: a webhook, a poll's finding, a call the portal made, with its outcome.

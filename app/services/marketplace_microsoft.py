@@ -366,13 +366,14 @@ def _lifecycle(tenant: TenantLike, adapter: Any, row: MarketplaceSubscription, o
 # --- the portal asks Microsoft ---------------------------------------------------------------------------------------
 
 def request_change(tenant: TenantLike, actor: Actor, subscription_id: int, plan_id: int | None = None,
-                   quantity: int | None = None) -> MarketplaceSubscription:
+                   quantity: int | None = None, version: int | None = None) -> MarketplaceSubscription:
     """Ask Microsoft to move the subscription to the portal plan `plan_id` or to `quantity` seats (one of them).
     Nothing changes here until Microsoft's webhook confirms it. InvalidInput/Conflict with a message for the
-    customer; ServiceError when Microsoft could not be reached."""
+    customer; ServiceError when Microsoft could not be reached. `version` is the subscription's as the customer saw
+    it: a subscription changed since answers Conflict."""
     if (plan_id is None) == (quantity is None):
         raise InvalidInput("Change either the plan or the quantity, one at a time.")
-    row = _own(tenant, actor, subscription_id, Do.CHANGE_PLAN)
+    row = _own(tenant, actor, subscription_id, Do.CHANGE_PLAN, version)
     external_plan = row.external_plan_id
     if plan_id is not None:
         external_plan = _external_plan(tenant, row, plan_id)
@@ -413,9 +414,12 @@ def request_unsubscribe(tenant: TenantLike, actor: Actor, subscription_id: int) 
     return row
 
 
-def _own(tenant: TenantLike, actor: Actor, subscription_id: int, permission: Do) -> MarketplaceSubscription:
+def _own(tenant: TenantLike, actor: Actor, subscription_id: int, permission: Do,
+         version: int | None = None) -> MarketplaceSubscription:
     subscription = lifecycle.lock(tenant, subscription_id)
     actor.may(permission, subscription)
+    if version is not None and subscription.version != version:
+        raise Conflict(lifecycle.RELOAD)
     row = _external_of(tenant, subscription.id)
     if row is None:
         raise InvalidInput("This subscription is not billed by the Microsoft commercial marketplace.")

@@ -22,9 +22,10 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.clock import now
@@ -148,7 +149,7 @@ def _page(tenant: TenantLike, marketplace: Marketplace, items: tuple[ExternalSub
     unchanged: list[int] = []
     for row in known:
         item = by_id[row.external_id]
-        same = (row.raw_state, row.external_plan_id, row.quantity) == (item.raw_state, item.plan_id, item.quantity)
+        same = not _differs(row, item)
         # an unchanged row whose subscription is still out of line (an action that failed on an earlier poll,
         # or a purchase set up after the marketplace had ended it) is applied again
         behind = row.status is not None and row.retired_at is None and sync_action(row.status, item.state)
@@ -168,7 +169,8 @@ def _page(tenant: TenantLike, marketplace: Marketplace, items: tuple[ExternalSub
             _discover(tenant, by_id[external_id], moment, outcome)
 
 
-def _differs(row: MarketplaceSubscription, item: ExternalSubscription) -> bool:
+def _differs(row: MarketplaceSubscription | Row[Any], item: ExternalSubscription) -> bool:
+    """Whether the marketplace says something new of a row (its state, plan or quantity)."""
     return (row.raw_state, row.external_plan_id, row.quantity) != (item.raw_state, item.plan_id, item.quantity)
 
 

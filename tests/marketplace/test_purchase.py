@@ -233,7 +233,7 @@ def test_a_customer_asks_microsoft_for_a_plan_change_from_the_subscription_page(
     boot(clock)
     asked: list[tuple[int, int | None, int | None]] = []
     monkeypatch.setattr(marketplace_microsoft, "request_change",
-                        lambda tenant, actor, subscription_id, plan_id=None, quantity=None:
+                        lambda tenant, actor, subscription_id, plan_id=None, quantity=None, version=None:
                         asked.append((subscription_id, plan_id, quantity)))
     auth.login(customer.email)
 

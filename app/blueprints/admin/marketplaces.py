@@ -15,7 +15,7 @@ from app.blueprints.admin.marketplace_forms import (
     RelinkForm,
     StackitForm,
 )
-from app.domain.marketplaces import ExternalState, Marketplace
+from app.domain.marketplaces import Marketplace
 from app.selectors import marketplaces as selectors
 from app.services import marketplace_connections as service
 from app.services import marketplace_mappings as mappings
@@ -239,9 +239,7 @@ def purchase_page(purchase_id: int, relink: RelinkForm | None = None, problem: s
     if ext is None:
         raise NotFound("There is no such marketplace subscription.")
     replaced_by, replaced = selectors.neighbours(g.tenant, ext)
-    # A STACKIT purchase nobody set up, still waiting for approval, may continue an existing subscription.
-    can_link = ext.marketplace is Marketplace.STACKIT and ext.subscription_id is None and ext.retired_at is None \
-        and ext.state is ExternalState.PENDING
+    can_link = ext.linkable
     return render_template(
         "admin/marketplaces/subscription.html", ext=ext, replaced_by=replaced_by, replaced=replaced,
         operations=selectors.operations(g.tenant, marketplace=ext.marketplace, external_id=ext.external_id,

@@ -308,13 +308,11 @@ def _change_at_microsoft(subscription: Subscription, action: ChangeAction) -> Re
     form = PlanChangeForm()
     if not form.validate_on_submit():
         abort(400)
-    if form.version.data != subscription.version:
-        flash("This subscription changed in the meantime. Please look again.", "error")
-        return redirect(url_for(".detail", subscription_id=subscription.id), 303)
     try:
         marketplace_microsoft.request_change(g.tenant, current_actor(), subscription.id,
                                              plan_id=form.plan.data if action is ChangeAction.PLAN else None,
-                                             quantity=form.quantity.data if action is ChangeAction.QUANTITY else None)
+                                             quantity=form.quantity.data if action is ChangeAction.QUANTITY else None,
+                                             version=form.version.data)
     except ServiceError as error:
         return render_template("subscriptions/change_at_microsoft.html", subscription=subscription, action=action,
                                plans=plans, problem=error.message, form=form), error.status_code
