@@ -78,7 +78,7 @@ class MicrosoftMarketplace:
     # --- the protocol ----------------------------------------------------------------------------------------
 
     def resolve(self, token: str) -> ExternalSubscription:
-        token = token.strip().replace(" ", "+")
+        token = token.strip("\r\n\t").replace(" ", "+")  # a "+" read as a space (even the last one) is a "+"
         if not token or len(token) > 4096:
             raise MarketplaceError(_K.INVALID, INVALID_LANDING, status=400)
         answer = self._call("POST", "/saas/subscriptions/resolve", headers={"x-ms-marketplace-token": token},
