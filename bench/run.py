@@ -530,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--requests", type=int, default=REQUESTS, help="requests per batch")
     parser.add_argument("--quick", action="store_true",
-                        help=f"5 rounds of 20 requests; ratios may exceed their goals by {NOISE_MARGIN:.0%}")
+                        help=f"5 rounds of 20 requests; ratios may exceed their goals by {NOISE_MARGIN * 100:.0f}%%")
     parser.add_argument("--only", action="append", metavar="TEXT",
                         help="measure only the operations whose name contains TEXT (repeatable)")
     args = parser.parse_args(argv)
