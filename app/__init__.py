@@ -7,12 +7,13 @@ import os
 from typing import Any
 
 from flask import Flask, g
+from sqlalchemy import create_engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import tasks
 from app.clock import SystemClock
-from app.config import Settings
-from app.extensions import csrf, db, limiter, login_manager, mail, migrate
+from app.config import Settings, read_engine
+from app.extensions import READS, csrf, db, limiter, login_manager, mail, migrate
 from app.web.access import load_user
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,6 +72,9 @@ def configure_extensions(app: Flask) -> None:
     from app import models  # noqa: F401  (register the models on the metadata)
 
     db.init_app(app)
+    reads = read_engine(app.config["SQLALCHEMY_DATABASE_URI"], app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    if reads is not None:
+        app.extensions[READS] = create_engine(**reads)
     migrate.init_app(app, db, directory=os.path.join(PROJECT_ROOT, "migrations"))
     csrf.init_app(app)
     limiter.init_app(app)

@@ -271,7 +271,16 @@ def mail_settings(environ: os._Environ[str] | dict[str, str], env: str, instance
 
 
 def engine_options(url: str) -> dict[str, object]:
-    """Pool settings that suit each database."""
+    """Pool settings that suit each database (PostgreSQL's idle connections are pinged: app/extensions.py)."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 15, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+    return {"pool_size": 5, "max_overflow": 10}
+
+
+def read_engine(url: str, options: dict[str, object]) -> dict[str, object] | None:
+    """PostgreSQL: the engine of requests that only read (app.extensions.READS), autocommit and read-only on its
+    own pool; none on SQLite."""
+    if not url.startswith("postgresql"):
+        return None
+    return {**options, "url": normalize_database_url(url), "isolation_level": "AUTOCOMMIT",
+            "connect_args": {"options": "-c default_transaction_read_only=on"}}

@@ -38,7 +38,7 @@ from flask.testing import FlaskClient
 from huey.storage import SqliteStorage
 from sqlalchemy import event
 
-from app.extensions import db
+from app.extensions import READS, db
 from app.tasks import huey
 from bench import INSTANCE
 from bench.baseline import bare_queue, baseline_database, connect, create_baseline, is_postgresql, opaque_id
@@ -169,7 +169,9 @@ class Bench:
         self.bare = create_baseline(self.path).test_client()
         self.recorder = Recorder()
         with self.portal.app_context():
-            event.listen(db.engine, "before_cursor_execute", self.recorder)
+            for engine in (db.engine, self.portal.extensions.get(READS)):  # on PostgreSQL, GETs read through READS
+                if engine is not None:
+                    event.listen(engine, "before_cursor_execute", self.recorder)
         self.viewers: dict[str, Viewer] = {}
 
     def login(self, email: str) -> Viewer:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import re
 import tempfile
 
 # Before the app is imported: the queue and anything else kept in the instance folder stay out of the project.
@@ -17,11 +18,12 @@ from datetime import UTC, datetime
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
 
 from app import create_app
 from app.clock import FrozenClock, SystemClock
 from app.config import engine_options, normalize_database_url
-from app.extensions import db, limiter
+from app.extensions import READS, db, dispose_engines, limiter, write_intent
 from app.sandbox import payments as sandbox_payments
 from app.sandbox.cloud import reset_sandboxes
 from app.selectors.tenants import tenant_cache
@@ -82,7 +84,18 @@ def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     yield app
     with app.app_context():
         db.drop_all()
-        db.engine.dispose()
+        dispose_engines()
+
+
+_WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE|MERGE|CREATE|DROP|ALTER|TRUNCATE)\b|\bFOR (NO KEY )?UPDATE\b",
+                    re.IGNORECASE)
+
+
+def _no_write_while_reading(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+    """On PostgreSQL a request that only reads (a GET) runs on read-only connections, which refuse any write;
+    the tests' shared transaction is not one of those, so the same rule is checked here, on both databases."""
+    if not write_intent.get() and _WRITE.search(statement):
+        raise AssertionError(f"a request that only reads wrote (say so with writing() or writes()): {statement[:120]}")
 
 
 @pytest.fixture(autouse=True)
@@ -96,8 +109,12 @@ def _transaction(request: pytest.FixtureRequest) -> Iterator[None]:
         engines = db._app_engines[app]
         engine = engines[None]
         connection = engine.connect()
+        event.listen(connection, "before_cursor_execute", _no_write_while_reading)
         outer = connection.begin()
         engines[None] = connection  # type: ignore[assignment]
+        reads = app.extensions.get(READS)  # PostgreSQL's engine for requests that only read: the same transaction
+        if reads is not None:
+            app.extensions[READS] = connection
         db.session.remove()
         db.session.session_factory.kw["join_transaction_mode"] = "create_savepoint"
         limiter.reset()
@@ -113,6 +130,8 @@ def _transaction(request: pytest.FixtureRequest) -> Iterator[None]:
             tenant_cache().clear()
             db.session.remove()
             engines[None] = engine
+            if reads is not None:
+                app.extensions[READS] = reads
             outer.rollback()
             connection.close()
 

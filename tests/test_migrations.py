@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from app import create_app
 from app.config import engine_options, normalize_database_url
-from app.extensions import db
+from app.extensions import db, dispose_engines
 from tests.conftest import config_for_tests
 
 
@@ -57,7 +57,7 @@ def test_upgrade_from_empty_gives_the_models_schema(empty_app):
         downgrade(revision="base")
         with db.engine.connect() as connection:
             assert set(inspect(connection).get_table_names()) <= {"alembic_version"}
-        db.engine.dispose()
+        dispose_engines()
 
 
 def _insert(connection, table_name: str, **values: object) -> None:
@@ -113,7 +113,7 @@ def test_subscriptions_canceled_before_the_end_of_life_existed_are_handed_to_it(
         assert rows[2].servers_delete_at is None
         assert str(rows[1].ready_at).startswith("2026-01-05") and str(rows[2].ready_at).startswith("2026-01-05")
         downgrade(revision="base")
-        db.engine.dispose()
+        dispose_engines()
 
 
 def test_plans_count_the_subscriptions_they_had_before_the_count_existed(empty_app):
@@ -130,4 +130,4 @@ def test_plans_count_the_subscriptions_they_had_before_the_count_existed(empty_a
             counts = dict(connection.execute(text("SELECT id, subscription_count FROM plans")).all())
         assert counts == {1: 3, 2: 0}
         downgrade(revision="base")
-        db.engine.dispose()
+        dispose_engines()

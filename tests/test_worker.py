@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app import create_app, tasks
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
-from app.extensions import db
+from app.extensions import db, dispose_engines
 from app.models import Charge, CustomerProfile, Subscription
 from app.services import ordering
 from app.services.actors import Actor
@@ -38,7 +38,7 @@ def worker_app(tmp_path) -> Iterator[object]:
         huey.immediate = True  # back to the in-memory queue of the rest of the suite
         tasks._app = previous
         with app.app_context():
-            db.engine.dispose()
+            dispose_engines()
 
 
 def wait_for(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]

@@ -27,7 +27,7 @@ from app.domain.api_tokens import (
     parse_scopes,
     token_hash,
 )
-from app.extensions import db
+from app.extensions import db, writing
 from app.models import ApiToken, TenantLike, User
 from app.services.accounts import NOT_WHILE_IMPERSONATING
 from app.services.actors import Actor
@@ -126,8 +126,10 @@ def authenticate(tenant: TenantLike, presented: str) -> ApiToken:
             or not row.user.is_active or row.user.deleted_at is not None or row.user.tenant_id != tenant.id):
         raise AuthenticationFailed(INVALID_TOKEN)
     if row.last_used_at is None or row.last_used_at < moment - LAST_USED_PRECISION:
-        db.session.execute(_TOUCH, {"token_id": row.id, "stale": moment - LAST_USED_PRECISION, "moment": moment})
-        db.session.commit()
+        with writing():  # often during a GET, which otherwise only reads
+            db.session.execute(_TOUCH, {"token_id": row.id, "stale": moment - LAST_USED_PRECISION,
+                                        "moment": moment})
+            db.session.commit()
     return row
 
 

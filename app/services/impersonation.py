@@ -24,7 +24,7 @@ from sqlalchemy import exists, func, select, update
 
 from app.clock import now
 from app.domain.accounts import Role
-from app.extensions import db
+from app.extensions import db, writing
 from app.models import EndReason, Impersonation, ImpersonationAction, Tenant, TenantLike, User, UserSession
 from app.services import sessions
 from app.services.actors import Actor
@@ -175,22 +175,23 @@ def close_finished(*, tenant: TenantLike) -> int:
     is_open = (Impersonation.tenant_id == tenant.id, Impersonation.ended_at.is_(None))
     if db.session.scalar(select(Impersonation.id).where(*is_open).limit(1)) is None:
         return 0  # the usual case: one read, and no write for the audit page to wait on
-    overdue = select(Impersonation.id).where(*is_open, Impersonation.ends_at <= moment).scalar_subquery()
-    _revoke(UserSession.impersonation_id.in_(overdue))
-    expired = db.session.execute(
-        update(Impersonation).where(*is_open, Impersonation.ends_at <= moment)
-        .values(ended_at=Impersonation.ends_at, end_reason=EndReason.EXPIRED)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    live = exists().where(UserSession.impersonation_id == Impersonation.id, UserSession.revoked_at.is_(None))
-    session_end = (select(func.max(UserSession.revoked_at)).where(UserSession.impersonation_id == Impersonation.id)
-                   .scalar_subquery())
-    gone = db.session.execute(
-        update(Impersonation).where(*is_open, ~live)
-        .values(ended_at=func.coalesce(session_end, moment), end_reason=EndReason.SESSION_ENDED)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.commit()
+    with writing():  # the admin's audit page (a GET) closes them too
+        overdue = select(Impersonation.id).where(*is_open, Impersonation.ends_at <= moment).scalar_subquery()
+        _revoke(UserSession.impersonation_id.in_(overdue))
+        expired = db.session.execute(
+            update(Impersonation).where(*is_open, Impersonation.ends_at <= moment)
+            .values(ended_at=Impersonation.ends_at, end_reason=EndReason.EXPIRED)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        live = exists().where(UserSession.impersonation_id == Impersonation.id, UserSession.revoked_at.is_(None))
+        session_end = (select(func.max(UserSession.revoked_at)).where(UserSession.impersonation_id == Impersonation.id)
+                       .scalar_subquery())
+        gone = db.session.execute(
+            update(Impersonation).where(*is_open, ~live)
+            .values(ended_at=func.coalesce(session_end, moment), end_reason=EndReason.SESSION_ENDED)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        db.session.commit()
     if expired or gone:
         log.info("closed %s expired and %s session-ended impersonations", expired, gone,
                  extra={"tenant": tenant.slug})
@@ -199,11 +200,13 @@ def close_finished(*, tenant: TenantLike) -> int:
 
 def record_action(*, impersonation_id: int, method: str, path: str, endpoint: str | None, status_code: int
                   ) -> None:
-    """Append one request made while impersonating to the audit trail (no form values: they may be secrets)."""
-    db.session.add(ImpersonationAction(impersonation_id=impersonation_id, at=now(), method=method[:10],
-                                       path=path[:500], endpoint=(endpoint or "")[:100] or None,
-                                       status_code=status_code))
-    db.session.commit()
+    """Append one request made while impersonating to the audit trail (no form values: they may be secrets).
+    Every request is recorded, those that only read (GETs) too: this write is declared (`writing`)."""
+    with writing():
+        db.session.add(ImpersonationAction(impersonation_id=impersonation_id, at=now(), method=method[:10],
+                                           path=path[:500], endpoint=(endpoint or "")[:100] or None,
+                                           status_code=status_code))
+        db.session.commit()
 
 
 # --- rules and helpers ---------------------------------------------------------------------------------------

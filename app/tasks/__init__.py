@@ -45,14 +45,14 @@ def init_app(app: Flask) -> None:
 @contextmanager
 def app_context() -> Iterator[Flask]:
     """A fresh app context (its own DB session) of the app running now, else of the bound app."""
-    from app.extensions import sqlite_write_intent
+    from app.extensions import write_intent
 
     app = current_app._get_current_object() if has_app_context() else _app  # type: ignore[attr-defined]
     if app is None:  # the worker runs as `flask --app wsgi worker`, whose app binds itself
         raise RuntimeError("no app is bound to the task queue (app.tasks.init_app)")
-    intent = sqlite_write_intent.set(True)  # tasks write: take SQLite's write lock when they begin
+    intent = write_intent.set(True)  # tasks write: take SQLite's write lock when they begin
     try:
         with app.app_context():
             yield app
     finally:
-        sqlite_write_intent.reset(intent)
+        write_intent.reset(intent)

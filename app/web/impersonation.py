@@ -35,6 +35,7 @@ from app.services import impersonation as service
 from app.services.errors import NotFound
 from app.web import htmx
 from app.web.api import is_api_request
+from app.web.security import writes
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ def _navigate(target: str) -> Response:
 
 
 def _expired(record: Impersonation) -> Response:
+    writes()  # ending it writes, whatever the request
     customer_id, customer_name = record.customer_id, record.customer.name
     minutes = round((record.ends_at - record.started_at).total_seconds() / 60)
     try:
@@ -149,6 +151,7 @@ def _expired(record: Impersonation) -> Response:
 
 def _session_gone(marker: object) -> Response | None:
     """The impersonating session no longer works (ended elsewhere): close the record, carry on anonymous."""
+    writes()
     if isinstance(marker, int):
         service.close_if_session_gone(tenant=g.tenant, impersonation_id=marker)
     if request.endpoint == STOP_ENDPOINT:
@@ -163,6 +166,7 @@ def _session_gone(marker: object) -> Response | None:
 def _log_out_inconsistent() -> Response:
     """A marked session that is not the one of an open impersonation: trust neither, log out."""
     log.warning("impersonation marker without an open impersonation; logging the session out")
+    writes()
     accounts.log_out(user=current_user._get_current_object())
     switch_to(None)
     flash("The impersonation has ended. Log in again to continue.", "info")

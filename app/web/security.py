@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, Response, g, request, session
 
-from app.extensions import sqlite_write_intent
+from app.extensions import write_intent
 from app.web import htmx
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -31,13 +31,19 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 def declare_write_intent() -> None:
     """Requests that change things begin their database transactions ready to write (see extensions)."""
-    sqlite_write_intent.set(request.method not in ("GET", "HEAD", "OPTIONS"))
+    write_intent.set(request.method not in ("GET", "HEAD", "OPTIONS"))
 
 
 def writes() -> None:
     """A GET that changes things (a marketplace's landing page records the purchase): its transactions begin
-    ready to write, as a POST's do, so SQLite makes them wait for the write lock instead of failing."""
-    sqlite_write_intent.set(True)
+    ready to write, as a POST's do, so SQLite makes them wait for the write lock instead of failing, and on
+    PostgreSQL its statements leave the read-only engine (app.extensions._Session)."""
+    write_intent.set(True)
+
+
+def end_write_intent(_error: BaseException | None = None) -> None:
+    """After the request, whatever runs next in this context (a test, a command) may write again."""
+    write_intent.set(True)
 
 
 def request_id() -> str:
@@ -86,4 +92,5 @@ def add_headers(response: Response) -> Response:
 def init_app(app: Flask) -> None:
     app.before_request(assign_request_id)
     app.before_request(declare_write_intent)
+    app.teardown_request(end_write_intent)
     app.after_request(add_headers)

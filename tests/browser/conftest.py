@@ -175,7 +175,7 @@ def _migrate_and_load_demo_data(app: Flask) -> None:
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The portal on its own SQLite file (real migrations + demo data), served on 127.0.0.1:<free port>."""
     from app import create_app
-    from app.extensions import db
+    from app.extensions import db, dispose_engines
     from app.sandbox import start_sandbox_clouds
     from app.services.clouds import forget_adapters
 
@@ -203,7 +203,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             cloud.shutdown()
         with app.app_context():
             db.session.remove()
-            db.engine.dispose()
+            dispose_engines()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 from app import create_app
-from app.extensions import db
+from app.extensions import dispose_engines
 from app.sandbox import serve
 from app.sandbox.digitalocean_api import DigitalOceanFake
 from app.sandbox.hetzner_api import HetznerFake
@@ -31,7 +31,7 @@ def collected_routes() -> tuple[Route, ...]:
         return tuple(routes(app))
     finally:
         with app.app_context():
-            db.engine.dispose()
+            dispose_engines()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -22,7 +22,7 @@ from app import create_app, tasks
 from app.clock import now
 from app.config import normalize_database_url
 from app.domain.marketplaces import ExternalState, Marketplace
-from app.extensions import db
+from app.extensions import db, dispose_engines
 from app.models import (
     MarketplaceOperation,
     MarketplacePlanMapping,
@@ -68,7 +68,7 @@ def portal(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     finally:
         tasks._app = bound_before
         with app.app_context():
-            db.engine.dispose()
+            dispose_engines()
 
 
 def test_eight_deliveries_of_one_change_at_once_apply_it_once_within_ten_seconds(portal: Flask) -> None:

@@ -27,7 +27,7 @@ from app.clock import now
 from app.config import normalize_database_url
 from app.domain.catalogue import Interval
 from app.domain.subscriptions import ItemStatus, SubscriptionStatus
-from app.extensions import db
+from app.extensions import db, dispose_engines
 from app.models import (
     CatalogueChange,
     Plan,
@@ -76,7 +76,7 @@ def race_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     finally:
         tasks._app = bound_before
         with app.app_context():
-            db.engine.dispose()
+            dispose_engines()
 
 
 @dataclass(frozen=True)

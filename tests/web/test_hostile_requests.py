@@ -15,7 +15,7 @@ from flask import Flask
 from sqlalchemy import func, select, text
 
 from app import create_app
-from app.extensions import db
+from app.extensions import db, dispose_engines
 from app.models import Subscription, User
 from tests import factories
 from tests.conftest import config_for_tests
@@ -192,7 +192,7 @@ def failing_app(database_url, tmp_path) -> Iterator[Flask]:
             db.session.execute(delete(Tenant))
             db.session.commit()
             db.session.remove()
-            db.engine.dispose()
+            dispose_engines()
 
 
 def test_the_error_page_after_a_failed_write_is_branded_with_a_request_id(failing_app):
@@ -297,7 +297,7 @@ def test_the_forwarded_host_is_never_reflected_either(database_url, tmp_path):
             db.session.delete(tenant)
             db.session.commit()
             db.session.remove()
-            db.engine.dispose()
+            dispose_engines()
 
 
 # --- 9. failed htmx requests are never silent -------------------------------------------------------------------

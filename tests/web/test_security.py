@@ -83,13 +83,13 @@ def test_unexpected_errors_show_a_request_id_and_no_trace(database_url, tmp_path
         finally:
             from sqlalchemy import delete
 
-            from app.extensions import db
+            from app.extensions import db, dispose_engines
             from app.models import Tenant
 
             db.session.execute(delete(Tenant))
             db.session.commit()
             db.session.remove()
-            db.engine.dispose()
+            dispose_engines()
 
 
 def test_a_bad_request_page(client, tenant):

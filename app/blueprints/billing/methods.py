@@ -20,7 +20,7 @@ from app.services.payments import hosted_page_origin
 from app.web import htmx
 from app.web.access import current_actor, customer_required, not_while_impersonating
 from app.web.redirects import safe_next
-from app.web.security import CONTENT_SECURITY_POLICY
+from app.web.security import CONTENT_SECURITY_POLICY, writes
 
 WHAT = "payment methods"
 
@@ -77,6 +77,7 @@ def add_method() -> Response:
 @customer_required
 @not_while_impersonating(WHAT)
 def method_added() -> Response:
+    writes()  # the return from the card page saves the card
     if request.args.get("cancelled"):
         flash("No card was added.", "info")
         return _back(payment_methods.cancelled_setup_next(tenant=g.tenant, actor=current_actor()) or None)
