@@ -249,7 +249,14 @@ def place_order(*, tenant: TenantLike, actor: Actor, plan_id: int, requested_con
             if existing := _by_idempotency_key(tenant, idempotency_key):
                 return _same_customer(existing, customer)
             raise
-    servers = _servers(tenant, customer, draft, hostname, ssh_key_ids)
+    try:
+        servers = _servers(tenant, customer, draft, hostname, ssh_key_ids)
+    except InvalidInput:
+        # The same form, submitted twice at once: the other request committed since the check above, so the name
+        # it chose is taken now, by this very order.
+        if existing := _by_idempotency_key(tenant, idempotency_key):
+            return _same_customer(existing, customer)
+        raise
     availability = check_availability(tenant, draft, live=True)  # never a kept answer: the order is real
     if not availability.available and (availability.permanent or not auto_backorder):
         raise Unavailable(availability)

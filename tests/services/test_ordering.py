@@ -264,6 +264,25 @@ def test_the_same_order_twice_gives_one_subscription_and_one_server(tenant, cust
     assert [call[0] for call in sandbox.calls].count("create_server") == 1
 
 
+def test_a_double_submission_that_loses_the_race_for_its_name_answers_with_the_winners_subscription(
+        tenant, customer, profile, plan, sandbox, monkeypatch):
+    """The same form submitted twice at once: the other request commits after this one looked its key up and
+    before it checks the server name, so the name is taken, by this very order. The answer is that order, not
+    "name taken" (seen with two web processes on PostgreSQL)."""
+    first = place(tenant, customer, plan, key="form-2", hostname="twice")
+    real = ordering._by_idempotency_key
+    looked_up: list[str] = []
+
+    def not_yet_on_the_first_look(tenant_, key):  # type: ignore[no-untyped-def]
+        looked_up.append(key)
+        return None if len(looked_up) == 1 else real(tenant_, key)
+
+    monkeypatch.setattr(ordering, "_by_idempotency_key", not_yet_on_the_first_look)
+    second = place(tenant, customer, plan, key="form-2", hostname="twice")
+    assert second.id == first.id and len(looked_up) == 2
+    assert count(Subscription) == 1
+
+
 def test_a_retry_after_delivery_returns_the_delivered_subscription(tenant, customer, profile, plan, sandbox, clock):
     first = place(tenant, customer, plan, key="form-1")
     boot(clock)
