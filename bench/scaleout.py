@@ -187,21 +187,24 @@ def run_phase(clients: list[Client], webs: list[str], plan_id: int, orders: int)
 
 
 def create_customers(database: str, count: int, start: int) -> list[Client]:
-    """Customers of the default tenant (Nimbus Cloud) with complete billing profiles, written directly (the
-    registration form allows 10 sign-ups per hour and address); the hash has the portal's production parameters
-    (Argon2id, argon2-cffi's defaults)."""
+    """Customers of the default tenant (Nimbus Cloud) with confirmed addresses, complete billing profiles and a
+    saved card (a paid plan asks for one), written directly (the registration form allows 10 sign-ups per hour
+    and address); the hash has the portal's production parameters (Argon2id, argon2-cffi's defaults)."""
     password_hash = PasswordHasher().hash(PASSWORD)
     emails = [f"scaleout-{start + i}@example.com" for i in range(count)]
     with connect(database, by_position=True) as conn:
         tenant_id = conn.execute("SELECT id FROM tenants WHERE slug = 'default'").fetchone()[0]
         for email in emails:
             user_id = conn.execute(
-                "INSERT INTO users (tenant_id, email, name, password_hash, role, is_active, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, 'customer', true, now(), now()) RETURNING id",
+                "INSERT INTO users (tenant_id, email, name, password_hash, role, is_active, email_verified_at, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, 'customer', true, now(), now(), now()) RETURNING id",
                 (tenant_id, email, email.split("@")[0], password_hash)).fetchone()[0]
             conn.execute("INSERT INTO customer_profiles (user_id, full_name, billing_email, company, address, "
                          "postal_code, city, country, created_at, updated_at) VALUES (?, ?, ?, '', '1 Main Street',"
                          " '10115', 'Berlin', 'DE', now(), now())", (user_id, email.split("@")[0], email))
+            conn.execute("INSERT INTO payment_methods (tenant_id, user_id, provider, external_id, brand, last4, "
+                         "exp_month, exp_year, is_default, created_at) VALUES (?, ?, 'stripe-sandbox', ?, 'visa', "
+                         "'4242', 12, 2035, true, now())", (tenant_id, user_id, f"pm_scaleout_{user_id}"))
     return [Client(email) for email in emails]
 
 
