@@ -34,6 +34,7 @@ from app.models import (
     EmailMessage,
     Invoice,
     Plan,
+    PlanPriceChange,
     Subscription,
     Tenant,
     TenantHost,
@@ -110,11 +111,21 @@ def _plan_replaced(context: dict[str, Any]) -> dict[str, Any]:
         "resize": row.resize_needed} for row in rows]}
 
 
+def _price_changed(context: dict[str, Any]) -> dict[str, Any]:
+    """The scheduled price change and the subscription it concerns (app/services/catalogue_editing.py)."""
+    change = db.session.get(PlanPriceChange, context["change_id"])
+    subscription = db.session.get(Subscription, context["subscription_id"])
+    if change is None or subscription is None or subscription.tenant_id != change.tenant_id:
+        raise LookupError(f"price change {context['change_id']} or subscription {context['subscription_id']} is gone")
+    return {"change": change, "plan": db.session.get(Plan, change.plan_id), "subscription": subscription}
+
+
 # The events whose emails may be written in bulk and rendered when sent: each loads its templates' context
 # from the message's `render_context`.
 RENDERED_WHEN_SENT: dict[Event, Callable[[dict[str, Any]], dict[str, Any]]] = {
     Event.INVOICE_ISSUED: _invoice,
     Event.PLAN_REPLACED: _plan_replaced,
+    Event.PRICE_CHANGED: _price_changed,
 }
 
 

@@ -192,6 +192,37 @@ def test_a_free_plan_is_held_once_per_customer(tenant, customer, admin_actor):
     assert place(tenant, customer, trial, key="trial-3").id != first.id  # a canceled one no longer counts
 
 
+def test_each_subscriber_is_told_the_change_of_their_own_server_type_in_emails_written_at_once(
+        app, tenant, customer, admin_actor, offered, clock):
+    """Every subscription gets one email naming its server type's change; they are written in one statement per
+    change and rendered by the worker that sends them (the admin's save renders none)."""
+    complete_profile(customer)
+    small = place(tenant, customer, offered, config={"serverType": "cx22", "location": "nbg1"})
+    large = place(tenant, customer, offered, config={"serverType": "cx32", "location": "nbg1"}, key="large")
+    boot(clock)
+    values = plan_input(prices=(TypePrice("cx22", 500, None, None, True), TypePrice("cx32", 990)))
+    editing.update_plan(tenant=tenant, actor=admin_actor, plan_id=offered.id, values=values, confirmed=True)
+    emails = {email.text_body.split("Your subscription #")[1].split(" ")[0]: email for email in db.session.scalars(
+        select(EmailMessage).where(EmailMessage.event == "price_changed"))}
+    assert set(emails) == {str(small.id), str(large.id)}
+    assert "for cx22 servers from 4.50" in emails[str(small.id)].text_body.replace("€", "").replace("EUR ", "")
+    assert "for cx32 servers from 8.90" in emails[str(large.id)].text_body.replace("€", "").replace("EUR ", "")
+    assert all(email.status.value == "sent" and email.user_id == customer.id for email in emails.values())
+
+
+def test_a_plan_with_one_price_tells_every_subscriber_its_new_price(tenant, customer, admin_actor, clock):
+    """A service without server types (one price for the plan): its change concerns every subscription."""
+    service = factories.service_type(tenant, config_schema={"type": "object", "properties": {}})
+    plan = factories.plan(tenant, service_type_=service, config_defaults={})
+    subscription = factories.subscription(tenant, customer, plan)
+    values = plan_input(slug=plan.slug, prices=(), price_minor=1290, locations=(), images=(), default_image="",
+                        allow_customer_location_selection=False, price_notice_days=0)
+    editing.update_plan(tenant=tenant, actor=admin_actor, plan_id=plan.id, values=values, confirmed=True)
+    email = db.session.scalar(select(EmailMessage).where(EmailMessage.event == "price_changed"))
+    assert email.user_id == customer.id and f"Your subscription #{subscription.id} " in email.text_body
+    assert "from €9.90 to €12.90 a month" in email.text_body and " servers from" not in email.text_body
+
+
 def test_a_plan_with_one_price_given_prices_per_type_tells_and_charges_its_subscribers_after_notice(
         tenant, customer, admin_actor, active_subscription, plan, clock):
     """The fixture's plan sold cx22 at its one price, 9.90: cx22 at 12.90 is a change, with notice."""
