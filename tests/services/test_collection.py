@@ -37,7 +37,7 @@ def payments_of(invoice: Invoice) -> list[Payment]:
 
 
 def emails(event: str) -> list[EmailMessage]:
-    return list(db.session.scalars(select(EmailMessage).where(EmailMessage.event == event)))
+    return list(db.session.scalars(select(EmailMessage).where(EmailMessage.event == event).order_by(EmailMessage.id)))
 
 
 def fresh(invoice: Invoice) -> Invoice:
